@@ -1,0 +1,84 @@
+"""Every fault QuickArt reports is a QuickArtError: one sentence a TD can act on.
+
+The docstring of each class is its default message; callers add the shot, frame or
+file that went wrong. The message is what the status CLI shows and what is stored on
+the job row, so it names the thing and, where there is one, the fix.
+"""
+
+
+class QuickArtError(Exception):
+    """QuickArt failed."""
+
+    #: False for faults that a retry cannot fix (bad input); the queue fails those at once.
+    retryable = False
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(QuickArtError):
+    """The configuration is invalid."""
+
+
+class NamingError(QuickArtError):
+    """A path does not match the studio naming convention."""
+
+
+class ShotFolderInvalid(QuickArtError):
+    """The shot folder is not usable."""
+
+
+class ImageError(QuickArtError):
+    """An image could not be read."""
+
+
+class TimingError(QuickArtError):
+    """The shot's timing or exposure sheet is invalid or contradicts the keys on disk."""
+
+
+class DropError(QuickArtError):
+    """A drop could not be accepted."""
+
+
+class UnsafeArchive(DropError):
+    """A zip drop was refused because it is unsafe."""
+
+
+class PipelineError(QuickArtError):
+    """A pipeline file is invalid."""
+
+
+class UnknownStage(PipelineError):
+    """A pipeline names a stage that does not exist."""
+
+
+class StageFailed(QuickArtError):
+    """A stage failed."""
+
+
+class ModelLoadError(QuickArtError):
+    """A model file is missing or does not match its manifest."""
+
+
+class OutputError(QuickArtError):
+    """Outputs could not be written."""
+
+    retryable = True
+
+
+class JobNotFound(QuickArtError):
+    """No such job."""
+
+
+class InvalidTransition(QuickArtError):
+    """The job is not in a state that allows this."""
+
+
+class WorkerDied(QuickArtError):
+    """The worker process died."""
+
+    retryable = True
