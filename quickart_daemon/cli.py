@@ -1,0 +1,398 @@
+"""quickart: the render daemon and its command line.
+
+  quickart daemon                      run the service in the foreground (what systemd starts)
+  quickart status | jobs | job ID      what is happening (from the database; works while the daemon runs)
+  quickart submit | run SHOT_DIR       queue a shot, or process it here in the foreground
+  quickart retry | cancel ID           change a job
+  quickart stage NAME --in DIR --out DIR [...]   one stage on plain folders of {anything}.{frame}.png
+  quickart doctor                      check config, database, models, GPU, watch mode
+  quickart demo [--dir DIR]            make a demo studio, run the daemon on it, show the results
+  quickart db upgrade | models list    maintenance
+
+Every command finds its config by --config FILE, else $QUICKART_CONFIG, else ./config.yaml,
+else /etc/quickart/config.yaml. Errors are one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from .config import Config, load_config
+from .errors import QuickArtError
+
+#: a daemon whose heartbeat is older than this is reported as not running
+ALIVE_SECONDS = 30
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header)] + [fmt.format(*map(str, r)) for r in rows])
+
+
+def _ago(when) -> str:
+    from .db.models import utcnow
+    if when is None:
+        return "-"
+    s = (utcnow() - when).total_seconds()
+    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
+
+
+# -- commands -------------------------------------------------------------------------
+
+def cmd_daemon(args, cfg: Config) -> int:
+    from .daemon import Daemon, setup_logging
+    setup_logging(cfg.log_level)
+    return Daemon(cfg).run()
+
+
+def cmd_status(args, cfg: Config) -> int:
+    from .daemon import open_queue
+    from .db.models import utcnow
+    from .queue import JobState
+    jq = open_queue(cfg, migrate=False)
+    now = utcnow()
+    nodes = [{"node": n.name, "pid": n.pid, "alive": n.stopped_at is None and (now - n.heartbeat_at) < timedelta(seconds=ALIVE_SECONDS),
+              "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode}
+             for n in jq.nodes()]
+    counts = jq.counts()
+    running = jq.list([JobState.RUNNING])
+    failed = jq.list([JobState.FAILED], limit=5)
+    notices = jq.notices(5)
+    busy = {j.slot for j in running}
+    data = {
+        "nodes": nodes,
+        "queue_depth": counts.get("queued", 0),
+        "counts": counts,
+        "running": [{"job": j.id, "shot": str(j.shot), "stage": j.current_stage, "progress": round(j.progress, 3),
+                     "node": j.node, "slot": j.slot, "attempt": j.attempts} for j in running],
+        "slots": [{"node": n["node"], "slot": s, "busy": s in busy} for n in nodes if n["alive"] for s in n["slots"]],
+        "last_errors": [{"job": j.id, "shot": str(j.shot), "error": j.error, "at": j.finished_at} for j in failed],
+        "notices": [{"path": n.path, "message": n.message, "at": n.created_at} for n in notices],
+    }
+    if args.json:
+        _print_json(data)
+        return 0
+    if not nodes:
+        print("daemon: never started against this database")
+    for n in nodes:
+        state = "alive" if n["alive"] else "NOT RUNNING"
+        print(f"daemon {n['node']}: {state} (pid {n['pid']}, heartbeat {_ago(n['heartbeat'])}, watch {n['watch_mode']})")
+    print(f"queue: {data['queue_depth']} queued, {len(running)} running, " +
+          ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k not in ("queued", "running")))
+    if data["slots"]:
+        print("slots: " + "  ".join(f"{s['slot']}={'busy' if s['busy'] else 'free'}" for s in data["slots"]))
+    for r in data["running"]:
+        print(f"  job {r['job']} {r['shot']}: {r['stage'] or 'starting'} {r['progress'] * 100:.0f}% on {r['node']}/{r['slot']}")
+    if failed:
+        print("last errors:")
+        for j in failed:
+            print(f"  job {j.id} {j.shot}: {j.error}")
+    if notices:
+        print("left alone in watched folders:")
+        for n in notices:
+            print(f"  {n.message}")
+    return 0
+
+
+def cmd_jobs(args, cfg: Config) -> int:
+    from .daemon import open_queue
+    from .queue import JobState
+    jq = open_queue(cfg, migrate=False)
+    try:
+        states = [JobState(s) for s in args.state.split(",")] if args.state else None
+    except ValueError:
+        raise QuickArtError(f"--state: one or more of {', '.join(s.value for s in JobState)}") from None
+    jobs = jq.list(states, args.shot, args.limit)
+    if args.json:
+        _print_json([j.to_dict() for j in jobs])
+        return 0
+    rows = [[j.id, j.state.value, str(j.shot), j.pipeline, j.current_stage or "-", f"{j.progress * 100:.0f}%",
+             f"v{j.version:03d}" if j.version else "-", _ago(j.created_at), (j.error or "")[:60]] for j in jobs]
+    print(_table(rows, ["JOB", "STATE", "SHOT", "PIPELINE", "STAGE", "DONE", "VERSION", "CREATED", "ERROR"]))
+    return 0
+
+
+def cmd_job(args, cfg: Config) -> int:
+    from .daemon import open_queue
+    jq = open_queue(cfg, migrate=False)
+    job = jq.get(args.id)
+    data = job.to_dict() | {"stages": jq.stage_runs(job.id), "outputs": jq.artifacts(job.id)}
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"job {job.id}  {job.state.value}  {job.shot}  pipeline {job.pipeline}  attempt {job.attempts}/{job.max_attempts}")
+    print(f"  shot folder: {job.shot_path}")
+    print(f"  node: {job.node or '-'}  slot: {job.slot or '-'}  created {_ago(job.created_at)}")
+    for st in data["stages"]:
+        line = f"  stage {st['stage']:<18} {st['state']:<6} {st['seconds']:>8.2f}s"
+        print(line + (f"  {st['error']}" if st["error"] else ""))
+    if job.error:
+        print(f"  error: {job.error}")
+    for w in job.warnings:
+        print(f"  warning: {w}")
+    for kind, path in data["outputs"].items():
+        print(f"  {kind}: {path}")
+    return 0
+
+
+def cmd_retry(args, cfg: Config) -> int:
+    from .daemon import open_queue
+    job = open_queue(cfg, migrate=False).retry(args.id)
+    print(f"job {job.id} queued again ({job.shot})")
+    return 0
+
+
+def cmd_cancel(args, cfg: Config) -> int:
+    from .daemon import open_queue
+    job = open_queue(cfg, migrate=False).cancel(args.id)
+    print(f"job {job.id}: {'cancel requested (stops at the next check)' if job.state.value == 'running' else job.state.value}")
+    return 0
+
+
+def cmd_submit(args, cfg: Config) -> int:
+    from .daemon import open_queue, submit_shot
+    job = submit_shot(cfg, open_queue(cfg), Path(args.shot_dir), "submit", args.priority, force=True)
+    print(f"job {job.id} queued for {job.shot} (pipeline {job.pipeline})")
+    return 0
+
+
+def cmd_run(args, cfg: Config) -> int:
+    from tqdm import tqdm
+
+    from .daemon import open_queue, setup_logging, submit_shot
+    from .worker import execute_job
+    setup_logging("WARNING")
+    jq = open_queue(cfg)
+    job = submit_shot(cfg, jq, Path(args.shot_dir), "run", force=True)
+    owner = f"{cfg.node}:{os.getpid()}:foreground"
+    job = jq.claim(job.id, owner, cfg.node, "foreground")
+    device = args.device
+    with tqdm(total=100, desc=str(job.shot), unit="%", file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+        def progress(stage, fraction):
+            bar.n = round(fraction * 100)
+            bar.set_postfix_str(stage)
+        job = execute_job(cfg, jq, job, owner, device, on_progress=progress)
+    return _report(jq, job)
+
+
+def _report(jq, job) -> int:
+    if job.state.value != "done":
+        print(f"job {job.id} {job.state.value}: {job.error}", file=sys.stderr)
+        return 1
+    out = jq.artifacts(job.id)
+    print(f"job {job.id} done: {job.shot} v{job.version:03d}")
+    for kind in ("version", "contact", "otio", "sequence_otio", "manifest"):
+        print(f"  {kind:<14} {out[kind]}")
+    for w in job.warnings:
+        print(f"  warning: {w}")
+    return 0
+
+
+def cmd_stage(args, cfg: Config) -> int:
+    from tqdm import tqdm
+
+    from . import stages
+    from .timing import schedule_from_timing
+    from .stages.base import StageContext
+    from .worker import read_folder, write_folder
+    spec = stages.get(args.stage_name)
+    frames, padding = read_folder(Path(args.in_dir), cfg.max_image_pixels)
+    if not frames:
+        raise QuickArtError(f"{args.in_dir}: no frames named {{anything}}.{{frame}}.png")
+    keys: dict[str, list[int]] = {}
+    for stem, frame in frames:
+        keys.setdefault(stem, []).append(frame)
+    schedule = schedule_from_timing({k: sorted(v) for k, v in keys.items()}, args.timing)
+    refs = read_folder(Path(args.ref), cfg.max_image_pixels)[0] if args.ref else {}
+    hints = read_folder(Path(args.hints), cfg.max_image_pixels)[0] if args.hints else {}
+    params = {o.name: getattr(args, "opt_" + o.name.replace("-", "_")) for o in spec.options}
+    with tqdm(total=1, desc=spec.name, file=sys.stderr, disable=None, leave=False) as bar:
+        def progress(done, total):
+            bar.total, bar.n = total, done
+            bar.refresh()
+        ctx = StageContext(schedule=schedule, params=params, refs=refs, hints=hints,
+                           palette_path=Path(args.palette) if args.palette else None, device=args.device,
+                           models_dir=cfg.models_dir, scratch_dir=Path(args.out_dir), progress=progress,
+                           log=logging.getLogger(f"quickart.stage.{spec.name}"))
+        result = spec.run(frames, ctx)
+    write_folder(Path(args.out_dir), result.frames, padding)
+    for w in result.report.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{spec.name}: {len(frames)} in, {len(result.frames)} written to {args.out_dir}")
+    return 0
+
+
+def cmd_doctor(args, cfg: Config) -> int:
+    from .daemon import open_queue
+    from .gpu import detect_gpus, make_slots
+    from .pipeline import load_pipeline
+    from .watch import choose_observer_kind
+    from .weights import check, load_manifest
+    checks: list[tuple[str, bool, str]] = [("config", True, str(cfg.source))]
+    try:
+        jq = open_queue(cfg, migrate=False)
+        from alembic.runtime.migration import MigrationContext
+        with jq.sessions.kw["bind"].connect() as conn:
+            rev = MigrationContext.configure(conn).get_current_revision()
+        checks.append(("database", rev is not None, f"{cfg.database.url} at revision {rev or 'none: run quickart db upgrade'}"))
+    except Exception as exc:
+        checks.append(("database", False, f"{cfg.database.url}: {exc}"))
+    try:
+        pipe = load_pipeline(cfg.pipeline, [cfg.pipelines_dir])
+        checks.append(("pipeline", True, f"{pipe.name}: {' -> '.join(s.spec.name for s in pipe.steps)}"
+                       + (f" ({'; '.join(pipe.notes)})" if pipe.notes else "")))
+    except QuickArtError as exc:
+        checks.append(("pipeline", False, str(exc)))
+    for entry in load_manifest().values():
+        problem = check(entry, cfg.models_dir)
+        checks.append((f"model {entry.name}", problem is None, problem or str(cfg.models_dir / entry.file)))
+    gpus = detect_gpus()
+    checks.append(("gpu", True, f"{len(gpus)} NVIDIA GPU(s); slots: {', '.join(s.name for s in make_slots(cfg.slots, gpus))}"))
+    root_ok = cfg.root.is_dir()
+    checks.append(("root", root_ok, f"{cfg.root}" + ("" if root_ok else " does not exist")))
+    if root_ok:
+        checks.append(("watch", True, f"{choose_observer_kind(cfg.root, cfg.watch.mode)} (mode {cfg.watch.mode}) "
+                       f"for {cfg.root} ({_fs_type(cfg.root)})"))
+    if args.json:
+        _print_json([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks])
+    else:
+        for c, ok, d in checks:
+            print(f"{'ok  ' if ok else 'FAIL'} {c:<12} {d}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _fs_type(path: Path) -> str:
+    best, kind = "", "?"
+    try:
+        for line in open("/proc/self/mounts"):
+            parts = line.split()
+            mount = parts[1].replace("\\040", " ")
+            if str(path.resolve()).startswith(mount) and len(mount) > len(best):
+                best, kind = mount, parts[2]
+    except OSError:
+        pass
+    return f"{kind} at {best or '?'}"
+
+
+def cmd_db(args, cfg: Config) -> int:
+    from .db.session import make_engine, upgrade
+    upgrade(make_engine(cfg.database.url, cfg.database.busy_timeout_ms))
+    print(f"database {cfg.database.url} is at the latest schema")
+    return 0
+
+
+def cmd_models(args, cfg: Config) -> int:
+    from .weights import check, load_manifest
+    entries = load_manifest()
+    if not entries:
+        print("no models in the manifest yet")
+    for e in entries.values():
+        problem = check(e, cfg.models_dir)
+        print(f"{e.name:<16} {'ok' if problem is None else problem}")
+    return 0
+
+
+def cmd_demo(args, cfg: Config | None) -> int:
+    from .demo import run_demo
+    return run_demo(Path(args.dir), timeout=args.timeout)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import stages
+    p = argparse.ArgumentParser(prog="quickart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="config file (default: $QUICKART_CONFIG, ./config.yaml, /etc/quickart/config.yaml)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("daemon", help="run the service in the foreground").set_defaults(func=cmd_daemon)
+    s = sub.add_parser("status", help="daemons, queue, running jobs, slots, last errors")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("jobs", help="list jobs")
+    s.add_argument("--state", help="comma-separated states: queued,running,done,failed,cancelled,superseded")
+    s.add_argument("--shot", help="shot name or show/seq/shot")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_jobs)
+    s = sub.add_parser("job", help="one job: stages, timings, error, outputs")
+    s.add_argument("id", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_job)
+    for name, func, text in (("retry", cmd_retry, "run a failed, cancelled or superseded job again"),
+                             ("cancel", cmd_cancel, "cancel a queued or running job")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("id", type=int)
+        s.set_defaults(func=func)
+    s = sub.add_parser("submit", help="queue a shot by hand")
+    s.add_argument("shot_dir")
+    s.add_argument("--priority", type=int, default=0)
+    s.set_defaults(func=cmd_submit)
+    s = sub.add_parser("run", help="process one shot here in the foreground (no daemon)")
+    s.add_argument("shot_dir")
+    s.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    s.set_defaults(func=cmd_run)
+    s = sub.add_parser("doctor", help="check config, database, models, GPU, watch mode")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_doctor)
+    s = sub.add_parser("demo", help="make a demo studio, run the daemon on it and show the results")
+    s.add_argument("--dir", default="demo-studio")
+    s.add_argument("--timeout", type=float, default=600)
+    s.set_defaults(func=cmd_demo, no_config=True)
+    s = sub.add_parser("db", help="database maintenance")
+    s.add_argument("action", choices=["upgrade"])
+    s.set_defaults(func=cmd_db)
+    s = sub.add_parser("models", help="model files and their checksums")
+    s.add_argument("action", choices=["list"])
+    s.set_defaults(func=cmd_models)
+
+    st = sub.add_parser("stage", help="run one stage on plain folders of {anything}.{frame}.png")
+    st_sub = st.add_subparsers(dest="stage_name", required=True, metavar="NAME")
+    for name, spec in sorted(stages.available().items()):
+        s = st_sub.add_parser(name, help=spec.description)
+        s.add_argument("--in", dest="in_dir", required=True, help="input folder")
+        s.add_argument("--out", dest="out_dir", required=True, help="output folder")
+        s.add_argument("--ref", help="folder of colour references")
+        s.add_argument("--hints", help="folder of colour hints")
+        s.add_argument("--palette", help="palette.yaml")
+        s.add_argument("--timing", type=int, default=1, help="1 = on ones, 2 = on twos ... (default 1)")
+        s.add_argument("--device", default="cpu", help="cpu or cuda:N")
+        for o in spec.options:
+            s.add_argument(f"--{o.name}", dest="opt_" + o.name.replace("-", "_"), type=o.type, default=o.default, help=o.help)
+        s.set_defaults(func=cmd_stage, optional_config=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "no_config", False):
+            cfg = None
+        elif getattr(args, "optional_config", False):
+            from .config import find_config
+            cfg = load_config(args.config) if (args.config or find_config()) else Config()
+        else:
+            cfg = load_config(args.config)
+        return args.func(args, cfg)
+    except QuickArtError as exc:
+        print(f"quickart: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""config.yaml: loaded once into one validated, typed object; every default lives here.
+
+Lookup order for every command: ``--config FILE``, else ``$QUICKART_CONFIG``, else
+``./config.yaml``, else ``/etc/quickart/config.yaml``. Relative paths in the file are
+relative to the file's own folder, so a config works wherever it is started from.
+A wrong key or value is one line naming the key, and nothing starts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .naming import Naming
+
+SYSTEM_CONFIG = Path("/etc/quickart/config.yaml")
+
+
+class _Section(BaseModel):
+    # extra="forbid": a misspelt key is an error, never silently ignored
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NamingConfig(_Section):
+    shot_path: str = "{show}/{seq}/{shot}"
+    key_file: str = "{shot}_{layer}.{frame}.png"
+    key_file_single: str = "{shot}.{frame}.png"
+    output_file: str = "{shot}_{layer}.{frame}.png"
+    comp_file: str = "{shot}.{frame}.png"
+    frame_padding: int = Field(4, ge=1, le=8)
+
+
+class DropConfig(_Section):
+    settle_seconds: float = Field(5.0, ge=0)
+    require_marker: bool = False
+    marker_name: str = "_READY"
+    max_zip_bytes: int = Field(2 * 1024**3, gt=0)
+    max_zip_files: int = Field(10_000, gt=0)
+
+
+class WatchConfig(_Section):
+    mode: Literal["auto", "native", "polling"] = "auto"
+    poll_interval: float = Field(2.0, gt=0)
+    rescan_seconds: float = Field(60.0, gt=0)
+
+
+class TimingConfig(_Section):
+    default: int = Field(2, ge=1, le=12)
+    hold_last: int | None = Field(None, ge=1)
+    start_frame: int = Field(1001, ge=0)
+    fps: float = Field(24.0, gt=0)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///state/quickart.db"
+    busy_timeout_ms: int = Field(10_000, ge=0)
+
+
+class SlotsConfig(_Section):
+    gpus: Literal["auto", "none"] | list[int] = "auto"
+    jobs_per_gpu: int = Field(1, ge=1, le=16)
+    cpu_jobs: int = Field(1, ge=1, le=64)
+
+
+class RetryConfig(_Section):
+    max_attempts: int = Field(3, ge=1)
+    backoff_seconds: float = Field(30.0, ge=0)
+    backoff_factor: float = Field(2.0, ge=1)
+    max_backoff_seconds: float = Field(600.0, ge=0)
+
+
+class QueueConfig(_Section):
+    lease_seconds: float = Field(60.0, gt=0)
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    poll_interval: float = Field(1.0, gt=0)
+
+
+class Config(_Section):
+    root: Path = Path("studio")
+    state_dir: Path = Path("state")
+    node_name: str | None = None
+    naming: NamingConfig = NamingConfig()
+    drop: DropConfig = DropConfig()
+    watch: WatchConfig = WatchConfig()
+    timing: TimingConfig = TimingConfig()
+    layers_order: list[str] = ["bg", "*", "fx"]
+    pipeline: str = "default"
+    pipelines_dir: Path = Path("pipelines")
+    models_dir: Path = Path("models")
+    database: DatabaseConfig = DatabaseConfig()
+    slots: SlotsConfig = SlotsConfig()
+    retry: RetryConfig = RetryConfig()
+    queue: QueueConfig = QueueConfig()
+    max_image_pixels: int = Field(100_000_000, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: the file this was loaded from (None for defaults); not a key in config.yaml
+    source: Path | None = Field(None, exclude=True)
+
+    @field_validator("layers_order")
+    @classmethod
+    def _one_star(cls, value: list[str]) -> list[str]:
+        if value.count("*") > 1:
+            raise ValueError("'*' (all other layers, alphabetical) may appear once")
+        return value
+
+    @property
+    def node(self) -> str:
+        return self.node_name or socket.gethostname()
+
+    @property
+    def naming_rules(self) -> Naming:
+        n = self.naming
+        return Naming(n.shot_path, n.key_file, n.key_file_single, n.output_file, n.comp_file, n.frame_padding)
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The config file to use, by the documented lookup order; None when there is none."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    env = os.environ.get("QUICKART_CONFIG")
+    if env:
+        if not Path(env).is_file():
+            raise ConfigError(f"QUICKART_CONFIG={env}: no such file")
+        return Path(env)
+    for candidate in (Path("config.yaml"), SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(explicit: str | os.PathLike | None = None) -> Config:
+    """Find, read and validate the config; raises ConfigError with one line naming the key."""
+    path = find_config(explicit)
+    if path is None:
+        raise ConfigError("no config found: pass --config FILE, set QUICKART_CONFIG, or create ./config.yaml")
+    return parse_config(path.read_text(encoding="utf-8"), path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of settings")
+    data.pop("source", None)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown setting (check the spelling against config.yaml's comments)" if err["type"] == "extra_forbidden" else err["msg"]
+        got = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        raise ConfigError(f"{path}: {key}: {msg}{got}") from None
+    cfg = _resolve_paths(cfg, path.resolve().parent).model_copy(update={"source": path.resolve()})
+    try:
+        cfg.naming_rules  # templates are checked here so a bad one stops the daemon at start
+    except Exception as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return cfg
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    url = cfg.database.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        url = "sqlite:///" + str(rel(Path(url[len("sqlite:///"):])))
+    return cfg.model_copy(update={
+        "root": rel(cfg.root), "state_dir": rel(cfg.state_dir), "pipelines_dir": rel(cfg.pipelines_dir),
+        "models_dir": rel(cfg.models_dir), "database": cfg.database.model_copy(update={"url": url}),
+    })

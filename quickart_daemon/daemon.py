@@ -1,0 +1,213 @@
+"""The service: watch -> queue -> worker processes, with systemd readiness and watchdog.
+
+One loop in the main thread: requeue expired leases, reap finished workers, start a
+worker process for each free slot that can claim a job, ping systemd. Stage code never
+runs in this process, so a crash or out-of-memory kill in a job cannot take the
+daemon down. SIGTERM: stop claiming, ask workers to checkpoint their running stage
+and hand their jobs back, wait, exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .db.session import connect
+from .drops import input_files, signature
+from .errors import QuickArtError
+from .gpu import Slot, make_slots
+from .queue import Job, JobQueue, RetryPolicy
+from .shot import shot_id_for
+from .watch import DropWatcher, choose_observer_kind
+
+log = logging.getLogger("quickart.daemon")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """One line per event on stdout: journald adds time and host, so the line stays short."""
+    root = logging.getLogger()
+    if getattr(root, "_quickart", False):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root._quickart = True
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def open_queue(cfg: Config, migrate: bool = True) -> JobQueue:
+    sessions = connect(cfg.database.url, cfg.database.busy_timeout_ms, migrate=migrate)
+    r = cfg.retry
+    return JobQueue(sessions, RetryPolicy(r.max_attempts, r.backoff_seconds, r.backoff_factor,
+                                          r.max_backoff_seconds), cfg.queue.lease_seconds)
+
+
+def sd_notify(message: str) -> bool:
+    """Send a message to systemd (Type=notify). Hand-written: it is one datagram, and the
+    systemd Python bindings need libsystemd headers to build on every node."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        return True
+    except OSError as exc:
+        log.warning("action=sd_notify error=%s", exc)
+        return False
+
+
+def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority: int = 0,
+                force: bool = False) -> Job | None:
+    """Queue a job for a shot whose inputs changed since its last drop (or always, with force)."""
+    from .shot import read_settings
+
+    shot_dir = Path(shot_dir)
+    shot = shot_id_for(shot_dir, cfg.root, cfg.naming_rules)
+    files = input_files(shot_dir, cfg.root)
+    sig = signature(files)
+    shot_pk = jq.upsert_shot(shot, str(shot_dir.resolve()))
+    if not force and jq.last_drop_signature(shot_pk) == sig:
+        return None
+    pipeline = read_settings(shot_dir).pipeline or cfg.pipeline
+    rel = [str(f.relative_to(shot_dir)) for f in files]
+    job = jq.enqueue(shot, str(shot_dir.resolve()), pipeline, signature=sig, files=rel, source=source,
+                     priority=priority)
+    log.info("action=queued job=%s shot=%s source=%s files=%d", job.id, shot, source, len(files))
+    return job
+
+
+@dataclass
+class _Running:
+    job_id: int
+    owner: str
+    slot: Slot
+    process: mp.Process
+
+
+class Daemon:
+    def __init__(self, cfg: Config, slots: list[Slot] | None = None):
+        self.cfg = cfg
+        self.node = cfg.node
+        self.jq = open_queue(cfg)
+        self.slots = slots if slots is not None else make_slots(cfg.slots)
+        self.running: dict[str, _Running] = {}  # by slot name
+        self.stopping = threading.Event()
+        self.ctx = mp.get_context("spawn")
+        self.watch_mode = choose_observer_kind(cfg.root, cfg.watch.mode)
+        self.watcher = DropWatcher(
+            cfg.root, cfg.naming_rules, mode=self.watch_mode, settle_seconds=cfg.drop.settle_seconds,
+            require_marker=cfg.drop.require_marker, rescan_seconds=cfg.watch.rescan_seconds,
+            poll_interval=cfg.watch.poll_interval, on_drop=self._on_drop, on_problem=self._on_problem)
+
+    # -- watcher callbacks (watcher thread) ---------------------------------------------
+    def _on_drop(self, shot_dir: Path) -> None:
+        try:
+            submit_shot(self.cfg, self.jq, shot_dir, "watch")
+        except QuickArtError as exc:
+            self._on_problem(shot_dir, str(exc))
+
+    def _on_problem(self, path: Path, message: str) -> None:
+        log.warning("action=notice path=%s message=%s", path, message)
+        self.jq.notice(str(path), message, self.node)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> int:
+        self.cfg.root.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        recovered = self.jq.requeue_stale(node=self.node)
+        if recovered:
+            log.info("action=recover node=%s requeued=%s", self.node, recovered)
+        slot_names = [s.name for s in self.slots]
+        self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode, starting=True)
+        self.watcher.start()
+        self.watcher.scan_all()
+        log.info("action=ready node=%s root=%s watch=%s slots=%s", self.node, self.cfg.root, self.watch_mode,
+                 ",".join(slot_names))
+        sd_notify("READY=1\nSTATUS=watching " + str(self.cfg.root))
+        last_beat = 0.0
+        try:
+            while not self.stopping.is_set():
+                self.tick()
+                now = time.monotonic()
+                if now - last_beat >= min(5.0, self.cfg.queue.heartbeat_seconds):
+                    self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode)
+                    sd_notify(f"WATCHDOG=1\nSTATUS={len(self.running)} running")
+                    last_beat = now
+                self.stopping.wait(self.cfg.queue.poll_interval)
+        finally:
+            self.shutdown()
+        return 0
+
+    def tick(self) -> None:
+        """One pass: requeue expired leases, reap workers, fill free slots."""
+        for job_id in self.jq.requeue_stale():
+            log.warning("action=requeue_stale job=%s", job_id)
+        self._reap()
+        for slot in self.slots:
+            if slot.name in self.running or self.stopping.is_set():
+                continue
+            owner = f"{self.node}:{os.getpid()}:{slot.name}"
+            job = self.jq.claim_next(owner, self.node, slot.name)
+            if job is None:
+                break
+            proc = self.ctx.Process(target=_child, name=f"quickart-job-{job.id}",
+                                    args=(job.id, owner, str(self.cfg.source), slot.env, slot.device))
+            proc.start()
+            self.running[slot.name] = _Running(job.id, owner, slot, proc)
+            log.info("action=claimed job=%s shot=%s slot=%s pid=%s attempt=%s", job.id, job.shot, slot.name,
+                     proc.pid, job.attempts)
+
+    def _reap(self) -> None:
+        for name, run in list(self.running.items()):
+            if run.process.is_alive():
+                continue
+            run.process.join()
+            del self.running[name]
+            code = run.process.exitcode
+            job = self.jq.get(run.job_id)
+            if job.state.value == "running" and job.lease_owner == run.owner:
+                # the worker died without recording an outcome: a crash, or the kernel's OOM killer
+                why = f"signal {-code}" + (" (killed: out of memory?)" if code == -signal.SIGKILL else "") \
+                    if code and code < 0 else f"exit status {code}"
+                failed = self.jq.fail(run.job_id, run.owner, f"worker process died ({why}) in stage "
+                                      f"{job.current_stage or '?'}", retryable=True)
+                log.error("action=worker_died job=%s shot=%s %s state=%s", run.job_id, job.shot, why,
+                          failed.state.value)
+
+    def shutdown(self) -> None:
+        log.info("action=stopping node=%s running=%d", self.node, len(self.running))
+        sd_notify("STOPPING=1")
+        self.watcher.stop()
+        for run in self.running.values():
+            if run.process.is_alive():
+                os.kill(run.process.pid, signal.SIGTERM)  # finish or checkpoint the stage, then release
+        deadline = time.monotonic() + 600
+        for run in self.running.values():
+            while run.process.is_alive() and time.monotonic() < deadline:
+                run.process.join(1.0)
+                sd_notify("EXTEND_TIMEOUT_USEC=5000000")
+        self._reap()
+        self.jq.node_heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
+                               stopping=True)
+        log.info("action=stopped node=%s", self.node)
+
+
+def _child(job_id: int, owner: str, config_path: str, env: dict[str, str], device: str) -> None:
+    from .worker import run_in_child
+
+    run_in_child(job_id, owner, config_path, env, device)

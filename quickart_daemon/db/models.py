@@ -1,0 +1,131 @@
+"""SQLAlchemy 2 models: shots, drops, jobs, stage runs, artifacts, nodes and notices.
+
+Times are naive UTC (``utcnow()``), which SQLite and PostgreSQL store alike. The job
+state column is written by ``quickart_daemon.queue`` alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Shot(Base):
+    __tablename__ = "shots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    show: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("show", "seq", "name", name="uq_shots_show_seq_name"),)
+
+
+class Drop(Base):
+    """One complete state of a shot's inputs, as seen by the watcher or a manual submit."""
+
+    __tablename__ = "drops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"), index=True)
+    signature: Mapped[str] = mapped_column(String(64))
+    files: Mapped[list] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(16), default="watch")  # watch | submit | run
+    detected_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"))
+    drop_id: Mapped[int | None] = mapped_column(ForeignKey("drops.id", ondelete="SET NULL"), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    pipeline: Mapped[str] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped by a manual retry: start afresh
+    run_after: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    slot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    current_stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    warnings: Mapped[list] = mapped_column(JSON, default=list)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    shot: Mapped[Shot] = relationship(lazy="joined")
+    stage_runs: Mapped[list["StageRun"]] = relationship(back_populates="job", order_by="StageRun.id",
+                                                        cascade="all, delete-orphan")
+    __table_args__ = (
+        Index("ix_jobs_claim", "state", "priority", "id"),
+        Index("ix_jobs_shot_state", "shot_id", "state"),
+    )
+
+
+class StageRun(Base):
+    """One stage of one job: the checkpoint after which a resumed job skips it."""
+
+    __tablename__ = "stage_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # done | failed
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    checkpoint: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    report: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    finished_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    job: Mapped[JobRow] = relationship(back_populates="stage_runs")
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # version | otio | contact | manifest | sequence_otio
+    path: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Node(Base):
+    """A daemon: what `quickart status` reads to say whether it is alive."""
+
+    __tablename__ = "nodes"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    slots: Mapped[list] = mapped_column(JSON, default=list)
+    watch_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Notice(Base):
+    """Something in a watched folder that was left alone (a name that does not parse, an unsafe zip)."""
+
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    message: Mapped[str] = mapped_column(Text)
+    node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -1,0 +1,407 @@
+"""The job state machine: the only module that writes a job's state.
+
+    queued ──claim──▶ running ──finish──▶ done
+      ▲                 │  ├──fail (retryable, attempts left)──▶ queued (run_after = now + backoff)
+      │                 │  ├──fail (otherwise)─────────────────▶ failed
+      │                 │  ├──cancel requested, then stopped───▶ cancelled
+      │                 └──lease expired (worker died)────────▶ queued (resumes at first unfinished stage)
+      ├── retry ◀── failed | cancelled | superseded
+    queued ──newer drop of the same shot──▶ superseded
+    queued ──cancel──▶ cancelled
+
+A claim takes a lease (owner + expiry); the worker extends it with heartbeats and
+checkpoints. A job whose lease expired is requeued by `requeue_stale`, so a kill -9
+or a power cut loses at most the stage that was running. Claiming is a conditional
+UPDATE on (id, state), which is atomic on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, utcnow
+from .errors import InvalidTransition, JobNotFound, QuickArtError
+from .naming import ShotId
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"          # waiting for a slot (or for its retry time)
+    RUNNING = "running"        # leased by a worker
+    DONE = "done"              # a version was published
+    FAILED = "failed"          # gave up: bad input, or out of attempts
+    CANCELLED = "cancelled"    # stopped by a person
+    SUPERSEDED = "superseded"  # a newer drop of the same shot replaced it before it ran
+
+
+TRANSITIONS: dict[JobState, set[JobState]] = {
+    JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED, JobState.SUPERSEDED},
+    JobState.RUNNING: {JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.CANCELLED},
+    JobState.DONE: set(),
+    JobState.FAILED: {JobState.QUEUED},
+    JobState.CANCELLED: {JobState.QUEUED},
+    JobState.SUPERSEDED: {JobState.QUEUED},
+}
+
+
+class LeaseLost(QuickArtError):
+    """This worker no longer holds the job's lease (it expired and the job was requeued, or it was cancelled)."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class Job:
+    """A read-only snapshot of a job row."""
+
+    id: int
+    shot_id: int
+    shot: ShotId
+    shot_path: str
+    drop_id: int | None
+    state: JobState
+    priority: int
+    pipeline: str
+    attempts: int
+    max_attempts: int
+    generation: int
+    run_after: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    node: str | None
+    slot: str | None
+    current_stage: str | None
+    progress: float
+    cancel_requested: bool
+    error: str | None
+    warnings: tuple[str, ...]
+    version: int | None
+    output_path: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: JobRow) -> "Job":
+        return cls(
+            id=row.id, shot_id=row.shot_id, shot=ShotId(row.shot.show, row.shot.seq, row.shot.name),
+            shot_path=row.shot.path, drop_id=row.drop_id, state=JobState(row.state), priority=row.priority,
+            pipeline=row.pipeline, attempts=row.attempts, max_attempts=row.max_attempts, generation=row.generation,
+            run_after=row.run_after, lease_owner=row.lease_owner, lease_expires_at=row.lease_expires_at,
+            node=row.node, slot=row.slot, current_stage=row.current_stage, progress=row.progress,
+            cancel_requested=row.cancel_requested, error=row.error, warnings=tuple(row.warnings or ()),
+            version=row.version, output_path=row.output_path, created_at=row.created_at,
+            started_at=row.started_at, finished_at=row.finished_at,
+        )
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["shot"] = str(self.shot)
+        out["state"] = self.state.value
+        out["warnings"] = list(self.warnings)
+        for key, value in out.items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat(timespec="seconds") + "Z"
+        return out
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    backoff_seconds: float = 30.0
+    backoff_factor: float = 2.0
+    max_backoff_seconds: float = 600.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait before attempt number `attempts + 1`."""
+        return min(self.backoff_seconds * self.backoff_factor ** max(attempts - 1, 0), self.max_backoff_seconds)
+
+
+class JobQueue:
+    """Every state change of a job, one verb each, each in its own transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session], retry: RetryPolicy = RetryPolicy(),
+                 lease_seconds: float = 60.0):
+        self.sessions = sessions
+        self.retry_policy = retry
+        self.lease = timedelta(seconds=lease_seconds)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _row(self, s: Session, job_id: int) -> JobRow:
+        row = s.get(JobRow, job_id)
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return row
+
+    @staticmethod
+    def _move(row: JobRow, to: JobState) -> None:
+        here = JobState(row.state)
+        if to not in TRANSITIONS[here]:
+            raise InvalidTransition(f"job {row.id} is {here.value}; it cannot become {to.value}")
+        row.state = to.value
+
+    def _owned(self, s: Session, job_id: int, owner: str) -> JobRow:
+        row = self._row(s, job_id)
+        if row.state != JobState.RUNNING.value or row.lease_owner != owner:
+            raise LeaseLost(f"job {job_id}: lease held by {row.lease_owner or 'nobody'} ({row.state}), not {owner}")
+        return row
+
+    # -- shots and drops ---------------------------------------------------------------
+    def upsert_shot(self, shot: ShotId, path: str) -> int:
+        with self.sessions.begin() as s:
+            row = s.scalar(select(Shot).where(Shot.path == path))
+            if row is None:
+                row = Shot(show=shot.show, seq=shot.seq, name=shot.shot, path=path)
+                s.add(row)
+                s.flush()
+            return row.id
+
+    def last_drop_signature(self, shot_id: int) -> str | None:
+        with self.sessions() as s:
+            return s.scalar(select(Drop.signature).where(Drop.shot_id == shot_id).order_by(Drop.id.desc()).limit(1))
+
+    # -- the verbs ----------------------------------------------------------------------
+    def enqueue(self, shot: ShotId, shot_path: str, pipeline: str, *, signature: str = "",
+                files: list[str] | None = None, source: str = "watch", priority: int = 0) -> Job:
+        """Record a drop and queue a job for it; the shot's older queued jobs are superseded."""
+        shot_id = self.upsert_shot(shot, shot_path)
+        with self.sessions.begin() as s:
+            drop = Drop(shot_id=shot_id, signature=signature, files=files or [], source=source)
+            s.add(drop)
+            s.flush()
+            row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
+                         pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=utcnow(),
+                         warnings=[])
+            s.add(row)
+            s.flush()
+            s.execute(update(JobRow)
+                      .where(JobRow.shot_id == shot_id, JobRow.state == JobState.QUEUED.value, JobRow.id != row.id)
+                      .values(state=JobState.SUPERSEDED.value, superseded_by=row.id, finished_at=utcnow()))
+            s.flush()
+            s.refresh(row)
+            return Job.from_row(row)
+
+    def claim_next(self, owner: str, node: str, slot: str, now: datetime | None = None) -> Job | None:
+        """Lease the most urgent runnable job to `owner`, or None when there is none."""
+        now = now or utcnow()
+        with self.sessions.begin() as s:
+            ids = s.scalars(select(JobRow.id)
+                            .where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now)
+                            .order_by(JobRow.priority.desc(), JobRow.id).limit(8)).all()
+            for job_id in ids:
+                taken = s.execute(
+                    update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
+                    .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + self.lease,
+                            node=node, slot=slot, attempts=JobRow.attempts + 1, cancel_requested=False,
+                            started_at=func.coalesce(JobRow.started_at, now))
+                ).rowcount
+                if taken == 1:
+                    return Job.from_row(self._row(s, job_id))
+        return None
+
+    def heartbeat(self, job_id: int, owner: str, *, stage: str | None = None,
+                  progress: float | None = None) -> bool:
+        """Extend the lease; returns True when a person asked to cancel the job."""
+        with self.sessions.begin() as s:
+            row = self._owned(s, job_id, owner)
+            row.lease_expires_at = utcnow() + self.lease
+            if stage is not None:
+                row.current_stage = stage
+            if progress is not None:
+                row.progress = float(progress)
+            return bool(row.cancel_requested)
+
+    def checkpoint(self, job_id: int, owner: str, *, index: int, name: str, seconds: float,
+                   checkpoint: str | None, report: dict, progress: float) -> None:
+        """A stage finished and its outputs are on disk: a resumed job skips it."""
+        with self.sessions.begin() as s:
+            row = self._owned(s, job_id, owner)
+            s.add(StageRun(job_id=job_id, generation=row.generation, index=index, name=name, state="done",
+                           seconds=seconds, checkpoint=checkpoint, report=report))
+            row.progress = progress
+            row.lease_expires_at = utcnow() + self.lease
+            warnings = list(row.warnings or []) + [f"{name}: {w}" for w in report.get("warnings", [])]
+            row.warnings = warnings
+
+    def done_stages(self, job_id: int) -> dict[int, StageRun]:
+        """The checkpointed stages of the job's current generation, by pipeline index."""
+        with self.sessions() as s:
+            row = self._row(s, job_id)
+            runs = s.scalars(select(StageRun).where(StageRun.job_id == job_id, StageRun.state == "done",
+                                                    StageRun.generation == row.generation)).all()
+            return {r.index: r for r in runs}
+
+    def finish(self, job_id: int, owner: str, *, version: int, output_path: str,
+               artifacts: dict[str, str]) -> Job:
+        with self.sessions.begin() as s:
+            row = self._owned(s, job_id, owner)
+            self._move(row, JobState.DONE)
+            row.version, row.output_path = version, output_path
+            row.progress, row.finished_at, row.error = 1.0, utcnow(), None
+            row.lease_owner = row.lease_expires_at = None
+            s.add_all(Artifact(job_id=job_id, kind=k, path=p) for k, p in artifacts.items())
+            s.flush()
+            return Job.from_row(row)
+
+    def fail(self, job_id: int, owner: str | None, error: str, *, retryable: bool,
+             stage: str | None = None) -> Job:
+        """Record an error; requeue with backoff when it may pass and attempts are left."""
+        with self.sessions.begin() as s:
+            row = self._row(s, job_id) if owner is None else self._owned(s, job_id, owner)
+            if stage is not None:
+                s.add(StageRun(job_id=job_id, generation=row.generation, index=-1, name=stage, state="failed",
+                               error=error, report={}))
+            row.error = error
+            row.lease_owner = row.lease_expires_at = None
+            if retryable and row.attempts < row.max_attempts:
+                self._move(row, JobState.QUEUED)
+                row.run_after = utcnow() + timedelta(seconds=self.retry_policy.delay(row.attempts))
+            else:
+                self._move(row, JobState.FAILED)
+                row.finished_at = utcnow()
+            s.flush()
+            return Job.from_row(row)
+
+    def cancel(self, job_id: int) -> Job:
+        """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat."""
+        with self.sessions.begin() as s:
+            row = self._row(s, job_id)
+            if row.state == JobState.QUEUED.value:
+                self._move(row, JobState.CANCELLED)
+                row.finished_at = utcnow()
+            elif row.state == JobState.RUNNING.value:
+                row.cancel_requested = True
+            else:
+                raise InvalidTransition(f"job {job_id} is {row.state}; only queued or running jobs can be cancelled")
+            s.flush()
+            return Job.from_row(row)
+
+    def stopped(self, job_id: int, owner: str) -> Job:
+        """The worker stopped a job whose cancellation was requested."""
+        with self.sessions.begin() as s:
+            row = self._owned(s, job_id, owner)
+            self._move(row, JobState.CANCELLED)
+            row.finished_at, row.error = utcnow(), "cancelled by request"
+            row.lease_owner = row.lease_expires_at = None
+            s.flush()
+            return Job.from_row(row)
+
+    def release(self, job_id: int, owner: str) -> Job:
+        """Hand a running job back to the queue at once (graceful shutdown after a checkpoint);
+        the interrupted attempt does not count."""
+        with self.sessions.begin() as s:
+            row = self._owned(s, job_id, owner)
+            self._move(row, JobState.QUEUED)
+            row.attempts = max(row.attempts - 1, 0)
+            row.lease_owner = row.lease_expires_at = None
+            row.run_after, row.error = utcnow(), None
+            s.flush()
+            return Job.from_row(row)
+
+    def claim(self, job_id: int, owner: str, node: str, slot: str) -> Job:
+        """Lease one given job (for `quickart run`, which runs a shot in the foreground)."""
+        now = utcnow()
+        with self.sessions.begin() as s:
+            taken = s.execute(
+                update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
+                .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + self.lease,
+                        node=node, slot=slot, attempts=JobRow.attempts + 1, started_at=now)
+            ).rowcount
+            if taken != 1:
+                raise InvalidTransition(f"job {job_id} is no longer queued")
+            return Job.from_row(self._row(s, job_id))
+
+    def retry(self, job_id: int) -> Job:
+        """Run a failed, cancelled or superseded job again from its first stage."""
+        with self.sessions.begin() as s:
+            row = self._row(s, job_id)
+            self._move(row, JobState.QUEUED)
+            row.attempts, row.generation = 0, row.generation + 1
+            row.error, row.run_after, row.finished_at = None, utcnow(), None
+            row.cancel_requested, row.progress, row.current_stage, row.warnings = False, 0.0, None, []
+            s.flush()
+            return Job.from_row(row)
+
+    def requeue_stale(self, now: datetime | None = None, node: str | None = None) -> list[int]:
+        """Requeue running jobs whose lease expired (or, with `node`, every running job of that node:
+        at daemon start, the jobs its previous life left behind). They resume at their first
+        unfinished stage; a job that keeps killing its worker fails after max_attempts."""
+        now = now or utcnow()
+        requeued = []
+        with self.sessions.begin() as s:
+            q = select(JobRow).where(JobRow.state == JobState.RUNNING.value)
+            q = q.where(JobRow.node == node) if node else q.where(JobRow.lease_expires_at < now)
+            for row in s.scalars(q).all():
+                lost = f"worker {row.lease_owner} stopped responding (lease expired)" if not node \
+                    else f"daemon on {node} restarted while this job ran"
+                row.lease_owner = row.lease_expires_at = None
+                if row.attempts >= row.max_attempts:
+                    self._move(row, JobState.FAILED)
+                    row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
+                else:
+                    self._move(row, JobState.QUEUED)
+                    row.error, row.run_after = f"{lost}; requeued", now
+                requeued.append(row.id)
+        return requeued
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, job_id: int) -> Job:
+        with self.sessions() as s:
+            return Job.from_row(self._row(s, job_id))
+
+    def list(self, states: list[JobState] | None = None, shot: str | None = None, limit: int = 200) -> list[Job]:
+        with self.sessions() as s:
+            q = select(JobRow).join(JobRow.shot)
+            if states:
+                q = q.where(JobRow.state.in_([st.value for st in states]))
+            if shot:
+                q = q.where((Shot.name == shot) | (Shot.path == shot)
+                            | ((Shot.show + "/" + Shot.seq + "/" + Shot.name) == shot))
+            rows = s.scalars(q.order_by(JobRow.id.desc()).limit(limit)).all()
+            return [Job.from_row(r) for r in rows]
+
+    def stage_runs(self, job_id: int) -> list[dict]:
+        with self.sessions() as s:
+            runs = s.scalars(select(StageRun).where(StageRun.job_id == job_id).order_by(StageRun.id)).all()
+            return [{"generation": r.generation, "index": r.index, "stage": r.name, "state": r.state,
+                     "seconds": round(r.seconds, 3), "error": r.error, "report": r.report,
+                     "finished_at": r.finished_at.isoformat(timespec="seconds") + "Z"} for r in runs]
+
+    def artifacts(self, job_id: int) -> dict[str, str]:
+        with self.sessions() as s:
+            return {a.kind: a.path for a in s.scalars(select(Artifact).where(Artifact.job_id == job_id))}
+
+    def counts(self) -> dict[str, int]:
+        with self.sessions() as s:
+            return dict(s.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all())
+
+    # -- nodes and notices ------------------------------------------------------------------
+    def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None,
+                       starting: bool = False, stopping: bool = False) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(Node, name)
+            now = utcnow()
+            if row is None:
+                row = Node(name=name, pid=pid, started_at=now, slots=slots)
+                s.add(row)
+            if starting:
+                row.started_at, row.stopped_at = now, None
+            row.pid, row.heartbeat_at, row.slots, row.watch_mode = pid, now, slots, watch_mode
+            if stopping:
+                row.stopped_at = now
+
+    def nodes(self) -> list[Node]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Node).order_by(Node.name)).all())
+
+    def notice(self, path: str, message: str, node: str | None = None) -> None:
+        with self.sessions.begin() as s:
+            s.add(Notice(path=path, message=message, node=node))
+
+    def notices(self, limit: int = 10) -> list[Notice]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all())

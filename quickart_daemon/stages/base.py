@@ -1,0 +1,84 @@
+"""The stage interface every image stage plugs into.
+
+A stage is a plain function ``run(frames, ctx) -> StageResult``. ``frames`` maps
+(layer, frame number) to an RGBA uint8 frame; a stage returns frames keyed the same
+way, plus a short report. It never touches the database or the shot folder: the
+worker does that around it, so the same function serves the daemon, `quickart run`
+and `quickart stage`.
+
+Two kinds of stage exist:
+- ``per_drawing``: works on each drawing it is given (refine, color, light); the
+  output keys are the input keys.
+- ``timing``: turns keys into every drawing of the schedule (hold, inbetween-blend,
+  inbetween); the output keys are ``schedule.drawings(layer)`` of each layer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Protocol
+
+import numpy as np
+
+from ..timing import Schedule
+
+FrameKey = tuple[str, int]
+Frames = dict[FrameKey, np.ndarray]
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+@dataclass
+class StageContext:
+    """Everything a stage may read besides its input frames."""
+
+    schedule: Schedule
+    params: dict[str, Any] = field(default_factory=dict)
+    shot_settings: dict[str, Any] = field(default_factory=dict)   # shot.yaml, validated (fps, light, ...)
+    refs: Frames = field(default_factory=dict)                    # colour references by (layer, frame)
+    hints: Frames = field(default_factory=dict)                   # colour hint scribbles by (layer, frame)
+    palette_path: Path | None = None
+    device: str = "cpu"                                           # "cpu" or "cuda:N"
+    models_dir: Path = Path("models")
+    scratch_dir: Path = Path("/tmp")
+    progress: Callable[[int, int], None] = _no_progress
+    log: logging.Logger = logging.getLogger("quickart.stage")
+
+
+@dataclass
+class StageResult:
+    frames: Frames
+    report: dict[str, Any] = field(default_factory=dict)  # "warnings": [str], anything else JSON-able
+
+
+class StageFunction(Protocol):
+    def __call__(self, frames: Frames, ctx: StageContext) -> StageResult: ...
+
+
+@dataclass(frozen=True)
+class Option:
+    """A stage parameter, also offered as `quickart stage NAME --flag` on the command line."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    run: StageFunction
+    kind: Literal["per_drawing", "timing"]
+    #: the folder of the version that shows this stage's output (refine, color, light), or None
+    publish_folder: str | None
+    description: str
+    options: tuple[Option, ...] = ()
+    uses_gpu: bool = False
+
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
