@@ -378,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    cfg = None
     try:
         if getattr(args, "no_config", False):
             cfg = None
@@ -392,6 +393,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+        if not isinstance(exc, OperationalError):
+            raise
+        db = cfg.database if cfg is not None else None
+        why = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+        hint = (f"; another process held it longer than database.busy_timeout_ms ({db.busy_timeout_ms} ms), try again"
+                if db is not None and "locked" in why else "")
+        print(f"quickart: database {db.url if db else '?'}: {why}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ class NamingConfig(_Section):
 class DropConfig(_Section):
     settle_seconds: float = Field(5.0, ge=0)
     require_marker: bool = False
-    marker_name: str = "_READY"
     max_zip_bytes: int = Field(2 * 1024**3, gt=0)
     max_zip_files: int = Field(10_000, gt=0)
 

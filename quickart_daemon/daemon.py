@@ -42,7 +42,8 @@ def setup_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     root._quickart = True
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def open_queue(cfg: Config, migrate: bool = True) -> JobQueue:
@@ -61,10 +62,13 @@ def sd_notify(message: str) -> bool:
     if address.startswith("@"):
         address = "\0" + address[1:]
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        # non-blocking: a listener that stopped reading must never stall the daemon's loop
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
         return True
+    except BlockingIOError:
+        return False
     except OSError as exc:
         log.warning("action=sd_notify error=%s", exc)
         return False

@@ -66,6 +66,9 @@ def _to_rgba(img: Image.Image) -> np.ndarray:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) from the header alone."""
     try:
+        if os.stat(path).st_size == 0:
+            raise ImageError(f"{path}: empty file (zero bytes); was the copy interrupted?")
+        Image.MAX_IMAGE_PIXELS = None  # header only, nothing decoded; read_png applies our own limit
         with Image.open(path) as img:
             return img.size
     except (OSError, SyntaxError, ValueError) as exc:

@@ -344,7 +344,7 @@ class JobQueue:
                     row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
                 else:
                     self._move(row, JobState.QUEUED)
-                    row.error, row.run_after = f"{lost}; requeued", now
+                    row.error, row.run_after = f"{lost}; requeued", utcnow()
                 requeued.append(row.id)
         return requeued
 

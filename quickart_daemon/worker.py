@@ -25,7 +25,7 @@ from . import __version__
 from .config import Config
 from .contact import Tile, write_contact_sheet
 from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
-from .errors import QuickArtError, StageFailed
+from .errors import OutputError, QuickArtError, StageFailed
 from .images import composite_over, read_png, write_png
 from .naming import parse_folder_frame
 from .outputs import (expand_to_frames, job_tmp_dir, publish, remove_tmp, sha256_file, stage_checkpoint_dir,
@@ -79,12 +79,19 @@ class _Heartbeat(threading.Thread):
 
 
 def _write_frames(folder: Path, frames: Frames, shot: ShotInputs, naming, compression: int = 1) -> None:
-    """Write frames into a hidden partial folder, then rename it into place."""
+    """Write frames into a hidden partial folder, then rename it into place.
+    A frame that is the same array as one already written (a held drawing) becomes a hard link."""
     partial = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    written: dict[int, Path] = {}
     for (layer, frame), img in frames.items():
-        write_png(partial / naming.format_output_name(shot.id.shot, layer, frame), img, compression)
+        path = partial / naming.format_output_name(shot.id.shot, layer, frame)
+        if id(img) in written:
+            _link_or_copy(written[id(img)], path)
+        else:
+            write_png(path, img, compression)
+            written[id(img)] = path
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(partial, folder)
 
@@ -194,8 +201,10 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
             return jq.stopped(job.id, owner)
         log.info("action=released job=%s shot=%s reason=%s", job.id, job.shot, exc)
         return jq.release(job.id, owner)
-    except QuickArtError as exc:
+    except (QuickArtError, OSError) as exc:
         hb.stop()
+        if isinstance(exc, OSError):  # a file system fault outside the image/JSON writers (mkdir, copy, rename)
+            exc = OutputError(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
         where = f"stage {stage_name}: " if stage_name and not str(exc).startswith("stage ") else ""
         failed = jq.fail(job.id, owner, f"{where}{exc}", retryable=exc.retryable, stage=stage_name)
         log.error("action=failed job=%s shot=%s state=%s error=%s", job.id, job.shot, failed.state.value, exc)
@@ -228,16 +237,20 @@ def _finalize(cfg: Config, jq: JobQueue, job: Job, shot: ShotInputs, pipeline: P
     every = expand_to_frames(drawings, shot.schedule, layers)
     first, last = shot.schedule.frame_range()
     _write_frames(tmp / "frames", every, shot, naming)
-    comp = {}
+    comp_dir = tmp / "comp"
+    comp_dir.mkdir(exist_ok=True)
+    done: dict[tuple, Path] = {}  # frames showing the same drawings share one composite
     for frame in range(first, last + 1):
+        path = comp_dir / naming.format_comp_name(shot.id.shot, frame)
+        shown = tuple(shot.schedule.shown(layer, frame) for layer in layers)
+        if shown in done:
+            _link_or_copy(done[shown], path)
+            continue
         img = None
         for layer in layers:
             img = every[(layer, frame)] if img is None else composite_over(img, every[(layer, frame)])
-        comp[frame] = img
-    comp_dir = tmp / "comp"
-    comp_dir.mkdir(exist_ok=True)
-    for frame, img in comp.items():
-        write_png(comp_dir / naming.format_comp_name(shot.id.shot, frame), img, 1)
+        write_png(path, img, 1)
+        done[shown] = path
 
     timing_stage = next((s.spec.name for s in pipeline.steps if s.spec.kind == "timing"), "keys")
     tiles = []

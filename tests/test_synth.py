@@ -41,6 +41,10 @@ def test_output_shapes_and_types(frame):
         assert img.shape == (h, w, 4) and img.dtype == np.uint8
     assert frame.labels.shape == (h, w) and frame.labels.dtype == np.int32
     assert (frame.clean[..., 3] == 255).all() and (frame.rough[..., 3] == 255).all()
+    # lines on transparency composite over white back to the clean drawing
+    white = np.full_like(frame.clean, 255)
+    back = images.composite_over(white, frame.clean_transparent)
+    assert np.abs(back.astype(int) - frame.clean.astype(int)).max() <= 2
 
 
 def test_labels_cover_character_and_match_colour(frame):

@@ -1,0 +1,165 @@
+"""The job state machine on a real SQLite file."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from datetime import timedelta
+
+import pytest
+
+from quickart_daemon.db.models import utcnow
+from quickart_daemon.db.session import connect
+from quickart_daemon.errors import InvalidTransition
+from quickart_daemon.naming import ShotId
+from quickart_daemon.queue import TRANSITIONS, JobQueue, JobState, LeaseLost, RetryPolicy
+
+SHOT = ShotId("BRV", "sq010", "sh0040")
+
+
+@pytest.fixture
+def jq(tmp_path):
+    return JobQueue(connect(f"sqlite:///{tmp_path / 'q.db'}"), RetryPolicy(3, 30, 2, 600), lease_seconds=60)
+
+
+def _queue(jq, shot=SHOT, **kw):
+    return jq.enqueue(shot, f"/studio/{shot}", "default", signature="sig", **kw)
+
+
+def test_claim_checkpoint_finish(jq):
+    job = _queue(jq)
+    assert job.state is JobState.QUEUED
+    claimed = jq.claim_next("nodeA:1:cpu.0", "nodeA", "cpu.0")
+    assert (claimed.id, claimed.state, claimed.attempts, claimed.node) == (job.id, JobState.RUNNING, 1, "nodeA")
+    assert jq.claim_next("nodeA:1:cpu.1", "nodeA", "cpu.1") is None  # nothing else to claim
+    jq.checkpoint(job.id, "nodeA:1:cpu.0", index=0, name="hold", seconds=0.5, checkpoint="/x",
+                  report={"warnings": ["w1"]}, progress=0.5)
+    assert set(jq.done_stages(job.id)) == {0}
+    done = jq.finish(job.id, "nodeA:1:cpu.0", version=1, output_path="/v001", artifacts={"otio": "/a.otio"})
+    assert done.state is JobState.DONE and done.version == 1 and done.warnings == ("hold: w1",)
+    assert jq.artifacts(job.id) == {"otio": "/a.otio"}
+
+
+def test_only_the_lease_owner_may_write(jq):
+    job = _queue(jq)
+    jq.claim_next("a", "n", "s")
+    with pytest.raises(LeaseLost):
+        jq.heartbeat(job.id, "b")
+    with pytest.raises(LeaseLost):
+        jq.finish(job.id, "b", version=1, output_path="", artifacts={})
+
+
+def test_newest_drop_supersedes_queued_older_drop(jq):
+    old = _queue(jq)
+    other_shot = _queue(jq, ShotId("BRV", "sq010", "sh0050"))
+    new = _queue(jq)
+    assert jq.get(old.id).state is JobState.SUPERSEDED
+    assert jq.get(other_shot.id).state is JobState.QUEUED
+    assert jq.claim_next("o", "n", "s").id == other_shot.id  # FIFO among equal priorities
+    assert jq.claim_next("o2", "n", "s").id == new.id
+
+
+def test_priority_wins(jq):
+    low = _queue(jq)
+    high = _queue(jq, ShotId("BRV", "sq010", "sh0050"), priority=10)
+    assert jq.claim_next("o", "n", "s").id == high.id
+    assert jq.claim_next("o2", "n", "s").id == low.id
+
+
+def test_retry_with_backoff_then_give_up(jq):
+    job = _queue(jq)
+    now = utcnow()
+    for attempt in (1, 2):
+        claimed = jq.claim_next("o", "n", "s", now=now)
+        assert claimed.attempts == attempt
+        failed = jq.fail(job.id, "o", "disk hiccup", retryable=True)
+        assert failed.state is JobState.QUEUED
+        delay = (failed.run_after - utcnow()).total_seconds()
+        assert abs(delay - 30 * 2 ** (attempt - 1)) < 5  # 30 s, then 60 s
+        assert jq.claim_next("o", "n", "s", now=now) is None  # not before its time
+        now = failed.run_after + timedelta(seconds=1)
+    jq.claim_next("o", "n", "s", now=now)
+    final = jq.fail(job.id, "o", "disk hiccup", retryable=True)
+    assert final.state is JobState.FAILED and final.attempts == 3
+
+
+def test_bad_input_fails_at_once(jq):
+    job = _queue(jq)
+    jq.claim_next("o", "n", "s")
+    assert jq.fail(job.id, "o", "corrupt PNG", retryable=False).state is JobState.FAILED
+
+
+def test_cancel_queued_and_running(jq):
+    queued = _queue(jq)
+    assert jq.cancel(queued.id).state is JobState.CANCELLED
+    running = _queue(jq)
+    jq.claim_next("o", "n", "s")
+    assert jq.heartbeat(running.id, "o") is False
+    assert jq.cancel(running.id).cancel_requested
+    assert jq.heartbeat(running.id, "o") is True  # the worker learns at its next heartbeat
+    assert jq.stopped(running.id, "o").state is JobState.CANCELLED
+    with pytest.raises(InvalidTransition):
+        jq.cancel(running.id)
+
+
+def test_expired_lease_is_requeued_and_resumes(jq):
+    job = _queue(jq)
+    jq.claim_next("dead-worker", "n", "s")
+    jq.checkpoint(job.id, "dead-worker", index=0, name="refine", seconds=1, checkpoint="/c", report={}, progress=0.25)
+    assert jq.requeue_stale() == []  # lease still valid
+    assert jq.requeue_stale(now=utcnow() + timedelta(seconds=61)) == [job.id]
+    again = jq.claim_next("new-worker", "n", "s")
+    assert again.id == job.id and again.attempts == 2
+    assert set(jq.done_stages(job.id)) == {0}  # resumes after the checkpointed stage
+
+
+def test_restarted_node_requeues_its_own_jobs_only(jq):
+    mine, theirs = _queue(jq), _queue(jq, ShotId("BRV", "sq010", "sh0050"))
+    jq.claim_next("me:1:s", "me", "s")
+    jq.claim_next("them:1:s", "them", "s")
+    assert jq.requeue_stale(node="me") == [mine.id]
+    assert jq.get(theirs.id).state is JobState.RUNNING
+
+
+def test_manual_retry_starts_a_new_generation(jq):
+    job = _queue(jq)
+    jq.claim_next("o", "n", "s")
+    jq.checkpoint(job.id, "o", index=0, name="hold", seconds=1, checkpoint="/c", report={}, progress=1)
+    jq.fail(job.id, "o", "bad", retryable=False)
+    retried = jq.retry(job.id)
+    assert retried.state is JobState.QUEUED and retried.attempts == 0 and retried.error is None
+    assert jq.done_stages(job.id) == {}  # a manual retry runs every stage again
+
+
+def test_release_does_not_count_an_attempt(jq):
+    job = _queue(jq)
+    jq.claim_next("o", "n", "s")
+    released = jq.release(job.id, "o")
+    assert released.state is JobState.QUEUED and released.attempts == 0
+
+
+def test_transition_table_has_no_exit_from_done():
+    assert TRANSITIONS[JobState.DONE] == set()
+    assert all(JobState.RUNNING not in TRANSITIONS[s] for s in JobState if s is not JobState.QUEUED)
+
+
+def _claim_all(url: str, owner: str, out) -> None:
+    jq = JobQueue(connect(url, migrate=False))
+    got = []
+    while (job := jq.claim_next(owner, "n", owner)) is not None:
+        got.append(job.id)
+    out.put(got)
+
+
+def test_concurrent_claims_never_hand_a_job_out_twice(tmp_path):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    jq = JobQueue(connect(url))
+    ids = {_queue(jq, ShotId("S", "q", f"sh{i:04d}")).id for i in range(60)}
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(url, f"w{i}", out)) for i in range(4)]
+    for p in procs:
+        p.start()
+    claimed = [jid for _ in procs for jid in out.get(timeout=60)]
+    for p in procs:
+        p.join(30)
+    assert sorted(claimed) == sorted(ids), "every job claimed exactly once"
