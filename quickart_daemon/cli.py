@@ -58,7 +58,7 @@ def cmd_daemon(args, cfg: Config) -> int:
 
 
 def cmd_status(args, cfg: Config) -> int:
-    from .daemon import open_queue
+    from .queue import open_queue
     from .db.models import utcnow
     from .queue import JobState
     jq = open_queue(cfg, migrate=False)
@@ -107,7 +107,7 @@ def cmd_status(args, cfg: Config) -> int:
 
 
 def cmd_jobs(args, cfg: Config) -> int:
-    from .daemon import open_queue
+    from .queue import open_queue
     from .queue import JobState
     jq = open_queue(cfg, migrate=False)
     try:
@@ -125,7 +125,7 @@ def cmd_jobs(args, cfg: Config) -> int:
 
 
 def cmd_job(args, cfg: Config) -> int:
-    from .daemon import open_queue
+    from .queue import open_queue
     jq = open_queue(cfg, migrate=False)
     job = jq.get(args.id)
     data = job.to_dict() | {"stages": jq.stage_runs(job.id), "outputs": jq.artifacts(job.id)}
@@ -148,21 +148,22 @@ def cmd_job(args, cfg: Config) -> int:
 
 
 def cmd_retry(args, cfg: Config) -> int:
-    from .daemon import open_queue
+    from .queue import open_queue
     job = open_queue(cfg, migrate=False).retry(args.id)
     print(f"job {job.id} queued again ({job.shot})")
     return 0
 
 
 def cmd_cancel(args, cfg: Config) -> int:
-    from .daemon import open_queue
+    from .queue import open_queue
     job = open_queue(cfg, migrate=False).cancel(args.id)
     print(f"job {job.id}: {'cancel requested (stops at the next check)' if job.state.value == 'running' else job.state.value}")
     return 0
 
 
 def cmd_submit(args, cfg: Config) -> int:
-    from .daemon import open_queue, submit_shot
+    from .daemon import submit_shot
+    from .queue import open_queue
     job = submit_shot(cfg, open_queue(cfg), Path(args.shot_dir), "submit", args.priority, force=True)
     print(f"job {job.id} queued for {job.shot} (pipeline {job.pipeline})")
     return 0
@@ -171,7 +172,8 @@ def cmd_submit(args, cfg: Config) -> int:
 def cmd_run(args, cfg: Config) -> int:
     from tqdm import tqdm
 
-    from .daemon import open_queue, setup_logging, submit_shot
+    from .daemon import setup_logging, submit_shot
+    from .queue import open_queue
     from .worker import execute_job
     setup_logging("WARNING")
     jq = open_queue(cfg)
@@ -235,7 +237,7 @@ def cmd_stage(args, cfg: Config) -> int:
 
 
 def cmd_doctor(args, cfg: Config) -> int:
-    from .daemon import open_queue
+    from .queue import open_queue
     from .gpu import detect_gpus, make_slots
     from .pipeline import load_pipeline
     from .watch import choose_observer_kind
@@ -311,8 +313,9 @@ def cmd_demo(args, cfg: Config | None) -> int:
 
 # -- parser ---------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import stages
+def build_parser(with_stages: bool = True) -> argparse.ArgumentParser:
+    """The parser; the stage registry (numpy, opencv) is only loaded for `quickart stage`,
+    so status commands start fast."""
     p = argparse.ArgumentParser(prog="quickart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="config file (default: $QUICKART_CONFIG, ./config.yaml, /etc/quickart/config.yaml)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -360,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("stage", help="run one stage on plain folders of {anything}.{frame}.png")
     st_sub = st.add_subparsers(dest="stage_name", required=True, metavar="NAME")
+    if not with_stages:
+        return p
+    from . import stages
     for name, spec in sorted(stages.available().items()):
         s = st_sub.add_parser(name, help=spec.description)
         s.add_argument("--in", dest="in_dir", required=True, help="input folder")
@@ -376,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(with_stages="stage" in argv or "-h" in argv or "--help" in argv)
     args = parser.parse_args(argv)
     cfg = None
     try:

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .db.session import connect
 from .drops import input_files, signature
 from .errors import QuickArtError
 from .gpu import Slot, make_slots
-from .queue import Job, JobQueue, RetryPolicy
+from .queue import Job, JobQueue, open_queue
 from .shot import shot_id_for
 from .watch import DropWatcher, choose_observer_kind
 
@@ -44,13 +43,6 @@ def setup_logging(level: str = "INFO") -> None:
     root._quickart = True
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def open_queue(cfg: Config, migrate: bool = True) -> JobQueue:
-    sessions = connect(cfg.database.url, cfg.database.busy_timeout_ms, migrate=migrate)
-    r = cfg.retry
-    return JobQueue(sessions, RetryPolicy(r.max_attempts, r.backoff_seconds, r.backoff_factor,
-                                          r.max_backoff_seconds), cfg.queue.lease_seconds)
 
 
 def sd_notify(message: str) -> bool:

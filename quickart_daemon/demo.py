@@ -42,7 +42,7 @@ def _models_dir() -> Path:
 
 
 def run_demo(folder: Path, timeout: float = 600) -> int:
-    from .daemon import open_queue
+    from .queue import open_queue
     from .synth import write_demo_studio
 
     folder = folder.resolve()

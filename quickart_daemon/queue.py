@@ -29,6 +29,16 @@ from .errors import InvalidTransition, JobNotFound, QuickArtError
 from .naming import ShotId
 
 
+def open_queue(cfg, migrate: bool = True) -> "JobQueue":
+    """The queue of the configured database (migrations applied unless migrate=False)."""
+    from .db.session import connect
+
+    sessions = connect(cfg.database.url, cfg.database.busy_timeout_ms, migrate=migrate)
+    r = cfg.retry
+    return JobQueue(sessions, RetryPolicy(r.max_attempts, r.backoff_seconds, r.backoff_factor,
+                                          r.max_backoff_seconds), cfg.queue.lease_seconds)
+
+
 class JobState(str, enum.Enum):
     QUEUED = "queued"          # waiting for a slot (or for its retry time)
     RUNNING = "running"        # leased by a worker

@@ -356,7 +356,8 @@ def run_in_child(job_id: int, owner: str, config_path: str, slot_env: dict[str, 
     _set_parent_death_signal()
     os.environ.update(slot_env)
     from .config import load_config
-    from .daemon import open_queue, setup_logging
+    from .daemon import setup_logging
+    from .queue import open_queue
 
     cfg = load_config(config_path)
     setup_logging(cfg.log_level)

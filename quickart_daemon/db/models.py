@@ -75,7 +75,8 @@ class JobRow(Base):
     stage_runs: Mapped[list["StageRun"]] = relationship(back_populates="job", order_by="StageRun.id",
                                                         cascade="all, delete-orphan")
     __table_args__ = (
-        Index("ix_jobs_claim", "state", "priority", "id"),
+        # matches claim_next's ORDER BY priority DESC, id: SQLite walks the index instead of sorting the queue
+        Index("ix_jobs_claim", "state", priority.desc(), "id"),
         Index("ix_jobs_shot_state", "shot_id", "state"),
     )
 

@@ -1,0 +1,69 @@
+"""config.yaml: the shipped file is valid and documented; mistakes are one line naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quickart_daemon.config import Config, load_config, parse_config
+from quickart_daemon.errors import ConfigError
+
+REPO = Path(__file__).parent.parent
+
+
+def test_shipped_config_is_valid_and_documents_every_setting():
+    cfg = load_config(REPO / "config.yaml")
+    assert cfg.timing.default == 2 and cfg.watch.mode == "auto"
+    text = (REPO / "config.yaml").read_text()
+    for section, model in Config.model_fields.items():
+        if section == "source":
+            continue
+        assert f"{section}:" in text, f"config.yaml does not show {section}"
+        sub = getattr(model.annotation, "model_fields", {})
+        for key in sub:
+            assert f"  {key}:" in text, f"config.yaml does not show {section}.{key}"
+
+
+@pytest.mark.parametrize("text,key", [
+    ("retry: {max_atempts: 2}", "retry.max_atempts"),
+    ("watch: {mode: nfs}", "watch.mode"),
+    ("slots: {jobs_per_gpu: 0}", "slots.jobs_per_gpu"),
+    ("naming: {key_file: '{shot}.png'}", "naming.key_file"),
+    ("timing: {default: 13}", "timing.default"),
+    ("layers_order: ['*', bg, '*']", "layers_order"),
+])
+def test_bad_values_name_the_key(text, key, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, tmp_path / "config.yaml")
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path):
+    cfg = parse_config("root: studio\ndatabase: {url: 'sqlite:///state/q.db'}\n", tmp_path / "config.yaml")
+    assert cfg.root == tmp_path / "studio"
+    assert cfg.database.url == f"sqlite:///{tmp_path}/state/q.db"
+
+
+def test_lookup_order(tmp_path, monkeypatch):
+    (tmp_path / "config.yaml").write_text("root: from-cwd\n")
+    env = tmp_path / "env.yaml"
+    env.write_text("root: from-env\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config().root.name == "from-cwd"
+    monkeypatch.setenv("QUICKART_CONFIG", str(env))
+    assert load_config().root.name == "from-env"
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text("root: explicit\n")
+    assert load_config(explicit).root.name == "explicit"
+
+
+def test_daemon_refuses_to_start_on_a_bad_config(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("retry: {max_attempts: zero}\n")
+    r = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "--config", str(bad), "daemon"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "retry.max_attempts" in r.stderr and "Traceback" not in r.stderr
