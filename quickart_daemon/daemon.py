@@ -74,7 +74,7 @@ def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority
     shot_dir = Path(shot_dir)
     shot = shot_id_for(shot_dir, cfg.root, cfg.naming_rules)
     files = input_files(shot_dir, cfg.root)
-    sig = signature(files)
+    sig = signature(files, shot_dir)  # relative paths: a root mounted elsewhere is not a new drop
     shot_pk = jq.upsert_shot(shot, str(shot_dir.resolve()))
     if not force and jq.last_drop_signature(shot_pk) == sig:
         return None
@@ -131,6 +131,8 @@ class Daemon:
         slot_names = [s.name for s in self.slots]
         self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode, starting=True)
         self.watcher.start()
+        self.watch_mode = self.watcher.observer_kind or self.watch_mode  # native may have fallen back to polling
+        self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode)
         self.watcher.scan_all()
         log.info("action=ready node=%s root=%s watch=%s slots=%s", self.node, self.cfg.root, self.watch_mode,
                  ",".join(slot_names))

@@ -126,10 +126,13 @@ def load_shot(shot_dir: Path, cfg: Config) -> ShotInputs:
     naming = cfg.naming_rules
     shot_id = shot_id_for(shot_dir, cfg.root, naming)
     settings = read_settings(shot_dir)
-    files = drops.input_files(shot_dir, cfg.root)
+    # zip drops: only the unpacked folders of zips still in keys/ count (a replaced zip's old frames do not)
+    current = set(drops.unpack_zip_drops(shot_dir, cfg.root))
+    unpacked = shot_dir / OUTPUT_DIR / "unpacked"
+    files = [f for f in drops.input_files(shot_dir, cfg.root)
+             if not f.is_relative_to(unpacked) or any(f.is_relative_to(c) for c in current)]
     problems: list[str] = []
     by_dir: dict[str, list[Path]] = {"keys": [], "refs": [], "hints": []}
-    unpacked = shot_dir / OUTPUT_DIR / "unpacked"
     for f in files:
         top = f.relative_to(shot_dir).parts[0]
         if top in by_dir:

@@ -1,0 +1,70 @@
+"""Reading a shot folder: keys by layer, zip drops, layer order, timing errors."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from quickart_daemon.errors import ShotFolderInvalid, TimingError
+from quickart_daemon.shot import load_shot, order_layers
+from quickart_daemon.synth import write_demo_studio
+
+
+def _zip(path, names_from):
+    with zipfile.ZipFile(path, "w") as zf:
+        for src, name in names_from:
+            zf.write(src, name)
+
+
+def test_keys_refs_and_schedule(make_config):
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001, 1005))
+    shot = load_shot(shot_dir, cfg)
+    assert str(shot.id) == "DEMO/sq010/sh0010"
+    assert {l: sorted(f) for l, f in shot.keys.items()} == {"char": [1001, 1005], "fx": [1001, 1005]}
+    assert sorted(shot.refs["char"]) == [1001] and shot.palette is not None
+    assert shot.timing == 2 and shot.schedule.drawings("char") == [1001, 1003, 1005]
+    assert shot.layer_order == ["char", "fx"]
+
+
+def test_zip_drop_counts_and_a_replaced_zip_does_not_leave_old_frames(make_config, tmp_path):
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001, 1005), fx=False)
+    src = tmp_path / "src"
+    write_demo_studio(src, size=(160, 90), keys=(1009, 1013), fx=False)
+    src_keys = src / "DEMO" / "sq010" / "sh0010" / "keys"
+    _zip(shot_dir / "keys" / "batch.zip", [(src_keys / "sh0010_char.1009.png", "sh0010_char.1009.png")])
+    assert sorted(load_shot(shot_dir, cfg).keys["char"]) == [1001, 1005, 1009]
+    _zip(shot_dir / "keys" / "batch.zip", [(src_keys / "sh0010_char.1013.png", "sh0010_char.1013.png")])
+    assert sorted(load_shot(shot_dir, cfg).keys["char"]) == [1001, 1005, 1013]
+
+
+def test_layer_order():
+    assert order_layers(["fx", "char", "bg", "bird"], ["bg", "*", "fx"]) == ["bg", "bird", "char", "fx"]
+    assert order_layers(["fx", "char"], ["fx", "char"]) == ["fx", "char"]
+    assert order_layers(["b", "a"], ["bg"]) == ["a", "b"]
+
+
+def test_sheet_contradicting_keys_is_a_job_error(make_config):
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001, 1005), fx=False)
+    (shot_dir / "timesheet.csv").write_text("frame,char\n1001,1\n1002,\n1003,\n1004,\n1005,\n")
+    with pytest.raises(TimingError, match="1005"):
+        load_shot(shot_dir, cfg)
+
+
+def test_shot_yaml_typo_names_the_key(make_config):
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001,), fx=False)
+    (shot_dir / "shot.yaml").write_text("timeing: 2\n")
+    with pytest.raises(ShotFolderInvalid, match="timeing"):
+        load_shot(shot_dir, cfg)
+
+
+def test_folder_outside_the_naming_convention(make_config):
+    cfg = make_config()
+    bad = cfg.root / "DEMO" / "sh0010"
+    (bad / "keys").mkdir(parents=True)
+    with pytest.raises(ShotFolderInvalid, match="not a shot folder"):
+        load_shot(bad, cfg)
