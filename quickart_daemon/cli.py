@@ -240,7 +240,7 @@ def cmd_doctor(args, cfg: Config) -> int:
     from .queue import open_queue
     from .gpu import detect_gpus, make_slots
     from .pipeline import load_pipeline
-    from .watch import choose_observer_kind
+    from .watch import choose_observer_kind, mount_fs_type
     from .weights import check, load_manifest
     checks: list[tuple[str, bool, str]] = [("config", True, str(cfg.source))]
     try:
@@ -266,26 +266,13 @@ def cmd_doctor(args, cfg: Config) -> int:
     checks.append(("root", root_ok, f"{cfg.root}" + ("" if root_ok else " does not exist")))
     if root_ok:
         checks.append(("watch", True, f"{choose_observer_kind(cfg.root, cfg.watch.mode)} (mode {cfg.watch.mode}) "
-                       f"for {cfg.root} ({_fs_type(cfg.root)})"))
+                       f"for {cfg.root} (file system {mount_fs_type(cfg.root) or 'unknown'})"))
     if args.json:
         _print_json([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks])
     else:
         for c, ok, d in checks:
             print(f"{'ok  ' if ok else 'FAIL'} {c:<12} {d}")
     return 0 if all(ok for _, ok, _ in checks) else 1
-
-
-def _fs_type(path: Path) -> str:
-    best, kind = "", "?"
-    try:
-        for line in open("/proc/self/mounts"):
-            parts = line.split()
-            mount = parts[1].replace("\\040", " ")
-            if str(path.resolve()).startswith(mount) and len(mount) > len(best):
-                best, kind = mount, parts[2]
-    except OSError:
-        pass
-    return f"{kind} at {best or '?'}"
 
 
 def cmd_db(args, cfg: Config) -> int:

@@ -118,6 +118,7 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
     hb = _Heartbeat(jq, job, owner, cfg.queue.heartbeat_seconds, controls)
     hb.start()
     stage_name = None
+    tmp: Path | None = None
     try:
         shot = load_shot(Path(job.shot_path), cfg)
         pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
@@ -198,6 +199,7 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
             return jq.get(job.id)
         if controls.cancel.is_set():
             log.info("action=cancelled job=%s shot=%s", job.id, job.shot)
+            _discard(tmp)
             return jq.stopped(job.id, owner)
         log.info("action=released job=%s shot=%s reason=%s", job.id, job.shot, exc)
         return jq.release(job.id, owner)
@@ -208,9 +210,16 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         where = f"stage {stage_name}: " if stage_name and not str(exc).startswith("stage ") else ""
         failed = jq.fail(job.id, owner, f"{where}{exc}", retryable=exc.retryable, stage=stage_name)
         log.error("action=failed job=%s shot=%s state=%s error=%s", job.id, job.shot, failed.state.value, exc)
+        if failed.state.value == "failed":
+            _discard(tmp)  # no resume will follow (a manual retry starts afresh): give the space back
         return failed
     finally:
         hb.stop()
+
+
+def _discard(tmp: Path | None) -> None:
+    if tmp is not None:
+        remove_tmp(tmp)
 
 
 def _jsonable(value):

@@ -396,6 +396,7 @@ def test_disk_full_while_writing_fails_the_job_cleanly(tmp_path, capsys):
         before = snapshot(st.shot)
         error = failed_job_checks(st, *quickart_run(st, capsys), before)
         assert "No space left on device" in error
+        assert not list((st.shot / "quickart").glob(".job-*")), "a job that failed for good gives its space back"
     finally:
         unmount(st.root)
 
