@@ -278,18 +278,25 @@ def _finalize(cfg: Config, jq: JobQueue, job: Job, shot: ShotInputs, pipeline: P
     output_dir = shot.output_dir
     pad = naming.frame_padding
 
+    def sequences(final: Path) -> list[Sequence]:
+        """The comp, then the layers top to bottom, as they lie in the version folder `final`."""
+        prefix, suffix = naming.output_prefix_suffix(shot.id.shot, None)
+        out = [Sequence("comp", final / "comp", prefix, suffix, first, last, pad)]
+        for layer in reversed(layers):
+            prefix, suffix = naming.output_prefix_suffix(shot.id.shot, layer)
+            out.append(Sequence(layer, final / "frames", prefix, suffix, first, last, pad))
+        return out
+
+    def metadata(version: int) -> dict:
+        return {"job_id": job.id, "pipeline": pipeline.name, "version": version, "shot": str(shot.id),
+                "node": cfg.node}
+
     def finalize(version: int, folder: Path) -> None:
+        # runs under the version lock, once the number is known: these files name their version
         final = output_dir / f"v{version:03d}"
         write_contact_sheet(folder / "contact.png", tiles,
                             f"{shot.id}  v{version:03d}  job {job.id}  pipeline {pipeline.name}")
-        comp_prefix, comp_suffix = naming.output_prefix_suffix(shot.id.shot, None)
-        sequences = [Sequence("comp", final / "comp", comp_prefix, comp_suffix, first, last, pad)]
-        for layer in reversed(layers):
-            prefix, suffix = naming.output_prefix_suffix(shot.id.shot, layer)
-            sequences.append(Sequence(layer, final / "frames", prefix, suffix, first, last, pad))
-        meta = {"job_id": job.id, "pipeline": pipeline.name, "version": version, "shot": str(shot.id),
-                "node": cfg.node}
-        tl = version_timeline(shot.id, version, shot.fps, sequences, key_frames, meta)
+        tl = version_timeline(shot.id, version, shot.fps, sequences(final), key_frames, metadata(version))
         write_timeline(tl, folder / f"{shot.id.shot}_v{version:03d}.otio")
         write_json(folder / "manifest.json", {
             "quickart": __version__, "job_id": job.id, "shot": str(shot.id), "version": version,
@@ -303,13 +310,10 @@ def _finalize(cfg: Config, jq: JobQueue, job: Job, shot: ShotInputs, pipeline: P
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "problems": shot.problems,
         })
-        self_comp = Sequence("comp", final / "comp", comp_prefix, comp_suffix, first, last, pad)
-        finalize.comp = self_comp
-        finalize.meta = meta
 
     version, final = publish(tmp, output_dir, finalize)
     seq_otio = cfg.root / shot.id.show / "editorial" / f"{shot.id.seq}.otio"
-    update_sequence_timeline(seq_otio, shot.id, version, shot.fps, finalize.comp, finalize.meta)
+    update_sequence_timeline(seq_otio, shot.id, version, shot.fps, sequences(final)[0], metadata(version))
     artifacts = {"version": str(final), "otio": str(final / f"{shot.id.shot}_v{version:03d}.otio"),
                  "contact": str(final / "contact.png"), "manifest": str(final / "manifest.json"),
                  "sequence_otio": str(seq_otio)}

@@ -52,7 +52,7 @@ def test_run_publishes_a_version_and_leaves_inputs_alone(ran_shot):
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     assert manifest["stages"] and all("seconds" in s for s in manifest["stages"])
     tl = otio.adapters.read_from_file(str(v / "sh0010_v001.otio"))
-    ref = tl.find_clips()[0].media_reference if False else tl.tracks[-1][0].media_reference
+    ref = tl.tracks[-1][0].media_reference  # the comp: the top track
     assert Path(ref.target_url_for_image_number(0)).is_file()
     assert ref.rate == 24 and ref.start_frame == 1001 and ref.frame_zero_padding == 4
 
