@@ -288,7 +288,7 @@ def query_plans(jq) -> dict:
 
 def bench_scheduler(tmp: Path, n_jobs: int, n_measure: int, n_cycle: int) -> tuple[dict, Path]:
     from quickart_daemon.config import load_config
-    from quickart_daemon.daemon import open_queue
+    from quickart_daemon.queue import open_queue
     from quickart_daemon.naming import ShotId
 
     folder = tmp / "scheduler"
@@ -392,12 +392,11 @@ t = time.perf_counter(); out = {}
 def mark(name):
     global t
     now = time.perf_counter(); out[name] = now - t; t = now
+# the modules `quickart jobs --json` imports, in order (no numpy, watchdog or apscheduler)
 import quickart_daemon.cli; mark("cli+config (pydantic, yaml)")
-import quickart_daemon.stages; mark("stages (numpy; build_parser)")
 import sqlalchemy.orm; mark("sqlalchemy")
 import quickart_daemon.db.session; mark("db models+session")
 import quickart_daemon.queue; mark("queue")
-import quickart_daemon.daemon; mark("daemon (watchdog, apscheduler; only open_queue used)")
 with contextlib.redirect_stdout(io.StringIO()):
     rc = quickart_daemon.cli.main(sys.argv[1:])
 mark("the command itself (first call: connect, mapper setup, SQL compile, query)")
@@ -408,7 +407,7 @@ print(json.dumps(out))
 def bench_cli(cfg_path: Path, reps: int, inproc_reps: int) -> dict:
     from quickart_daemon import cli
     from quickart_daemon.config import load_config
-    from quickart_daemon.daemon import open_queue
+    from quickart_daemon.queue import open_queue
 
     exe = quickart_exe()
     cfg = str(cfg_path)
