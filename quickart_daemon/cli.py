@@ -229,7 +229,7 @@ def cmd_stage(args, cfg: Config) -> int:
                            models_dir=cfg.models_dir, scratch_dir=Path(args.out_dir), progress=progress,
                            log=logging.getLogger(f"quickart.stage.{spec.name}"))
         result = spec.run(frames, ctx)
-    write_folder(Path(args.out_dir), result.frames, padding)
+    write_folder(Path(args.out_dir), result.frames, padding, result.variants)
     for w in result.report.get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
     print(f"{spec.name}: {len(frames)} in, {len(result.frames)} written to {args.out_dir}")

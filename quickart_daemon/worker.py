@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -27,7 +28,7 @@ from .contact import Tile, write_contact_sheet
 from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
 from .errors import OutputError, QuickArtError, StageFailed
 from .images import composite_over, read_png, write_png
-from .naming import parse_folder_frame
+from .naming import NAME_PATTERN, parse_folder_frame
 from .outputs import (expand_to_frames, job_tmp_dir, publish, remove_tmp, sha256_file, stage_checkpoint_dir,
                       write_json)
 from .pipeline import Pipeline, load_pipeline
@@ -78,20 +79,26 @@ class _Heartbeat(threading.Thread):
         self._stop.set()
 
 
-def _write_frames(folder: Path, frames: Frames, shot: ShotInputs, naming, compression: int = 1) -> None:
-    """Write frames into a hidden partial folder, then rename it into place.
-    A frame that is the same array as one already written (a held drawing) becomes a hard link."""
+def _write_frames(folder: Path, frames: Frames, shot: ShotInputs, naming, compression: int = 1,
+                  variants: dict[str, Frames] | None = None) -> None:
+    """Write frames (and named variants in subfolders) into a hidden partial folder, then
+    rename it into place. A frame that is the same array as one already written (a held
+    drawing) becomes a hard link."""
     partial = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     written: dict[int, Path] = {}
-    for (layer, frame), img in frames.items():
-        path = partial / naming.format_output_name(shot.id.shot, layer, frame)
-        if id(img) in written:
-            _link_or_copy(written[id(img)], path)
-        else:
-            write_png(path, img, compression)
-            written[id(img)] = path
+    for sub, table in [("", frames), *sorted((variants or {}).items())]:
+        if sub and not re.fullmatch(NAME_PATTERN, sub):
+            raise StageFailed(f"variant name {sub!r} must match {NAME_PATTERN}")
+        (partial / sub).mkdir(exist_ok=True)
+        for (layer, frame), img in table.items():
+            path = partial / sub / naming.format_output_name(shot.id.shot, layer, frame)
+            if id(img) in written:
+                _link_or_copy(written[id(img)], path)
+            else:
+                write_png(path, img, compression)
+                written[id(img)] = path
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(partial, folder)
 
@@ -178,7 +185,7 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
             seconds = time.monotonic() - t0
             frames = result.frames
             folder = stage_checkpoint_dir(tmp, i, stage_name)
-            _write_frames(folder, frames, shot, naming)
+            _write_frames(folder, frames, shot, naming, variants=result.variants)
             jq.checkpoint(job.id, owner, index=i, name=stage_name, seconds=seconds, checkpoint=str(folder),
                           report=_jsonable(result.report), progress=(i + 1) / n)
             log.info("action=stage_done job=%s shot=%s stage=%s seconds=%.2f frames=%d", job.id, job.shot,
@@ -346,10 +353,13 @@ def read_folder(folder: Path, max_pixels: int) -> tuple[Frames, dict[str, int]]:
     return frames, padding
 
 
-def write_folder(folder: Path, frames: Frames, padding: dict[str, int]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for (stem, frame), img in sorted(frames.items()):
-        write_png(folder / f"{stem}.{frame:0{padding.get(stem, 4)}d}.png", img)
+def write_folder(folder: Path, frames: Frames, padding: dict[str, int],
+                 variants: dict[str, Frames] | None = None) -> None:
+    """Frames as `{stem}.{frame}.png` (the input's padding); variants in `{folder}/{name}/`."""
+    for sub, table in [("", frames), *sorted((variants or {}).items())]:
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        for (stem, frame), img in sorted(table.items()):
+            write_png(folder / sub / f"{stem}.{frame:0{padding.get(stem, 4)}d}.png", img)
 
 
 # -- worker processes -----------------------------------------------------------------------------

@@ -106,3 +106,25 @@ def test_pipeline_errors_name_the_file_and_step(tmp_path):
     bad.write_text("name: bad\nstages:\n  - stag: hold\n")
     with pytest.raises(PipelineError, match="bad.yaml"):
         parse_pipeline(bad)
+
+
+def _invert(frames, ctx):
+    night = {k: np.dstack([255 - v[..., :3], v[..., 3:]]) for k, v in frames.items()}
+    return stages.StageResult(dict(frames), {"warnings": ["inverted for the test"]}, {"night": night})
+
+
+def test_variants_are_published_in_subfolders(make_config, tmp_path):
+    from quickart_daemon.cli import main
+    from quickart_daemon.synth import write_demo_studio
+
+    stages.register(stages.StageSpec(name="test-variants", run=_invert, kind="per_drawing",
+                                     publish_folder="testout", description="test only"))
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "v.yaml").write_text("name: v\nstages:\n  - stage: test-variants\n  - stage: hold\n")
+    cfg = make_config(pipelines_dir="pipelines", pipeline="v")
+    shot = write_demo_studio(cfg.root, size=(96, 54), keys=(1001, 1003), fx=False)
+    assert main(["--config", str(cfg.source), "run", str(shot)]) == 0
+    v = shot / "quickart" / "v001"
+    assert sorted(p.name for p in (v / "testout").glob("*.png")) == ["sh0010_char.1001.png", "sh0010_char.1003.png"]
+    night = sorted(p.name for p in (v / "testout" / "night").glob("*.png"))
+    assert night == ["sh0010_char.1001.png", "sh0010_char.1003.png"]

@@ -51,8 +51,17 @@ class StageContext:
 
 @dataclass
 class StageResult:
+    """What a stage returns.
+
+    `frames` go on to the next stage. `variants` are extra named outputs that only get
+    published: colour styles ("night"), confidence maps, light setups, the light layer.
+    They are written to `{publish_folder}/{name}/` in the version (and to `OUT/{name}/`
+    by `quickart stage`). `report` is JSON-able: "warnings" is a list of sentences shown
+    on the job; "models" maps model names to sha256 for the manifest."""
+
     frames: Frames
-    report: dict[str, Any] = field(default_factory=dict)  # "warnings": [str], anything else JSON-able
+    report: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, Frames] = field(default_factory=dict)
 
 
 class StageFunction(Protocol):
