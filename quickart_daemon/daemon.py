@@ -38,6 +38,7 @@ def setup_logging(level: str = "INFO") -> None:
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setLevel(level)  # the job log may ask loggers for more detail than the console shows
     root.addHandler(handler)
     root.setLevel(level)
     root._quickart = True

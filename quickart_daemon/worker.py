@@ -15,6 +15,7 @@ import re
 import resource
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -126,6 +127,7 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
     hb.start()
     stage_name = None
     tmp: Path | None = None
+    job_log: logging.Handler | None = None
     try:
         shot = load_shot(Path(job.shot_path), cfg)
         pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
@@ -138,6 +140,7 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         if first == 0:
             remove_tmp(tmp)  # nothing to resume from (or a manual retry): start clean
         tmp.mkdir(parents=True, exist_ok=True)
+        job_log = _open_job_log(tmp / "job.log", cfg, job, pipeline, device, shot)
         log.info("action=start job=%s shot=%s pipeline=%s device=%s resume_at=%s", job.id, job.shot,
                  pipeline.name, device, first)
 
@@ -194,6 +197,8 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
                 on_progress(stage_name, (i + 1) / n)
         stage_name = None
         version, final, artifacts = _finalize(cfg, jq, job, shot, pipeline, tmp, frames, device, started)
+        _close_job_log(job_log)  # its footer was the last line written before the publish
+        job_log = None
         hb.stop()
         finished = jq.finish(job.id, owner, version=version, output_path=str(final), artifacts=artifacts)
         log.info("action=done job=%s shot=%s version=v%03d seconds=%.2f", job.id, job.shot, version,
@@ -222,6 +227,44 @@ def execute_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         return failed
     finally:
         hb.stop()
+        _close_job_log(job_log)
+
+
+def _open_job_log(path: Path, cfg: Config, job: Job, pipeline: Pipeline, device: str,
+                  shot: ShotInputs) -> logging.Handler:
+    """The job's own log (it travels into the version folder): a header saying what ran where,
+    then every log line of this job's stages; `_job_log_footer` closes it."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"=== job {job.id} attempt {job.attempts}  {shot.id}  pipeline {pipeline.name}\n"
+                 f"node {cfg.node}  device {device}  CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}"
+                 f"  quickart {__version__}  python {platform.python_version()}\n"
+                 f"inputs: {len(shot.files)} files; steps: {' -> '.join(s.spec.name for s in pipeline.steps)}\n")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    for name in ("quickart", "quickart_daemon"):
+        logging.getLogger(name).addHandler(handler)
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.INFO)
+    return handler
+
+
+def _job_log_footer(path: Path, status: str, started: float) -> None:
+    peak_vram = ""
+    torch = sys.modules.get("torch")  # only report VRAM when a stage actually used torch
+    if torch is not None and torch.cuda.is_available():
+        peak_vram = f"  peak VRAM {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"=== {status} after {time.monotonic() - started:.2f} s  peak RSS "
+                 f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB{peak_vram}\n")
+
+
+def _close_job_log(handler: logging.Handler | None) -> None:
+    if handler is None:
+        return
+    for name in ("quickart", "quickart_daemon"):
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
 
 
 def _discard(tmp: Path | None) -> None:
@@ -317,6 +360,7 @@ def _finalize(cfg: Config, jq: JobQueue, job: Job, shot: ShotInputs, pipeline: P
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "problems": shot.problems,
         })
+        _job_log_footer(folder / "job.log", f"done: v{version:03d}", started)
 
     version, final = publish(tmp, output_dir, finalize)
     seq_otio = cfg.root / shot.id.show / "editorial" / f"{shot.id.seq}.otio"

@@ -51,6 +51,10 @@ def test_run_publishes_a_version_and_leaves_inputs_alone(ran_shot):
     assert {i["path"] for i in manifest["inputs"]} >= {"keys/sh0010_char.1001.png", "shot.yaml"}
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     assert manifest["stages"] and all("seconds" in s for s in manifest["stages"])
+    job_log = (v / "job.log").read_text().splitlines()
+    assert job_log[0].startswith("=== job 1 attempt 1  DEMO/sq010/sh0010") and "device cpu" in job_log[1]
+    assert any("action=stage_done" in line for line in job_log)
+    assert job_log[-1].startswith("=== done: v001") and "peak RSS" in job_log[-1]
     tl = otio.adapters.read_from_file(str(v / "sh0010_v001.otio"))
     ref = tl.tracks[-1][0].media_reference  # the comp: the top track
     assert Path(ref.target_url_for_image_number(0)).is_file()
