@@ -1,0 +1,64 @@
+"""Second pass: tidy the first pass's colours, then paint the frame.
+
+- specks (a few pixels where lines cross) and unmatched scraps take the colour of the
+  neighbour they share most boundary with;
+- shadow / highlight regions found from the trace lines take the tone of their partner;
+- lines: ink lines keep the drawing's ink (or a set line colour) with their anti-aliasing,
+  or are absorbed into the fill; trace lines are always painted over with the region colour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .features import Regions
+from .match import TRANSPARENT
+
+
+def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np.ndarray,
+                  speck_area: float, low_conf: float) -> int:
+    """Specks and unsure scraps take the colour of their main neighbour. Returns how many changed."""
+    changed = 0
+    adj = regs.adj
+    order = np.argsort(regs.full_area)
+    for t in order:
+        if t == 0 or fixed[t] or regs.outside[t]:
+            continue
+        a = regs.full_area[t]
+        tiny = a <= speck_area
+        scrap = a <= 8 * speck_area and conf[t] < low_conf
+        if not (tiny or scrap):
+            continue
+        nb = adj[t].copy()
+        nb[0] = 0
+        nb[t] = 0
+        if nb.max() <= 0:
+            continue
+        j = int(nb.argmax())
+        if colour[j] != colour[t]:
+            colour[t] = colour[j]
+            conf[t] = min(conf[j], 0.5 if tiny else conf[t])
+            changed += 1
+    return changed
+
+
+def paint(labels: np.ndarray, lut: np.ndarray, coverage: np.ndarray, ink: np.ndarray, trace: np.ndarray,
+          ink_rgb, line_mode: str) -> np.ndarray:
+    """RGBA frame: region colours (lut: (n+1, 4) uint8), then the ink lines composited on top."""
+    out = lut[labels]
+    if line_mode == "absorb":
+        return out
+    a = np.where(trace, 0.0, coverage).astype(np.float32)
+    a[ink] = np.maximum(a[ink], 0.0)
+    sel = a > 0.02
+    if not sel.any():
+        return out
+    aa = a[sel][:, None]
+    base = out[sel].astype(np.float32)
+    ink_c = np.array(ink_rgb, np.float32)[None, :]
+    ba = base[:, 3:] / 255.0
+    # ink over the fill (premultiplied "over")
+    oa = aa + ba * (1 - aa)
+    rgb = (ink_c * aa + base[:, :3] * ba * (1 - aa)) / np.maximum(oa, 1e-6)
+    out[sel] = np.concatenate([np.clip(rgb + 0.5, 0, 255), np.clip(oa * 255 + 0.5, 0, 255)], 1).astype(np.uint8)
+    return out

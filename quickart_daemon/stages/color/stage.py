@@ -1,0 +1,273 @@
+"""The colour stage: first pass (every region gets a colour), second pass (finish), output."""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ...errors import StageFailed
+from ..base import Frames, StageContext, StageResult
+from . import finish, trace
+from .features import Regions, describe
+from .match import TRANSPARENT, match
+from .palette import RGB, Palette, load_palette
+from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
+
+
+@dataclass
+class Prepared:
+    art: LineArt
+    seg: Segmentation
+    regs: Regions
+
+
+def prepare(img: np.ndarray, gap: float = 0.0) -> Prepared:
+    art = extract_lines(img)
+    seg = segment(art, gap)
+    return Prepared(art, seg, describe(seg))
+
+
+def is_coloured(img: np.ndarray) -> bool:
+    """True for a frame that is already painted (filled areas, not just lines)."""
+    s = line_strength(img)
+    strong = (s > 0.15).astype(np.uint8)
+    if strong.sum() < 16:
+        return False
+    k = max(7, int(round(min(img.shape[:2]) / 120)) | 1)
+    core = cv2.erode(strong, np.ones((k, k), np.uint8))
+    return core.sum() > 0.3 * strong.sum()
+
+
+def lines_from_cel(cel: np.ndarray) -> LineArt:
+    """Line art recovered from a coloured cel: dark ink plus the edges between colour fills."""
+    rgb = cel[..., :3].astype(np.int16)
+    alpha = cel[..., 3]
+    lum = rgb.mean(2)
+    ink = (alpha >= 128) & (lum < 70)
+    key = (cel[..., 0].astype(np.int64) << 24) | (cel[..., 1].astype(np.int64) << 16) | \
+          (cel[..., 2].astype(np.int64) << 8) | (alpha >= 128)
+    edge = np.zeros(ink.shape, bool)
+    dx = key[:, 1:] != key[:, :-1]
+    dy = key[1:] != key[:-1]
+    edge[:, 1:] |= dx
+    edge[1:] |= dy
+    line = ink | edge
+    cov = line.astype(np.float32)
+    z = np.zeros_like(ink)
+    return LineArt(cov, line, ink, z, z.copy(), (0, 0, 0), 1.0)
+
+
+@dataclass
+class RefModel:
+    frame: int
+    image: np.ndarray
+    prep: Prepared
+    colour: np.ndarray               # (n+1,) index into the global colour table or TRANSPARENT
+    from_lines: bool                 # regions come from the key's line art (else from the cel's colours)
+
+
+@dataclass
+class Colours:
+    """The global colour table of a job (every colour that may be painted)."""
+    table: list[RGB] = field(default_factory=list)
+    index: dict[RGB, int] = field(default_factory=dict)
+
+    def add(self, rgb) -> int:
+        rgb = tuple(int(c) for c in rgb)
+        if rgb not in self.index:
+            self.index[rgb] = len(self.table)
+            self.table.append(rgb)
+        return self.index[rgb]
+
+
+def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int, colours: Colours) -> np.ndarray:
+    """The dominant colour of `cel` inside every region (TRANSPARENT where mostly unpainted)."""
+    step = 1 if labels.size <= 2_500_000 else 2
+    lab = labels[::step, ::step]
+    sel = free[::step, ::step]
+    c = cel[::step, ::step]
+    dark = c[..., :3].astype(np.int16).mean(2) < 40  # ink drawn inside a region is not its colour
+    sel = sel & ~dark
+    painted = c[..., 3] >= 128
+    key = np.where(painted, (c[..., 0].astype(np.int64) << 16) | (c[..., 1].astype(np.int64) << 8) | c[..., 2], -1)
+    lk = lab[sel].astype(np.int64)
+    kk = key[sel]
+    out = np.full(n + 1, TRANSPARENT, int)
+    if lk.size == 0:
+        return out
+    pair = lk * (1 << 25) + (kk + 1)
+    u, cnt = np.unique(pair, return_counts=True)
+    reg = u >> 25
+    val = (u & ((1 << 25) - 1)) - 1
+    order = np.lexsort((-cnt, reg))
+    first = np.ones(len(order), bool)
+    first[1:] = reg[order][1:] != reg[order][:-1]
+    for i in order[first]:
+        r, v = int(reg[i]), int(val[i])
+        if v >= 0:
+            out[r] = colours.add(((v >> 16) & 255, (v >> 8) & 255, v & 255))
+    return out
+
+
+def flats_colour(i: int) -> RGB:
+    h = (i * 0.618033988749895) % 1.0
+    s = 0.45 + 0.25 * ((i * 7) % 3) / 2
+    v = 0.95 - 0.2 * ((i * 5) % 4) / 3
+    r, g, b = colorsys.hsv_to_rgb(h, s, v)
+    return (int(r * 255), int(g * 255), int(b * 255))
+
+
+def hint_colours(hint: np.ndarray, labels: np.ndarray, n: int, colours: Colours) -> np.ndarray:
+    """Regions touched by a hint scribble, and the scribble's colour (TRANSPARENT-1 = no hint)."""
+    if hint.shape[:2] != labels.shape:
+        hint = cv2.resize(hint, (labels.shape[1], labels.shape[0]), interpolation=cv2.INTER_NEAREST)
+    if (hint[..., 3] < 250).mean() > 0.05:
+        mask = hint[..., 3] >= 128
+    else:
+        mask = line_strength(hint) > 0.25
+    out = np.full(n + 1, -2, int)
+    if not mask.any():
+        return out
+    fake = np.zeros_like(hint)
+    fake[..., :3] = hint[..., :3]
+    fake[..., 3] = 255
+    got = region_colours(labels, mask, fake, n, colours)
+    touched = np.bincount(labels[mask], minlength=n + 1) > 0
+    out[touched] = got[touched]
+    return out
+
+
+def build_ref(frame: int, cel: np.ndarray, lines: np.ndarray | None, gap: float, colours: Colours) -> RefModel:
+    h, w = cel.shape[:2]
+    if lines is not None and lines.shape[:2] == (h, w) and not is_coloured(lines):
+        prep = prepare(lines, gap)
+        from_lines = True
+    else:
+        art = lines_from_cel(cel)
+        seg = segment(art, 1.0, min_core=1)
+        prep = Prepared(art, seg, describe(seg))
+        from_lines = False
+    col = region_colours(prep.seg.labels, prep.seg.free, cel, prep.seg.n, colours)
+    return RefModel(frame, cel, prep, col, from_lines)
+
+
+def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[int, int]]:
+    """From a reference: base colour index -> shadow / highlight colour index, as painted there."""
+    if not ref.from_lines:
+        return {}, {}
+    role, partner = trace.roles(ref.prep.regs)
+    tables: tuple[dict, dict] = ({}, {})
+    votes: dict[tuple[int, int, int], float] = {}
+    for t in np.nonzero(role)[0]:
+        b, c = ref.colour[partner[t]], ref.colour[t]
+        if b < 0 or c < 0 or b == c:
+            continue
+        key = (int(role[t]), int(b), int(c))
+        votes[key] = votes.get(key, 0.0) + ref.prep.regs.full_area[t]
+    for (r, b, c), v in sorted(votes.items(), key=lambda kv: kv[1]):
+        tables[r - 1][b] = c
+    return tables
+
+
+@dataclass
+class FrameResult:
+    image: np.ndarray
+    confidence: np.ndarray           # float32 per pixel
+    low: list                        # low-confidence regions
+    region_colour: np.ndarray
+    labels: np.ndarray
+    styles: dict[str, np.ndarray]
+
+
+def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None, palette: Palette,
+                   colours: Colours, params: dict, frame_no: int) -> FrameResult:
+    gap = float(params.get("gap", 0.0))
+    prep = prepare(img, gap)
+    regs, lab = prep.regs, prep.seg.labels
+    n = regs.n
+    colour = np.full(n + 1, TRANSPARENT, int)
+    conf = np.ones(n + 1)
+    fixed = np.zeros(n + 1, bool)
+    # (2) references: nearest in time first; per region the best match wins
+    if refs:
+        best = -np.ones(n + 1)
+        for rank, ref in enumerate(refs):
+            m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
+                      line_weight=1.0 if ref.from_lines else 0.2)
+            score = m.confidence - 0.03 * rank
+            take = score > best
+            colour[take], conf[take], best[take] = m.colour[take], m.confidence[take], score[take]
+        # shadows / highlights from the trace lines, in the tones the nearest reference uses
+        role, partner = trace.roles(regs)
+        shadow_of, light_of = tone_tables(refs[0], colours)
+        for t in np.nonzero(role)[0]:
+            table = shadow_of if role[t] == trace.SHADOW else light_of
+            b = colour[partner[t]]
+            want = table.get(int(b)) if b >= 0 else None
+            if want is not None and colour[t] != want and conf[partner[t]] >= conf[t] * 0.8:
+                colour[t] = want
+                conf[t] = min(conf[t], conf[partner[t]])
+    else:
+        # (3) nothing: flats, one distinct colour per region
+        role, partner = trace.roles(regs)
+        for t in range(1, n + 1):
+            if not regs.outside[t]:
+                colour[t] = colours.add(flats_colour(t))
+    colour[regs.outside] = TRANSPARENT
+    # (1) hints, strongest
+    hinted = np.zeros(n + 1, bool)
+    if hint is not None:
+        hc = hint_colours(hint, lab, n, colours)
+        hinted = hc >= -1
+        hinted[0] = False
+        colour[hinted] = hc[hinted]
+        conf[hinted] = 1.0
+        fixed |= hinted
+    if not refs:
+        # shadow / highlight tones follow their partner's (hinted or flat) colour
+        for t in np.nonzero(role)[0]:
+            if fixed[t] or regs.outside[t]:
+                continue
+            b = colour[partner[t]]
+            if b >= 0:
+                tone = "shadow" if role[t] == trace.SHADOW else "highlight"
+                colour[t] = colours.add(palette.tone(colours.table[b], tone))
+    # second pass: specks and unsure scraps
+    h, w = lab.shape
+    speck = max(4.0, 2e-5 * h * w)
+    finish.absorb_specks(regs, colour, conf, fixed, speck, float(params.get("low-confidence", 0.5)))
+    # snap to the palette
+    lut = np.zeros((n + 1, 4), np.uint8)
+    for t in range(1, n + 1):
+        if colour[t] >= 0:
+            rgb, _ = palette.snap(colours.table[colour[t]])
+            lut[t, :3], lut[t, 3] = rgb, 255
+    ink_rgb = prep.art.ink_rgb
+    lc = str(params.get("line-color", "") or "")
+    if lc:
+        from .palette import parse_hex
+        ink_rgb = parse_hex(lc, "line-color")
+    mode = str(params.get("lines", "keep"))
+    trace_px = prep.art.red | prep.art.blue
+    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode)
+    styles = {}
+    for style in palette.styles:
+        slut = lut.copy()
+        for t in range(1, n + 1):
+            if slut[t, 3]:
+                slut[t, :3] = palette.apply_style(style, tuple(int(c) for c in lut[t, :3]))
+        styles[style] = finish.paint(lab, slut, prep.art.coverage, prep.art.ink, trace_px,
+                                     palette.apply_style(style, ink_rgb), mode)
+    conf_map = conf.astype(np.float32)[lab]
+    thr = float(params.get("low-confidence", 0.5))
+    low = []
+    for t in range(1, n + 1):
+        if conf[t] < thr and not regs.outside[t] and regs.full_area[t] > speck:
+            x0, y0, x1, y1 = (int(v) for v in regs.bbox[t])
+            low.append({"frame": frame_no, "bbox": [x0, y0, x1, y1],
+                        "centroid": [round(float(regs.centroid[t, 0]), 1), round(float(regs.centroid[t, 1]), 1)],
+                        "area": int(regs.full_area[t]), "confidence": round(float(conf[t]), 3)})
+    return FrameResult(image, conf_map, low, colour, lab, styles)

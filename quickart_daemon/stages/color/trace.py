@@ -1,0 +1,45 @@
+"""Colour-trace lines: which regions are shadows (bounded by red) or highlights (blue).
+
+Two regions that meet along a red trace line are the lit and the shadow side of one
+surface. The shadow side is the one whose outline is red to a larger share (a shadow is
+the crescent cut off by the trace line; the lit side keeps most of the part's ink
+outline). Blue works the same way for highlights. The shadow region then takes the
+shadow tone of its partner's colour (from the reference, the palette `NAME_shadow`, or a
+computed shade), and the trace line itself is painted over with the region colour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .features import Regions
+
+BASE, SHADOW, HIGHLIGHT = 0, 1, 2
+
+
+def roles(regs: Regions, min_len: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """(role, partner) per region: role BASE/SHADOW/HIGHLIGHT; partner = the region across the trace line."""
+    n = regs.n
+    role = np.zeros(n + 1, int)
+    partner = np.zeros(n + 1, int)
+    for tone, adj_k, col in ((HIGHLIGHT, regs.adj_blue, 2), (SHADOW, regs.adj_red, 1)):
+        strong = (adj_k >= min_len) & (adj_k >= 0.5 * np.maximum(regs.adj, 1))
+        strong[0, :] = strong[:, 0] = False
+        frac = regs.line_ctx[:, col]
+        for t in range(1, n + 1):
+            if regs.outside[t]:
+                continue
+            nb = np.nonzero(strong[t])[0]
+            nb = [j for j in nb if not regs.outside[j] and frac[t] > frac[j]]
+            if not nb:
+                continue
+            if role[t] == BASE:
+                role[t] = tone
+                partner[t] = max(nb, key=lambda j: adj_k[t, j])
+    # a partner that is itself a shadow/highlight: follow to its base
+    for t in range(1, n + 1):
+        seen = 0
+        while role[t] != BASE and partner[t] and role[partner[t]] != BASE and seen < 4:
+            partner[t] = partner[partner[t]]
+            seen += 1
+    return role, partner
