@@ -7,7 +7,7 @@
   quickart stage NAME --in DIR --out DIR [...]   one stage on plain folders of {anything}.{frame}.png
   quickart doctor                      check config, database, models, GPU, watch mode
   quickart demo [--dir DIR]            make a demo studio, run the daemon on it, show the results
-  quickart db upgrade | models list    maintenance
+  quickart db upgrade | models list|install  maintenance
 
 Every command finds its config by --config FILE, else $QUICKART_CONFIG, else ./config.yaml,
 else /etc/quickart/config.yaml. Errors are one line on stderr and exit status 1.
@@ -283,7 +283,13 @@ def cmd_db(args, cfg: Config) -> int:
 
 
 def cmd_models(args, cfg: Config) -> int:
-    from .weights import check, load_manifest
+    from .weights import check, install, load_manifest
+    if args.action == "install":
+        if not args.names:
+            raise QuickArtError("name the models to install, e.g. `quickart models install rife-v4`")
+        for name in args.names:
+            print(f"{name:<16} installed: {install(name, cfg.models_dir)}")
+        return 0
     entries = load_manifest()
     if not entries:
         print("no models in the manifest yet")
@@ -345,7 +351,8 @@ def build_parser(with_stages: bool = True) -> argparse.ArgumentParser:
     s.add_argument("action", choices=["upgrade"])
     s.set_defaults(func=cmd_db)
     s = sub.add_parser("models", help="model files and their checksums")
-    s.add_argument("action", choices=["list"])
+    s.add_argument("action", choices=["list", "install"])
+    s.add_argument("names", nargs="*", help="models to install (install): e.g. rife-v4")
     s.set_defaults(func=cmd_models)
 
     st = sub.add_parser("stage", help="run one stage on plain folders of {anything}.{frame}.png")

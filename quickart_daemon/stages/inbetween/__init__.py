@@ -1,0 +1,184 @@
+"""`inbetween`: every drawing the shot's timing asks for, generated between its two keys.
+
+For each layer and each pair of consecutive keys (``ctx.schedule.inbetweens``):
+
+1. **Safety rails** (:func:`classical.pair_check`): the same drawing exposed twice
+   (duplicate) or keys that share too little content (a cut) are *held*: the in-betweens
+   repeat the earlier key, and the job report lists them (``holds`` and a warning).
+2. **Method** (option ``method``):
+
+   * ``rife``: our IFNet (:mod:`.ifnet`) on the published Practical-RIFE v4 weights
+     (``quickart models install rife-v4``), the pair encoded once and all its timesteps in
+     one batch.
+   * ``auto`` (default): ``rife`` plus the large-motion search. When the measured motion
+     between the keys (median dense-flow magnitude over the drawing) is at least
+     ``LARGE_MOTION_PX``, each in-between is also computed from two *pre-aligned* versions
+     of the keys (moved towards time t along the smoothed classical flow, and along the
+     global translation found by phase correlation), so the network only has to resolve
+     the residual motion; of the candidates, the one whose two warped keys agree best (lowest
+     photometric disagreement, a self-check needing no ground truth) is kept.
+   * ``classical``: OpenCV DIS flow both ways, occlusion-aware blending. Also the fallback
+     when the weights are not installed or fail their checksum (a warning on the job).
+
+3. **Alpha**: warps and blends work on premultiplied RGBA (:mod:`.engine`).
+
+Options: ``scale`` (``auto`` or a flow scale from ``ifnet.SCALES``; ``auto`` = 1.0 up to
+2.2 Mpixel, 0.5 above, as Practical-RIFE recommends for 4K), ``backend`` (``auto`` | ``torch``
+| ``ncnn``; ncnn is not built yet, so ``auto`` = torch and ``ncnn`` is refused with a clear
+error), ``method``, ``precision`` (``auto`` = fp32; ``fp16`` on CUDA only, untested here).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ...errors import ModelLoadError, StageFailed
+from .. import register
+from ..base import Frames, Option, StageContext, StageResult, StageSpec
+from . import classical
+
+MODEL_NAME = "rife-v4"
+#: median flow magnitude (pixels) from which `method: auto` searches pre-aligned candidates
+LARGE_MOTION_PX = 3.0
+METHODS = ("auto", "rife", "classical")
+BACKENDS = ("auto", "torch", "ncnn")
+
+
+def choose_scale(option: str, height: int, width: int) -> float:
+    from .ifnet import SCALES
+    if str(option) == "auto":
+        return 1.0 if height * width <= 2_200_000 else 0.5
+    try:
+        scale = float(option)
+    except ValueError:
+        raise StageFailed(f"inbetween: scale {option!r} is not 'auto' or a number; use one of {SCALES}") from None
+    if scale not in SCALES:
+        raise StageFailed(f"inbetween: scale {scale} is not supported; use auto or one of {SCALES}")
+    return scale
+
+
+def _engine(ctx: StageContext, backend: str, precision: str):
+    """(engine, sha256) for the torch backend, or raises ModelLoadError (weights missing/bad)."""
+    if backend == "ncnn":
+        raise StageFailed("inbetween: the ncnn backend is not built yet; use backend: auto or torch")
+    import torch
+
+    from ...outputs import sha256_file
+    from ...weights import verified_path
+    from .engine import TorchEngine, get_model
+    path = verified_path(MODEL_NAME, ctx.models_dir)
+    digest = sha256_file(path)
+    device = ctx.device or "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StageFailed(f"inbetween: device {device} asked for but CUDA is not available on this node")
+    dtype = torch.float16 if (precision == "fp16" and device.startswith("cuda")) else torch.float32
+    return TorchEngine(get_model(path, digest, device, dtype), device, dtype), digest
+
+
+def _global_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import cv2
+    ga = 1.0 - cv2.cvtColor(classical.over_white(a).astype(np.float32), cv2.COLOR_RGB2GRAY)
+    gb = 1.0 - cv2.cvtColor(classical.over_white(b).astype(np.float32), cv2.COLOR_RGB2GRAY)
+    (dx, dy), _ = cv2.phaseCorrelate(ga, gb)
+    return np.float32([dx, dy])
+
+
+def _shift_prealign(a, b, d, t):
+    h, w = a.shape[:2]
+    fa = np.broadcast_to(-t * d, (h, w, 2)).astype(np.float32)
+    fb = np.broadcast_to((1.0 - t) * d, (h, w, 2)).astype(np.float32)
+    return classical.backward_warp(a, fa), classical.backward_warp(b, fb)
+
+
+def rife_pair(engine, a: np.ndarray, b: np.ndarray, times: list[float], scale: float, search: bool,
+              fl: classical.Flows | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """Premultiplied frames at `times`; with `search`, the best of direct and pre-aligned candidates."""
+    direct = engine.pair(a, b, times, scale)
+    if not search:
+        return direct.frames, ["direct"] * len(times)
+    fl = fl or classical.flows(a, b)
+    d = _global_shift(a, b)
+    frames, chosen = [], []
+    for i, t in enumerate(times):
+        cands = [(direct.disagreement[i], direct.frames[i], "direct")]
+        for name, (pa, pb) in (("flow", classical.prealign(a, b, fl, t)), ("shift", _shift_prealign(a, b, d, t))):
+            r = engine.pair(pa, pb, [t], scale)
+            cands.append((r.disagreement[0], r.frames[0], name))
+        best = min(cands, key=lambda c: c[0])
+        frames.append(best[1])
+        chosen.append(best[2])
+    return frames, chosen
+
+
+def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
+    params = {**SPEC.defaults(), **(ctx.params or {})}
+    method, backend = str(params["method"]), str(params["backend"])
+    if method not in METHODS:
+        raise StageFailed(f"inbetween: method {method!r} is not one of {', '.join(METHODS)}")
+    if backend not in BACKENDS:
+        raise StageFailed(f"inbetween: backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    out: Frames = dict(frames)
+    warnings: list[str] = []
+    report: dict = {"method": method, "backend": None, "holds": [], "candidates": {}}
+    groups: dict[tuple[str, int, int], list] = defaultdict(list)
+    for layer in sorted({l for l, _ in frames}):
+        for ib in ctx.schedule.inbetweens(layer):
+            groups[(layer, ib.before, ib.after)].append(ib)
+    total = sum(len(v) for v in groups.values())
+
+    engine = None
+    if method != "classical" and total:
+        try:
+            engine, digest = _engine(ctx, backend, str(params["precision"]))
+            report["models"] = {MODEL_NAME: digest}
+            report["backend"] = "torch"
+        except ModelLoadError as exc:
+            warnings.append(f"in-betweens made with the classical optical-flow fallback, not RIFE: {exc}")
+            method = report["method"] = "classical"
+
+    done = 0
+    for (layer, before, after), ibs in groups.items():
+        ka, kb = frames[(layer, before)], frames[(layer, after)]
+        if ka.shape != kb.shape:
+            raise StageFailed(f"layer {layer}: keys {before} and {after} differ in size "
+                              f"({ka.shape[1]}x{ka.shape[0]} vs {kb.shape[1]}x{kb.shape[0]})")
+        a, b = classical.premultiply(ka), classical.premultiply(kb)
+        check, fl = classical.pair_check(a, b)
+        if check.verdict != "ok":
+            for ib in ibs:
+                out[(layer, ib.drawing)] = ka
+            report["holds"].append({"layer": layer, "keys": [before, after], "reason": check.verdict,
+                                    "detail": check.detail, "drawings": [ib.drawing for ib in ibs]})
+            warnings.append(f"layer {layer}: keys {before} and {after} look like a {check.verdict} "
+                            f"({check.detail}); held {before} instead of in-betweening")
+        else:
+            times = [ib.t for ib in ibs]
+            if method == "classical":
+                fl = fl or classical.flows(a, b)
+                made = [classical.classical_inbetween(a, b, t, fl) for t in times]
+            else:
+                scale = choose_scale(params["scale"], *a.shape[:2])
+                search = method == "auto" and check.motion >= LARGE_MOTION_PX
+                made, chosen = rife_pair(engine, a, b, times, scale, search, fl)
+                for c in chosen:
+                    report["candidates"][c] = report["candidates"].get(c, 0) + 1
+            for ib, p in zip(ibs, made):
+                out[(layer, ib.drawing)] = classical.unpremultiply(p)
+        done += len(ibs)
+        ctx.progress(done, total)
+    report.update(inbetweens=total, warnings=warnings)
+    return StageResult(out, report)
+
+
+SPEC = register(StageSpec(
+    name="inbetween", run=inbetween, kind="timing", publish_folder=None, uses_gpu=True,
+    description="in-betweens from our RIFE v4 network (large-motion search, alpha, cut/duplicate holds)",
+    options=(
+        Option("method", str, "auto", "auto (RIFE + large-motion search) | rife | classical"),
+        Option("scale", str, "auto", "flow scale: auto, or 0.125 0.25 0.5 1 2 (lower sees larger motion, uses less memory)"),
+        Option("backend", str, "auto", "auto | torch | ncnn (auto = torch; ncnn not built yet)"),
+        Option("precision", str, "auto", "auto (fp32) | fp32 | fp16 (CUDA only)"),
+    ),
+))
