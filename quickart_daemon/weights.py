@@ -48,9 +48,17 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelEntry]:
     return out
 
 
+def locate(entry: ModelEntry, models_dir: Path) -> Path:
+    """Where the model's file is: the models folder first, else the copy shipped inside the
+    package (our own small weights, such as refine-v1, are committed and packaged)."""
+    path = models_dir / entry.file
+    bundled = manifest_path().parent / entry.file
+    return path if path.is_file() or not bundled.is_file() else bundled
+
+
 def check(entry: ModelEntry, models_dir: Path) -> str | None:
     """None when the file is present and matches, else the problem in one sentence."""
-    path = models_dir / entry.file
+    path = locate(entry, models_dir)
     if not path.is_file():
         return f"{entry.name}: {path} is missing; run `quickart models install {entry.name}`"
     digest = sha256_file(path)
@@ -67,7 +75,7 @@ def verified_path(name: str, models_dir: Path) -> Path:
     problem = check(entries[name], models_dir)
     if problem:
         raise ModelLoadError(problem)
-    return models_dir / entries[name].file
+    return locate(entries[name], models_dir)
 
 
 def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:

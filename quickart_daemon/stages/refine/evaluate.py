@@ -1,0 +1,121 @@
+"""Held-out evaluation of the refine methods (used by tests/test_refine.py and bench/bench_refine.py).
+
+For every held-out pair (generator seed `data.HELD_OUT_SEED`, never used in training) and
+every method it measures, against the clean target:
+
+* ink F1 / precision / recall at 1-pixel tolerance (output black ink vs target ink);
+* trace F1 (output colour-trace lines vs target trace lines, any colour);
+* the fraction of the scan's gaps closed (`metrics.gaps_closed`; the gaps are the stretches
+  of target centre line that the raw scan, thresholded at mid-grey, leaves empty);
+* spurious components (output line pieces far from every target line).
+
+Methods: ``raw`` (the scan thresholded at mid-grey: ink = dark and grey), ``adaptive``
+(OpenCV's Gaussian adaptive threshold, the textbook baseline), ``classical`` and ``learned``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import classical, data, metrics
+from .colours import CHROMA_RATIO
+
+METHODS = ("raw", "adaptive", "classical", "learned")
+
+
+def _grey_and_coloured(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f = rgb.astype(np.float32)
+    mx, mn = f.max(2), f.min(2)
+    dark = 255.0 - mn
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (mx - mn) > CHROMA_RATIO * np.maximum(dark, 1.0)
+
+
+def raw_lines(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ink, any line) masks of the scan thresholded at mid-grey."""
+    grey, coloured = _grey_and_coloured(rgb)
+    line = grey < 128
+    return line & ~coloured, line
+
+
+def adaptive_lines(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    grey, coloured = _grey_and_coloured(rgb)
+    block = 2 * max(5, min(rgb.shape[:2]) // 40) + 1
+    line = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, block, 10) > 0
+    return line & ~coloured, line
+
+
+def output_lines(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ink, trace, any line) masks of a refine output (on white or on transparency)."""
+    a = rgba[..., 3].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * a[..., None] + 255.0 * (1 - a[..., None])
+    mx, mn = rgb.max(2), rgb.min(2)
+    ink = mx < 128
+    trace = ((mx - mn) > 100) & ~ink
+    return ink, trace, ink | trace
+
+
+def score(pair: data.Pair, ink: np.ndarray, line: np.ndarray, trace: np.ndarray | None,
+          gaps: list[np.ndarray]) -> dict[str, float]:
+    f = metrics.line_f1(ink, pair.ink >= 0.5)
+    out = {"f1": f["f1"], "precision": f["precision"], "recall": f["recall"],
+           "gaps_closed": metrics.gaps_closed(line, gaps),
+           "spurious": metrics.spurious_components(line, (pair.ink >= 0.5) | (pair.trace >= 0.5))}
+    out["trace_f1"] = metrics.line_f1(trace, pair.trace >= 0.5)["f1"] if trace is not None else float("nan")
+    return out
+
+
+def evaluate(pairs: list[data.Pair], methods=METHODS, models_dir: Path | None = None, device: str = "cpu",
+             keep_outputs: bool = False) -> dict:
+    """Mean figures per method over `pairs`, plus the outputs when `keep_outputs`."""
+    from . import learned_coverages
+    model = None
+    if "learned" in methods:
+        from ...weights import verified_path
+        from . import MODEL_NAME, net
+        model = net.load(verified_path(MODEL_NAME, models_dir or Path("models")), device)
+    rows: dict[str, list[dict]] = {m: [] for m in methods}
+    outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    for pair in pairs:
+        gaps = metrics.gap_segments(raw_lines(pair.rough)[1], pair.ink >= 0.5)
+        frame = np.dstack([pair.rough, np.full(pair.ink.shape, 255, np.uint8)])
+        for m in methods:
+            t0 = time.perf_counter()
+            if m == "raw":
+                ink, line = raw_lines(pair.rough)
+                trace, img = line & ~ink, None
+            elif m == "adaptive":
+                ink, line = adaptive_lines(pair.rough)
+                trace, img = line & ~ink, None
+            else:
+                if m == "classical":
+                    img = classical.cleanup(frame).rgba
+                else:
+                    img = classical.compose(learned_coverages(model, frame, device), pair.ink.shape)
+                ink, trace, line = output_lines(img)
+            r = score(pair, ink, line, trace, gaps)
+            r["seconds"] = time.perf_counter() - t0
+            r["gaps"] = len(gaps)
+            rows[m].append(r)
+            if keep_outputs:
+                outputs[m].append(img if img is not None else _mask_image(ink, line))
+    table = {m: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for m, rs in rows.items()}
+    return {"table": table, "outputs": outputs} if keep_outputs else {"table": table}
+
+
+def _mask_image(ink: np.ndarray, line: np.ndarray) -> np.ndarray:
+    img = np.full(ink.shape + (4,), 255, np.uint8)
+    img[line & ~ink, :3] = (200, 60, 60)
+    img[ink, :3] = 0
+    return img
+
+
+def format_table(table: dict) -> str:
+    cols = ("f1", "precision", "recall", "trace_f1", "gaps_closed", "spurious")
+    lines = [f"{'method':<10} " + " ".join(f"{c:>11}" for c in cols)]
+    for m, r in table.items():
+        lines.append(f"{m:<10} " + " ".join(f"{r[c]:>11.3f}" if c != "spurious" else f"{r[c]:>11.1f}" for c in cols))
+    return "\n".join(lines)
