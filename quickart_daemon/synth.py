@@ -806,8 +806,8 @@ def write_demo_studio(root: Path, show: str = "DEMO", seq: str = "sq010", shot: 
 
     ``keys/{shot}_char.{frame}.png`` are the character keys (rough pencil scans, or clean
     lines on white with ``style="clean"``), ``keys/{shot}_fx.{frame}.png`` the effect keys
-    (finished colour on transparency), ``refs/{shot}_char.{first}.png`` the coloured
-    reference of the first key, ``refs/palette.yaml`` the named colours and ``shot.yaml``
+    (clean inked lines), ``refs/{shot}_{char,fx}.{first}.png`` the coloured references of
+    the first key, ``refs/palette.yaml`` the named colours and ``shot.yaml``
     the fps and timing.
     """
     if style not in ("rough", "clean"):
@@ -824,8 +824,11 @@ def write_demo_studio(root: Path, show: str = "DEMO", seq: str = "sq010", shot: 
         if i == 0:
             images.write_png(shot_dir / "refs" / f"{shot}_char.{frame:04d}.png", f.color)
         if fx:
-            images.write_png(shot_dir / "keys" / f"{shot}_fx.{frame:04d}.png",
-                             render(fx_char, frame * speed, size, rough=False).color)
+            # the effect is drawn clean (inked) and coloured from its own reference, as in production
+            fx_frame = render(fx_char, frame * speed, size, rough=False)
+            images.write_png(shot_dir / "keys" / f"{shot}_fx.{frame:04d}.png", fx_frame.clean)
+            if i == 0:
+                images.write_png(shot_dir / "refs" / f"{shot}_fx.{frame:04d}.png", fx_frame.color)
     images.write_bytes_atomic(shot_dir / "refs" / "palette.yaml", palette_yaml(char).encode())
     images.write_bytes_atomic(shot_dir / "shot.yaml",
                               yaml.safe_dump({"fps": 24, "timing": int(timing)}, sort_keys=False).encode())

@@ -167,3 +167,12 @@ def test_cli_method_option(tmp_path):
     assert r.returncode == 0, r.stderr
     img = cv2.imread(str(out / "key.0007.png"), cv2.IMREAD_UNCHANGED)
     assert img.shape == (136, 240, 4) and img[..., 3].min() == 0
+
+
+def test_finished_cels_pass_through_but_lines_on_transparency_are_refined():
+    from quickart_daemon.synth import make_fx, render
+    cel = render(make_fx(7), 1001, (320, 180), rough=False)
+    res = stages.get("refine").run({("fx", 1001): cel.color, ("ln", 1001): cel.clean_transparent}, _ctx(method="classical"))
+    assert res.frames[("fx", 1001)] is cel.color
+    assert any("already painted" in w for w in res.report["warnings"])
+    assert res.frames[("ln", 1001)] is not cel.clean_transparent

@@ -137,6 +137,20 @@ def renormalise(covs: dict, width: float, shape: tuple[int, int]) -> dict:
     return {name: classical.with_solid(classical.coverage(sk, width), solids.get(name)) for name, sk in skels.items()}
 
 
+def is_painted(frame: np.ndarray) -> bool:
+    """A finished cel rather than a drawing: it has transparency, and most of its opaque pixels
+    survive an erosion (filled areas, not lines). Scans and lines on paper have no transparency;
+    lines on transparency are thin and erode away."""
+    if frame.ndim != 3 or frame.shape[2] != 4:
+        return False
+    opaque = frame[..., 3] >= 128
+    if opaque.all() or opaque.sum() < 64:
+        return False
+    k = max(3, int(min(frame.shape[:2]) / 120) | 1)  # wider than a line at this size
+    core = cv2.erode(opaque.astype(np.uint8), np.ones((k, k), np.uint8))
+    return core.sum() > 0.3 * opaque.sum()
+
+
 def run(frames: Frames, ctx: StageContext) -> StageResult:
     p = {**SPEC.defaults(), **ctx.params}
     method = _method(p["method"])
@@ -176,6 +190,12 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
         frame = frames[key]
         if frame.ndim != 3 or frame.shape[2] not in (3, 4):
             raise StageFailed(f"refine: frame {key[0]} {key[1]} is not an RGB(A) image")
+        if is_painted(frame):
+            out[key] = frame  # a finished cel (an fx or bg layer): cleanup would destroy its fills
+            warnings.append(f"layer {key[0]} frame {key[1]}: already painted (filled areas on transparency), "
+                            "passed through")
+            ctx.progress(i + 1, len(keys))
+            continue
         t0 = time.perf_counter()
         h, w = frame.shape[:2]
         if method == "learned":
