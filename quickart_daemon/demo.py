@@ -84,12 +84,19 @@ def run_demo(folder: Path, timeout: float = 600) -> int:
         print("daemon stopped.")
 
 
+_last_progress = ""
+
+
 def _progress(jq, shot_name: str) -> None:
+    global _last_progress
     jobs = jq.list(shot=shot_name)
     if jobs:
         j = jobs[0]
-        print(f"\r  job {j.id}: {j.state.value} {j.current_stage or ''} {j.progress * 100:3.0f}%   ",
-              end="", flush=True)
+        line = f"  job {j.id}: {j.state.value} {j.current_stage or ''} {j.progress * 100:3.0f}%"
+        if line != _last_progress:  # a terminal shows one updating line; a log gets one line per change
+            print(("\r" if sys.stdout.isatty() else "") + line + ("   " if sys.stdout.isatty() else "\n"),
+                  end="", flush=True)
+            _last_progress = line
 
 
 def _wait_for(check, timeout: float, daemon: subprocess.Popen, what: str, tick=None):

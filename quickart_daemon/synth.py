@@ -792,9 +792,10 @@ def mean_displacement(a: SynthFrame, b: SynthFrame) -> float:
     return float(np.mean(d))
 
 
-def palette_yaml(character: Character) -> str:
-    """``colors: {name: "#rrggbb"}`` for every colour of the character (base, shadow, highlight tones)."""
-    colors = {name: "#%02x%02x%02x" % rgb for name, rgb in character.materials.items()}
+def palette_yaml(*characters: Character) -> str:
+    """``colors: {name: "#rrggbb"}`` for every colour of the characters (base, shadow, highlight tones):
+    one palette per shot, covering every layer."""
+    colors = {name: "#%02x%02x%02x" % rgb for c in characters for name, rgb in c.materials.items()}
     return yaml.safe_dump({"colors": colors}, sort_keys=False)
 
 
@@ -829,7 +830,8 @@ def write_demo_studio(root: Path, show: str = "DEMO", seq: str = "sq010", shot: 
             images.write_png(shot_dir / "keys" / f"{shot}_fx.{frame:04d}.png", fx_frame.clean)
             if i == 0:
                 images.write_png(shot_dir / "refs" / f"{shot}_fx.{frame:04d}.png", fx_frame.color)
-    images.write_bytes_atomic(shot_dir / "refs" / "palette.yaml", palette_yaml(char).encode())
+    images.write_bytes_atomic(shot_dir / "refs" / "palette.yaml",
+                              palette_yaml(char, *([fx_char] if fx else [])).encode())
     images.write_bytes_atomic(shot_dir / "shot.yaml",
                               yaml.safe_dump({"fps": 24, "timing": int(timing)}, sort_keys=False).encode())
     return shot_dir
