@@ -26,7 +26,7 @@ from ...errors import ModelLoadError, StageFailed
 from .. import register
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from . import classical
-from .colours import CHROMA_RATIO, CLASS_NAMES, darkness_and_chroma, flatten_paper, trace_class
+from .colours import CHROMA_RATIO, CLASS_NAMES, darkness_and_chroma, flatten_paper, trace_class, vote_trace_class
 
 MODEL_NAME = "refine-v1"
 METHODS = ("classical", "learned", "auto")
@@ -80,15 +80,8 @@ def learned_coverages(model, frame: np.ndarray, device: str) -> dict[str, tuple[
         cy, cx = np.nonzero(coloured)
         if len(cy):
             cls[cy, cx] = trace_class(flat[cy, cx][None])[0]
-        best = np.zeros(len(ys), np.float32)
-        winner = np.ones(len(ys), np.uint8)  # red when no colour evidence is near
-        sigma = max(1.5, 0.004 * min(h, w))
-        for idx in (1, 2, 3):
-            if not (cls == idx).any():
-                continue
-            score = cv2.GaussianBlur(np.where(cls == idx, chroma, 0).astype(np.float32), (0, 0), sigma)[ys, xs]
-            better = score > best
-            winner[better], best[better] = idx, score[better]
+        # red when no colour evidence is near
+        winner = vote_trace_class(cls, chroma, ys, xs, max(1.5, 0.004 * min(h, w)), default=1)
         for idx in (1, 2, 3):
             sel = winner == idx
             if sel.any():

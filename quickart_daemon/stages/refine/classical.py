@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .colours import CLASS_NAMES, CLASS_RGB, flatten_paper, trace_class
+from .colours import CLASS_NAMES, CLASS_RGB, flatten_paper, trace_class, vote_trace_class
 from .skeleton import neighbour_code, thin
 
 #: blur (px) pooling the hue votes of trace pixels
@@ -130,14 +130,7 @@ def line_masks(rgb: np.ndarray, threshold: float) -> tuple[dict[str, np.ndarray]
     cls = np.zeros(chroma.shape, np.uint8)
     cy, cx = np.nonzero(cv2.dilate(trace.astype(np.uint8), np.ones((3, 3), np.uint8)))
     cls[cy, cx] = trace_class(flat[cy, cx][None])[0]
-    best = np.zeros(len(ys), np.float32)
-    winner = np.zeros(len(ys), np.uint8)
-    for idx in (1, 2, 3):
-        if not (cls == idx).any():
-            continue
-        score = cv2.GaussianBlur(np.where(cls == idx, chroma, 0.0).astype(np.float32), (0, 0), VOTE_SIGMA)[ys, xs]
-        better = score > best
-        winner[better], best[better] = idx, score[better]
+    winner = vote_trace_class(cls, chroma, ys, xs, VOTE_SIGMA, default=0)
     for idx in (1, 2, 3):
         sel = winner == idx
         if sel.any():

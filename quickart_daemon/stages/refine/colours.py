@@ -68,3 +68,19 @@ def trace_class(flat: np.ndarray) -> np.ndarray:
         out[better] = idx
         best[better] = d[better]
     return out
+
+
+def vote_trace_class(cls: np.ndarray, chroma: np.ndarray, ys: np.ndarray, xs: np.ndarray, sigma: float,
+                     default: int = 0) -> np.ndarray:
+    """For each pixel (ys[i], xs[i]), the colour-line class (1 red, 2 blue, 3 green) with the most
+    colour evidence nearby: `chroma` of the pixels labelled that class in `cls`, blurred by `sigma`.
+    Pixels with no evidence near them get `default`."""
+    best = np.zeros(len(ys), np.float32)
+    winner = np.full(len(ys), default, np.uint8)
+    for idx in (1, 2, 3):
+        if not (cls == idx).any():
+            continue
+        score = cv2.GaussianBlur(np.where(cls == idx, chroma, 0.0).astype(np.float32), (0, 0), sigma)[ys, xs]
+        better = score > best
+        winner[better], best[better] = idx, score[better]
+    return winner
