@@ -13,7 +13,8 @@ the same distance (|t - t'| ~ |r - r'|, rotation invariant, so a forearm follows
 arm through a large swing). Each round's probabilities go through an unbalanced optimal
 transport that conserves area (a reference part takes about its own area of the target),
 a soft global assignment: two target parts cannot both become the upper arm while the
-forearm goes unused. The colour of t is the colour with the highest total probability;
+forearm goes unused. A target region that borders the background never matches an enclosed
+hole of the reference (a transparent region that is not the background). The colour of t is the colour with the highest total probability;
 that probability is the region's confidence.
 """
 
@@ -64,6 +65,7 @@ W_SUPPORT = 5.0    # weight of the neighbourhood support in the cost
 W_POS = 6.0        # weight of the position in the character
 W_LINE = 2.0       # weight of the line context
 ITERATIONS = 4     # relaxation rounds
+W_HOLE = 20.0      # cost of matching a region that borders the background to an enclosed hole
 
 
 def _transport(K: np.ndarray, a: np.ndarray, b: np.ndarray, rho: float) -> np.ndarray:
@@ -142,7 +144,14 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
     a_r = a_r * a_t.sum() / a_r.sum()
     # tiny regions have unreliable shapes
     small_t = np.clip(np.sqrt(tgt.full_area[T]) / 12.0, 0.2, 1.0)[:, None]
-    base = (1.2 * c_area + 1.5 * c_shape * small_t + W_LINE * line_weight * c_line - 2.5 * ov)
+    # enclosed holes (transparent reference regions that are not the background, e.g. the gap
+    # between the legs) never border the background; a target region that does over part of
+    # its outline is a part of the character, not a hole (legs crossing between key and target)
+    out_ids = np.nonzero(tgt.outside)[0]
+    out_t = tgt.adj[np.ix_(T, out_ids)].sum(1) / np.maximum(tgt.adj[T].sum(1), 1)
+    hole_r = (ref_colour[R] == TRANSPARENT).astype(np.float64)
+    c_hole = W_HOLE * out_t[:, None] * hole_r[None, :]
+    base = (c_hole + 1.2 * c_area + 1.5 * c_shape * small_t + W_LINE * line_weight * c_line - 2.5 * ov)
     # neighbourhood: row-normalised adjacency of the target, reachability within the reference
     At = tgt.adj[np.ix_(T, T)].astype(np.float64)
     np.fill_diagonal(At, 0)

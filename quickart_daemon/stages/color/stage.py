@@ -194,16 +194,27 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     # (2) references: nearest in time first; per region the best match wins
     if refs:
         best = -np.ones(n + 1)
+        # per region: was it matched to a reference region in the same trace role that the
+        # reference painted this very colour (then the reference, not the role rule, decides)
+        ref_role_same = np.zeros(n + 1, bool)
+        role, partner = trace.roles(regs)
         for rank, ref in enumerate(refs):
             m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
                       line_weight=1.0 if ref.from_lines else 0.2)
             score = m.confidence - 0.03 * rank
             take = score > best
             colour[take], conf[take], best[take] = m.colour[take], m.confidence[take], score[take]
+            if ref.from_lines:
+                r_role = trace.roles(ref.prep.regs)[0]
+                same = (r_role[m.ref_region] == role) & (ref.colour[m.ref_region] == m.colour) & (m.ref_region > 0)
+            else:
+                same = np.zeros(n + 1, bool)
+            ref_role_same[take] = same[take]
         # shadows / highlights from the trace lines, in the tones the nearest reference uses
-        role, partner = trace.roles(regs)
         shadow_of, light_of = tone_tables(refs[0], colours)
         for t in np.nonzero(role)[0]:
+            if ref_role_same[t]:
+                continue
             table = shadow_of if role[t] == trace.SHADOW else light_of
             b = colour[partner[t]]
             want = table.get(int(b)) if b >= 0 else None
