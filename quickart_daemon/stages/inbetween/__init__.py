@@ -22,6 +22,10 @@ For each layer and each pair of consecutive keys (``ctx.schedule.inbetweens``):
 
 3. **Alpha**: warps and blends work on premultiplied RGBA (:mod:`.engine`).
 
+Memory: on CPU the engine sizes each forward pass from the frame size, the 8 GiB bound and
+MemAvailable (``engine.plan``: timesteps per pass, and flow estimated in overlapping horizontal
+bands when one whole frame does not fit); 4K runs in about 4.2 GiB.
+
 Options: ``scale`` (``auto`` or a flow scale from ``ifnet.SCALES``; ``auto`` = 1.0 up to
 2.2 Mpixel, 0.5 above, as Practical-RIFE recommends for 4K), ``backend`` (``auto`` | ``torch``
 | ``ncnn``; ncnn is not built yet, so ``auto`` = torch and ``ncnn`` is refused with a clear
@@ -95,7 +99,7 @@ def _shift_prealign(a, b, d, t):
 def rife_pair(engine, a: np.ndarray, b: np.ndarray, times: list[float], scale: float, search: bool,
               fl: classical.Flows | None = None) -> tuple[list[np.ndarray], list[str]]:
     """Premultiplied frames at `times`; with `search`, the best of direct and pre-aligned candidates."""
-    direct = engine.pair(a, b, times, scale)
+    direct = engine.pair(a, b, times, scale, disagreement=search)
     if not search:
         return direct.frames, ["direct"] * len(times)
     fl = fl or classical.flows(a, b)

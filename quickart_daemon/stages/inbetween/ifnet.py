@@ -59,7 +59,12 @@ class ResConv(nn.Module):
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(x) * self.beta + x)
+        if not torch.is_inference_mode_enabled() or self.training:
+            return self.act(self.conv(x) * self.beta + x)
+        # inference: scale in place and add in place (same arithmetic, no extra full-size tensors)
+        y = self.conv(x)
+        y.mul_(self.beta).add_(x)
+        return self.act(y)
 
 
 class IFBlock(nn.Module):
@@ -71,11 +76,21 @@ class IFBlock(nn.Module):
         self.convblock = nn.Sequential(*[ResConv(width) for _ in range(8)])
         self.lastconv = nn.Sequential(nn.ConvTranspose2d(width, 4 * 13, 4, 2, 1), nn.PixelShuffle(2))
 
-    def forward(self, x: torch.Tensor, flow: torch.Tensor | None, down: float):
-        x = F.interpolate(x, scale_factor=1.0 / down, mode="bilinear", align_corners=False)
+    def forward(self, x, flow: torch.Tensor | None, down: float):
+        """`x`: the input planes, one tensor or a sequence of tensors to concatenate.
+
+        Bilinear resampling works plane by plane, so resampling each part and concatenating the
+        small results equals resampling the concatenation (without writing the full-size
+        concatenation: the largest memory-bound cost at 1080p); at ``down == 1`` it is the
+        identity and skipped."""
+        parts = [x] if isinstance(x, torch.Tensor) else list(x)
         if flow is not None:
-            flow = F.interpolate(flow, scale_factor=1.0 / down, mode="bilinear", align_corners=False) * (1.0 / down)
-            x = torch.cat((x, flow), 1)
+            parts.append(flow)
+        if down != 1.0:
+            parts = [F.interpolate(p, scale_factor=1.0 / down, mode="bilinear", align_corners=False) for p in parts]
+        if flow is not None:
+            parts[-1] = parts[-1] * (1.0 / down)
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
         y = self.lastconv(self.convblock(self.conv0(x)))
         y = F.interpolate(y, scale_factor=down, mode="bilinear", align_corners=False)
         return y[:, :4] * down, y[:, 4:5], y[:, 5:]
@@ -157,11 +172,13 @@ class IFNet(nn.Module):
         tplane = t.to(img0.dtype).view(n, 1, 1, 1).expand(n, 1, h, w)
         downs = [d / scale for d in (16, 8, 4, 2, 1)]
         blocks = (self.block0, self.block1, self.block2, self.block3, self.block4)
-        flow, mask, feat = blocks[0](torch.cat((img0, img1, f0, f1, tplane), 1), None, downs[0])
+        flow, mask, feat = blocks[0]((img0, img1, f0, f1, tplane), None, downs[0])
+        # each key and its features are warped by the same flow: one grid_sample for both
+        x0, x1 = torch.cat((img0, f0), 1), torch.cat((img1, f1), 1)
         for block, down in zip(blocks[1:], downs[1:]):
-            w0, w1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
-            wf0, wf1 = warp(f0, flow[:, :2]), warp(f1, flow[:, 2:4])
-            d, mask, feat = block(torch.cat((w0, w1, wf0, wf1, tplane, mask, feat), 1), flow, down)
+            wx0, wx1 = warp(x0, flow[:, :2]), warp(x1, flow[:, 2:4])
+            parts = (wx0[:, :3], wx1[:, :3], wx0[:, 3:], wx1[:, 3:], tplane, mask, feat)
+            d, mask, feat = block(parts, flow, down)
             flow = flow + d
         return Estimate(flow=flow, mask=torch.sigmoid(mask))
 
