@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     step, trained, history = 0, 0.0, []
     rng = np.random.default_rng(a.data_seed)
     if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # tensors, numbers, strings only
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
