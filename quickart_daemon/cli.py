@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 

@@ -7,7 +7,6 @@ waits for the job to finish, prints the outputs, then stops the daemon with SIGT
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

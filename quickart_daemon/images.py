@@ -10,7 +10,6 @@ a temporary name in the same folder, then a rename.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import cv2
@@ -21,6 +20,9 @@ from .errors import ImageError, OutputError
 
 #: Largest frame we decode by default: 8K UHD with room to spare (about 100 megapixels).
 DEFAULT_MAX_PIXELS = 100_000_000
+
+# Our own limit (max_pixels, checked from the header before decoding) replaces Pillow's global one.
+Image.MAX_IMAGE_PIXELS = None
 
 
 def read_png(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -33,21 +35,18 @@ def read_png(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     if size == 0:
         raise ImageError(f"{path}: empty file (zero bytes); was the copy interrupted?")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageError(
-                        f"{path}: {width}x{height} is larger than the {max_pixels:,}-pixel limit "
-                        "(a corrupt header or a decompression bomb); re-export the frame"
-                    )
-                img.load()
-                return _to_rgba(img)
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{path}: {width}x{height} is larger than the {max_pixels:,}-pixel limit "
+                    "(a corrupt header or a decompression bomb); re-export the frame"
+                )
+            img.load()
+            return _to_rgba(img)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image (corrupt or truncated): {exc}") from None
 
 
@@ -68,7 +67,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         if os.stat(path).st_size == 0:
             raise ImageError(f"{path}: empty file (zero bytes); was the copy interrupted?")
-        Image.MAX_IMAGE_PIXELS = None  # header only, nothing decoded; read_png applies our own limit
         with Image.open(path) as img:
             return img.size
     except (OSError, SyntaxError, ValueError) as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +16,6 @@ import time
 from pathlib import Path
 
 import opentimelineio as otio
-import pytest
 import yaml
 
 from quickart_daemon.daemon import open_queue
@@ -92,12 +90,11 @@ def test_drop_becomes_a_version_with_timelines(make_config, tmp_path):
     assert jq.nodes()[0].stopped_at is not None
 
 
-def _slow_setup(make_config, tmp_path):
+def _slow_setup(make_config, tmp_path, **overrides):
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()
     (pipelines / "slow.yaml").write_text(yaml.safe_dump(SLOW_PIPELINE))
-    cfg = make_config(pipelines_dir="pipelines", queue={"lease_seconds": 600})
-    return cfg
+    return make_config(pipelines_dir="pipelines", queue={"lease_seconds": 600}, **overrides)
 
 
 def test_sigkill_mid_stage_resumes_at_the_unfinished_stage(make_config, tmp_path):
@@ -164,8 +161,7 @@ def test_sigterm_finishes_the_running_stage_and_hands_the_job_back(make_config, 
 
 
 def test_worker_crash_does_not_take_the_daemon_down(make_config, tmp_path):
-    cfg = _slow_setup(make_config, tmp_path)
-    cfg_retry = make_config(pipelines_dir="pipelines", retry={"max_attempts": 1})
+    cfg_retry = _slow_setup(make_config, tmp_path, retry={"max_attempts": 1})
     daemon = start_daemon(cfg_retry)
     jq = open_queue(cfg_retry)
     try:

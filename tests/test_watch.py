@@ -149,7 +149,7 @@ def test_auto_later_mount_on_same_point_wins(tmp_path):
 
 
 def test_forced_modes_and_missing_mount_table(tmp_path):
-    mounts = write_mounts(tmp_path, f"srv:/x / nfs4 rw 0 0")
+    mounts = write_mounts(tmp_path, "srv:/x / nfs4 rw 0 0")
     assert choose_observer_kind(tmp_path, "native", mounts) == "native"
     assert choose_observer_kind(tmp_path, "polling", tmp_path / "nope") == "polling"
     assert choose_observer_kind(tmp_path, "auto", tmp_path / "nope") == "native"
@@ -158,7 +158,7 @@ def test_forced_modes_and_missing_mount_table(tmp_path):
 
 
 def test_auto_mode_follows_the_mount_table(root, naming, make_watcher, tmp_path):
-    mounts = write_mounts(tmp_path, f"srv:/studio / nfs4 rw 0 0")
+    mounts = write_mounts(tmp_path, "srv:/studio / nfs4 rw 0 0")
     watcher, _ = make_watcher("auto", mounts_file=mounts)
     assert watcher.observer_kind == "polling"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from .features import Regions
-from .match import TRANSPARENT
 
 
 def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np.ndarray,

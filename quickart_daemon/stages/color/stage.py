@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ...errors import StageFailed
-from ..base import Frames, StageContext, StageResult
 from . import finish, trace
 from .features import Regions, describe
 from .match import TRANSPARENT, match
-from .palette import RGB, Palette, load_palette
+from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 
 
