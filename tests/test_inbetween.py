@@ -183,6 +183,37 @@ def test_matches_stored_expected_output(model):
     assert np.abs(got - want).max() < 2e-3  # stored as float16
 
 
+def test_fast_path_equals_the_published_forward(model):
+    """`_estimate_fast` (only what each block reads) against `_estimate_plain` (every block at
+    full resolution, as published), at every flow scale the fast path takes, two timesteps."""
+    seq = sequence(7, [1001, 1006], size=(320, 192), rough=False)
+    a, b = _rgb(seq[1001].color)[None], _rgb(seq[1006].color)[None]
+    t = torch.tensor([0.3, 0.5])
+    for scale in (1.0, 0.5, 0.25):
+        m = ifnet.pad_multiple(scale)
+        pa, pb = ifnet.pad(a, m), ifnet.pad(b, m)
+        with torch.inference_mode():
+            f0, f1 = model.encode(pa), model.encode(pb)
+            fast = model.estimate(pa, pb, t, scale, f0, f1)
+            plain = model._estimate_plain(pa.expand(2, -1, -1, -1), pb.expand(2, -1, -1, -1),
+                                          f0.expand(2, -1, -1, -1), f1.expand(2, -1, -1, -1), t,
+                                          [d / scale for d in (16, 8, 4, 2, 1)])
+        assert (fast.flow - plain.flow).abs().max().item() < 2e-3, scale  # pixels
+        assert (fast.mask - plain.mask).abs().max().item() < 1e-4, scale
+        pa, pb = pa.expand(2, -1, -1, -1), pb.expand(2, -1, -1, -1)
+        out_fast, out_plain = ifnet.merge(pa, pb, fast), ifnet.merge(pa, pb, plain)
+        assert (out_fast - out_plain).abs().max().item() < 1e-4, scale
+
+
+def test_transposed_conv_as_conv_is_the_same_function():
+    torch.manual_seed(0)
+    x, w, b = torch.randn(1, 5, 9, 11), torch.randn(5, 3, 4, 4), torch.randn(3)
+    wc, bc = ifnet.transposed_as_conv(w, b)
+    want = torch.nn.functional.conv_transpose2d(x, w, b, 2, 1)
+    got = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(x, wc, bc, 1, 1), 2)
+    assert got.shape == want.shape and (got - want).abs().max().item() < 1e-5
+
+
 def test_batched_times_equal_single_calls(model):
     seq = sequence(3, [1001, 1003], size=(128, 64), rough=False)
     a, b = _rgb(seq[1001].color), _rgb(seq[1003].color)
