@@ -169,9 +169,19 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.cnn0(x))
-        x = self.act(self.cnn1(x))
-        x = self.act(self.cnn2(x))
-        return self.cnn3(x)
+        if self.training or not torch.is_inference_mode_enabled():
+            return self.cnn3(self.act(self.cnn2(self.act(self.cnn1(x)))))
+        # inference (same function): the 16-plane convolutions run in channels-last, which
+        # oneDNN does about 1.5x faster for so few planes, and the transposed conv as a conv
+        # plus pixel shuffle (`transposed_as_conv`)
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = self.act(self.cnn2(self.act(self.cnn1(x))))
+        key = (x.dtype, x.device)
+        cache = self.__dict__.setdefault("_tail_cache", {})
+        if key not in cache:
+            cache[key] = transposed_as_conv(self.cnn3.weight, self.cnn3.bias)
+        w, b = cache[key]
+        return F.pixel_shuffle(F.conv2d(x, w, b, 1, 1).contiguous(), 2)
 
 
 _GRIDS: dict[tuple, torch.Tensor] = {}
