@@ -181,7 +181,11 @@ class Head(nn.Module):
         if key not in cache:
             cache[key] = transposed_as_conv(self.cnn3.weight, self.cnn3.bias)
         w, b = cache[key]
-        return F.pixel_shuffle(F.conv2d(x, w, b, 1, 1).contiguous(), 2)
+        y = F.conv2d(x, w, b, 1, 1)  # channels-last: memory (N, h, w, 4 * 4) with plane c*4 + ry*2 + rx
+        n, _, h, w_ = y.shape
+        # the pixel shuffle straight from that layout, in one copy
+        y = y.permute(0, 2, 3, 1).reshape(n, h, w_, 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
+        return y.reshape(n, 4, 2 * h, 2 * w_)
 
 
 _GRIDS: dict[tuple, torch.Tensor] = {}
@@ -320,7 +324,7 @@ class IFNet(nn.Module):
         # block 0 sees the keys and their features, downscaled
         k = downs[0]
         y = blocks[0].run_small([shrink(x, k) for x in (img0, img1, f0, f1)] + [tplane(h // k, w // k)])
-        flow = F.interpolate(y[:, :4], scale_factor=k, mode="bilinear", align_corners=False) * k
+        flow = F.interpolate(y[:, :4], scale_factor=k, mode="bilinear", align_corners=False).mul_(k)
         for block, k in zip(blocks[1:], downs[1:]):
             if k == 1:
                 rest = F.interpolate(y[:, 4:], scale_factor=2, mode="bilinear", align_corners=False)
@@ -329,7 +333,7 @@ class IFNet(nn.Module):
                 parts = [sample(img0, grid0), sample(img1, grid1), sample(f0, grid0), sample(f1, grid1),
                          tplane(h, w), rest, flow]
                 y = block.run_full(parts, keep=5)
-                flow = flow + y[:, :4]
+                flow.add_(y[:, :4])
                 return Estimate(flow=flow, mask=torch.sigmoid(y[:, 4:5]))
             if k == 2:  # every pixel is read
                 fl, base = flow, None
@@ -345,7 +349,7 @@ class IFNet(nn.Module):
                       F.interpolate(y[:, 4:], scale_factor=2, mode="bilinear", align_corners=False),
                       F.avg_pool2d(fl, 2) * (1.0 / k)]
             y = block.run_small(parts)
-            flow = flow + F.interpolate(y[:, :4], scale_factor=k, mode="bilinear", align_corners=False) * k
+            flow.add_(F.interpolate(y[:, :4], scale_factor=k, mode="bilinear", align_corners=False), alpha=k)
         # flow scale < 1: the last block ran below full resolution; its mask is upscaled
         mask = F.interpolate(y[:, 4:5], scale_factor=k, mode="bilinear", align_corners=False)
         return Estimate(flow=flow, mask=torch.sigmoid(mask))
