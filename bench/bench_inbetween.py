@@ -16,8 +16,10 @@ with `method: auto` (the large-motion search), all through the stage function wh
 
 Speed (`--speed-sizes`): per size one fresh process limited to `--threads` threads loads the
 reference and ours and runs them alternately (a warm-up each, then the median of `--repeats`,
-t = 0.5), so both see the same load; ours is the `rife` path (`TorchEngine.pair`: one encode per
-pair, memory plan); the ratio is reference / ours.
+t = 0.5), so all see the same load; ours is the `rife` path (`TorchEngine.pair`: one encode per
+pair, memory plan) and, when `ncnn` and `quickart models install rife-v4-ncnn` are there, the
+ncnn backend (`NcnnEngine.pair`, same threads, fp32); the ratios are reference / ours and
+torch / ncnn (above 1: ncnn faster).
 Memory (`--memory-sizes`, default 3840x2160): the stage itself (method rife, one in-between)
 in its own process on keys read from .npy files, its peak RSS (`resource.getrusage`
 ru_maxrss) against the 8 GiB bound, with MemAvailable at the time.
@@ -181,6 +183,19 @@ def speed_child(mode: str, key_a: str, key_b: str, threads: int, repeats: int) -
     eng = TorchEngine(ifnet.load(verified_path("rife-v4", ROOT / "models")))
     pa, pb = classical.premultiply(a), classical.premultiply(b)
     runs = {"reference": lambda: reference_frames(ref, a, b, [0.5]), "ours": lambda: eng.pair(pa, pb, [0.5], disagreement=False)}
+    try:  # the ncnn backend, same threads, CPU (Vulkan only if ncnn sees a GPU), when it and its model are installed
+        from quickart_daemon.stages.inbetween.ncnn_backend import (
+            NcnnEngine,
+            load_net,
+            vulkan_gpu_count,
+        )
+        from quickart_daemon.weights import verified_files
+        param, binf = verified_files("rife-v4-ncnn", ROOT / "models")
+        vk = vulkan_gpu_count() > 0
+        neng = NcnnEngine(load_net(param, binf, "bench", threads, vk), vk)
+        runs["ncnn"] = lambda: neng.pair(pa, pb, [0.5], disagreement=False)
+    except Exception as exc:  # noqa: BLE001 - a missing optional backend only drops its column
+        print(f"ncnn column left out: {exc}", file=sys.stderr)
     for run in runs.values():
         run()  # warm-up
     ts: dict[str, list[float]] = {k: [] for k in runs}
@@ -224,10 +239,12 @@ def main() -> None:
     if not a.no_quality:
         methods, rows = quality([int(s) for s in a.seeds.split(",")], [int(g) for g in a.gaps.split(",")], (w, h))
         print(f"\nQuality at {w}x{h}, seeds {a.seeds} (PSNR dB / SSIM, mean over all in-betweens; s = seconds per in-between)")
-        print("| gap | " + " | ".join(methods) + " |")
-        print("|---|" + "---|" * len(methods))
+        base = "reference" if "reference" in methods else "ours-rife"
+        print("| gap | " + " | ".join(methods) + f" | auto - {base} (dB) |")
+        print("|---|" + "---|" * (len(methods) + 1))
         for gap, r in rows.items():
-            print(f"| {gap} | " + " | ".join(f"{r[m][0]:.2f} / {r[m][1]:.3f} ({r[m][2]:.2f} s)" for m in methods) + " |")
+            print(f"| {gap} | " + " | ".join(f"{r[m][0]:.2f} / {r[m][1]:.3f} ({r[m][2]:.2f} s)" for m in methods)
+                  + f" | {r['ours-auto'][0] - r[base][0]:+.2f} |")
     if a.no_speed:
         return
     import tempfile
@@ -235,16 +252,20 @@ def main() -> None:
     fmt = lambda d, k: f"{d[k]:.2f}" if d and d.get(k) is not None else "n/a"  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         if a.speed_sizes:
-            print(f"\nSpeed on CPU, {a.threads} threads, reference and ours alternating in one process "
-                  f"(seconds per in-between at t = 0.5, median of {a.repeats}; peak RSS of that process)")
-            print("| size | reference s | ours s | speed-up (ref/ours) | peak MiB (both loaded) |")
-            print("|---|---|---|---|---|")
+            print(f"\nSpeed on CPU, {a.threads} threads, reference, ours (torch) and ours (ncnn) alternating in one "
+                  f"process (seconds per in-between at t = 0.5, median of {a.repeats}; peak RSS of that process)")
+            print("| size | reference s | ours torch s | ours ncnn s | ref/torch | ref/ncnn | torch/ncnn | peak MiB (all loaded) |")
+            print("|---|---|---|---|---|---|---|---|")
+
+            def ratio(r, x, y):
+                return f"{r[x] / r[y]:.2f}x" if r and r.get(x) and r.get(y) else "n/a"
             for size in a.speed_sizes.split(","):
                 sw, sh = (int(v) for v in size.split("x"))
                 ka, kb = _keys(sw, sh, Path(tmp))
                 r = _child(["pair", str(ka), str(kb), str(a.threads), str(a.repeats)], env)
-                ratio = f"{r['reference'] / r['ours']:.2f}x" if r else "n/a"
-                print(f"| {size} | {fmt(r, 'reference')} | {fmt(r, 'ours')} | {ratio} | {fmt(r, 'peak_mib')} |", flush=True)
+                print(f"| {size} | {fmt(r, 'reference')} | {fmt(r, 'ours')} | {fmt(r, 'ncnn')} | "
+                      f"{ratio(r, 'reference', 'ours')} | {ratio(r, 'reference', 'ncnn')} | {ratio(r, 'ours', 'ncnn')} | "
+                      f"{fmt(r, 'peak_mib')} |", flush=True)
         if a.memory_sizes:
             print(f"\nThe stage alone (method rife, one in-between, CPU fp32, {a.threads} threads, its own process): "
                   "peak RSS (ru_maxrss) against the 8 GiB bound")

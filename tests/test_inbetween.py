@@ -323,12 +323,6 @@ def test_classical_fallback_without_weights(cels, tmp_path, monkeypatch):
     assert psnr(_over_white(res.frames[("char", 1002)]), _over_white(truth[1002])) > 22
 
 
-def test_ncnn_backend_is_refused_clearly(cels, rife_models):
-    from quickart_daemon.errors import StageFailed
-    with pytest.raises(StageFailed, match="ncnn"):
-        _run({k: cels[k].color for k in (1001, 1003)}, [1001, 1003], 1, rife_models, backend="ncnn")
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (fp16/CUDA path untested here)")
 def test_cuda_fp16_close_to_fp32(rife_models):
     seq = sequence(3, [1001, 1003], size=(256, 144), rough=False)

@@ -10,13 +10,13 @@ For each layer and each pair of consecutive keys (``ctx.schedule.inbetweens``):
    * ``rife``: our IFNet (:mod:`.ifnet`) on the published Practical-RIFE v4 weights
      (``quickart models install rife-v4``), the pair encoded once and all its timesteps in
      one batch.
-   * ``auto`` (default): ``rife`` plus the large-motion search. When the measured motion
+   * ``auto`` (default): ``rife`` plus the large-motion method. When the measured motion
      between the keys (median dense-flow magnitude over the drawing) is at least
-     ``LARGE_MOTION_PX``, each in-between is also computed from two *pre-aligned* versions
-     of the keys (moved towards time t along the smoothed classical flow, and along the
-     global translation found by phase correlation), so the network only has to resolve
-     the residual motion; of the candidates, the one whose two warped keys agree best (lowest
-     photometric disagreement, a self-check needing no ground truth) is kept.
+     ``LARGE_MOTION_PX``, each in-between is the per-pixel consensus (:func:`.motion.consensus`)
+     of RIFE on the keys, the keys *re-drawn at t from flat-colour regions matched between
+     them* (:mod:`.motion`: segmentation, matching by colour/area/position, an affine motion and
+     a depth order per region), that re-drawn pair through RIFE, and RIFE on the keys
+     pre-aligned along the smoothed classical flow and along the global shift.
    * ``classical``: OpenCV DIS flow both ways, occlusion-aware blending. Also the fallback
      when the weights are not installed or fail their checksum (a warning on the job).
 
@@ -28,8 +28,11 @@ bands when one whole frame does not fit); 4K runs in about 4.2 GiB.
 
 Options: ``scale`` (``auto`` or a flow scale from ``ifnet.SCALES``; ``auto`` = 1.0 up to
 2.2 Mpixel, 0.5 above, as Practical-RIFE recommends for 4K), ``backend`` (``auto`` | ``torch``
-| ``ncnn``; ncnn is not built yet, so ``auto`` = torch and ``ncnn`` is refused with a clear
-error), ``method``, ``precision`` (``auto`` = fp32; ``fp16`` on CUDA only, untested here).
+| ``ncnn``: :mod:`.ncnn_backend`, the same network exported with pnnx, ``quickart models install
+rife-v4-ncnn``, flow scales 1 and 0.5, fp32, Vulkan when ncnn sees a GPU; ``auto`` = torch
+unless ncnn has a Vulkan GPU and CUDA is absent, see ``_auto_backend``; the report's
+``backend`` says which ran), ``method``, ``precision`` (``auto`` = fp32; ``fp16`` on CUDA only,
+untested here).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import numpy as np
 from ...errors import ModelLoadError, StageFailed
 from .. import register
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
-from . import classical
+from . import classical, motion
 
 MODEL_NAME = "rife-v4"
 #: median flow magnitude (pixels) from which `method: auto` searches pre-aligned candidates
@@ -63,10 +66,88 @@ def choose_scale(option: str, height: int, width: int) -> float:
     return scale
 
 
+#: the ncnn model (`quickart models install rife-v4-ncnn`: rife-v4 exported with pnnx)
+NCNN_MODEL_NAME = "rife-v4-ncnn"
+
+
+def _ncnn_scale_ok(scale: str, scales) -> bool:
+    try:
+        return scale == "auto" or float(scale) in scales
+    except ValueError:
+        return True  # not a number: choose_scale reports it
+
+
+def _ncnn_engine(ctx: StageContext, precision: str):
+    """(NcnnEngine, sha256 of its .param as pinned) or StageFailed (ncnn missing) / ModelLoadError (model missing/bad)."""
+    try:
+        import ncnn  # noqa: F401
+    except ImportError:
+        raise StageFailed("inbetween: backend ncnn asked for but the ncnn package is not installed "
+                          "(pip install ncnn==1.0.20261020, then `quickart models install rife-v4-ncnn`)") from None
+    if precision == "fp16":
+        raise StageFailed("inbetween: the ncnn backend runs fp32 only; use precision auto or fp32")
+    import torch
+
+    from ...weights import load_manifest, verified_files
+    from .ncnn_backend import SCALE_OUTPUTS, NcnnEngine, load_net, vulkan_gpu_count
+    scale = str((ctx.params or {}).get("scale", "auto"))
+    if not _ncnn_scale_ok(scale, SCALE_OUTPUTS):
+        raise StageFailed(f"inbetween: the ncnn model has flow scales {sorted(SCALE_OUTPUTS)} only, not {scale}; "
+                          "use backend: torch for other scales")
+    param, binf = verified_files(NCNN_MODEL_NAME, ctx.models_dir)  # ModelLoadError names the install command
+    pinned = load_manifest()[NCNN_MODEL_NAME].all_files()  # both files just checked against these
+    digest = pinned[param.name]
+    vulkan = vulkan_gpu_count() > 0
+    engine = NcnnEngine(load_net(param, binf, pinned[binf.name], torch.get_num_threads(), vulkan), vulkan)
+    engine.models = {NCNN_MODEL_NAME: digest}
+    return engine, digest
+
+
+def _auto_backend(ctx: StageContext, precision: str) -> str:
+    """`backend: auto`, a rule from measurements (bench/bench_inbetween.py, docs/inbetween.md):
+
+    * torch on CPU: ncnn's CPU path is slower than our torch forward. Measured with
+      `bench/bench_inbetween.py` (2 threads, 2-core AVX-512 Xeon, one process alternating):
+      ncnn took 1.5-3.9x torch's time at 960x540 and 1920x1080 (two runs) and 1.8x at 3840x2160
+      (ncnn runs the published forward, about the reference's speed; our torch forward computes
+      only what each block reads);
+      ncnn also needs more memory (1360 vs ~820 B/px at scale 1);
+    * torch on CUDA (`device: cuda:N`, or fp16 asked for);
+    * ncnn only where it is the only accelerator: ncnn sees a Vulkan GPU (AMD/Intel), CUDA is
+      not available, and the ncnn package and its verified model are installed. Otherwise torch.
+    """
+    device = ctx.device or "cpu"
+    if device.startswith("cuda") or precision == "fp16":
+        return "torch"
+    try:
+        import ncnn  # noqa: F401
+        import torch
+
+        from ...weights import verified_files
+        from .ncnn_backend import SCALE_OUTPUTS, vulkan_gpu_count
+    except ImportError:
+        return "torch"
+    if not _ncnn_scale_ok(str((ctx.params or {}).get("scale", "auto")), SCALE_OUTPUTS):
+        return "torch"
+    if torch.cuda.is_available() or vulkan_gpu_count() == 0:
+        return "torch"
+    try:
+        verified_files(NCNN_MODEL_NAME, ctx.models_dir)
+    except ModelLoadError:
+        return "torch"
+    return "ncnn"
+
+
 def _engine(ctx: StageContext, backend: str, precision: str):
-    """(engine, sha256) for the torch backend, or raises ModelLoadError (weights missing/bad)."""
+    """(engine, sha256) for the chosen backend (`auto`: see `_auto_backend`), or raises
+    ModelLoadError (weights or ncnn model missing/bad: the stage falls back to classical) or
+    StageFailed (the backend cannot run on this node). `engine.backend` names the one that runs."""
+    if backend == "auto":
+        backend = _auto_backend(ctx, precision)
     if backend == "ncnn":
-        raise StageFailed("inbetween: the ncnn backend is not built yet; use backend: auto or torch")
+        engine, digest = _ncnn_engine(ctx, precision)
+        engine.backend = "ncnn-vulkan" if engine.vulkan else "ncnn"
+        return engine, digest
     import torch
 
     from ...outputs import sha256_file
@@ -78,7 +159,9 @@ def _engine(ctx: StageContext, backend: str, precision: str):
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise StageFailed(f"inbetween: device {device} asked for but CUDA is not available on this node")
     dtype = torch.float16 if (precision == "fp16" and device.startswith("cuda")) else torch.float32
-    return TorchEngine(get_model(path, digest, device, dtype), device, dtype), digest
+    engine = TorchEngine(get_model(path, digest, device, dtype), device, dtype)
+    engine.backend = "torch"
+    return engine, digest
 
 
 def _global_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,22 +181,24 @@ def _shift_prealign(a, b, d, t):
 
 def rife_pair(engine, a: np.ndarray, b: np.ndarray, times: list[float], scale: float, search: bool,
               fl: classical.Flows | None = None) -> tuple[list[np.ndarray], list[str]]:
-    """Premultiplied frames at `times`; with `search`, the best of direct and pre-aligned candidates."""
-    direct = engine.pair(a, b, times, scale, disagreement=search)
+    """Premultiplied frames at `times`: RIFE on the keys, or with `search` (large motion) the
+    per-pixel consensus (:func:`.motion.consensus`) of five candidates: RIFE on the keys, the
+    keys re-drawn at t from their matched regions (:mod:`.motion`), that re-drawn pair through
+    RIFE, and RIFE on the keys pre-aligned along the smoothed DIS flow and along the global shift."""
+    direct = engine.pair(a, b, times, scale, disagreement=False)
     if not search:
         return direct.frames, ["direct"] * len(times)
     fl = fl or classical.flows(a, b)
     d = _global_shift(a, b)
-    frames, chosen = [], []
+    regions = motion.estimate(a, b, d)
+    frames = []
     for i, t in enumerate(times):
-        cands = [(direct.disagreement[i], direct.frames[i], "direct")]
-        for name, (pa, pb) in (("flow", classical.prealign(a, b, fl, t)), ("shift", _shift_prealign(a, b, d, t))):
-            r = engine.pair(pa, pb, [t], scale)
-            cands.append((r.disagreement[0], r.frames[0], name))
-        best = min(cands, key=lambda c: c[0])
-        frames.append(best[1])
-        chosen.append(best[2])
-    return frames, chosen
+        ra, rb, redrawn = motion.prealign(a, b, regions, t)
+        cands = [direct.frames[i], redrawn]
+        for pa, pb in ((ra, rb), classical.prealign(a, b, fl, t), _shift_prealign(a, b, d, t)):
+            cands.append(engine.pair(pa, pb, [t], scale, disagreement=False).frames[0])
+        frames.append(motion.consensus(cands))
+    return frames, ["consensus"] * len(times)
 
 
 def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
@@ -136,8 +221,8 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
     if method != "classical" and total:
         try:
             engine, digest = _engine(ctx, backend, str(params["precision"]))
-            report["models"] = {MODEL_NAME: digest}
-            report["backend"] = "torch"
+            report["models"] = getattr(engine, "models", None) or {MODEL_NAME: digest}
+            report["backend"] = getattr(engine, "backend", "torch")
         except ModelLoadError as exc:
             warnings.append(f"in-betweens made with the classical optical-flow fallback, not RIFE: {exc}")
             method = report["method"] = "classical"
@@ -182,7 +267,7 @@ SPEC = register(StageSpec(
     options=(
         Option("method", str, "auto", "auto (RIFE + large-motion search) | rife | classical"),
         Option("scale", str, "auto", "flow scale: auto, or 0.125 0.25 0.5 1 2 (lower sees larger motion, uses less memory)"),
-        Option("backend", str, "auto", "auto | torch | ncnn (auto = torch; ncnn not built yet)"),
+        Option("backend", str, "auto", "auto | torch | ncnn (auto = torch, or ncnn on a Vulkan GPU without CUDA; ncnn needs `quickart models install rife-v4-ncnn`)"),
         Option("precision", str, "auto", "auto (fp32) | fp32 | fp16 (CUDA only)"),
     ),
 ))
