@@ -139,21 +139,38 @@ class IFBlock(nn.Module):
         w, b = cache[key]
         return F.pixel_shuffle(F.conv2d(x, w, b, 1, 1), 4)
 
-    def run_full(self, parts: list[torch.Tensor], keep: int) -> torch.Tensor:
+    def run_full(self, key0: tuple, key1: tuple, t: torch.Tensor, rest: torch.Tensor, flow: torch.Tensor,
+                 keep: int) -> torch.Tensor:
         """The block at full resolution (down = 1), returning only the first `keep` output planes.
 
-        The first convolution is linear in its input planes, so it runs on each part with that
-        part's slice of the weights and sums (same function, no full-size concatenation: at
-        1080p the 28-plane concatenation and its layout change cost more than the convolution);
-        the last layer computes only the planes the caller uses (the final block's 8 feature
-        planes go nowhere)."""
+        Inputs as `forward` sees them: each key's warped (RGB, features), the time, the previous
+        block's mask and features (`rest`) and the flow. The first convolution is linear in its
+        input planes, so it runs on groups of planes with their slices of the weights and sums:
+        on CPU a stride-2 convolution costs about the same for 1 to 12 input planes and 3x more
+        at 16 and up (oneDNN changes kernels), so the 28-plane concatenation is never written;
+        each key's RGB and features are joined (7 planes), and the time plane, a constant, is
+        t times the convolution of a plane of ones (cached per size). The last layer computes
+        only the planes the caller uses (the final block's 8 feature planes go nowhere)."""
         conv = self.conv0[0][0]
-        weights = torch.split(conv.weight, [p.shape[1] for p in parts], 1)
-        x = F.conv2d(parts[0], weights[0], conv.bias, 2, 1)
-        for part, wgt in zip(parts[1:], weights[1:]):
-            x += F.conv2d(part, wgt, None, 2, 1)
+        w = conv.weight  # input planes: img0 0:3, img1 3:6, f0 6:10, f1 10:14, t 14, rest 15:24, flow 24:28
+        x = F.conv2d(torch.cat(key0, 1), torch.cat((w[:, 0:3], w[:, 6:10]), 1), conv.bias, 2, 1)
+        x += F.conv2d(torch.cat(key1, 1), torch.cat((w[:, 3:6], w[:, 10:14]), 1), None, 2, 1)
+        x += F.conv2d(rest, w[:, 15:24], None, 2, 1)
+        x += F.conv2d(flow, w[:, 24:28], None, 2, 1)
+        x += self._ones_conv(flow.shape[2], flow.shape[3], flow.dtype, flow.device) * t.view(-1, 1, 1, 1)
         x = self.conv0[1](self.conv0[0][1](x))
         return self._tail(self.convblock(x), keep)
+
+    def _ones_conv(self, h: int, w: int, dtype, device) -> torch.Tensor:
+        """The first convolution's time-plane slice applied to a plane of ones (zero padding included)."""
+        cache = self.__dict__.setdefault("_ones_cache", {})
+        key = (h, w, dtype, device)
+        if key not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            ones = torch.ones((1, 1, h, w), dtype=dtype, device=device)
+            cache[key] = F.conv2d(ones, self.conv0[0][0].weight[:, 14:15], None, 2, 1)
+        return cache[key]
 
 
 class Head(nn.Module):
@@ -330,9 +347,8 @@ class IFNet(nn.Module):
                 rest = F.interpolate(y[:, 4:], scale_factor=2, mode="bilinear", align_corners=False)
                 grid0 = sampling_grid(flow[:, :2], h, w)
                 grid1 = sampling_grid(flow[:, 2:4], h, w)
-                parts = [sample(img0, grid0), sample(img1, grid1), sample(f0, grid0), sample(f1, grid1),
-                         tplane(h, w), rest, flow]
-                y = block.run_full(parts, keep=5)
+                y = block.run_full((sample(img0, grid0), sample(f0, grid0)), (sample(img1, grid1), sample(f1, grid1)),
+                                   t.to(dtype), rest, flow, keep=5)
                 flow.add_(y[:, :4])
                 return Estimate(flow=flow, mask=torch.sigmoid(y[:, 4:5]))
             if k == 2:  # every pixel is read
