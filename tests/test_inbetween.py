@@ -364,6 +364,27 @@ def test_memory_rule_picks_batch_and_bands():
     assert eng.mem_available() is None or eng.mem_available() > 0
 
 
+def test_gpu_memory_rule_keeps_4k_within_6_gib():
+    """The CUDA side of the rule with the device's numbers injected (no GPU here): 4K at scale 0.5
+    fits 6 GiB whole (two timesteps per pass in fp16, one in fp32), scale 1 is banded, and the plan
+    never exceeds the budget."""
+    from quickart_daemon.stages.inbetween import engine as eng
+    GiB = eng.GiB
+    for size, free in ((2, 20 * GiB), (4, 20 * GiB), (4, 3 * GiB)):
+        budget = eng.vram_budget(2160, 3840, free=free, reserved=0, element_bytes=size)
+        assert budget <= min(6 * GiB, 0.9 * free)
+        p = eng.plan(2176, 3840, 0.5, budget, size)
+        per_px = eng.NET_BYTES_PER_PX[0.5] * size // 4
+        assert eng.NET_FIXED_BYTES + p.batch * per_px * p.band_rows * 3840 <= budget
+    fp16 = eng.plan(2176, 3840, 0.5, eng.vram_budget(2160, 3840, 20 * GiB, 0, 2), 2)
+    fp32 = eng.plan(2176, 3840, 0.5, eng.vram_budget(2160, 3840, 20 * GiB, 0, 4), 4)
+    assert fp16.band_rows == fp32.band_rows == 2176 and fp16.batch > fp32.batch
+    # flow scale 1 at 4K in fp32 does not fit 6 GiB: bands
+    assert eng.plan(2176, 3840, 1.0, eng.vram_budget(2160, 3840, 20 * GiB, 0, 4), 4).band_rows < 2176
+    # memory this process already holds on the device counts against the 6 GiB
+    assert eng.vram_budget(2160, 3840, 20 * GiB, 5 * GiB) < eng.vram_budget(2160, 3840, 20 * GiB, 0)
+
+
 def test_banded_flow_stays_close_to_whole_frame(model):
     from quickart_daemon.stages.inbetween import classical
     from quickart_daemon.stages.inbetween.engine import TorchEngine

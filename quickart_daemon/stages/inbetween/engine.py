@@ -92,9 +92,10 @@ class Plan:
     budget: int  # bytes the network may use
 
 
-def plan(height: int, width: int, scale: float, budget: int) -> Plan:
-    """Timesteps per pass and band height for a padded frame of height x width within `budget` bytes."""
-    per_px = NET_BYTES_PER_PX.get(scale, max(NET_BYTES_PER_PX.values()))
+def plan(height: int, width: int, scale: float, budget: int, element_bytes: int = 4) -> Plan:
+    """Timesteps per pass and band height for a padded frame of height x width within `budget` bytes
+    (`element_bytes` 2 for fp16: the per-pixel figures were measured in fp32)."""
+    per_px = NET_BYTES_PER_PX.get(scale, max(NET_BYTES_PER_PX.values())) * element_bytes // 4
     room = max(0, budget - NET_FIXED_BYTES)
     frame = per_px * height * width
     if frame <= room:
@@ -114,6 +115,25 @@ def ram_budget(height: int, width: int, ram_bound: int = RAM_BOUND, available: i
     if available is not None:
         room = min(room, int(0.8 * available))
     return max(256 << 20, room - STAGE_BYTES_PER_PX * height * width)
+
+
+#: the GPU memory a render node grants the stage (issue 3: 4K within 6 GiB of GPU memory)
+VRAM_BOUND = 6 * GiB
+#: GPU bytes per frame pixel besides the network: the padded RGBA keys, their over-white RGB and
+#: features, and one output (fp32)
+GPU_STAGE_BYTES_PER_PX = 100
+
+
+def vram_budget(height: int, width: int, free: int, reserved: int, element_bytes: int = 4,
+                vram_bound: int = VRAM_BOUND) -> int:
+    """Bytes the network may take on a GPU: ``min(6 GiB - what this process already reserved,
+    0.9 x the device's free memory) - the stage's own tensors``. The same rule as `ram_budget`;
+    the per-pixel figures it is used with were measured on CPU (oneDNN) and scaled by element size:
+    **not yet measured on a GPU** (no GPU was lent while this was written; cuDNN workspaces may
+    need more), which is why the bound is checked again by `torch.cuda` itself (an OOM fails the
+    job as retryable)."""
+    room = min(vram_bound - reserved, int(0.9 * free))
+    return max(256 << 20, room - GPU_STAGE_BYTES_PER_PX * element_bytes // 4 * height * width)
 
 
 def bands(height: int, rows: int, overlap: int = BAND_OVERLAP) -> list[tuple[int, int]]:
@@ -181,11 +201,14 @@ class TorchEngine:
         f0, f1 = self.model.encode(ra), self.model.encode(rb)        # once per key pair
         H, W = A.shape[2:]
         per = max(1, self.max_batch_pixels // (H * W))
-        rows = H
-        if self.device.type == "cpu":
+        if self.device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(self.device)
+            size = torch.finfo(self.dtype).bits // 8
+            p = plan(H, W, scale, vram_budget(h, w, free, torch.cuda.memory_reserved(self.device), size), size)
+        else:
             p = plan(H, W, scale, ram_budget(h, w, self.ram_bound))
-            per, rows = min(per, p.batch), p.band_rows
-            self.last_plan = p
+        per, rows = min(per, p.batch), p.band_rows
+        self.last_plan = p
         frames, dis = [], []
         for i in range(0, len(times), per):
             ts = torch.tensor(times[i:i + per], device=self.device, dtype=self.dtype)
