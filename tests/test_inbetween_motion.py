@@ -60,7 +60,7 @@ def _two_threads():
 
 @pytest.fixture(scope="module")
 def seqs():
-    return {seed: sequence(seed, list(range(1001, 1010)), size=SIZE, rough=False) for seed in (3, 5)}
+    return {seed: sequence(seed, [993, *range(1001, 1010), 1017], size=SIZE, rough=False) for seed in (3, 5)}
 
 
 def _gt_region(reg: motion.Regions, truth: np.ndarray) -> np.ndarray:
@@ -108,10 +108,31 @@ def test_a_translated_part_is_redrawn_halfway(seqs):
     assert psnr(_over_white(classical.unpremultiply(mid)), _over_white(classical.unpremultiply(want))) > 30
 
 
-def _mean_psnr(seq, gap, models, method):
-    keys = [1001, 1001 + gap]
-    ctx = StageContext(schedule=schedule_from_timing({"char": keys}, 1), params={"method": method},
-                       models_dir=models)
+class _PairOnly:
+    """The schedule of `keys` with in-betweens only between 1001 and 1001 + gap (the other keys
+    are the shot's neighbouring keys)."""
+
+    def __init__(self, keys, gap):
+        self.schedule, self.keys, self.gap = schedule_from_timing({"char": keys}, 1), {"char": keys}, gap
+
+    def inbetweens(self, layer):
+        return [ib for ib in self.schedule.inbetweens(layer) if (ib.before, ib.after) == (1001, 1001 + self.gap)]
+
+
+_SCORES: dict = {}  # the rife / auto runs at gap 8 serve two tests
+
+
+def _mean_psnr(seq, gap, models, method, around=()):
+    key = (id(seq), gap, str(models), method, tuple(around))
+    if key not in _SCORES:
+        _SCORES[key] = _stage_psnr(seq, gap, models, method, around)
+    return _SCORES[key]
+
+
+def _stage_psnr(seq, gap, models, method, around):
+    keys = sorted([1001, 1001 + gap, *around])
+    params = {"method": method, "arcs": "on" if around else "off"}
+    ctx = StageContext(schedule=_PairOnly(keys, gap), params=params, models_dir=models)
     res = stages.get("inbetween").run({("char", k): seq[k].color for k in keys}, ctx)
     return float(np.mean([psnr(_over_white(res.frames[("char", f)]), _over_white(seq[f].color))
                           for f in range(1002, 1001 + gap)]))
@@ -128,6 +149,35 @@ def test_auto_beats_rife_at_large_gaps_and_does_not_lose_at_small(seqs, rife_mod
            for gap in (2, 8)}
     assert got[8]["auto"] >= got[8]["rife"] + GAIN_AT_8, got
     assert got[2]["auto"] >= got[2]["rife"] + GAIN_AT_2, got  # no loss at small gaps
+
+
+# with the shot's keys 993 and 1017 around the pair 1001-1009 (regions on curved paths through
+# them, motion.add_neighbours), measured at 480x270, mean of seeds 3 and 5: 22.69 dB, +1.02 over
+# auto on the pair alone, +3.71 over rife. The issue asks +3 dB over RIFE at gap 8.
+NEIGHBOURS_GAIN_OVER_RIFE = 3.0
+NEIGHBOURS_GAIN_OVER_PAIR = 0.6
+
+
+def test_neighbouring_keys_put_the_parts_on_their_arcs(seqs, rife_models):
+    got = {m: np.mean([_mean_psnr(seqs[s], 8, rife_models, m) for s in seqs]) for m in ("rife", "auto")}
+    got["neighbours"] = np.mean([_mean_psnr(seqs[s], 8, rife_models, "auto", (993, 1017)) for s in seqs])
+    assert got["neighbours"] >= got["rife"] + NEIGHBOURS_GAIN_OVER_RIFE, got
+    assert got["neighbours"] >= got["auto"] + NEIGHBOURS_GAIN_OVER_PAIR, got
+
+
+def test_a_path_through_unevenly_spaced_keys():
+    """A point moving on a parabola, keys at frames 0, 2, 10 and 11 (pair 2-10): the curve
+    through the keys' poses, parameterised by frame number, follows it; one neighbour only:
+    the Hermite with the chord's slope on the far side stays between the keys."""
+    frames = np.array([0.0, 2.0, 10.0, 11.0])
+    ts = (frames - 2.0) / 8.0
+    def f(x):
+        return np.array([x, 0.05 * x * x])
+    vals = np.array([f(x) for x in frames])
+    for x in (4.0, 6.0, 8.0):
+        assert np.abs(motion._curve(ts, vals, (x - 2.0) / 8.0) - f(x)).max() < 0.05
+    mid = motion._curve(ts[1:], vals[1:], 0.5)
+    assert vals[1, 0] < mid[0] < vals[2, 0]
 
 
 def test_auto_keeps_a_line_on_transparency_clean(rife_models):
