@@ -45,7 +45,20 @@ def no_leaked_threads():
     assert not leaked, f"threads left running: {leaked}"
 
 
-# -- in-between tests: the RIFE weights and torch threads ------------------------------------
+# -- in-between tests: the RIFE weights, torch threads and image scores ---------------------
+
+def over_white(rgba):
+    """An RGBA uint8 image composited over white, float RGB in 0..255."""
+    a = rgba[..., 3:4].astype("float32") / 255
+    return rgba[..., :3] * a + 255 * (1 - a)
+
+
+def psnr(a, b, peak: float = 255.0) -> float:
+    """PSNR in dB of two arrays with values up to `peak` (inf when equal)."""
+    import numpy as np
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
+
 
 def test_models_cache() -> Path:
     """Where tests install model files the repository's models folder lacks (per user)."""

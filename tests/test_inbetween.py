@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import over_white, psnr, test_models_cache
 
-from conftest import test_models_cache
 from quickart_daemon import stages
 from quickart_daemon.errors import ModelLoadError
 from quickart_daemon.stages.base import StageContext
@@ -40,16 +40,6 @@ def model(rife_models):
 def _rgb(x: np.ndarray) -> torch.Tensor:
     f = x.astype(np.float32) / 255
     return torch.from_numpy(f[..., :3] * f[..., 3:] + 1 - f[..., 3:]).permute(2, 0, 1)
-
-
-def _over_white(rgba: np.ndarray) -> np.ndarray:
-    a = rgba[..., 3:4].astype(np.float32) / 255
-    return rgba[..., :3] * a + 255 * (1 - a)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 def _run(frames_by_key, keys, timing, models_dir, layer="char", **params):
@@ -209,8 +199,8 @@ def test_quality_beats_cross_dissolve(cels, rife_models, gap):
     ours = _run(truth, keys, 1, rife_models)
     blend = stages.get("inbetween-blend").run({("char", k): truth[k] for k in keys},
                                               StageContext(schedule=schedule_from_timing({"char": keys}, 1)))
-    p_ours = np.mean([psnr(_over_white(ours.frames[("char", f)]), _over_white(truth[f])) for f in inner])
-    p_blend = np.mean([psnr(_over_white(blend.frames[("char", f)]), _over_white(truth[f])) for f in inner])
+    p_ours = np.mean([psnr(over_white(ours.frames[("char", f)]), over_white(truth[f])) for f in inner])
+    p_blend = np.mean([psnr(over_white(blend.frames[("char", f)]), over_white(truth[f])) for f in inner])
     assert ours.report["holds"] == [] and ours.report["models"]
     assert p_ours >= p_blend + {2: 8.0, 8: 3.0}[gap], (p_ours, p_blend)
     assert p_ours > FLOORS[gap], (p_ours, p_blend)
@@ -292,7 +282,7 @@ def test_classical_fallback_without_weights(cels, tmp_path, monkeypatch):
     res = _run(truth, [1001, 1003], 1, tmp_path / "no-models")
     assert res.report["method"] == "classical"
     assert any("rife-v4" in w and "missing" in w for w in res.report["warnings"])
-    assert psnr(_over_white(res.frames[("char", 1002)]), _over_white(truth[1002])) > 22
+    assert psnr(over_white(res.frames[("char", 1002)]), over_white(truth[1002])) > 22
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (fp16/CUDA path untested here)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import over_white, psnr
 
 from quickart_daemon import stages
 from quickart_daemon.stages.base import StageContext
@@ -17,16 +18,6 @@ from quickart_daemon.timing import schedule_from_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (480, 270)
-
-
-def _over_white(rgba: np.ndarray) -> np.ndarray:
-    a = rgba[..., 3:4].astype(np.float32) / 255
-    return rgba[..., :3] * a + 255 * (1 - a)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 
@@ -78,7 +69,7 @@ def test_a_translated_part_is_redrawn_halfway(seqs):
     pm = motion.estimate(a, b, _global_shift(a, b))
     mid = motion.prealign(a, b, pm, 0.5)[2]
     want = np.roll(a, 20, axis=1)
-    assert psnr(_over_white(classical.unpremultiply(mid)), _over_white(classical.unpremultiply(want))) > 30
+    assert psnr(over_white(classical.unpremultiply(mid)), over_white(classical.unpremultiply(want))) > 30
 
 
 class _PairOnly:
@@ -107,7 +98,7 @@ def _stage_psnr(seq, gap, models, method, around):
     params = {"method": method, "arcs": "on" if around else "off"}
     ctx = StageContext(schedule=_PairOnly(keys, gap), params=params, models_dir=models)
     res = stages.get("inbetween").run({("char", k): seq[k].color for k in keys}, ctx)
-    return float(np.mean([psnr(_over_white(res.frames[("char", f)]), _over_white(seq[f].color))
+    return float(np.mean([psnr(over_white(res.frames[("char", f)]), over_white(seq[f].color))
                           for f in range(1002, 1001 + gap)]))
 
 

@@ -22,7 +22,8 @@ import torch
 ncnn = pytest.importorskip("ncnn", reason="ncnn is not installed (pip install ncnn==1.0.20261020)")
 pytest.importorskip("pnnx", reason="pnnx is not installed (pip install pnnx==20261020)")
 
-from conftest import test_models_cache
+from conftest import psnr, test_models_cache
+
 from quickart_daemon import stages
 from quickart_daemon.errors import ModelLoadError, StageFailed
 from quickart_daemon.stages import inbetween as stage_mod
@@ -75,11 +76,6 @@ def engines(models):
     ne = nb.NcnnEngine(nb.load_net(param, binf, "test", 2, vulkan=False))
     te = TorchEngine(ifnet.load(verified_path(NAME, models)))
     return te, ne
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
 
 
 def _layer_params(line: list[str]) -> list[str]:
@@ -181,7 +177,7 @@ def test_gridsample_matches_torch_warp(models, tmp_path):
         got = np.array(out).copy()
     assert got.shape == (7, h, w)
     assert np.abs(got - want[0].numpy()).max() < 1e-4
-    assert _psnr(got, want[0].numpy()) > 90
+    assert psnr(got, want[0].numpy(), peak=1.0) > 90
 
 
 @pytest.mark.parametrize("size,scale,times", [((256, 192), 1.0, [0.25, 0.5, 0.75]),
@@ -194,7 +190,7 @@ def test_ncnn_matches_torch(engines, size, scale, times):
     got = ne.pair(a, b, times, scale)
     for x, y in zip(want.frames, got.frames):
         assert y.shape == x.shape == (size[1], size[0], 4) and y.dtype == np.float32
-        assert _psnr(x, y) > 45, _psnr(x, y)
+        assert psnr(x, y, peak=1.0) > 45, psnr(x, y, peak=1.0)
     np.testing.assert_allclose(got.disagreement, want.disagreement, rtol=1e-3, atol=1e-6)
 
 
@@ -207,7 +203,7 @@ def test_banded_flow_stays_close_to_torch(engines, models):
     got = small.pair(a, b, [0.5])
     assert small.last_rows < 640
     want = te.pair(a, b, [0.5])
-    assert _psnr(want.frames[0], got.frames[0]) > 45
+    assert psnr(want.frames[0], got.frames[0], peak=1.0) > 45
 
 
 def test_unsupported_scale_is_a_clear_error(engines):
@@ -232,7 +228,7 @@ def test_stage_backend_ncnn_matches_backend_torch(models):
     assert res_n.report["models"] == {NCNN: load_manifest()[NCNN].sha256}
     x = res_t.frames[("char", 1002)].astype(np.float32) / 255
     y = res_n.frames[("char", 1002)].astype(np.float32) / 255
-    assert _psnr(x, y) > 45
+    assert psnr(x, y, peak=1.0) > 45
 
 
 def test_auto_rule(models, monkeypatch):
