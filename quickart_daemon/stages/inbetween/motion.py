@@ -499,37 +499,39 @@ def _borrow(reg: Regions, motion: np.ndarray, known: np.ndarray) -> None:
                 known[i] = True
 
 
+def _matched_motions(reg: Regions, match: np.ndarray, translation, fit) -> tuple[np.ndarray, np.ndarray]:
+    """One affine per region of `reg` towards the other key: `fit(i, j)` for a region matched to
+    j, the identity for the background, `translation` (the global shift) for the unmatched; and
+    which regions got a fitted motion."""
+    eye = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    M = np.tile(eye, (reg.n + 1, 1, 1))
+    M[:, :, 2] = translation
+    known = np.zeros(reg.n + 1, bool)
+    for i in range(1, reg.n + 1):
+        j = match[i]
+        if j < 0:
+            continue
+        M[i] = eye if i == reg.bg else fit(i, j)
+        known[i] = True
+    return M, known
+
+
 def estimate(a: np.ndarray, b: np.ndarray, shift: np.ndarray) -> PairMotion:
     """Regions, matches, per-region motions and depth for premultiplied keys a, b (once per pair)."""
     ra, rb = segment_cel(a), segment_cel(b)
     ab, ba, fits = match_regions(ra, rb, shift)
-    eye = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    Ma = np.tile(eye, (ra.n + 1, 1, 1))
-    Mb = np.tile(eye, (rb.n + 1, 1, 1))
-    Ma[:, :, 2] = shift
-    Mb[:, :, 2] = -np.asarray(shift)
-    known_a = np.zeros(ra.n + 1, bool)
-    known_b = np.zeros(rb.n + 1, bool)
-    for i in range(1, ra.n + 1):
-        j = ab[i]
-        if j < 0:
-            continue
-        if i == ra.bg:
-            Ma[i], known_a[i] = eye, True
-            continue
+
+    def fit_ab(i: int, j: int) -> np.ndarray:
         if (i, j) not in fits:
             fits[(i, j)] = fit_affine(ra, i, rb, j)
-        Ma[i], known_a[i] = fits[(i, j)], True
-    for j in range(1, rb.n + 1):
-        i = ba[j]
-        if i < 0:
-            continue
-        if j == rb.bg:
-            Mb[j], known_b[j] = eye, True
-            continue
+        return fits[(i, j)]
+
+    def fit_ba(j: int, i: int) -> np.ndarray:  # the inverse of a->b's fit where there is one
         M = fits.get((i, j))
-        Mb[j] = _invert(M) if M is not None else fit_affine(rb, j, ra, i)
-        known_b[j] = True
+        return _invert(M) if M is not None else fit_affine(rb, j, ra, i)
+
+    Ma, known_a = _matched_motions(ra, ab, shift, fit_ab)
+    Mb, known_b = _matched_motions(rb, ba, -np.asarray(shift), fit_ba)
     _borrow(ra, Ma, known_a)
     _borrow(rb, Mb, known_b)
     _verify(ra, rb, Ma, shift)
