@@ -332,7 +332,7 @@ def bench_scheduler(tmp: Path, n_jobs: int, n_measure: int, n_cycle: int) -> tup
         per_job.append((t5 - t0) - (t3 - t2))  # claim_next + heartbeat + checkpoint + finish
         per_job_with_done.append(t5 - t0)
 
-    # a whole worker cycle for a 4-stage pipeline, as worker.execute_job drives it
+    # a whole worker cycle for a 4-stage pipeline, as process.process_job drives it
     cycle = []
     for _ in range(n_cycle):
         t0 = pc()

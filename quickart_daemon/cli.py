@@ -51,7 +51,8 @@ def _ago(when) -> str:
 # -- commands -------------------------------------------------------------------------
 
 def cmd_daemon(args, cfg: Config) -> int:
-    from .daemon import Daemon, setup_logging
+    from .daemon import Daemon
+    from .logs import setup_logging
     setup_logging(cfg.log_level)
     return Daemon(cfg).run()
 
@@ -155,13 +156,14 @@ def cmd_retry(args, cfg: Config) -> int:
 
 def cmd_cancel(args, cfg: Config) -> int:
     from .queue import open_queue
+    from .queue import JobState
     job = open_queue(cfg, migrate=False).cancel(args.id)
-    print(f"job {job.id}: {'cancel requested (stops at the next check)' if job.state.value == 'running' else job.state.value}")
+    print(f"job {job.id}: {'cancel requested (stops at the next check)' if job.state is JobState.RUNNING else job.state.value}")
     return 0
 
 
 def cmd_submit(args, cfg: Config) -> int:
-    from .daemon import submit_shot
+    from .intake import submit_shot
     from .queue import open_queue
     job = submit_shot(cfg, open_queue(cfg), Path(args.shot_dir), "submit", args.priority, force=True)
     print(f"job {job.id} queued for {job.shot} (pipeline {job.pipeline})")
@@ -171,9 +173,10 @@ def cmd_submit(args, cfg: Config) -> int:
 def cmd_run(args, cfg: Config) -> int:
     from tqdm import tqdm
 
-    from .daemon import setup_logging, submit_shot
+    from .intake import submit_shot
+    from .logs import setup_logging
+    from .process import process_job
     from .queue import open_queue
-    from .worker import execute_job
     setup_logging("WARNING")
     jq = open_queue(cfg)
     job = submit_shot(cfg, jq, Path(args.shot_dir), "run", force=True)
@@ -184,21 +187,10 @@ def cmd_run(args, cfg: Config) -> int:
         def progress(stage, fraction):
             bar.n = round(fraction * 100)
             bar.set_postfix_str(stage)
-        job = execute_job(cfg, jq, job, owner, device, on_progress=progress)
-    return _report(jq, job)
-
-
-def _report(jq, job) -> int:
-    if job.state.value != "done":
-        print(f"job {job.id} {job.state.value}: {job.error}", file=sys.stderr)
-        return 1
-    out = jq.artifacts(job.id)
-    print(f"job {job.id} done: {job.shot} v{job.version:03d}")
-    for kind in ("version", "contact", "otio", "sequence_otio", "manifest"):
-        print(f"  {kind:<14} {out[kind]}")
-    for w in job.warnings:
-        print(f"  warning: {w}")
-    return 0
+        # in the foreground a person sees the error at once: a failure is final, not retried later
+        job = process_job(cfg, jq, job, owner, device, on_progress=progress, retry=False)
+    from .summary import report_job
+    return report_job(jq, job)
 
 
 def cmd_stage(args, cfg: Config) -> int:
@@ -207,17 +199,17 @@ def cmd_stage(args, cfg: Config) -> int:
     from . import stages
     from .timing import schedule_from_timing
     from .stages.base import StageContext
-    from .worker import read_folder, write_folder
+    from .folders import read_frames, write_frames
     spec = stages.get(args.stage_name)
-    frames, padding = read_folder(Path(args.in_dir), cfg.max_image_pixels)
+    frames, padding = read_frames(Path(args.in_dir), cfg.max_image_pixels)
     if not frames:
         raise QuickArtError(f"{args.in_dir}: no frames named {{anything}}.{{frame}}.png")
     keys: dict[str, list[int]] = {}
     for stem, frame in frames:
         keys.setdefault(stem, []).append(frame)
     schedule = schedule_from_timing({k: sorted(v) for k, v in keys.items()}, args.timing)
-    refs = read_folder(Path(args.ref), cfg.max_image_pixels)[0] if args.ref else {}
-    hints = read_folder(Path(args.hints), cfg.max_image_pixels)[0] if args.hints else {}
+    refs = read_frames(Path(args.ref), cfg.max_image_pixels)[0] if args.ref else {}
+    hints = read_frames(Path(args.hints), cfg.max_image_pixels)[0] if args.hints else {}
     params = {o.name: getattr(args, "opt_" + o.name.replace("-", "_")) for o in spec.options}
     with tqdm(total=1, desc=spec.name, file=sys.stderr, disable=None, leave=False) as bar:
         def progress(done, total):
@@ -228,7 +220,7 @@ def cmd_stage(args, cfg: Config) -> int:
                            models_dir=cfg.models_dir, scratch_dir=Path(args.out_dir), progress=progress,
                            log=logging.getLogger(f"quickart.stage.{spec.name}"))
         result = spec.run(frames, ctx)
-    write_folder(Path(args.out_dir), result.frames, padding, result.variants)
+    write_frames(Path(args.out_dir), result.frames, padding, result.variants)
     for w in result.report.get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
     print(f"{spec.name}: {len(frames)} in, {len(result.frames)} written to {args.out_dir}")

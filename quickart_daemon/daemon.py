@@ -21,29 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .drops import input_files, signature
 from .errors import QuickArtError
 from .gpu import Slot, make_slots
-from .queue import Job, JobQueue, open_queue
-from .shot import shot_id_for
+from .intake import submit_shot
+from .queue import JobState, open_queue
 from .watch import DropWatcher, choose_observer_kind
 
 log = logging.getLogger("quickart.daemon")
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """One line per event on stdout: journald adds time and host, so the line stays short."""
-    root = logging.getLogger()
-    if getattr(root, "_quickart", False):
-        return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.setLevel(level)  # the job log may ask loggers for more detail than the console shows
-    root.addHandler(handler)
-    root.setLevel(level)
-    root._quickart = True
-    for noisy in ("apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def sd_notify(message: str) -> bool:
@@ -65,26 +49,6 @@ def sd_notify(message: str) -> bool:
     except OSError as exc:
         log.warning("action=sd_notify error=%s", exc)
         return False
-
-
-def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority: int = 0,
-                force: bool = False) -> Job | None:
-    """Queue a job for a shot whose inputs changed since its last drop (or always, with force)."""
-    from .shot import read_settings
-
-    shot_dir = Path(shot_dir)
-    shot = shot_id_for(shot_dir, cfg.root, cfg.naming_rules)
-    files = input_files(shot_dir, cfg.root)
-    sig = signature(files, shot_dir)  # relative paths: a root mounted elsewhere is not a new drop
-    shot_pk = jq.upsert_shot(shot, str(shot_dir.resolve()))
-    if not force and jq.last_drop_signature(shot_pk) == sig:
-        return None
-    pipeline = read_settings(shot_dir).pipeline or cfg.pipeline
-    rel = [str(f.relative_to(shot_dir)) for f in files]
-    job = jq.enqueue(shot, str(shot_dir.resolve()), pipeline, signature=sig, files=rel, source=source,
-                     priority=priority)
-    log.info("action=queued job=%s shot=%s source=%s files=%d", job.id, shot, source, len(files))
-    return job
 
 
 @dataclass
@@ -179,7 +143,7 @@ class Daemon:
             del self.running[name]
             code = run.process.exitcode
             job = self.jq.get(run.job_id)
-            if job.state.value == "running" and job.lease_owner == run.owner:
+            if job.state is JobState.RUNNING and job.lease_owner == run.owner:
                 # the worker died without recording an outcome: a crash, or the kernel's OOM killer
                 why = f"signal {-code}" + (" (killed: out of memory?)" if code == -signal.SIGKILL else "") \
                     if code and code < 0 else f"exit status {code}"
@@ -207,6 +171,6 @@ class Daemon:
 
 
 def _child(job_id: int, owner: str, config_path: str, env: dict[str, str], device: str) -> None:
-    from .worker import run_in_child
+    from .process import run_in_child  # imported in the child only: the daemon never loads stage code
 
     run_in_child(job_id, owner, config_path, env, device)

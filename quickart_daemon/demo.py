@@ -41,7 +41,8 @@ def _models_dir() -> Path:
 
 
 def run_demo(folder: Path, timeout: float = 600) -> int:
-    from .queue import open_queue
+    from .queue import FINISHED, open_queue
+    from .summary import report_job
     from .synth import write_demo_studio
 
     folder = folder.resolve()
@@ -64,11 +65,10 @@ def run_demo(folder: Path, timeout: float = 600) -> int:
         print(f"dropping DEMO/sq010/{shot_name} (rough pencil keys 1001-1013 on twos, colour reference, fx layer)", flush=True)
         write_demo_studio(cfg.root, shot=shot_name)
         job = _wait_for(lambda: next((j for j in jq.list(shot=shot_name) if j.id not in before
-                                      and j.state.value in ("done", "failed", "cancelled")), None),
+                                      and j.state in FINISHED), None),
                         timeout, daemon, "the job to finish", lambda: _progress(jq, shot_name))
         print()
-        from .cli import _report
-        code = _report(jq, job)
+        code = report_job(jq, job)
         if code == 0:
             print("\nopen contact.png to look at the shot; import the .otio in Resolve, Hiero, RV or Kdenlive.")
             print(f"`quickart --config {config_path} status` shows the queue.")

@@ -60,6 +60,12 @@ class StageFailed(QuickArtError):
     """A stage failed."""
 
 
+class StageCrashed(StageFailed):
+    """A stage raised an unexpected exception (a bug, or a fault a retry may clear)."""
+
+    retryable = True
+
+
 class ModelLoadError(QuickArtError):
     """A model file is missing or does not match its manifest."""
 
@@ -76,9 +82,3 @@ class JobNotFound(QuickArtError):
 
 class InvalidTransition(QuickArtError):
     """The job is not in a state that allows this."""
-
-
-class WorkerDied(QuickArtError):
-    """The worker process died."""
-
-    retryable = True

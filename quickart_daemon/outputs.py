@@ -1,10 +1,11 @@
 """Version folders: built hidden, published by one rename, never overwritten.
 
-A job writes everything into ``{shot}/quickart/.job-{id}.tmp/`` (stage checkpoints
-under ``.stages/``, then the published folders, manifest, contact sheet, timeline).
-`publish` renames that folder to the next free ``vNNN`` under a lock, so two jobs
-of one shot (even on two nodes) never take the same number and nothing half-written
-is ever visible under a version name.
+A job writes everything into ``{shot}/quickart/.job-{id}.tmp/`` (its staging folder:
+stage checkpoints under ``.stages/``, then the published folders, manifest, contact
+sheet, timeline). `version_slot` holds the shot's version lock and names the next free
+number; `commit_version` renames the staging folder to ``vNNN`` under that lock, so two
+jobs of one shot never take the same number and nothing half-written is ever visible
+under a version name.
 """
 
 from __future__ import annotations
@@ -15,24 +16,19 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from .errors import OutputError
 from .images import write_bytes_atomic
-from .timing import Schedule
 
 VERSION_RE = re.compile(r"^v(\d{3,})$")
+CHECKPOINTS = ".stages"
 
 
-def job_tmp_dir(output_dir: Path, job_id: int | str) -> Path:
+def staging_dir(output_dir: Path, job_id: int | str) -> Path:
     return output_dir / f".job-{job_id}.tmp"
-
-
-def stage_checkpoint_dir(tmp: Path, index: int, stage: str) -> Path:
-    return tmp / ".stages" / f"{index:02d}-{stage}"
 
 
 def versions(output_dir: Path) -> list[int]:
@@ -42,33 +38,28 @@ def versions(output_dir: Path) -> list[int]:
 
 
 @contextmanager
-def _locked(output_dir: Path):
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def publish(tmp: Path, output_dir: Path, finalize=None) -> tuple[int, Path]:
-    """Rename the finished temporary folder to the next free version; returns (version, path).
-
-    `finalize(version, tmp)` runs under the lock before the rename, for the files that
-    must name their own version (the timeline, the manifest)."""
+def version_slot(output_dir: Path) -> Iterator[int]:
+    """Hold the shot's version lock and yield the next free version number."""
     try:
-        with _locked(output_dir):
-            version = (versions(output_dir) or [0])[-1] + 1
-            final = output_dir / f"v{version:03d}"
-            if finalize is not None:
-                finalize(version, tmp)
-            shutil.rmtree(tmp / ".stages", ignore_errors=True)
-            os.rename(tmp, final)
-            write_json(output_dir / "latest.json", {"version": version, "path": final.name})
-            return version, final
+        output_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(output_dir / ".lock", "a+")
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot publish version: {exc.strerror or exc}") from None
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, even on a crash
+        yield (versions(output_dir) or [0])[-1] + 1
+
+
+def commit_version(staging: Path, output_dir: Path, version: int) -> Path:
+    """Inside `version_slot`: drop the checkpoints, rename the staging folder to vNNN, point latest.json at it."""
+    final = output_dir / f"v{version:03d}"
+    try:
+        shutil.rmtree(staging / CHECKPOINTS, ignore_errors=True)
+        os.rename(staging, final)
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot publish version: {exc.strerror or exc}") from None
+    write_json(output_dir / "latest.json", {"version": version, "path": final.name})
+    return final
 
 
 def write_json(path: Path, data) -> None:
@@ -83,20 +74,21 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def expand_to_frames(drawings: dict[tuple[str, int], np.ndarray], schedule: Schedule,
-                     layers: list[str]) -> dict[tuple[str, int], np.ndarray]:
-    """Every frame of the shot for every layer: the drawing shown there, or transparent."""
-    first, last = schedule.frame_range()
-    out = {}
-    for layer in layers:
-        sample = next(img for (l, _), img in drawings.items() if l == layer)
-        blank = np.zeros_like(sample)
-        blank[..., 3] = 0
-        for frame in range(first, last + 1):
-            shown = schedule.shown(layer, frame)
-            out[(layer, frame)] = blank if shown is None else drawings[(layer, shown)]
-    return out
+def keep_job_log(staging: Path, job_id: int | str) -> Path | None:
+    """Move a failed job's log out of its staging folder (which is then removed) to
+    ``{shot}/quickart/logs/job-{id}.log``, so its traceback outlives the job."""
+    log = staging / "job.log"
+    if not log.is_file():
+        return None
+    kept = staging.parent / "logs" / f"job-{job_id}.log"
+    try:
+        kept.parent.mkdir(exist_ok=True)
+        os.replace(log, kept)
+    except OSError:
+        return None  # the output folder is unwritable (that may be why the job failed): nothing to keep
+    return kept
 
 
-def remove_tmp(tmp: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)
+def remove_staging(staging: Path | None) -> None:
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)

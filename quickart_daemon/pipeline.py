@@ -27,6 +27,7 @@ class _StepFile(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     optional: bool = False
     fallback: str | None = None
+    input: str | None = None  # "keys", or an earlier step's stage name or publish folder (default: the previous step)
 
 
 class _PipelineFile(BaseModel):
@@ -36,11 +37,16 @@ class _PipelineFile(BaseModel):
     stages: list[_StepFile] = Field(min_length=1)
 
 
+#: the `input` that names the shot's key drawings
+KEYS_INPUT = "keys"
+
+
 @dataclass(frozen=True)
 class Step:
     spec: StageSpec
     params: dict[str, Any]
     requested: str  # the stage the file asked for (differs from spec.name when a fallback runs)
+    input: int  # index of the step whose output this step reads; -1 = the key drawings
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,13 @@ class Pipeline:
     notes: tuple[str, ...] = field(default=())  # skipped steps and fallbacks, for the manifest
 
     def describe(self) -> list[dict]:
-        return [{"stage": s.spec.name, "requested": s.requested, "params": s.params} for s in self.steps]
+        return [{"stage": s.spec.name, "requested": s.requested, "params": s.params,
+                 "input": KEYS_INPUT if s.input < 0 else self.steps[s.input].spec.name} for s in self.steps]
+
+    @property
+    def timing_stage(self) -> str | None:
+        """The stage that turns keys into every scheduled drawing, if the pipeline has one."""
+        return next((s.spec.name for s in self.steps if s.spec.kind == "timing"), None)
 
 
 def builtin_dir() -> Path:
@@ -74,38 +86,80 @@ def load_pipeline(name: str, search: list[Path]) -> Pipeline:
 
 
 def parse_pipeline(path: Path) -> Pipeline:
+    """Read and validate a pipeline file; every problem found is named, with the file and the step."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = _PipelineFile.model_validate(data)
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise PipelineError(f"{path}: {key}: {err['msg']}") from None
+        raise PipelineError("; ".join(f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                      for e in exc.errors())) from None
     known = stages.available()
-    steps, notes = [], []
+    steps: list[Step] = []
+    notes: list[str] = []
+    problems: list[tuple[type[PipelineError], str]] = []
     for i, step in enumerate(spec.stages):
+        where = f"{path}: stages[{i}]"
         chosen = step.stage
         if chosen not in known:
             if step.fallback:
                 if step.fallback not in known:
-                    raise UnknownStage(f"{path}: stages[{i}]: fallback {step.fallback!r} is not a stage either")
+                    problems.append((UnknownStage, f"{where}: fallback {step.fallback!r} is not a stage either"))
+                    continue
                 notes.append(f"{step.stage} is not installed; {step.fallback} runs instead")
                 chosen = step.fallback
             elif step.optional:
                 notes.append(f"{step.stage} is not installed; step skipped")
                 continue
             else:
-                raise UnknownStage(f"{path}: stages[{i}]: unknown stage {step.stage!r}; "
-                                   f"known stages: {', '.join(sorted(known))}")
+                problems.append((UnknownStage, f"{where}: unknown stage {step.stage!r}"
+                                 f"{stages.load_error(step.stage)}; known stages: {', '.join(sorted(known))}"))
+                continue
         stage = known[chosen]
         params = {**stage.defaults(), **(step.params if chosen == step.stage else {})}
         unknown = set(params) - {o.name for o in stage.options}
         if unknown:
-            raise PipelineError(f"{path}: stages[{i}] ({chosen}): unknown parameter(s) {', '.join(sorted(unknown))}; "
-                                f"{chosen} takes: {', '.join(o.name for o in stage.options) or 'none'}")
-        steps.append(Step(stage, params, step.stage))
+            problems.append((PipelineError, f"{where} ({chosen}): unknown parameter(s) {', '.join(sorted(unknown))}; "
+                             f"{chosen} takes: {', '.join(o.name for o in stage.options) or 'none'}"))
+        source = _input_index(step.input, steps)
+        if source is None:
+            written = [KEYS_INPUT] + [n for s in steps for n in dict.fromkeys((s.spec.name, s.spec.publish_folder)) if n]
+            problems.append((PipelineError, f"{where} ({chosen}): input {step.input!r} is not written by an earlier "
+                             f"step; earlier steps write: {', '.join(written)}"))
+            source = len(steps) - 1
+        read = steps[source].spec if source >= 0 else None
+        if stage.kind == "keys" and read is not None and _timing_before(steps, source):
+            problems.append((PipelineError, f"{where} ({chosen}): a keys stage after the timing stage "
+                             f"{_timing_before(steps, source)}; it works on key drawings, so put it before"))
+        if stage.kind == "timing" and read is not None and _timing_before(steps, source):
+            problems.append((PipelineError, f"{where} ({chosen}): a second timing stage after "
+                             f"{_timing_before(steps, source)}; a pipeline makes the in-betweens once"))
+        steps.append(Step(stage, params, step.stage, source))
+    if problems:
+        kind = UnknownStage if any(k is UnknownStage for k, _ in problems) else PipelineError
+        raise kind("; ".join(text for _, text in problems))
     if not steps:
         raise PipelineError(f"{path}: every step was skipped; nothing would run")
     return Pipeline(spec.name, path, tuple(steps), tuple(notes))
+
+
+def _input_index(name: str | None, earlier: list[Step]) -> int | None:
+    """The index of the earlier step a step reads (-1: the keys), or None when no earlier step writes `name`."""
+    if name is None:
+        return len(earlier) - 1
+    if name == KEYS_INPUT:
+        return -1
+    for i in reversed(range(len(earlier))):
+        if name in (earlier[i].spec.name, earlier[i].spec.publish_folder):
+            return i
+    return None
+
+
+def _timing_before(steps: list[Step], source: int) -> str | None:
+    """The timing stage among the steps that produced input `source` (following inputs back), if any."""
+    while source >= 0:
+        if steps[source].spec.kind == "timing":
+            return steps[source].spec.name
+        source = steps[source].input
+    return None

@@ -48,6 +48,9 @@ class JobState(str, enum.Enum):
     SUPERSEDED = "superseded"  # a newer drop of the same shot replaced it before it ran
 
 
+#: states a job does not leave by itself
+FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.SUPERSEDED})
+
 TRANSITIONS: dict[JobState, set[JobState]] = {
     JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED, JobState.SUPERSEDED},
     JobState.RUNNING: {JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.CANCELLED},
@@ -258,7 +261,7 @@ class JobQueue:
             return Job.from_row(row)
 
     def fail(self, job_id: int, owner: str | None, error: str, *, retryable: bool,
-             stage: str | None = None) -> Job:
+             stage: str | None = None, artifacts: dict[str, str] | None = None) -> Job:
         """Record an error; requeue with backoff when it may pass and attempts are left."""
         with self.sessions.begin() as s:
             row = self._row(s, job_id) if owner is None else self._owned(s, job_id, owner)
@@ -273,6 +276,7 @@ class JobQueue:
             else:
                 self._move(row, JobState.FAILED)
                 row.finished_at = utcnow()
+            s.add_all(Artifact(job_id=job_id, kind=k, path=p) for k, p in (artifacts or {}).items())
             s.flush()
             return Job.from_row(row)
 

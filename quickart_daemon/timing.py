@@ -49,12 +49,14 @@ is a ``TimingError`` naming the file, layer and frame.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import enum
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import TimingError
 from .naming import NAME_PATTERN
@@ -62,6 +64,7 @@ from .naming import NAME_PATTERN
 CSV_NAME = "timesheet.csv"
 XDTS_HEADER = "exchangeDigitalTimeSheet Save Data"
 MAX_TIMING = 12
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,17 @@ class Schedule:
                 )
             a, b = before[-1], after[0]
             out.append(Inbetween(drawing=d, before=a, after=b, t=(d - a) / (b - a)))
+        return out
+
+    def held(self, drawings: dict[tuple[str, int], T]) -> dict[tuple[str, int], T]:
+        """Every scheduled drawing of each layer in `drawings`: the one given, or else the last
+        drawing given at or before it (a hold). Keys alone become the keys on their exposure."""
+        out: dict[tuple[str, int], T] = {}
+        for layer in sorted({layer for layer, _ in drawings}):
+            given = sorted(f for (l, f) in drawings if l == layer)
+            for d in self.drawings(layer):
+                i = bisect.bisect_right(given, d) - 1
+                out[(layer, d)] = drawings[(layer, given[max(i, 0)])]
         return out
 
     def shown(self, layer: str, frame: int) -> int | None:

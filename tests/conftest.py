@@ -96,3 +96,87 @@ def at_most_two_torch_threads():
     torch.set_num_threads(min(2, old))
     yield
     torch.set_num_threads(old)
+
+
+# -- a studio's own stage package, installed the way pip would (a module + its dist-info) ---------
+
+TEST_STAGES = '''
+"""Stages a studio might ship in its own package (here: test doubles with real behaviour)."""
+from pathlib import Path
+
+import numpy as np
+
+from quickart_daemon.stages.base import Option, StageResult, StageSpec
+
+
+def _identity(frames, ctx):
+    return StageResult(dict(frames), {"seen": len(frames)})
+
+
+def _invert(frames, ctx):
+    night = {k: np.dstack([255 - v[..., :3], v[..., 3:]]) for k, v in frames.items()}
+    return StageResult(dict(frames), {"warnings": ["inverted for the test"]}, {"night": night})
+
+
+def _crash(frames, ctx):
+    raise RuntimeError("injected fault for the test")
+
+
+def _crash_once(frames, ctx):
+    marker = Path(ctx.params["marker"])
+    if not marker.exists():
+        marker.write_text("crashed once")
+        raise RuntimeError("first attempt fails")
+    return StageResult(dict(frames))
+
+
+def _slow(frames, ctx):
+    """Takes `seconds`, reporting progress (so a cancel stops it) like a real stage on a big shot."""
+    import time
+    steps = 20
+    for i in range(steps):
+        time.sleep(ctx.params["seconds"] / steps)
+        ctx.progress(i + 1, steps)
+    return StageResult(dict(frames))
+
+
+def _drop_one(frames, ctx):
+    return StageResult(dict(sorted(frames.items())[1:]))
+
+
+IDENTITY = StageSpec(name="test-identity", run=_identity, kind="keys", publish_folder="ident", description="copy")
+IDENTITY2 = StageSpec(name="test-identity2", run=_identity, kind="keys", publish_folder=None, description="copy")
+VARIANTS = StageSpec(name="test-variants", run=_invert, kind="keys", publish_folder="testout", description="night")
+CRASH = StageSpec(name="test-crash", run=_crash, kind="keys", publish_folder=None, description="raises")
+CRASH_ONCE = StageSpec(name="test-crash-once", run=_crash_once, kind="keys", publish_folder=None,
+                       description="raises on its first run", options=(Option("marker", str, "", "marker file"),))
+SLOW = StageSpec(name="test-slow", run=_slow, kind="keys", publish_folder=None, description="takes a while",
+                 options=(Option("seconds", float, 3.0, "how long"),))
+DROP_ONE = StageSpec(name="test-drop-one", run=_drop_one, kind="keys", publish_folder=None, description="loses a key")
+'''
+
+TEST_ENTRY_POINTS = """[quickart.stages]
+test-identity = quickart_test_stages:IDENTITY
+test-identity2 = quickart_test_stages:IDENTITY2
+test-variants = quickart_test_stages:VARIANTS
+test-crash = quickart_test_stages:CRASH
+test-crash-once = quickart_test_stages:CRASH_ONCE
+test-drop-one = quickart_test_stages:DROP_ONE
+test-slow = quickart_test_stages:SLOW
+test-broken = quickart_test_stages_missing:SPEC
+"""
+
+
+@pytest.fixture
+def stage_package(tmp_path, monkeypatch) -> Path:
+    """A folder holding a studio's stage package with its dist-info (entry points in the
+    `quickart.stages` group), put on sys.path here and on PYTHONPATH for subprocesses."""
+    site = tmp_path / "site"
+    (site / "quickart_test_stages-1.0.dist-info").mkdir(parents=True)
+    (site / "quickart_test_stages.py").write_text(TEST_STAGES)
+    info = site / "quickart_test_stages-1.0.dist-info"
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: quickart-test-stages\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(TEST_ENTRY_POINTS)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    return site

@@ -32,7 +32,7 @@ def accuracy():
 
 def test_stage_is_registered():
     spec = stages.get("color")
-    assert spec.kind == "per_drawing" and spec.publish_folder == "color"
+    assert spec.kind == "keys" and spec.publish_folder == "color"
 
 
 def test_reference_matching_floors_and_beats_the_naive_baseline(accuracy):

@@ -36,11 +36,12 @@ from PIL import Image
 
 from quickart_daemon import cli, drops
 from quickart_daemon.config import load_config
-from quickart_daemon.daemon import open_queue, submit_shot
+from quickart_daemon.intake import submit_shot
+from quickart_daemon.queue import open_queue
 from quickart_daemon.errors import UnsafeArchive
 from quickart_daemon.queue import Job, JobState
 from quickart_daemon.synth import write_demo_studio
-from quickart_daemon.worker import execute_job
+from quickart_daemon.process import process_job
 
 QUICKART = Path(sys.executable).with_name("quickart")
 SHOT = "sh0010"
@@ -348,7 +349,7 @@ def test_symlink_out_of_the_root_is_refused(studio, tmp_path, capsys, target):
     jq = open_queue(cfg)
     job = submit_shot(cfg, jq, studio.shot, "test", force=True)
     link.symlink_to(dest)
-    job = execute_job(cfg, jq, jq.claim(job.id, "test:1", "test", "cpu"), "test:1")
+    job = process_job(cfg, jq, jq.claim(job.id, "test:1", "test", "cpu"), "test:1")
     assert job.state is JobState.FAILED
     assert str(link) in job.error and "outside the studio root" in job.error
     assert snapshot(studio.shot) | snapshot(dest, skip_outputs=False) == before

@@ -35,7 +35,7 @@ def light(frames: dict[int, np.ndarray], shot_light=None, **params):
 
 def test_registered_with_the_cli_options():
     spec = stages.get("light")
-    assert spec.kind == "per_drawing" and spec.publish_folder == "light"
+    assert spec.kind == "keys" and spec.publish_folder == "light"
     assert [o.name for o in spec.options] == ["direction", "color", "intensity", "ambient"]
 
 

@@ -108,17 +108,10 @@ def test_pipeline_errors_name_the_file_and_step(tmp_path):
         parse_pipeline(bad)
 
 
-def _invert(frames, ctx):
-    night = {k: np.dstack([255 - v[..., :3], v[..., 3:]]) for k, v in frames.items()}
-    return stages.StageResult(dict(frames), {"warnings": ["inverted for the test"]}, {"night": night})
-
-
-def test_variants_are_published_in_subfolders(make_config, tmp_path):
+def test_variants_are_published_in_subfolders(make_config, tmp_path, stage_package):
     from quickart_daemon.cli import main
     from quickart_daemon.synth import write_demo_studio
 
-    stages.register(stages.StageSpec(name="test-variants", run=_invert, kind="per_drawing",
-                                     publish_folder="testout", description="test only"))
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "v.yaml").write_text("name: v\nstages:\n  - stage: test-variants\n  - stage: hold\n")
     cfg = make_config(pipelines_dir="pipelines", pipeline="v")

@@ -6,11 +6,12 @@ way, plus a short report. It never touches the database or the shot folder: the
 worker does that around it, so the same function serves the daemon, `quickart run`
 and `quickart stage`.
 
-Two kinds of stage exist:
-- ``per_drawing``: works on each drawing it is given (refine, color, light); the
-  output keys are the input keys.
+Two kinds of stage exist, and the job path checks every result against its kind:
+- ``keys``: works on each key drawing it is given (refine, color, light); it returns
+  exactly the (layer, frame) keys it was given.
 - ``timing``: turns keys into every drawing of the schedule (hold, inbetween-blend,
-  inbetween); the output keys are ``schedule.drawings(layer)`` of each layer.
+  inbetween); it returns ``schedule.drawings(layer)`` of every layer it was given.
+A pipeline runs its keys stages first and at most one timing stage after them.
 """
 
 from __future__ import annotations
@@ -82,12 +83,11 @@ class Option:
 class StageSpec:
     name: str
     run: StageFunction
-    kind: Literal["per_drawing", "timing"]
+    kind: Literal["keys", "timing"]
     #: the folder of the version that shows this stage's output (refine, color, light), or None
     publish_folder: str | None
     description: str
     options: tuple[Option, ...] = ()
-    uses_gpu: bool = False
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}

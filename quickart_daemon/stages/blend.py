@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import StageFailed
-from . import register
 from .base import Frames, StageContext, StageResult, StageSpec
 
 
@@ -37,7 +36,7 @@ def blend(frames: Frames, ctx: StageContext) -> StageResult:
     return StageResult(out, {"inbetweens": len(todo)})
 
 
-SPEC = register(StageSpec(
+SPEC = StageSpec(
     name="inbetween-blend", run=blend, kind="timing", publish_folder=None,
     description="cross-dissolve in-betweens (baseline)",
-))
+)

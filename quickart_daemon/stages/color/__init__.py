@@ -13,7 +13,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import register
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from .palette import load_palette
 from .stage import Colours, build_ref, colour_drawing, is_coloured
@@ -121,8 +120,8 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
     return StageResult(out, report, variants)
 
 
-SPEC = register(StageSpec(
-    name="color", run=run, kind="per_drawing", publish_folder="color",
+SPEC = StageSpec(
+    name="color", run=run, kind="keys", publish_folder="color",
     description="paint-bucket colouring from references, hints and palettes (trapped-ball regions)",
     options=(
         Option("gap", float, 0.0, "widest gap in the lines to close, in pixels (0: from the line width, at least 3)"),
@@ -131,4 +130,4 @@ SPEC = register(StageSpec(
         Option("low-confidence", float, 0.5, "regions below this confidence are listed in the report"),
         Option("max-refs", int, 3, "references tried per frame (nearest in time first)"),
     ),
-))
+)

@@ -42,7 +42,6 @@ from collections import defaultdict
 import numpy as np
 
 from ...errors import ModelLoadError, StageFailed
-from .. import register
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from . import classical, motion
 
@@ -337,8 +336,8 @@ class _Keys:
         return out[0], out[1]
 
 
-SPEC = register(StageSpec(
-    name="inbetween", run=inbetween, kind="timing", publish_folder=None, uses_gpu=True,
+SPEC = StageSpec(
+    name="inbetween", run=inbetween, kind="timing", publish_folder=None,
     description="in-betweens from our RIFE v4 network (large-motion search, alpha, cut/duplicate holds)",
     options=(
         Option("method", str, "auto", "auto (RIFE + large-motion search) | rife | classical"),
@@ -349,4 +348,4 @@ SPEC = register(StageSpec(
         # although the bench's single window gains +5 dB; see docs/inbetween.md "Large motion"
         Option("arcs", str, "off", "on | off: with method auto, move regions on curves through the neighbouring keys (experimental)"),
     ),
-))
+)

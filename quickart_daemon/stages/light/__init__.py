@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-from .. import register
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from .palette import model_for
 from .render import light_layer, shade, surface
@@ -54,8 +53,8 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
     return StageResult(out, report, variants)
 
 
-SPEC = register(StageSpec(
-    name="light", run=run, kind="per_drawing", publish_folder="light",
+SPEC = StageSpec(
+    name="light", run=run, kind="keys", publish_folder="light",
     description="light flat cels from a direction (PaintingLight: palette hull, stroke density, normals)",
     options=(
         Option("direction", parse_direction, DEFAULTS["direction"],
@@ -66,6 +65,6 @@ SPEC = register(StageSpec(
         Option("ambient", parse_ambient, DEFAULTS["ambient"],
                "light level on the side turned away, 0-1; 1 = no darkening (default 0.6)"),
     ),
-))
+)
 
 __all__ = ["SPEC", "run"]

@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 
 from ...errors import ModelLoadError, StageFailed
-from .. import register
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from . import classical
 from .colours import CHROMA_RATIO, CLASS_NAMES, darkness_and_chroma, flatten_paper, trace_class, vote_trace_class
@@ -213,8 +212,8 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
     return StageResult(out, report)
 
 
-SPEC = register(StageSpec(
-    name="refine", run=run, kind="per_drawing", publish_folder="refine",
+SPEC = StageSpec(
+    name="refine", run=run, kind="keys", publish_folder="refine",
     description="rough pencil keys -> clean line art (classical cleanup or the learned refiner)",
     options=(
         Option("method", _method, "auto", "classical, learned or auto (learned when its weights verify)"),
@@ -223,5 +222,4 @@ SPEC = register(StageSpec(
         Option("threshold", float, 0.2, "classical: darkness against the local paper that starts a line (0..1)"),
         Option("gap", float, 0.0, "classical: largest gap between line ends that is closed, pixels; 0 = 3.5 line widths"),
     ),
-    uses_gpu=True,
-))
+)

@@ -1,0 +1,32 @@
+"""Submitting a shot: the one way a drop becomes a job (the watcher, `quickart submit` and
+`quickart run` all come through here)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .config import Config
+from .drops import input_files, signature
+from .queue import Job, JobQueue
+from .shot import read_settings, shot_id_for
+
+log = logging.getLogger("quickart.intake")
+
+
+def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority: int = 0,
+                force: bool = False) -> Job | None:
+    """Queue a job for a shot whose inputs changed since its last drop (or always, with force)."""
+    shot_dir = Path(shot_dir)
+    shot = shot_id_for(shot_dir, cfg.root, cfg.naming_rules)
+    files = input_files(shot_dir, cfg.root)
+    sig = signature(files, shot_dir)  # relative paths: a root mounted elsewhere is not a new drop
+    shot_pk = jq.upsert_shot(shot, str(shot_dir.resolve()))
+    if not force and jq.last_drop_signature(shot_pk) == sig:
+        return None
+    pipeline = read_settings(shot_dir).pipeline or cfg.pipeline
+    rel = [str(f.relative_to(shot_dir)) for f in files]
+    job = jq.enqueue(shot, str(shot_dir.resolve()), pipeline, signature=sig, files=rel, source=source,
+                     priority=priority)
+    log.info("action=queued job=%s shot=%s source=%s files=%d", job.id, shot, source, len(files))
+    return job

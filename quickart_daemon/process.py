@@ -1,0 +1,244 @@
+"""A worker process: one job, from lease to outcome.
+
+`process_job` holds the lease (a heartbeat thread renews it and notices cancel requests),
+runs the pipeline (`run.run_pipeline`), publishes (`publish.publish_version`) and records
+the outcome. Every exception ends in a queue verb, so no job is ever left `running` by a
+fault: bad input fails at once with its sentence; anything unexpected fails (retryable)
+with its type and message on the job and the traceback in job.log. The daemon runs it in
+a child process per slot (`run_in_child`); `quickart run` calls it in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .config import Config
+from .errors import OutputError, QuickArtError, StageCrashed
+from .logs import JobLog
+from .outputs import CHECKPOINTS, keep_job_log, remove_staging, staging_dir
+from .pipeline import load_pipeline
+from .publish import Provenance, publish_version
+from .queue import Job, JobQueue, JobState, LeaseLost
+from .run import Checkpoints, StageReport, read_inputs, run_pipeline
+from .shot import load_shot
+
+log = logging.getLogger(__name__)
+
+
+class JobInterrupted(QuickArtError):
+    """The job was stopped (cancel, daemon shutdown, or its lease was lost)."""
+
+
+class Controls:
+    """Flags a running job watches: set by heartbeats (cancel, lease lost) or signals (shutdown)."""
+
+    def __init__(self):
+        self.cancel = threading.Event()
+        self.shutdown = threading.Event()
+        self.lease_lost = threading.Event()
+
+
+class Heartbeat(threading.Thread):
+    """Extends the job's lease and reports progress; notices cancel requests and a lost lease."""
+
+    def __init__(self, jq: JobQueue, job: Job, owner: str, every: float, controls: Controls):
+        super().__init__(name=f"heartbeat-{job.id}", daemon=True)
+        self.jq, self.job, self.owner, self.every, self.controls = jq, job, owner, every, controls
+        self.stage: str | None = None
+        self.progress = 0.0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.beat()
+
+    def beat(self) -> None:
+        try:
+            if self.jq.heartbeat(self.job.id, self.owner, stage=self.stage, progress=self.progress):
+                self.controls.cancel.set()
+        except LeaseLost:
+            self.controls.lease_lost.set()
+        except Exception as exc:  # a locked database must not kill the job; the next beat retries
+            log.warning("action=heartbeat job=%s error=%s", self.job.id, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "cpu",
+                controls: Controls | None = None, on_progress=None, retry: bool = True) -> Job:
+    """Run `job` to an outcome and record it; returns the job as recorded.
+
+    `retry=False` (a person running the shot in the foreground) makes every failure final."""
+    controls = controls or Controls()
+    started = time.monotonic()
+    hb = Heartbeat(jq, job, owner, cfg.queue.heartbeat_seconds, controls)
+    hb.start()
+    staging: Path | None = None
+    job_log: JobLog | None = None
+    phase = "loading the shot"
+    try:
+        shot = load_shot(Path(job.shot_path), cfg)
+        pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
+        staging = staging_dir(shot.output_dir, job.id)
+        checkpoints = Checkpoints(staging / CHECKPOINTS, cfg.max_image_pixels)
+        done = {i: StageReport(i, r.name, r.seconds, r.report, checkpoints.folder(i, r.name))
+                for i, r in jq.done_stages(job.id).items()}
+        if not done:
+            remove_staging(staging)  # nothing to resume from (or a manual retry): start clean
+        staging.mkdir(parents=True, exist_ok=True)
+        job_log = JobLog(staging / "job.log")
+        job_log.open(_log_header(cfg, job, pipeline, device, shot))
+        log.info("action=start job=%s shot=%s pipeline=%s device=%s", job.id, job.shot, pipeline.name, device)
+
+        def before_stage(stage: str) -> None:
+            nonlocal phase
+            phase = f"stage {stage}"
+            if controls.cancel.is_set() or controls.shutdown.is_set() or controls.lease_lost.is_set():
+                raise JobInterrupted(f"stopped before stage {stage}")
+            hb.stage = stage
+            hb.beat()
+
+        def progress(stage: str, fraction: float) -> None:
+            hb.progress = fraction
+            if on_progress:
+                on_progress(stage, fraction)
+            if controls.cancel.is_set() or controls.lease_lost.is_set():
+                raise JobInterrupted(f"stopped during stage {stage}")
+
+        def record(report: StageReport) -> None:
+            jq.checkpoint(job.id, owner, index=report.index, name=report.stage, seconds=report.seconds,
+                          checkpoint=str(report.checkpoint), report=report.report,
+                          progress=(report.index + 1) / len(pipeline.steps))
+
+        drawings, reports = run_pipeline(
+            read_inputs(shot, cfg.max_image_pixels), shot, pipeline, checkpoints, done=done, device=device,
+            models_dir=cfg.models_dir, before_stage=before_stage, progress=progress, on_stage_done=record)
+        phase = "publishing"
+        job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
+        version = publish_version(shot, pipeline, drawings, reports, staging=staging, naming=cfg.naming_rules,
+                                  studio_root=cfg.root, made_by=Provenance(job.id, cfg.node, device, started))
+        hb.stop()
+        finished = jq.finish(job.id, owner, version=version.number, output_path=str(version.path),
+                             artifacts=version.artifacts)
+        log.info("action=done job=%s shot=%s version=v%03d seconds=%.2f", job.id, job.shot, version.number,
+                 time.monotonic() - started)
+        return finished
+    except JobInterrupted as exc:
+        hb.stop()
+        return _interrupted(jq, job, owner, controls, staging, exc)
+    except KeyboardInterrupt:
+        hb.stop()
+        _hand_back(jq, job, owner)  # Ctrl-C in `quickart run`: the job goes back to the queue, not stuck
+        raise
+    except Exception as exc:
+        hb.stop()
+        error, retryable = _describe(exc, phase)
+        if not isinstance(exc, (QuickArtError, OSError)) or isinstance(exc, StageCrashed):
+            trace = "".join(traceback.format_exception(exc))
+            log.error("action=unexpected job=%s while=%r\n%s", job.id, phase, trace)
+            if job_log is not None:
+                job_log.write(trace)
+        if job_log is not None:
+            job_log.footer(f"failed: {error}", started)
+            job_log.close()
+        return _failed(jq, job, owner, error, retryable and retry, hb.stage if phase.startswith("stage ") else None,
+                       staging)
+    finally:
+        hb.stop()
+        if job_log is not None:
+            job_log.close()
+
+
+def _describe(exc: BaseException, phase: str) -> tuple[str, bool]:
+    """(the sentence recorded on the job, whether a retry may help) for any exception."""
+    if isinstance(exc, QuickArtError):
+        text = str(exc)
+        where = f"{phase}: " if phase.startswith("stage ") and not text.startswith("stage ") else ""
+        return where + text, exc.retryable
+    if isinstance(exc, OSError):  # a file system fault outside the image/JSON writers (mkdir, copy, rename)
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+        return f"{phase}: {OutputError(text)}", OutputError.retryable
+    return f"unexpected error while {phase}: {type(exc).__name__}: {exc} (traceback in job.log)", True
+
+
+def _failed(jq: JobQueue, job: Job, owner: str, error: str, retryable: bool, stage: str | None,
+            staging: Path | None) -> Job:
+    """Record a failure; a job that failed for good keeps its log and gives its staging space back."""
+    final = not retryable or job.attempts >= job.max_attempts
+    kept = keep_job_log(staging, job.id) if final and staging is not None else None
+    try:
+        failed = jq.fail(job.id, owner, error, retryable=retryable, stage=stage,
+                         artifacts={"log": str(kept)} if kept else None)
+    except LeaseLost:
+        log.warning("action=lease_lost job=%s shot=%s error=%s", job.id, job.shot, error)
+        return jq.get(job.id)
+    log.error("action=failed job=%s shot=%s state=%s error=%s", job.id, job.shot, failed.state.value, error)
+    if failed.state is JobState.FAILED:
+        remove_staging(staging)  # no resume will follow (a manual retry starts afresh)
+    return failed
+
+
+def _interrupted(jq: JobQueue, job: Job, owner: str, controls: Controls, staging: Path | None,
+                 exc: JobInterrupted) -> Job:
+    if controls.lease_lost.is_set():
+        log.warning("action=lease_lost job=%s shot=%s", job.id, job.shot)
+        return jq.get(job.id)
+    if controls.cancel.is_set():
+        log.info("action=cancelled job=%s shot=%s", job.id, job.shot)
+        remove_staging(staging)
+        return jq.stopped(job.id, owner)
+    log.info("action=released job=%s shot=%s reason=%s", job.id, job.shot, exc)
+    return jq.release(job.id, owner)
+
+
+def _hand_back(jq: JobQueue, job: Job, owner: str) -> None:
+    try:
+        jq.release(job.id, owner)
+    except QuickArtError as exc:
+        log.warning("action=release job=%s error=%s", job.id, exc)
+
+
+def _log_header(cfg: Config, job: Job, pipeline, device: str, shot) -> str:
+    return (f"=== job {job.id} attempt {job.attempts}  {shot.id}  pipeline {pipeline.name}\n"
+            f"node {cfg.node}  device {device}  CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}"
+            f"  quickart {__version__}  python {platform.python_version()}\n"
+            f"inputs: {len(shot.files)} files; steps: {' -> '.join(s.spec.name for s in pipeline.steps)}")
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+def _set_parent_death_signal() -> None:
+    """Ask Linux to SIGKILL this worker if the daemon dies (kill -9), so no orphan keeps a lease."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_in_child(job_id: int, owner: str, config_path: str, slot_env: dict[str, str], device: str) -> None:
+    """Entry point of a worker process (multiprocessing, spawn)."""
+    _set_parent_death_signal()
+    os.environ.update(slot_env)
+    from .config import load_config
+    from .logs import setup_logging
+    from .queue import open_queue
+
+    cfg = load_config(config_path)
+    setup_logging(cfg.log_level)
+    jq = open_queue(cfg, migrate=False)
+    controls = Controls()
+    # SIGTERM from the daemon: finish the running stage, checkpoint it, hand the job back
+    signal.signal(signal.SIGTERM, lambda *_: controls.shutdown.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    process_job(cfg, jq, jq.get(job_id), owner, device, controls)

@@ -1,0 +1,187 @@
+"""Publishing a version: comp, contact sheet, manifest and timelines from a pipeline's result.
+
+`publish_version` takes data (the shot, the pipeline, the final drawings, the stage
+reports, where the job staged its files) and works for any pipeline. Without a timing
+stage the drawings are the keys, published on their exposure (each held until the next);
+with one, they are every scheduled drawing. Stage folders (refine/, color/, light/ and
+their variants) are hard links to the checkpoints, renamed to the studio's output names.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, folders, outputs
+from .contact import Tile, write_contact_sheet
+from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
+from .images import composite_over, write_png
+from .logs import JobLog
+from .naming import Naming
+from .pipeline import Pipeline
+from .run import StageReport
+from .shot import ShotInputs
+from .stages.base import Frames
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made the version, for the manifest and the timelines."""
+
+    job_id: int
+    node: str
+    device: str
+    started: float  # time.monotonic() when the job (attempt) started
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    path: Path
+    otio: Path
+    sequence_otio: Path
+
+    @property
+    def artifacts(self) -> dict[str, str]:
+        return {"version": str(self.path), "otio": str(self.otio), "contact": str(self.path / "contact.png"),
+                "manifest": str(self.path / "manifest.json"), "sequence_otio": str(self.sequence_otio)}
+
+
+def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, reports: list[StageReport], *,
+                    staging: Path, naming: Naming, studio_root: Path, made_by: Provenance) -> Version:
+    """Write the version's files into `staging`, then rename it to the next vNNN of the shot."""
+    schedule = shot.schedule
+    layers = [l for l in shot.layer_order if any(k[0] == l for k in drawings)]
+    shown = drawings if pipeline.timing_stage else schedule.held(drawings)
+    first, last = schedule.frame_range()
+    every = _every_frame(shown, schedule, layers, first, last)
+
+    _link_stage_folders(staging, pipeline, reports, shot.id.shot, naming)
+    _write_named(staging / "frames", every, lambda layer, frame: naming.format_output_name(shot.id.shot, layer, frame))
+    _write_comp(staging / "comp", every, layers, schedule, first, last,
+                lambda frame: naming.format_comp_name(shot.id.shot, frame))
+
+    with outputs.version_slot(shot.output_dir) as number:
+        final = shot.output_dir / f"v{number:03d}"
+        title = f"{shot.id}  v{number:03d}  job {made_by.job_id}  pipeline {pipeline.name}"
+        write_contact_sheet(staging / "contact.png", _tiles(shot, pipeline, drawings, layers), title)
+        sequences = _sequences(final, shot, layers, naming, first, last)
+        metadata = {"job_id": made_by.job_id, "pipeline": pipeline.name, "version": number, "shot": str(shot.id),
+                    "node": made_by.node}
+        key_frames = sorted({f for fr in shot.keys.values() for f in fr})
+        otio_name = f"{shot.id.shot}_v{number:03d}.otio"
+        write_timeline(version_timeline(shot.id, number, shot.fps, sequences, key_frames, metadata),
+                       staging / otio_name)
+        outputs.write_json(staging / "manifest.json", _manifest(shot, pipeline, reports, layers, number, made_by))
+        JobLog(staging / "job.log").footer(f"done: v{number:03d}", made_by.started)
+        outputs.commit_version(staging, shot.output_dir, number)
+
+    sequence_otio = studio_root / shot.id.show / "editorial" / f"{shot.id.seq}.otio"
+    update_sequence_timeline(sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
+    return Version(number, final, final / otio_name, sequence_otio)
+
+
+def _every_frame(shown: Frames, schedule, layers: list[str], first: int, last: int) -> Frames:
+    """Every frame of the shot for every layer: the drawing exposed there, or one transparent frame."""
+    out: Frames = {}
+    for layer in layers:
+        blank = np.zeros_like(next(img for (l, _), img in shown.items() if l == layer))
+        for frame in range(first, last + 1):
+            drawing = schedule.shown(layer, frame)
+            out[(layer, frame)] = blank if drawing is None else shown[(layer, drawing)]
+    return out
+
+
+def _link_stage_folders(staging: Path, pipeline: Pipeline, reports: list[StageReport], shot: str,
+                        naming: Naming) -> None:
+    """refine/, color/, light/ (and their variant subfolders): the checkpoints under the output names."""
+    for report in reports:
+        publish_folder = pipeline.steps[report.index].spec.publish_folder
+        if not publish_folder:
+            continue
+        dest_root = staging / publish_folder
+        shutil.rmtree(dest_root, ignore_errors=True)
+        for source in [report.checkpoint, *sorted(p for p in report.checkpoint.iterdir() if p.is_dir())]:
+            dest = dest_root / source.relative_to(report.checkpoint)
+            dest.mkdir(parents=True, exist_ok=True)
+            for (layer, frame), path in folders.frame_files(source).items():
+                folders.link_or_copy(path, dest / naming.format_output_name(shot, layer, frame))
+
+
+def _write_named(folder: Path, frames: Frames, name) -> None:
+    """Frames under studio names; a frame that is the same array as one written before is a hard link."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[int, Path] = {}
+    for (layer, frame), img in frames.items():
+        path = folder / name(layer, frame)
+        if id(img) in written:
+            folders.link_or_copy(written[id(img)], path)
+        else:
+            write_png(path, img, 1)
+            written[id(img)] = path
+
+
+def _write_comp(folder: Path, every: Frames, layers: list[str], schedule, first: int, last: int, name) -> None:
+    """All layers composited bottom to top; frames showing the same drawings share one file."""
+    folder.mkdir(exist_ok=True)
+    done: dict[tuple, Path] = {}
+    for frame in range(first, last + 1):
+        path = folder / name(frame)
+        shown = tuple(schedule.shown(layer, frame) for layer in layers)
+        if shown in done:
+            folders.link_or_copy(done[shown], path)
+            continue
+        img = None
+        for layer in layers:
+            img = every[(layer, frame)] if img is None else composite_over(img, every[(layer, frame)])
+        write_png(path, img, 1)
+        done[shown] = path
+
+
+def _tiles(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, layers: list[str]) -> list[Tile]:
+    made_by = pipeline.timing_stage or "keys"
+    tiles = []
+    for layer in layers:
+        keys = set(shot.keys.get(layer, {}))
+        for drawing in sorted(d for (l, d) in drawings if l == layer):
+            kind = "key" if drawing in keys else "inbetween"
+            tiles.append(Tile(drawings[(layer, drawing)], drawing, kind, "key" if kind == "key" else made_by, layer))
+    return tiles
+
+
+def _sequences(final: Path, shot: ShotInputs, layers: list[str], naming: Naming, first: int,
+               last: int) -> list[Sequence]:
+    """The comp, then the layers top to bottom, as they will lie in the version folder `final`."""
+    pad = naming.frame_padding
+    prefix, suffix = naming.output_prefix_suffix(shot.id.shot, None)
+    out = [Sequence("comp", final / "comp", prefix, suffix, first, last, pad)]
+    for layer in reversed(layers):
+        prefix, suffix = naming.output_prefix_suffix(shot.id.shot, layer)
+        out.append(Sequence(layer, final / "frames", prefix, suffix, first, last, pad))
+    return out
+
+
+def _manifest(shot: ShotInputs, pipeline: Pipeline, reports: list[StageReport], layers: list[str], number: int,
+              made_by: Provenance) -> dict:
+    first, last = shot.schedule.frame_range()
+    return {
+        "quickart": __version__, "job_id": made_by.job_id, "shot": str(shot.id), "version": number,
+        "node": made_by.node, "device": made_by.device, "python": platform.python_version(),
+        "pipeline": {"name": pipeline.name, "file": str(pipeline.path), "steps": pipeline.describe(),
+                     "notes": list(pipeline.notes)},
+        "timing": {"source": shot.schedule.source, "timing": shot.timing, "fps": shot.fps,
+                   "frame_range": [first, last], "layers": layers},
+        "inputs": [{"path": str(p.relative_to(shot.dir)), "sha256": outputs.sha256_file(p), "bytes": p.stat().st_size}
+                   for p in shot.files],
+        "models": {k: v for r in reports for k, v in (r.report.get("models") or {}).items()},
+        "stages": [r.to_manifest() for r in reports],
+        "seconds_total": round(time.monotonic() - made_by.started, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "problems": shot.problems,
+    }
