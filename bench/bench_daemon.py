@@ -392,15 +392,24 @@ t = time.perf_counter(); out = {}
 def mark(name):
     global t
     now = time.perf_counter(); out[name] = now - t; t = now
-# the modules `quickart jobs --json` imports, in order (no numpy, watchdog or apscheduler)
+# the modules `quickart jobs --json` imports, in order (no SQLAlchemy on SQLite, no numpy, watchdog
+# or apscheduler): the status commands read through db/reads over the standard library's sqlite3
 import quickart_daemon.cli; mark("cli+config (pydantic, yaml)")
-import sqlalchemy.orm; mark("sqlalchemy")
-import quickart_daemon.db.session; mark("db models+session")
-import quickart_daemon.queue; mark("queue")
+import quickart_daemon.db.reads; mark("db/reads + jobs (sqlite3)")
 with contextlib.redirect_stdout(io.StringIO()):
     rc = quickart_daemon.cli.main(sys.argv[1:])
-mark("the command itself (first call: connect, mapper setup, SQL compile, query)")
+mark("the command itself (config load, connect, query, JSON)")
+assert "sqlalchemy" not in sys.modules, "the SQLite read path must not import SQLAlchemy"
 print(json.dumps(out))
+"""
+
+
+# the peer: the same 50 jobs read through the SQLAlchemy queue, as `quickart jobs --json` did before db/reads
+ORM_PROBE = """
+import json, sys
+from quickart_daemon.config import load_config
+from quickart_daemon.queue import open_queue
+print(json.dumps([j.to_dict() for j in open_queue(load_config(sys.argv[1]), migrate=False).list(limit=50)], default=str))
 """
 
 
@@ -413,6 +422,7 @@ def bench_cli(cfg_path: Path, reps: int, inproc_reps: int) -> dict:
     cfg = str(cfg_path)
     jobs_t, jobs_bytes = run_wall([exe, "--config", cfg, "jobs", "--json"], reps)
     status_t, status_bytes = run_wall([exe, "--config", cfg, "status", "--json"], reps)
+    orm_t, _ = run_wall([sys.executable, "-c", ORM_PROBE, cfg], reps)
     python_t, _ = run_wall([sys.executable, "-c", "pass"], reps)
     imp_t, _ = run_wall([sys.executable, "-c", "import quickart_daemon.cli"], reps)
     probes = []
@@ -448,6 +458,7 @@ def bench_cli(cfg_path: Path, reps: int, inproc_reps: int) -> dict:
     status_in = inproc(["--config", cfg, "status", "--json"])
     return {"jobs_cli_s": jobs_t, "jobs_cli": summary(jobs_t), "jobs_json_bytes": jobs_bytes,
             "status_cli_s": status_t, "status_cli": summary(status_t), "status_json_bytes": status_bytes,
+            "jobs_orm": summary(orm_t),
             "python_startup": summary(python_t), "import_cli": summary(imp_t), "import_breakdown_s": imports,
             "list50_json": summary(lst), "jobs_inproc": summary(jobs_in), "status_inproc": summary(status_in)}
 
@@ -529,6 +540,9 @@ def render(results: dict) -> str:
         section("3. status commands, same database")
         add("  `quickart jobs --json` (subprocess wall)", cli["jobs_cli"], TARGET_STATUS_S)
         add("  `quickart status --json` (subprocess wall)", cli["status_cli"], TARGET_STATUS_S)
+        add("  peer: the same 50 jobs via SQLAlchemy (subprocess wall)", cli["jobs_orm"])
+        rows.append(("    ratio: `jobs --json` / SQLAlchemy peer (median)", "", "", "",
+                     f"{cli['jobs_cli']['median'] / cli['jobs_orm']['median']:.2f}x", ""))
         add("    python -c pass (interpreter start)", cli["python_startup"])
         add("    python -c 'import quickart_daemon.cli'", cli["import_cli"])
         add("  cli.main(jobs --json) in-process", cli["jobs_inproc"], TARGET_STATUS_S)

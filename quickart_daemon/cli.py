@@ -41,7 +41,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _ago(when) -> str:
-    from .db.models import utcnow
+    from .jobs import utcnow
     if when is None:
         return "-"
     s = (utcnow() - when).total_seconds()
@@ -57,23 +57,29 @@ def cmd_daemon(args, cfg: Config) -> int:
     return Daemon(cfg).run()
 
 
+def _reader(cfg: Config):
+    """The status commands read the queue through db/reads (stdlib sqlite3 on SQLite: a fast start)."""
+    from .db.reads import open_reader
+    return open_reader(cfg.database.url, cfg.database.busy_timeout_ms)
+
+
 def cmd_status(args, cfg: Config) -> int:
-    from .queue import open_queue
-    from .db.models import utcnow
-    from .queue import JobState
-    jq = open_queue(cfg, migrate=False)
-    now = utcnow()
-    nodes = [{"node": n.name, "pid": n.pid, "alive": n.stopped_at is None and (now - n.heartbeat_at) < timedelta(seconds=ALIVE_SECONDS),
-              "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode}
-             for n in jq.nodes()]
-    counts = jq.counts()
-    running = jq.list([JobState.RUNNING])
-    failed = jq.list([JobState.FAILED], limit=5)
-    notices = jq.notices(5)
+    from .db import reads
+    from .jobs import JobState, utcnow
+    with _reader(cfg) as run:
+        now = utcnow()
+        nodes = [{"node": n.name, "pid": n.pid,
+                  "alive": n.stopped_at is None and (now - n.heartbeat_at) < timedelta(seconds=ALIVE_SECONDS),
+                  "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode}
+                 for n in reads.nodes(run)]
+        counts = reads.count_states(run)
+        running = reads.list_jobs(run, [JobState.RUNNING])
+        failed = reads.list_jobs(run, [JobState.FAILED], limit=5)
+        notices = reads.notices(run, 5)
     busy = {j.slot for j in running}
     data = {
         "nodes": nodes,
-        "queue_depth": counts.get("queued", 0),
+        "queue_depth": counts.get(JobState.QUEUED.value, 0),
         "counts": counts,
         "running": [{"job": j.id, "shot": str(j.shot), "stage": j.current_stage, "progress": round(j.progress, 3),
                      "node": j.node, "slot": j.slot, "attempt": j.attempts} for j in running],
@@ -90,7 +96,7 @@ def cmd_status(args, cfg: Config) -> int:
         state = "alive" if n["alive"] else "NOT RUNNING"
         print(f"daemon {n['node']}: {state} (pid {n['pid']}, heartbeat {_ago(n['heartbeat'])}, watch {n['watch_mode']})")
     print(f"queue: {data['queue_depth']} queued, {len(running)} running, " +
-          ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k not in ("queued", "running")))
+          ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k not in (JobState.QUEUED.value, JobState.RUNNING.value)))
     if data["slots"]:
         print("slots: " + "  ".join(f"{s['slot']}={'busy' if s['busy'] else 'free'}" for s in data["slots"]))
     for r in data["running"]:
@@ -107,14 +113,14 @@ def cmd_status(args, cfg: Config) -> int:
 
 
 def cmd_jobs(args, cfg: Config) -> int:
-    from .queue import open_queue
-    from .queue import JobState
-    jq = open_queue(cfg, migrate=False)
+    from .db import reads
+    from .jobs import JobState
     try:
         states = [JobState(s) for s in args.state.split(",")] if args.state else None
     except ValueError:
         raise QuickArtError(f"--state: one or more of {', '.join(s.value for s in JobState)}") from None
-    jobs = jq.list(states, args.shot, args.limit)
+    with _reader(cfg) as run:
+        jobs = reads.list_jobs(run, states, args.shot, args.limit)
     if args.json:
         _print_json([j.to_dict() for j in jobs])
         return 0
@@ -125,10 +131,10 @@ def cmd_jobs(args, cfg: Config) -> int:
 
 
 def cmd_job(args, cfg: Config) -> int:
-    from .queue import open_queue
-    jq = open_queue(cfg, migrate=False)
-    job = jq.get(args.id)
-    data = job.to_dict() | {"stages": jq.stage_runs(job.id), "outputs": jq.artifacts(job.id)}
+    from .db import reads
+    with _reader(cfg) as run:
+        job = reads.get_job(run, args.id)
+        data = job.to_dict() | {"stages": reads.stage_runs(run, job.id), "outputs": reads.artifacts(run, job.id)}
     if args.json:
         _print_json(data)
         return 0
@@ -156,7 +162,7 @@ def cmd_retry(args, cfg: Config) -> int:
 
 def cmd_cancel(args, cfg: Config) -> int:
     from .queue import open_queue
-    from .queue import JobState
+    from .jobs import JobState
     job = open_queue(cfg, migrate=False).cancel(args.id)
     print(f"job {job.id}: {'cancel requested (stops at the next check)' if job.state is JobState.RUNNING else job.state.value}")
     return 0
@@ -390,11 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from sqlalchemy.exc import OperationalError
-        if not isinstance(exc, OperationalError):
-            raise
+        import sqlite3
+        if isinstance(exc, sqlite3.OperationalError):  # the status commands' stdlib reader
+            why = str(exc)
+        else:
+            from sqlalchemy.exc import OperationalError
+            if not isinstance(exc, OperationalError):
+                raise
+            why = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
         db = cfg.database if cfg is not None else None
-        why = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
         hint = (f"; another process held it longer than database.busy_timeout_ms ({db.busy_timeout_ms} ms), try again"
                 if db is not None and "locked" in why else "")
         print(f"quickart: database {db.url if db else '?'}: {why}{hint}", file=sys.stderr)

@@ -76,11 +76,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def keep_job_log(staging: Path, job_id: int | str) -> Path | None:
     """Move a failed job's log out of its staging folder (which is then removed) to
-    ``{shot}/quickart/logs/job-{id}.log``, so its traceback outlives the job."""
+    ``{shot}/quickart/.logs/job-{id}.log`` (hidden like every work file), so its traceback outlives the job."""
     log = staging / "job.log"
     if not log.is_file():
         return None
-    kept = staging.parent / "logs" / f"job-{job_id}.log"
+    kept = staging.parent / ".logs" / f"job-{job_id}.log"
     try:
         kept.parent.mkdir(exist_ok=True)
         os.replace(log, kept)

@@ -17,16 +17,28 @@ UPDATE on (id, state), which is atomic on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from .db import reads
 from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
+from .jobs import FINISHED, Job, JobState, NodeInfo, NoticeInfo
 from .naming import ShotId
+
+__all__ = ["FINISHED", "Job", "JobQueue", "JobState", "LeaseLost", "RetryPolicy", "open_queue"]
+
+TRANSITIONS: dict[JobState, set[JobState]] = {
+    JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED, JobState.SUPERSEDED},
+    JobState.RUNNING: {JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.CANCELLED},
+    JobState.DONE: set(),
+    JobState.FAILED: {JobState.QUEUED},
+    JobState.CANCELLED: {JobState.QUEUED},
+    JobState.SUPERSEDED: {JobState.QUEUED},
+}
 
 
 def open_queue(cfg, migrate: bool = True) -> "JobQueue":
@@ -39,87 +51,18 @@ def open_queue(cfg, migrate: bool = True) -> "JobQueue":
                                           r.max_backoff_seconds), cfg.queue.lease_seconds)
 
 
-class JobState(str, enum.Enum):
-    QUEUED = "queued"          # waiting for a slot (or for its retry time)
-    RUNNING = "running"        # leased by a worker
-    DONE = "done"              # a version was published
-    FAILED = "failed"          # gave up: bad input, or out of attempts
-    CANCELLED = "cancelled"    # stopped by a person
-    SUPERSEDED = "superseded"  # a newer drop of the same shot replaced it before it ran
-
-
-#: states a job does not leave by itself
-FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.SUPERSEDED})
-
-TRANSITIONS: dict[JobState, set[JobState]] = {
-    JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED, JobState.SUPERSEDED},
-    JobState.RUNNING: {JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.CANCELLED},
-    JobState.DONE: set(),
-    JobState.FAILED: {JobState.QUEUED},
-    JobState.CANCELLED: {JobState.QUEUED},
-    JobState.SUPERSEDED: {JobState.QUEUED},
-}
+def _job(row: JobRow) -> Job:
+    """The snapshot of an ORM row, built the same way as the readers build it from SQL."""
+    record = {c.key: getattr(row, c.key) for c in JobRow.__mapper__.column_attrs}
+    shot = row.shot
+    return Job.from_record(record | {"shot_show": shot.show, "shot_seq": shot.seq, "shot_name": shot.name,
+                                     "shot_path": shot.path})
 
 
 class LeaseLost(QuickArtError):
     """This worker no longer holds the job's lease (it expired and the job was requeued, or it was cancelled)."""
 
     retryable = True
-
-
-@dataclass(frozen=True)
-class Job:
-    """A read-only snapshot of a job row."""
-
-    id: int
-    shot_id: int
-    shot: ShotId
-    shot_path: str
-    drop_id: int | None
-    state: JobState
-    priority: int
-    pipeline: str
-    attempts: int
-    max_attempts: int
-    generation: int
-    run_after: datetime
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    node: str | None
-    slot: str | None
-    current_stage: str | None
-    progress: float
-    cancel_requested: bool
-    error: str | None
-    warnings: tuple[str, ...]
-    version: int | None
-    output_path: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: JobRow) -> "Job":
-        return cls(
-            id=row.id, shot_id=row.shot_id, shot=ShotId(row.shot.show, row.shot.seq, row.shot.name),
-            shot_path=row.shot.path, drop_id=row.drop_id, state=JobState(row.state), priority=row.priority,
-            pipeline=row.pipeline, attempts=row.attempts, max_attempts=row.max_attempts, generation=row.generation,
-            run_after=row.run_after, lease_owner=row.lease_owner, lease_expires_at=row.lease_expires_at,
-            node=row.node, slot=row.slot, current_stage=row.current_stage, progress=row.progress,
-            cancel_requested=row.cancel_requested, error=row.error, warnings=tuple(row.warnings or ()),
-            version=row.version, output_path=row.output_path, created_at=row.created_at,
-            started_at=row.started_at, finished_at=row.finished_at,
-        )
-
-    def to_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["shot"] = str(self.shot)
-        out["state"] = self.state.value
-        out["warnings"] = list(self.warnings)
-        for key, value in out.items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat(timespec="seconds") + "Z"
-        return out
 
 
 @dataclass(frozen=True)
@@ -196,7 +139,7 @@ class JobQueue:
                       .values(state=JobState.SUPERSEDED.value, superseded_by=row.id, finished_at=utcnow()))
             s.flush()
             s.refresh(row)
-            return Job.from_row(row)
+            return _job(row)
 
     def claim_next(self, owner: str, node: str, slot: str, now: datetime | None = None) -> Job | None:
         """Lease the most urgent runnable job to `owner`, or None when there is none."""
@@ -213,7 +156,7 @@ class JobQueue:
                             started_at=func.coalesce(JobRow.started_at, now))
                 ).rowcount
                 if taken == 1:
-                    return Job.from_row(self._row(s, job_id))
+                    return _job(self._row(s, job_id))
         return None
 
     def heartbeat(self, job_id: int, owner: str, *, stage: str | None = None,
@@ -258,7 +201,7 @@ class JobQueue:
             row.lease_owner = row.lease_expires_at = None
             s.add_all(Artifact(job_id=job_id, kind=k, path=p) for k, p in artifacts.items())
             s.flush()
-            return Job.from_row(row)
+            return _job(row)
 
     def fail(self, job_id: int, owner: str | None, error: str, *, retryable: bool,
              stage: str | None = None, artifacts: dict[str, str] | None = None) -> Job:
@@ -278,7 +221,7 @@ class JobQueue:
                 row.finished_at = utcnow()
             s.add_all(Artifact(job_id=job_id, kind=k, path=p) for k, p in (artifacts or {}).items())
             s.flush()
-            return Job.from_row(row)
+            return _job(row)
 
     def cancel(self, job_id: int) -> Job:
         """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat."""
@@ -292,7 +235,7 @@ class JobQueue:
             else:
                 raise InvalidTransition(f"job {job_id} is {row.state}; only queued or running jobs can be cancelled")
             s.flush()
-            return Job.from_row(row)
+            return _job(row)
 
     def stopped(self, job_id: int, owner: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""
@@ -302,7 +245,7 @@ class JobQueue:
             row.finished_at, row.error = utcnow(), "cancelled by request"
             row.lease_owner = row.lease_expires_at = None
             s.flush()
-            return Job.from_row(row)
+            return _job(row)
 
     def release(self, job_id: int, owner: str) -> Job:
         """Hand a running job back to the queue at once (graceful shutdown after a checkpoint);
@@ -314,7 +257,7 @@ class JobQueue:
             row.lease_owner = row.lease_expires_at = None
             row.run_after, row.error = utcnow(), None
             s.flush()
-            return Job.from_row(row)
+            return _job(row)
 
     def claim(self, job_id: int, owner: str, node: str, slot: str) -> Job:
         """Lease one given job (for `quickart run`, which runs a shot in the foreground)."""
@@ -327,7 +270,7 @@ class JobQueue:
             ).rowcount
             if taken != 1:
                 raise InvalidTransition(f"job {job_id} is no longer queued")
-            return Job.from_row(self._row(s, job_id))
+            return _job(self._row(s, job_id))
 
     def retry(self, job_id: int) -> Job:
         """Run a failed, cancelled or superseded job again from its first stage."""
@@ -338,7 +281,7 @@ class JobQueue:
             row.error, row.run_after, row.finished_at = None, utcnow(), None
             row.cancel_requested, row.progress, row.current_stage, row.warnings = False, 0.0, None, []
             s.flush()
-            return Job.from_row(row)
+            return _job(row)
 
     def requeue_stale(self, now: datetime | None = None, node: str | None = None) -> list[int]:
         """Requeue running jobs whose lease expired (or, with `node`, every running job of that node:
@@ -362,36 +305,30 @@ class JobQueue:
                 requeued.append(row.id)
         return requeued
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading (the SQL lives in db/reads.py, shared with the status commands) -----------------
+    @staticmethod
+    def _run(s: Session) -> reads.Run:
+        return lambda sql, params: s.execute(text(sql), params).mappings().all()
+
     def get(self, job_id: int) -> Job:
         with self.sessions() as s:
-            return Job.from_row(self._row(s, job_id))
+            return reads.get_job(self._run(s), job_id)
 
     def list(self, states: list[JobState] | None = None, shot: str | None = None, limit: int = 200) -> list[Job]:
         with self.sessions() as s:
-            q = select(JobRow).join(JobRow.shot)
-            if states:
-                q = q.where(JobRow.state.in_([st.value for st in states]))
-            if shot:
-                q = q.where((Shot.name == shot) | (Shot.path == shot)
-                            | ((Shot.show + "/" + Shot.seq + "/" + Shot.name) == shot))
-            rows = s.scalars(q.order_by(JobRow.id.desc()).limit(limit)).all()
-            return [Job.from_row(r) for r in rows]
+            return reads.list_jobs(self._run(s), states, shot, limit)
 
     def stage_runs(self, job_id: int) -> list[dict]:
         with self.sessions() as s:
-            runs = s.scalars(select(StageRun).where(StageRun.job_id == job_id).order_by(StageRun.id)).all()
-            return [{"generation": r.generation, "index": r.index, "stage": r.name, "state": r.state,
-                     "seconds": round(r.seconds, 3), "error": r.error, "report": r.report,
-                     "finished_at": r.finished_at.isoformat(timespec="seconds") + "Z"} for r in runs]
+            return reads.stage_runs(self._run(s), job_id)
 
     def artifacts(self, job_id: int) -> dict[str, str]:
         with self.sessions() as s:
-            return {a.kind: a.path for a in s.scalars(select(Artifact).where(Artifact.job_id == job_id))}
+            return reads.artifacts(self._run(s), job_id)
 
     def counts(self) -> dict[str, int]:
         with self.sessions() as s:
-            return dict(s.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all())
+            return reads.count_states(self._run(s))
 
     # -- nodes and notices ------------------------------------------------------------------
     def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None,
@@ -408,14 +345,14 @@ class JobQueue:
             if stopping:
                 row.stopped_at = now
 
-    def nodes(self) -> list[Node]:
+    def nodes(self) -> list[NodeInfo]:
         with self.sessions() as s:
-            return list(s.scalars(select(Node).order_by(Node.name)).all())
+            return reads.nodes(self._run(s))
 
     def notice(self, path: str, message: str, node: str | None = None) -> None:
         with self.sessions.begin() as s:
             s.add(Notice(path=path, message=message, node=node))
 
-    def notices(self, limit: int = 10) -> list[Notice]:
+    def notices(self, limit: int = 10) -> list[NoticeInfo]:
         with self.sessions() as s:
-            return list(s.scalars(select(Notice).order_by(Notice.id.desc()).limit(limit)).all())
+            return reads.notices(self._run(s), limit)

@@ -222,7 +222,7 @@ def test_an_unexpected_exception_in_a_stage_fails_the_job_under_the_daemon(make_
                             str(job.id)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "failed" in r.stdout
         assert "stage test-crash crashed: RuntimeError: injected fault for the test" in r.stdout
-        assert "Traceback" in (shot_dir / "quickart" / "logs" / f"job-{job.id}.log").read_text()
+        assert "Traceback" in (shot_dir / "quickart" / ".logs" / f"job-{job.id}.log").read_text()
         assert daemon.poll() is None
     finally:
         stop(daemon)

@@ -323,7 +323,6 @@ def test_memory_rule_picks_batch_and_bands():
     assert spans[0][0] == 0 and spans[-1][1] == 2176
     assert all(y1 - y0 == 768 for y0, y1 in spans)
     assert all(b0[1] - b1[0] >= eng.BAND_OVERLAP for b0, b1 in zip(spans, spans[1:]))
-    assert eng.mem_available() is None or eng.mem_available() > 0
 
 
 def test_gpu_memory_rule_keeps_4k_within_6_gib():

@@ -6,14 +6,12 @@ state column is written by ``quickart_daemon.queue`` alone.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+from ..jobs import utcnow  # noqa: F401  (one clock for rows and readers; re-exported for the queue)
 
 
 class Base(DeclarativeBase):
