@@ -111,10 +111,10 @@ def shade(img: np.ndarray, surf: Surface | None, light: Light) -> np.ndarray:
     y0, y1, x0, x1 = surf.box
     lx, ly, lz = light.direction
     n = surf.normal
-    d_l = n[..., 0] * lx + n[..., 1] * ly + n[..., 2] * lz - lz
+    facing = n[..., 0] * lx + n[..., 1] * ly + n[..., 2] * lz - max(lz, 0.0)
     soft = surf.soft_px if light.edge == "soft" else None
-    in_shadow = _coverage(max(-lz, 0.0) - d_l - SHADOW_AT, soft)[..., None]
-    in_light = _coverage(d_l - LIT_AT, soft)[..., None]
+    in_shadow = _coverage(-SHADOW_AT - facing, soft)[..., None]
+    in_light = _coverage(facing - LIT_AT, soft)[..., None]
     f = surf.fill
     darkness = light.intensity * (1.0 - light.ambient) / DEFAULT_DARKNESS
     tone = np.clip(f + surf.to_shadow * darkness, 0.0, 1.0)
