@@ -150,8 +150,10 @@ def figure(style: str, seed: int, t: float = 0.0, size: tuple[int, int] = (480, 
             tone = shadow_tone(rgb)
             palette[f"{material}_shadow"] = tone
             (cx, cy), span = pts.mean(0), np.ptp(pts[:, 0])
-            yy, xx = np.mgrid[:h * s, :w * s]
-            side = ((xx - cx) + 0.4 * (yy - cy) > 0.25 * span).astype(np.uint8)
+            # the half-plane (x - cx) + 0.4 (y - cy) > span / 4: right of a slanted line
+            top, bottom = cx + 0.25 * span + 0.4 * cy, cx + 0.25 * span - 0.4 * (h * s - cy)
+            side = np.zeros_like(cover)
+            cv2.fillPoly(side, [np.array([(top, 0), (bottom, h * s), (w * s, h * s), (w * s, 0)], np.int32)], 1)
             big[(mask > 0) & (side > 0)] = tone
             labels[(mask > 0) & (side > 0)] = next_id
             next_id += 1

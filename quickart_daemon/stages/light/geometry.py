@@ -31,7 +31,7 @@ import numpy as np
 
 #: region scale: density width as a fraction of the frame's shorter side, and its slope at a boundary
 FINE_SCALE = 0.012
-FINE_BULGE = 0.6
+FINE_BULGE = 0.35
 #: blur of the region term, as a fraction of its scale (rounds the ridge along a region's middle)
 SMOOTH = 1.0
 #: figure scale: the dome's Gaussian width as a fraction of sqrt(silhouette area), and its slope
@@ -40,8 +40,6 @@ FIGURE_SLOPE = 2.2
 #: part scale: tube radius as a fraction of sqrt(silhouette area), and how far its edge turns
 PART_RADIUS = 0.07
 PART_BULGE = 1.0
-#: the dome is blurred on a copy reduced so that its Gaussian is this many pixels wide
-_DOME_SIGMA_PX = 6.0
 #: an opaque frame's paper must hold at least this share of the frame's border
 PAPER_BORDER_SHARE = 0.5
 
@@ -92,13 +90,13 @@ def silhouette(region: np.ndarray, transparent: np.ndarray) -> np.ndarray:
 def figure_height(figure: np.ndarray, size: float) -> np.ndarray:
     """The whole figure's dome: its silhouette blurred at FIGURE_SIGMA * size, in pixels of height."""
     sigma = FIGURE_SIGMA * size
-    # a Gaussian this wide is smooth at any sampling: blur a reduced copy and scale it back up
-    k = max(1.0, sigma / _DOME_SIGMA_PX)
-    h, w = figure.shape
-    small = cv2.resize(figure.astype(np.float32), (max(1, round(w / k)), max(1, round(h / k))),
-                       interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / k, borderType=cv2.BORDER_REPLICATE)
-    dome = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    # three box blurs of width sqrt(4 sigma^2 + 1) make that Gaussian's spread at a cost that does
+    # not grow with it, and their sum is smooth to the first derivative: the slope, and so the
+    # terminator, has no steps (a blur of a reduced copy, scaled back up, stepped or rippled it)
+    width = max(int(round(np.sqrt(4.0 * sigma * sigma + 1.0))) | 1, 3)
+    dome = figure.astype(np.float32)
+    for _ in range(3):
+        dome = cv2.blur(dome, (width, width), borderType=cv2.BORDER_REPLICATE)
     # slope: a blurred edge rises by 1 over about 2.5 sigma, so height sigma * FIGURE_SLOPE / 2.5
     return dome * (FIGURE_SLOPE * sigma / 2.5)
 

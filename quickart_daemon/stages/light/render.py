@@ -9,18 +9,19 @@ does, equals lighting the fill colour itself: we do the latter, once per pixel.
 
 Flat cels stay flat: instead of a gradient that follows the normals, each pixel takes one
 of three tones, and the normals (geometry.py: whole figure, each part, each region) only
-decide where the tone changes. With L the unit direction, n the normal and
-dL = n.L - L.z (how much more the surface faces the light than a surface facing the viewer):
+decide where the tone changes. With L the unit direction and n the normal:
 
-    shadow side  where max(-L.z, 0) - dL > SHADOW_AT: the fill's shadow tone, NAME_shadow
-                 from palette.yaml or else the colour stage's computed one (darker, cooler),
-                 at full strength for the default intensity 0.7 and ambient 0.6 and scaled by
-                 intensity * (1 - ambient) from there (ambient 1: no darkening)
-    lit side     where dL > LIT_AT: a screen of the light colour,
-                 e = intensity * LIT_GAIN * (1 + max(-L.z, 0)) * color (a rim light is brighter)
+    shadow side  where n.L - max(L.z, 0) < -SHADOW_AT (turned further from the light than a
+                 surface facing the viewer; under a light behind, everything that faces it
+                 less than side-on): the fill's shadow tone, NAME_shadow from palette.yaml or
+                 else the colour stage's computed one (darker, cooler), at full strength for
+                 the default intensity 0.7 and ambient 0.6 and scaled by intensity * (1 - ambient)
+                 from there (ambient 1: no darkening)
+    lit side     where n.L - L.z > LIT_AT (turned further towards the light than a surface facing
+                 the viewer; under a light behind, the rims on its side): a screen of the light
+                 colour, e = intensity * LIT_GAIN * (1 + max(-L.z, 0)) * color
     elsewhere    the painted colour (a surface facing the viewer under a light in front)
 
-A light behind (L.z < 0) puts the front in shadow and lights the rims that turn towards it.
 The tone edge is hard (anti-aliased over one pixel) or soft (a smooth step a few pixels
 wide), measured in pixels from the terminator with the field's own gradient, so its width
 does not depend on how fast the form turns. Intensity 0 returns the input exactly.
@@ -111,10 +112,10 @@ def shade(img: np.ndarray, surf: Surface | None, light: Light) -> np.ndarray:
     y0, y1, x0, x1 = surf.box
     lx, ly, lz = light.direction
     n = surf.normal
-    facing = n[..., 0] * lx + n[..., 1] * ly + n[..., 2] * lz - max(lz, 0.0)
+    n_l = n[..., 0] * lx + n[..., 1] * ly + n[..., 2] * lz
     soft = surf.soft_px if light.edge == "soft" else None
-    in_shadow = _coverage(-SHADOW_AT - facing, soft)[..., None]
-    in_light = _coverage(facing - LIT_AT, soft)[..., None]
+    in_shadow = _coverage(-SHADOW_AT - (n_l - max(lz, 0.0)), soft)[..., None]
+    in_light = _coverage(n_l - lz - LIT_AT, soft)[..., None]
     f = surf.fill
     darkness = light.intensity * (1.0 - light.ambient) / DEFAULT_DARKNESS
     tone = np.clip(f + surf.to_shadow * darkness, 0.0, 1.0)
