@@ -119,7 +119,8 @@ def shade(img: np.ndarray, surf: Surface | None, light: Light) -> np.ndarray:
     f = surf.fill
     darkness = light.intensity * (1.0 - light.ambient) / DEFAULT_DARKNESS
     tone = np.clip(f + surf.to_shadow * darkness, 0.0, 1.0)
-    c = f + (tone - f) * in_shadow
+    # a rim the light reaches is out of its shadow (the two overlap only for a light behind)
+    c = f + (tone - f) * (in_shadow * (1.0 - in_light))
     # a light behind is seen only on the rims, so it is the rim's whole brightness
     e = np.minimum(light.intensity * LIT_GAIN * (1.0 + max(-lz, 0.0)) * np.asarray(light.color, np.float32), 1.0)
     c = c + e * (1.0 - c) * in_light
