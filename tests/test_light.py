@@ -93,7 +93,7 @@ def test_a_light_behind_darkens_the_front_and_lights_the_rim_towards_it(style, s
     assert np.mean(change[fills] < -5) > 0.6  # most of the front is in shadow
     rim = fills & (change > 5)
     assert rim.sum() > 500
-    # the rim runs along the outline (measured: median 4-7 px in, of fills 9-12 px in), and on
+    # the rim runs along the outline (measured: median 4-7 px in, all fills 10-17 px in), and on
     # the side of the light (above the figure's middle)
     depth = cv2.distanceTransform(fig.figure.astype(np.uint8), cv2.DIST_L2, 5)
     assert np.median(depth[rim]) < 0.7 * np.median(depth[fills]), (np.median(depth[rim]), np.median(depth[fills]))
@@ -223,7 +223,7 @@ def test_cli_lights_a_folder_from_the_front_left(tmp_path, cels):
         write_png(src / f"sh0010.{f}.png", cels[f].color)
     r = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "stage", "light", "--in", str(src),
                         "--out", str(out), "--direction=-1,0,1", "--color", "255,240,220", "--intensity", "0.8",
-                        "--ambient", "0.5"], capture_output=True, text=True, timeout=120)
+                        "--ambient", "0.5", "--edge", "hard"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     for f in (1001, 1002):
         lit = read_png(out / f"sh0010.{f}.png")
