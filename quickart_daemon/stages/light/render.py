@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .geometry import normals, silhouette
@@ -97,7 +98,9 @@ def surface(img: np.ndarray, model: ColourModel, shadow_tones: np.ndarray | None
 def _coverage(field: np.ndarray, soft_px: float | None) -> np.ndarray:
     """How much of each pixel lies where ``field`` > 0: the field over its own gradient is the
     distance in pixels to the edge; a hard edge ramps over one pixel, a soft one over 2 soft_px."""
-    gy, gx = np.gradient(field)
+    field = field.astype(np.float32)
+    gx = cv2.Sobel(field, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)  # central differences
+    gy = cv2.Sobel(field, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
     dist = field / np.maximum(np.sqrt(gx * gx + gy * gy), 1e-6)
     if soft_px is None:
         return np.clip(dist + 0.5, 0.0, 1.0)
