@@ -6,7 +6,8 @@
 from git into bench/out/; "after" is the working tree's. Figure sets: our own generator (synth.py)
 and two looks it never draws (tests/light_figures.py: round parts with thin lines on transparency;
 angular parts with thick brown lines and painted shadow tones on an opaque white frame), four
-sequences each. Printed:
+sequences each; and, when it has been built (REALSET), the four real cartoon animations with
+line art of the development set (measured only: nothing here is tuned on them). Printed:
 
 - the figure-scale direction response (lit from -1,0,1 and from 1,0,1): how much brighter the
   figure's left half is under the left light than under the right, and its right half under the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import resource
 import subprocess
 import sys
@@ -45,6 +47,10 @@ import light_figures  # noqa: E402  (the held-out figures live with the tests th
 
 #: main before issue 15 (light: a bump per region, gradient shading)
 BEFORE_REV = "fb2d808"
+#: the real cartoon development set (../shared/realset/make_dev.py), measured when it is built; never tuned on
+REALSET = Path(os.environ.get("REALSET_OUT") or Path.home() / ".cache" / "quickart-realset") / "color"
+#: a flat colour piece of a real frame this big counts as a region
+REAL_REGION_MIN = 50
 #: a half gains this many luma levels for a sequence to pass (less is not visible)
 PASS_LEVELS = 1.0
 LEFT, RIGHT = "-1,0,1", "1,0,1"
@@ -91,7 +97,30 @@ def figure_sets(size: tuple[int, int], frames: int) -> dict[str, list[list[tuple
     for style in ("blobs", "blocks"):
         sets[f"{style} (held out)"] = [[(f.color, f.labels) for f in light_figures.sequence(style, seed, frames, size)]
                                        for seed in range(4)]  # seed % 4: the four part layouts
+    real = sorted(REALSET.glob("*/color"))
+    if real:
+        sets["real (dev set)"] = [[real_frame(p) for p in sorted(d.glob("frame_*.png"))[:frames]] for d in real]
     return sets
+
+
+def real_frame(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A real cartoon frame (opaque, on white) and labels made from it: each connected piece of one
+    exact colour of at least REAL_REGION_MIN pixels is a region, other drawn pixels (gradients,
+    lines, anti-aliasing) are -1, the white paper 0."""
+    rgb = cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
+    packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    labels = np.where(packed == 0xFFFFFF, 0, -1).astype(np.int32)
+    colours, counts = np.unique(packed[labels < 0], return_counts=True)
+    next_id = 1
+    for colour in colours[counts >= REAL_REGION_MIN]:
+        n, pieces, stats, _ = cv2.connectedComponentsWithStats((packed == colour).view(np.uint8), connectivity=4)
+        big = stats[:, cv2.CC_STAT_AREA] >= REAL_REGION_MIN
+        big[0] = False  # the background of this colour's mask
+        ids = np.zeros(n, np.int32)
+        ids[big] = np.arange(next_id, next_id + big.sum())
+        next_id += int(big.sum())
+        labels = np.where(ids[pieces] > 0, ids[pieces], labels)
+    return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), labels
 
 
 def flat_share(lit: np.ndarray, labels: np.ndarray) -> float:
