@@ -6,8 +6,8 @@ own bump and nothing more: lit from the left, each region brightens on its left 
 on its right, and the figure as a whole has no lit side (issue 15). So the height here is the
 sum of three terms, coarse to fine:
 
-- **figure**: the figure's silhouette blurred at a scale of its own size (a Gaussian of about a
-  quarter of the square root of its area): one dome over the whole drawing whose slope turns
+- **figure**: the figure's silhouette blurred at a scale of its own size (the spread of a
+  Gaussian of about a quarter of the square root of its area): one dome over the whole drawing whose slope turns
   the left of the figure to the left and the right to the right, limbs included (a limb far
   out on one side lies on the dome's flank, so it turns with that side);
 - **part**: a round profile of the distance to the silhouette, sqrt(2 R d - d^2) up to R (a
@@ -19,7 +19,7 @@ sum of three terms, coarse to fine:
   colour): edge-aware and cheap. It adds a little relief where colours meet.
 
 The silhouette is what is not transparent; on an opaque frame it is what is not the paper
-(the flat colour that holds most of the frame's border, where it touches the border).
+(the flat colour that holds most of the frame's border, in the pieces touching the border).
 Everything here depends only on the frame itself, so a held drawing gets the same normals on
 every frame.
 """

@@ -41,7 +41,7 @@ from .settings import DEFAULTS, Light
 #: ink shares over which the light fades out: a line pixel is >= 50 % ink, and the estimate
 #: of the share from a blended colour runs a few per cent low, so the fade ends early
 LINE_FADE = (0.15, 0.4)
-#: the terminator and the lit side's edge, in units of dL (see the module docstring)
+#: where the shadow side and the lit side begin, on n.L against a viewer-facing surface (module docstring)
 SHADOW_AT = 0.05
 LIT_AT = 0.12
 #: strength of the lit side's screen at intensity 1
