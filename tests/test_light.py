@@ -1,4 +1,5 @@
-"""The `light` stage, measured on the generator's coloured cels (issue 6, "Measured, not assumed")."""
+"""The `light` stage, measured on coloured cels: our generator's and figures drawn unlike it
+(tests/light_figures.py: other shapes, line weights, part layouts, an opaque background), issues 6 and 15."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from quickart_daemon.stages.base import StageContext
 from quickart_daemon.synth import sequence
 from quickart_daemon.timing import schedule_from_timing
 
+import light_figures
+
 SIZE = (480, 270)
 FRAMES = [1001, 1002, 1003]
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -26,17 +29,18 @@ def cels():
     return sequence(3, FRAMES, size=SIZE, rough=False)
 
 
-def light(frames: dict[int, np.ndarray], shot_light=None, **params):
+def light(frames: dict[int, np.ndarray], shot_light=None, palette_path=None, **params):
     keys = sorted(frames)
     ctx = StageContext(schedule=schedule_from_timing({"char": keys}, 1), params=params,
-                       shot_settings={"light": shot_light} if shot_light is not None else {})
+                       shot_settings={"light": shot_light} if shot_light is not None else {},
+                       palette_path=palette_path)
     return stages.get("light").run({("char", f): frames[f] for f in keys}, ctx)
 
 
 def test_registered_with_the_cli_options():
     spec = stages.get("light")
     assert spec.kind == "keys" and spec.publish_folder == "light"
-    assert [o.name for o in spec.options] == ["direction", "color", "intensity", "ambient"]
+    assert [o.name for o in spec.options] == ["direction", "color", "intensity", "ambient", "edge"]
 
 
 def test_intensity_zero_returns_the_input(cels):
@@ -46,29 +50,58 @@ def test_intensity_zero_returns_the_input(cels):
         assert np.all(out.variants["layer"][("char", f)][..., :3] == 128)
 
 
-def _side_gain(cel, lit) -> list[tuple[int, float, float]]:
-    """Per closed shape: mean luma change of its left half and of its right half."""
-    change = (lit[..., :3].astype(np.float64) - cel.color[..., :3]) @ LUMA
-    rows = []
-    for rid in np.unique(cel.labels[cel.labels > 0]):
-        ys, xs = np.nonzero(cel.labels == rid)
-        if len(xs) < 40:  # a glint of a few pixels has no left and right side to speak of
-            continue
-        mid = xs.mean()
-        rows.append((int(rid), change[ys[xs < mid], xs[xs < mid]].mean(), change[ys[xs > mid], xs[xs > mid]].mean()))
-    return rows
+#: figures drawn unlike our generator: both looks, all four part layouts (seed % 4)
+HELD_OUT = [("blobs", 0), ("blobs", 1), ("blobs", 2), ("blobs", 3),
+            ("blocks", 0), ("blocks", 1), ("blocks", 2), ("blocks", 3)]
 
 
-@pytest.mark.parametrize("direction,side", [("-1,0,1", "left"), ("1,0,1", "right"), ("-1,0,0.3", "left")])
-def test_each_shape_brightens_on_the_side_of_the_light(cels, direction, side):
-    out = light({f: cels[f].color for f in FRAMES}, direction=direction)
-    checked = 0
-    for f in FRAMES:
-        for rid, left, right in _side_gain(cels[f], out.frames[("char", f)]):
-            lit_side, far_side = (left, right) if side == "left" else (right, left)
-            assert lit_side > far_side + 0.5, (f, cels[f].palette[rid].name, left, right)
-            checked += 1
-    assert checked >= 3 * 15  # most regions of the character are big enough to measure
+@pytest.fixture(scope="module")
+def figure_set():
+    """name -> [(RGBA frame, region labels)] of a two-frame sequence."""
+    sets = {f"{style}-{seed}": [(f.color, f.labels) for f in light_figures.sequence(style, seed, frames=2)]
+            for style, seed in HELD_OUT}
+    for seed in (3, 11):  # and two of our own generator's characters
+        sets[f"synth-{seed}"] = [(c.color, c.labels) for c in sequence(seed, 2, size=SIZE, rough=False).values()]
+    return sets
+
+
+@pytest.mark.parametrize("left,right", [("-1,0,1", "1,0,1"), ("-1,0,0.3", "1,0,0.3"), ("-1,-1,1", "1,-1,1")])
+def test_the_whole_figure_turns_to_the_light(figure_set, left, right):
+    """Lit from the left, the figure's left half is brighter than lit from the right, and its right
+    half darker: by pixels, and by whole regions (each region's mean change, so a part that only
+    brightens on its own left and darkens on its right counts for nothing). Measured before issue 15
+    (a bump per region, -1,0,1 vs 1,0,1): regions +0.1 to +1.0 levels on the blobs, -0.1 to -0.9
+    (the wrong way) on the blocks, at most 1.8 on synth; now the weakest half of any figure gains
+    11-18 levels by pixels and 2.8-4.7 by regions (the reaching blobs figure: its right half is
+    mostly the body, which straddles the middle)."""
+    for name, frames in figure_set.items():
+        f = {1001 + i: img for i, (img, _) in enumerate(frames)}
+        lit_l, lit_r = light(f, direction=left), light(f, direction=right)
+        a = [lit_l.frames[("char", k)] for k in sorted(f)]
+        b = [lit_r.frames[("char", k)] for k in sorted(f)]
+        labels = [lab for _, lab in frames]
+        pixels = light_figures.side_response(a, b, labels)
+        parts = light_figures.side_response(a, b, labels, per_region=True)
+        assert min(pixels) >= 3.0, (name, left, pixels)
+        assert min(parts) >= 2.0, (name, left, parts)
+
+
+@pytest.mark.parametrize("style,seed", [("blocks", 3), ("blobs", 1)])
+def test_a_light_behind_darkens_the_front_and_lights_the_rim_towards_it(style, seed):
+    fig = light_figures.figure(style, seed)
+    out = light({1001: fig.color}, direction="0,-0.4,-1").frames[("char", 1001)]
+    change = (out[..., :3].astype(np.float64) - fig.color[..., :3]) @ LUMA
+    fills = fig.labels > 0
+    assert np.mean(change[fills] < -5) > 0.6  # most of the front is in shadow
+    rim = fills & (change > 5)
+    assert rim.sum() > 500
+    # the rim runs along the outline (measured: median 4-7 px in, all fills 10-17 px in), and on
+    # the side of the light (above the figure's middle)
+    depth = cv2.distanceTransform(fig.figure.astype(np.uint8), cv2.DIST_L2, 5)
+    assert np.median(depth[rim]) < 0.7 * np.median(depth[fills]), (np.median(depth[rim]), np.median(depth[fills]))
+    assert np.nonzero(rim)[0].mean() < np.nonzero(fig.figure)[0].mean() - 10
+    paper = ~cv2.dilate(fig.figure.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert np.all(change[paper] == 0)  # the paper around the figure (and its outline's fringe) is not lit
 
 
 def test_lines_stay_as_drawn_and_transparency_stays_untouched(cels):
@@ -86,34 +119,54 @@ def test_lines_stay_as_drawn_and_transparency_stays_untouched(cels):
         assert np.percentile(diff[fills][:, :3].max(1), 90) >= 20
 
 
-def test_flat_areas_stay_flat(cels):
-    """Deep inside a flat region the change is smooth: no noise between neighbours."""
-    cel = cels[1001]
-    lit = light({1001: cel.color}, direction="-1,0,1").frames[("char", 1001)].astype(np.int16)
-    flat = np.zeros(cel.labels.shape, bool)  # pixels of exactly their region's flat colour
-    for rid, region in cel.palette.items():
-        flat |= (cel.labels == rid) & np.all(cel.color[..., :3] == region.rgb, axis=-1)
-    # away from a region's boundary (the rim band, a few pixels at this size) the light
-    # only shades gently: neighbours within a few levels, no speckle
-    deep = cv2.erode(flat.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)
-    src = cel.color.astype(np.int16)
-    assert deep.sum() > 1000
-    for axis in (0, 1):
-        same = (np.roll(cel.labels, 1, axis) == cel.labels) & (np.roll(cel.labels, -1, axis) == cel.labels)
-        both = deep & np.roll(deep, 1, axis) & np.roll(deep, -1, axis) & same
-        assert np.abs(src - np.roll(src, 1, axis))[..., :3].max(-1)[both].max() == 0
-        # second differences: ~0 on a smooth shading gradient, large on speckle or a crease
-        curve = np.abs(np.roll(lit, 1, axis) - 2 * lit + np.roll(lit, -1, axis))[..., :3].max(-1)[both]
-        assert np.percentile(curve, 99) <= 3 and curve.max() <= 8, (np.percentile(curve, 99), curve.max())
+@pytest.mark.parametrize("edge,reach,share", [("hard", 1, 0.9), ("soft", 2, 0.8)])
+def test_regions_stay_flat_cels(figure_set, edge, reach, share):
+    """Inside each region (a few pixels in from its lines) the light paints a few flat tones, not a
+    gradient: every pixel is one of the region's three commonest colours (base, shadow, lit side) or
+    lies on the edge between two of them, within ``reach`` pixels of one (measured: 92-94 % of the
+    pixels are the three tones with a hard edge, 85-89 % with a soft one; the rest is the edge)."""
+    for name in ("blobs-1", "blocks-3", "synth-11"):
+        img, labels = figure_set[name][0]
+        lit = light({1001: img}, direction="-1,-0.5,1", edge=edge).frames[("char", 1001)]
+        packed = (lit[..., 0].astype(np.int64) << 16) | (lit[..., 1].astype(np.int64) << 8) | lit[..., 2]
+        toned = total = 0
+        for rid in np.unique(labels[labels > 0]):
+            # anti-aliasing against a line is not a tone
+            inner = cv2.erode((labels == rid).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            if inner.sum() < 200:
+                continue
+            colours, counts = np.unique(packed[inner], return_counts=True)
+            tone = inner & np.isin(packed, colours[np.argsort(counts)[::-1][:3]])
+            near = cv2.dilate(tone.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)).astype(bool)
+            # (a region whose form only grazes a tone's threshold gets a small blended patch)
+            assert near[inner].mean() >= 0.98, (name, edge, rid, near[inner].mean())
+            toned, total = toned + tone.sum(), total + inner.sum()
+        assert toned >= share * total, (name, edge, toned / total)
+
+
+def test_palette_shadow_tones_are_used(tmp_path):
+    """A fill named in palette.yaml takes its NAME_shadow tone on the shadow side (default light)."""
+    fig = light_figures.figure("blobs", 0)
+    rgb = fig.palette["body"]
+    tone = (90, 20, 140)  # far from any computed tone
+    pal = tmp_path / "palette.yaml"
+    pal.write_text('colors:\n  body: "#%02x%02x%02x"\n  body_shadow: "#%02x%02x%02x"\n' % (*rgb, *tone))
+    lit = light({1001: fig.color}, palette_path=pal, direction="-1,0,1", edge="hard").frames[("char", 1001)]
+    body = np.all(fig.color[..., :3] == rgb, axis=-1) & (fig.labels > 0)
+    shadowed = body & np.all(lit[..., :3] == tone, axis=-1)
+    assert shadowed.sum() > 0.1 * body.sum()
+    # without the palette the same pixels are shaded, in the colour stage's computed tone
+    plain = light({1001: fig.color}, direction="-1,0,1", edge="hard").frames[("char", 1001)]
+    assert not np.any(np.all(plain[..., :3] == tone, axis=-1))
+    assert np.array_equal(np.any(plain != fig.color, axis=-1) & body, np.any(lit != fig.color, axis=-1) & body)
 
 
 def test_no_flicker_on_a_static_character(cels):
-    """The same drawing on every frame (copies, not one array) gets the same light layer."""
-    frames = {f: cels[1001].color.copy() for f in range(1001, 1007)}
-    layer = light(frames, direction="-1,0,1").variants["layer"]
-    first = layer[("char", 1001)].astype(np.int16)
-    worst = max(np.abs(layer[("char", f)].astype(np.int16) - first).max() for f in frames)
-    assert worst <= 1
+    """The same drawing on every frame (copies, not one array) gets the same light layer, exactly."""
+    for drawing in (cels[1001].color, light_figures.figure("blocks", 1).color):
+        frames = {f: drawing.copy() for f in range(1001, 1005)}
+        layer = light(frames, direction="-1,0,1").variants["layer"]
+        assert all(np.array_equal(layer[("char", f)], layer[("char", 1001)]) for f in frames)
 
 
 def test_the_light_layer_gives_back_the_lit_frame(cels):
@@ -152,6 +205,7 @@ def test_named_setups_are_rendered_as_variants(cels):
     ({"keys": {"first": {"direction": [1, 0, 1]}}}, "'first'"),
     ({"keys": {1001: {"colour": [1, 2, 3]}}}, "'colour'"),
     ({"setups": {"layer": {}}}, "'layer'"),
+    ({"edge": "fuzzy"}, "edge"),
 ])
 def test_bad_light_settings_fail_with_a_sentence_naming_the_key(cels, spec, words):
     with pytest.raises(StageFailed, match=words):
@@ -171,13 +225,16 @@ def test_cli_lights_a_folder_from_the_front_left(tmp_path, cels):
         write_png(src / f"sh0010.{f}.png", cels[f].color)
     r = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "stage", "light", "--in", str(src),
                         "--out", str(out), "--direction=-1,0,1", "--color", "255,240,220", "--intensity", "0.8",
-                        "--ambient", "0.5"], capture_output=True, text=True, timeout=120)
+                        "--ambient", "0.5", "--edge", "hard"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     for f in (1001, 1002):
         lit = read_png(out / f"sh0010.{f}.png")
         assert lit.shape == cels[f].color.shape and (out / "layer" / f"sh0010.{f}.png").is_file()
-        rows = _side_gain(cels[f], lit)
-        assert rows and all(left > right for _, left, right in rows)
+        # the figure's left half brightens more than its right half (which goes into shadow)
+        change = (lit[..., :3].astype(np.float64) - cels[f].color[..., :3]) @ LUMA
+        ys, xs = np.nonzero(cels[f].labels != 0)
+        left = xs < xs.mean()
+        assert change[ys[left], xs[left]].mean() > change[ys[~left], xs[~left]].mean() + 3
     bad = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "stage", "light", "--in", str(src),
                           "--out", str(out), "--direction=1,0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "direction" in bad.stderr and "Traceback" not in bad.stderr

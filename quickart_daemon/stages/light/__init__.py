@@ -12,15 +12,17 @@ from __future__ import annotations
 import time
 
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
-from .palette import model_for
+from ..color.palette import load_palette
+from .palette import model_for, shadow_tones
 from .render import light_layer, shade, surface
-from .settings import DEFAULTS, parse_ambient, parse_color, parse_direction, parse_intensity, resolve
+from .settings import DEFAULTS, parse_ambient, parse_color, parse_direction, parse_edge, parse_intensity, resolve
 
 LAYER_VARIANT = "layer"
 
 
 def run(frames: Frames, ctx: StageContext) -> StageResult:
     tracks = resolve(ctx.params, (ctx.shot_settings or {}).get("light"))
+    named_colours = load_palette(ctx.palette_path)  # NAME_shadow: the shadow tone of colour NAME
     variants: dict[str, Frames] = {LAYER_VARIANT: {}, **{name: {} for name in tracks if name}}
     out: Frames = {}
     palettes, hits, seconds = {}, 0, {"palette": 0.0, "frames": 0.0}
@@ -32,9 +34,10 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
         hits += hit
         t1 = time.perf_counter()
         seconds["palette"] += t1 - t0
+        tones = shadow_tones(model.fills, named_colours)
         for f in keys:
             img = frames[(layer, f)]
-            surf = surface(img, model)
+            surf = surface(img, model, tones)
             lit = shade(img, surf, tracks[""].at(f))
             out[(layer, f)] = lit
             variants[LAYER_VARIANT][(layer, f)] = light_layer(img, lit)
@@ -55,7 +58,7 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
 
 SPEC = StageSpec(
     name="light", run=run, kind="keys", publish_folder="light",
-    description="light flat cels from a direction (PaintingLight: palette hull, stroke density, normals)",
+    description="light flat cels from a direction (PaintingLight: palette hull, figure-scale normals, cel shading)",
     options=(
         Option("direction", parse_direction, DEFAULTS["direction"],
                "X,Y,Z from the subject towards the light (x right, y down, z to the viewer); "
@@ -64,6 +67,7 @@ SPEC = StageSpec(
         Option("intensity", parse_intensity, DEFAULTS["intensity"], "0 = no change (default 0.7)"),
         Option("ambient", parse_ambient, DEFAULTS["ambient"],
                "light level on the side turned away, 0-1; 1 = no darkening (default 0.6)"),
+        Option("edge", parse_edge, DEFAULTS["edge"], "edge of the shadow tone: hard or soft (default soft)"),
     ),
 )
 

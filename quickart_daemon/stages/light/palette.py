@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..color.palette import Palette, shade
+
 #: palette size of the simplified hull (the paper uses about this many for paintings)
 PALETTE_SIZE = 6
 #: colours within this RGB distance (0..1 units) of the hull count as inside it
@@ -306,6 +308,18 @@ def build_model(colours: np.ndarray, counts: np.ndarray) -> ColourModel:
     faces_pts = pts[np.unique(convex_hull(pts))]
     palette = simplify_palette(faces_pts, fills)
     return ColourModel(ink=ink, fills=fills, normals=normals, offsets=offsets, palette=palette)
+
+
+def shadow_tones(fills: np.ndarray, palette: Palette | None) -> np.ndarray:
+    """The shadow tone (N, 3, 0..1) of each flat fill colour: the palette's NAME_shadow when the
+    fill is the palette colour NAME and has one (the colour designer's choice, as the colour stage
+    paints trace-line shadows), else the colour stage's computed tone (darker and cooler)."""
+    tones = []
+    for rgb in np.rint(np.asarray(fills) * 255.0).astype(int).tolist():
+        rgb = tuple(rgb)
+        named = palette is not None and palette.name_of(rgb) is not None
+        tones.append(palette.tone(rgb, "shadow") if named else shade(rgb))
+    return np.asarray(tones, np.float64).reshape(-1, 3) / 255.0
 
 
 _CACHE: OrderedDict[bytes, ColourModel] = OrderedDict()

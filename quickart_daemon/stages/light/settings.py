@@ -7,6 +7,7 @@ Schema of shot.yaml `light:` (every key optional; see docs/light.md):
       color: [255, 244, 230]        # 0-255, or "#fff4e6", or "255,244,230"
       intensity: 0.7                # 0 = no change at all
       ambient: 0.6                  # light level on the side turned away (1 = no darkening)
+      edge: soft                    # the shadow's edge: hard (one pixel) or soft
       keys:                         # a moving light: per-frame values, interpolated between keys
         1001: {direction: [-1, 0, 1]}
         1024: {direction: [1, 0, 1], intensity: 0.5}
@@ -27,9 +28,10 @@ import numpy as np
 from ...errors import StageFailed
 from ...naming import NAME_PATTERN
 
-FIELDS = ("direction", "color", "intensity", "ambient")
+FIELDS = ("direction", "color", "intensity", "ambient", "edge")
 DEFAULTS: dict[str, Any] = {"direction": (-1.0, -1.0, 1.0), "color": (255.0, 255.0, 255.0),
-                            "intensity": 0.7, "ambient": 0.6}
+                            "intensity": 0.7, "ambient": 0.6, "edge": "soft"}
+EDGES = ("hard", "soft")
 RESERVED_NAMES = ("layer",)
 
 
@@ -39,6 +41,7 @@ class Light:
     color: tuple[float, float, float]       # 0..1
     intensity: float
     ambient: float
+    edge: str = "soft"                      # "hard" or "soft": the shadow's edge
 
 
 def _numbers(value: Any, what: str, n: int) -> tuple[float, ...]:
@@ -90,10 +93,18 @@ def _unit_float(what: str, lo: float, hi: float):
     return parse
 
 
+def parse_edge(value: Any) -> str:
+    """'hard' or 'soft'."""
+    edge = str(value).strip().lower()
+    if edge not in EDGES:
+        raise ValueError(f"edge must be {' or '.join(EDGES)}, not {value!r}")
+    return edge
+
+
 parse_intensity = _unit_float("intensity", 0.0, 4.0)
 parse_ambient = _unit_float("ambient", 0.0, 1.0)
 PARSERS = {"direction": parse_direction, "color": parse_color, "intensity": parse_intensity,
-           "ambient": parse_ambient}
+           "ambient": parse_ambient, "edge": parse_edge}
 
 
 def light_from(values: dict[str, Any], where: str) -> Light:
