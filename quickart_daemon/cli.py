@@ -207,7 +207,13 @@ def cmd_stage(args, cfg: Config) -> int:
     from .stages.base import StageContext
     from .folders import read_frames, write_frames
     spec = stages.get(args.stage_name)
-    frames, padding = read_frames(Path(args.in_dir), cfg.max_image_pixels)
+    in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
+    if out_dir.resolve() == in_dir.resolve() or out_dir.resolve().is_relative_to(in_dir.resolve()):
+        raise QuickArtError(f"--out {out_dir} is --in {in_dir} or inside it; a stage never writes among its "
+                            "inputs: choose another folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise QuickArtError(f"--out {out_dir} is a file, not a folder")
+    frames, padding = read_frames(in_dir, cfg.max_image_pixels)
     if not frames:
         raise QuickArtError(f"{args.in_dir}: no frames named {{anything}}.{{frame}}.png")
     keys: dict[str, list[int]] = {}
@@ -395,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a folder that cannot be made or read (state_dir under a file, in /proc, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"quickart: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         import sqlite3
         if isinstance(exc, sqlite3.OperationalError):  # the status commands' stdlib reader

@@ -56,6 +56,16 @@ class TimingConfig(_Section):
     fps: float = Field(24.0, gt=0)
 
 
+class LimitsConfig(_Section):
+    """Bounds checked on a shot before anything is decoded or allocated (a typo in a frame number
+    must fail in one line, not fill the node's memory)."""
+
+    max_frames_between_keys: int = Field(1000, ge=1)
+    max_frames_per_shot: int = Field(20_000, ge=1)
+    max_hold_last: int = Field(1000, ge=1)
+    max_keys_per_drop: int = Field(5000, ge=1)
+
+
 class DatabaseConfig(_Section):
     url: str = "sqlite:///state/quickart.db"
     busy_timeout_ms: int = Field(10_000, ge=0)
@@ -97,6 +107,7 @@ class Config(_Section):
     retry: RetryConfig = RetryConfig()
     queue: QueueConfig = QueueConfig()
     max_image_pixels: int = Field(100_000_000, gt=0)
+    limits: LimitsConfig = LimitsConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: the file this was loaded from (None for defaults); not a key in config.yaml
     source: Path | None = Field(None, exclude=True)

@@ -67,6 +67,7 @@ class Daemon:
         self.slots = slots if slots is not None else make_slots(cfg.slots)
         self.running: dict[str, _Running] = {}  # by slot name
         self.stopping = threading.Event()
+        self.store_lost = False  # the database file vanished or was replaced: touch it no more
         self.ctx = mp.get_context("spawn")
         self.watch_mode = choose_observer_kind(cfg.root, cfg.watch.mode)
         self.watcher = DropWatcher(
@@ -103,8 +104,15 @@ class Daemon:
                  ",".join(slot_names))
         sd_notify("READY=1\nSTATUS=watching " + str(self.cfg.root))
         last_beat = 0.0
+        store = _store_identity(self.cfg.database.url)
         try:
             while not self.stopping.is_set():
+                if store is not None and _store_identity(self.cfg.database.url) != store:
+                    log.error("action=database_lost url=%s the database file was deleted or replaced under the "
+                              "running daemon; stopping without claiming more work (systemd restarts it)",
+                              self.cfg.database.url)
+                    self.store_lost = True
+                    return 1
                 self.tick()
                 now = time.monotonic()
                 if now - last_beat >= min(5.0, self.cfg.queue.heartbeat_seconds):
@@ -156,18 +164,36 @@ class Daemon:
         log.info("action=stopping node=%s running=%d", self.node, len(self.running))
         sd_notify("STOPPING=1")
         self.watcher.stop()
+        # SIGTERM: finish or checkpoint the stage, then release; with the database gone nothing could be
+        # recorded, so the workers stop at once
+        stop_signal = signal.SIGKILL if self.store_lost else signal.SIGTERM
         for run in self.running.values():
             if run.process.is_alive():
-                os.kill(run.process.pid, signal.SIGTERM)  # finish or checkpoint the stage, then release
+                os.kill(run.process.pid, stop_signal)
         deadline = time.monotonic() + 600
         for run in self.running.values():
             while run.process.is_alive() and time.monotonic() < deadline:
                 run.process.join(1.0)
                 sd_notify("EXTEND_TIMEOUT_USEC=5000000")
+        if self.store_lost:
+            log.info("action=stopped node=%s (database lost: nothing recorded)", self.node)
+            return
         self._reap()
         self.jq.node_heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
                                stopping=True)
         log.info("action=stopped node=%s", self.node)
+
+
+def _store_identity(url: str) -> tuple[int, int] | None:
+    """(device, inode) of a SQLite database file, to notice it being deleted or replaced; None for
+    other databases (a server reports its own faults) and for a file that is not there."""
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return None
+    try:
+        st = os.stat(url[len("sqlite:///"):])
+    except OSError:
+        return (-1, -1)
+    return st.st_dev, st.st_ino
 
 
 def _child(job_id: int, owner: str, config_path: str, env: dict[str, str], device: str) -> None:

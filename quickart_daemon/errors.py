@@ -44,6 +44,10 @@ class DropError(QuickArtError):
     """A drop could not be accepted."""
 
 
+class DropChanged(DropError):
+    """The shot's files changed since this drop was taken: a newer drop replaces it."""
+
+
 class UnsafeArchive(DropError):
     """A zip drop was refused because it is unsafe."""
 

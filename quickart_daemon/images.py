@@ -51,6 +51,12 @@ def read_png(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
 
 
 def _to_rgba(img: Image.Image) -> np.ndarray:
+    if img.mode == "F":
+        # 32-bit float grey (a float TIFF, whatever its name says): 0..1 is the usual range, else 0..255
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
+        grey = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
+        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: keep the top 8 bits
         arr = np.asarray(img, dtype=np.uint32)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .config import Config
 from .drops import input_files, signature
+from .outputs import read_latest
 from .queue import Job, JobQueue
-from .shot import read_settings, shot_id_for
+from .shot import OUTPUT_DIR, read_settings, shot_id_for
 
 log = logging.getLogger("quickart.intake")
 
@@ -22,11 +23,25 @@ def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority
     files = input_files(shot_dir, cfg.root)
     sig = signature(files, shot_dir)  # relative paths: a root mounted elsewhere is not a new drop
     shot_pk = jq.upsert_shot(shot, str(shot_dir.resolve()))
-    if not force and jq.last_drop_signature(shot_pk) == sig:
-        return None
-    pipeline = read_settings(shot_dir).pipeline or cfg.pipeline
     rel = [str(f.relative_to(shot_dir)) for f in files]
+    if not force:
+        last = jq.last_drop_signature(shot_pk)
+        if last == sig:
+            return None
+        if last is None and _published_signature(shot_dir) == sig:
+            # a database that does not know this shot (new, or rebuilt) while its latest version was
+            # made from exactly these files: remember the drop, make no job
+            jq.record_drop(shot_pk, sig, rel, source)
+            log.info("action=already_published shot=%s", shot)
+            return None
+    pipeline = read_settings(shot_dir).pipeline or cfg.pipeline
     job = jq.enqueue(shot, str(shot_dir.resolve()), pipeline, signature=sig, files=rel, source=source,
                      priority=priority)
     log.info("action=queued job=%s shot=%s source=%s files=%d", job.id, shot, source, len(files))
     return job
+
+
+def _published_signature(shot_dir: Path) -> str | None:
+    """The drop signature the shot's latest version was made from (latest.json), if any."""
+    drop = (read_latest(shot_dir / OUTPUT_DIR) or {}).get("drop") or {}
+    return drop.get("signature")

@@ -130,3 +130,20 @@ class NoticeInfo:
     @classmethod
     def from_record(cls, r: Mapping[str, Any]) -> "NoticeInfo":
         return cls(r["path"], r["message"], r["node"], parse_when(r["created_at"]))
+
+
+@dataclass(frozen=True)
+class DropInfo:
+    """One complete state of a shot's inputs: the version a job makes is "of" its drop, and a newer
+    drop (later `detected_at`) always wins latest."""
+
+    id: int
+    signature: str
+    detected_at: datetime
+
+    @classmethod
+    def from_record(cls, r: Mapping[str, Any]) -> "DropInfo":
+        return cls(r["id"], r["signature"], parse_when(r["detected_at"]))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "signature": self.signature, "detected_at": self.detected_at.isoformat()}

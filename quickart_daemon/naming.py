@@ -130,6 +130,27 @@ class Naming:
             values.setdefault("layer", DEFAULT_LAYER)
         return FrameName(values.get("layer", DEFAULT_LAYER), int(values["frame"]))
 
+    def why_not_key_name(self, filename: str, shot: str) -> str:
+        """Why a file name in keys/ (refs/, hints/) is not a key of `shot`: one clause a TD can act on."""
+        expected = f"expected {self.format_key_name(shot, 'char', 1001)} ({self.key_file.text!r})"
+        stem, _, ext = filename.rpartition(".")
+        if ext != "png":
+            if ext.lower() == "png":
+                return f"the extension is .{ext}; name it .png (lowercase)"
+            return f"a .{ext} file is not read; export the drawing as PNG"
+        if not filename.startswith(shot) and filename.lower().startswith(shot.lower()):
+            return f"it starts {filename[:len(shot)]!r} but the shot folder is {shot!r} (names are case-sensitive)"
+        frame = re.search(r"[._-](-?)(\d+)$", stem)
+        if frame and frame.group(1):
+            return f"frame -{frame.group(2)} is negative; frames are 0 or more"
+        if frame and len(frame.group(2)) < self.frame_padding:
+            return (f"frame {frame.group(2)} has {len(frame.group(2))} digits; naming.frame_padding asks for "
+                    f"at least {self.frame_padding} ({int(frame.group(2)):0{self.frame_padding}d})")
+        odd = sorted({c for c in filename if not re.fullmatch(r"[A-Za-z0-9_.-]", c)})
+        if odd:
+            return f"it contains {' '.join(repr(c) for c in odd)}; names use only A-Z a-z 0-9 _ - ({expected})"
+        return f"the name does not match the studio convention; {expected}"
+
     def format_key_name(self, shot: str, layer: str, frame: int) -> str:
         return self.key_file.format(shot=shot, layer=layer, frame=frame)
 

@@ -24,7 +24,9 @@ from .errors import OutputError
 from .images import write_bytes_atomic
 
 VERSION_RE = re.compile(r"^v(\d{3,})$")
-CHECKPOINTS = ".stages"
+CHECKPOINTS = ".stages"  # in the staging folder: stage outputs, for resuming
+INPUTS = ".inputs"  # in the staging folder: the job's snapshot of the shot's inputs
+LATEST = "latest.json"
 
 
 def staging_dir(output_dir: Path, job_id: int | str) -> Path:
@@ -50,15 +52,27 @@ def version_slot(output_dir: Path) -> Iterator[int]:
         yield (versions(output_dir) or [0])[-1] + 1
 
 
-def commit_version(staging: Path, output_dir: Path, version: int) -> Path:
-    """Inside `version_slot`: drop the checkpoints, rename the staging folder to vNNN, point latest.json at it."""
+def read_latest(output_dir: Path) -> dict | None:
+    """latest.json of a shot: {"version", "path", "drop": {"id", "signature", "detected_at"}}, or None."""
+    try:
+        data = json.loads((output_dir / LATEST).read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def commit_version(staging: Path, output_dir: Path, version: int, latest: dict | None) -> Path:
+    """Inside `version_slot`: drop the work files, rename the staging folder to vNNN and, given
+    `latest` (what latest.json is to say), point latest.json at it."""
     final = output_dir / f"v{version:03d}"
     try:
-        shutil.rmtree(staging / CHECKPOINTS, ignore_errors=True)
+        for work in (CHECKPOINTS, INPUTS):
+            shutil.rmtree(staging / work, ignore_errors=True)
         os.rename(staging, final)
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot publish version: {exc.strerror or exc}") from None
-    write_json(output_dir / "latest.json", {"version": version, "path": final.name})
+    if latest is not None:
+        write_json(output_dir / LATEST, latest)
     return final
 
 

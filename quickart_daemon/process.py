@@ -21,14 +21,15 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config
-from .errors import OutputError, QuickArtError, StageCrashed
+from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
-from .outputs import CHECKPOINTS, keep_job_log, remove_staging, staging_dir
+from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, staging_dir
 from .pipeline import load_pipeline
 from .publish import Provenance, publish_version
 from .queue import Job, JobQueue, JobState, LeaseLost
 from .run import Checkpoints, StageReport, read_inputs, run_pipeline
-from .shot import load_shot
+from .shot import OUTPUT_DIR, load_shot
+from .snapshot import load_snapshot, take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +85,32 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
     hb.start()
     staging: Path | None = None
     job_log: JobLog | None = None
+    shown = None
     phase = "loading the shot"
     try:
-        shot = load_shot(Path(job.shot_path), cfg)
+        shot_dir = Path(job.shot_path)
+        staging = staging_dir(shot_dir / OUTPUT_DIR, job.id)
+        drop = jq.drop(job.drop_id) if job.drop_id is not None else None
+        snapshot = load_snapshot(staging / INPUTS)
+        # this job's attempt series: a manual retry starts a new one, and a folder left by a job of
+        # another database (same id, other creation time) is not this job's
+        series = f"job {job.id} generation {job.generation} created {job.created_at.isoformat()}"
+        fresh = snapshot is None or snapshot.owner != series
+        if fresh:  # first attempt, or a manual retry: nothing to resume, read the shot now
+            remove_staging(staging)
+            staging.mkdir(parents=True)
+            # a manual retry (generation > 0) runs on the files as they are now
+            snapshot = take_snapshot(shot_dir, cfg, staging / INPUTS, series,
+                                     drop.signature if drop is not None and job.generation == 0 else None)
+        # messages name the shot's own files, not their copies in the snapshot
+        shown = lambda text: text.replace(str(snapshot.folder), str(shot_dir))  # noqa: E731
+        shot = load_shot(shot_dir, cfg, inputs=snapshot.folder)  # limits are checked here, before any stage loads
         pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
-        staging = staging_dir(shot.output_dir, job.id)
+        if fresh and shot.problems:
+            jq.warn(job.id, owner, [shown(p) for p in shot.problems])
         checkpoints = Checkpoints(staging / CHECKPOINTS, cfg.max_image_pixels)
         done = {i: StageReport(i, r.name, r.seconds, r.report, checkpoints.folder(i, r.name))
                 for i, r in jq.done_stages(job.id).items()}
-        if not done:
-            remove_staging(staging)  # nothing to resume from (or a manual retry): start clean
-        staging.mkdir(parents=True, exist_ok=True)
         job_log = JobLog(staging / "job.log")
         job_log.open(_log_header(cfg, job, pipeline, device, shot))
         log.info("action=start job=%s shot=%s pipeline=%s device=%s", job.id, job.shot, pipeline.name, device)
@@ -124,17 +140,25 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
             models_dir=cfg.models_dir, before_stage=before_stage, progress=progress, on_stage_done=record)
         phase = "publishing"
         job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
+        made_by = Provenance(job.id, cfg.node, device, started, snapshot.manifest_inputs(), drop)
         version = publish_version(shot, pipeline, drawings, reports, staging=staging, naming=cfg.naming_rules,
-                                  studio_root=cfg.root, made_by=Provenance(job.id, cfg.node, device, started))
+                                  studio_root=cfg.root, made_by=made_by)
         hb.stop()
+        note = [] if version.latest else [
+            f"v{version.number:03d} is kept but not latest: v{version.latest_version:03d} was made from a newer drop"]
         finished = jq.finish(job.id, owner, version=version.number, output_path=str(version.path),
-                             artifacts=version.artifacts)
+                             artifacts=version.artifacts, warnings=note)
         log.info("action=done job=%s shot=%s version=v%03d seconds=%.2f", job.id, job.shot, version.number,
                  time.monotonic() - started)
         return finished
     except JobInterrupted as exc:
         hb.stop()
         return _interrupted(jq, job, owner, controls, staging, exc)
+    except DropChanged as exc:
+        hb.stop()
+        log.info("action=superseded job=%s shot=%s reason=%s", job.id, job.shot, exc)
+        remove_staging(staging)
+        return jq.superseded_while_running(job.id, owner, str(exc))
     except KeyboardInterrupt:
         hb.stop()
         _hand_back(jq, job, owner)  # Ctrl-C in `quickart run`: the job goes back to the queue, not stuck
@@ -142,6 +166,8 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
     except Exception as exc:
         hb.stop()
         error, retryable = _describe(exc, phase)
+        if shown is not None:
+            error = shown(error)
         if not isinstance(exc, (QuickArtError, OSError)) or isinstance(exc, StageCrashed):
             trace = "".join(traceback.format_exception(exc))
             log.error("action=unexpected job=%s while=%r\n%s", job.id, phase, trace)
@@ -241,4 +267,9 @@ def run_in_child(job_id: int, owner: str, config_path: str, slot_env: dict[str, 
     # SIGTERM from the daemon: finish the running stage, checkpoint it, hand the job back
     signal.signal(signal.SIGTERM, lambda *_: controls.shutdown.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    process_job(cfg, jq, jq.get(job_id), owner, device, controls)
+    try:
+        process_job(cfg, jq, jq.get(job_id), owner, device, controls)
+    except Exception as exc:  # the outcome could not be recorded (the database is gone): one line, not a traceback
+        log.error("action=worker_error job=%s cannot record the job's outcome: %s: %s", job_id,
+                  type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        raise SystemExit(1) from None

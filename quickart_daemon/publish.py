@@ -14,6 +14,7 @@ import resource
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from . import __version__, folders, outputs
 from .contact import Tile, write_contact_sheet
 from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
 from .images import composite_over, write_png
+from .jobs import DropInfo
 from .logs import JobLog
 from .naming import Naming
 from .pipeline import Pipeline
@@ -32,12 +34,14 @@ from .stages.base import Frames
 
 @dataclass(frozen=True)
 class Provenance:
-    """Who made the version, for the manifest and the timelines."""
+    """Who made the version from what, for the manifest, the timelines and latest.json."""
 
     job_id: int
     node: str
     device: str
     started: float  # time.monotonic() when the job (attempt) started
+    inputs: list[dict]  # every input file read, with the sha256 of the bytes read (the job's snapshot)
+    drop: DropInfo | None = None  # the drop the job was made for (None: a job without one)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class Version:
     path: Path
     otio: Path
     sequence_otio: Path
+    latest: bool = True  # False: a newer drop's version was published first and stays latest
+    latest_version: int | None = None  # the version latest.json points at after this publish
 
     @property
     def artifacts(self) -> dict[str, str]:
@@ -69,6 +75,8 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
 
     with outputs.version_slot(shot.output_dir) as number:
         final = shot.output_dir / f"v{number:03d}"
+        current = outputs.read_latest(shot.output_dir)
+        latest = _is_newer(made_by.drop, current)
         title = f"{shot.id}  v{number:03d}  job {made_by.job_id}  pipeline {pipeline.name}"
         write_contact_sheet(staging / "contact.png", _tiles(shot, pipeline, drawings, layers), title)
         sequences = _sequences(final, shot, layers, naming, first, last)
@@ -78,13 +86,29 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
         otio_name = f"{shot.id.shot}_v{number:03d}.otio"
         write_timeline(version_timeline(shot.id, number, shot.fps, sequences, key_frames, metadata),
                        staging / otio_name)
-        outputs.write_json(staging / "manifest.json", _manifest(shot, pipeline, reports, layers, number, made_by))
+        manifest = _manifest(shot, pipeline, reports, layers, number, made_by)
+        if not latest:
+            manifest["superseded_by"] = {"version": current["version"], "drop": current.get("drop")}
+        outputs.write_json(staging / "manifest.json", manifest)
         JobLog(staging / "job.log").footer(f"done: v{number:03d}", made_by.started)
-        outputs.commit_version(staging, shot.output_dir, number)
+        outputs.commit_version(staging, shot.output_dir, number, {
+            "version": number, "path": final.name, "drop": made_by.drop.to_dict() if made_by.drop else None,
+        } if latest else None)
 
     sequence_otio = studio_root / shot.id.show / "editorial" / f"{shot.id.seq}.otio"
-    update_sequence_timeline(sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
-    return Version(number, final, final / otio_name, sequence_otio)
+    if latest:  # the sequence shows what latest.json shows
+        update_sequence_timeline(sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
+    return Version(number, final, final / otio_name, sequence_otio, latest,
+                   number if latest else current["version"])
+
+
+def _is_newer(drop: DropInfo | None, current: dict | None) -> bool:
+    """Whether a version of `drop` may become latest: only if no version of a newer drop is latest
+    (a version of the same drop, a manual retry say, replaces it)."""
+    theirs = (current or {}).get("drop") or {}
+    if drop is None or not theirs.get("detected_at"):
+        return True
+    return datetime.fromisoformat(theirs["detected_at"]) <= drop.detected_at
 
 
 def _every_frame(shown: Frames, schedule, layers: list[str], first: int, last: int) -> Frames:
@@ -177,8 +201,8 @@ def _manifest(shot: ShotInputs, pipeline: Pipeline, reports: list[StageReport], 
                      "notes": list(pipeline.notes)},
         "timing": {"source": shot.schedule.source, "timing": shot.timing, "fps": shot.fps,
                    "frame_range": [first, last], "layers": layers},
-        "inputs": [{"path": str(p.relative_to(shot.dir)), "sha256": outputs.sha256_file(p), "bytes": p.stat().st_size}
-                   for p in shot.files],
+        "inputs": made_by.inputs,
+        "drop": made_by.drop.to_dict() if made_by.drop else None,
         "models": {k: v for r in reports for k, v in (r.report.get("models") or {}).items()},
         "stages": [r.to_manifest() for r in reports],
         "seconds_total": round(time.monotonic() - made_by.started, 3),

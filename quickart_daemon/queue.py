@@ -4,7 +4,9 @@
       ▲                 │  ├──fail (retryable, attempts left)──▶ queued (run_after = now + backoff)
       │                 │  ├──fail (otherwise)─────────────────▶ failed
       │                 │  ├──cancel requested, then stopped───▶ cancelled
-      │                 └──lease expired (worker died)────────▶ queued (resumes at first unfinished stage)
+      │                 │  ├──its drop changed before it read it▶ superseded
+      │                 └──lease expired (worker died)────────▶ queued (resumes at first unfinished stage;
+      │                                                          cancelled if a cancel was requested)
       ├── retry ◀── failed | cancelled | superseded
     queued ──newer drop of the same shot──▶ superseded
     queued ──cancel──▶ cancelled
@@ -26,14 +28,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from .db import reads
 from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
-from .jobs import FINISHED, Job, JobState, NodeInfo, NoticeInfo
+from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
 from .naming import ShotId
 
 __all__ = ["FINISHED", "Job", "JobQueue", "JobState", "LeaseLost", "RetryPolicy", "open_queue"]
 
 TRANSITIONS: dict[JobState, set[JobState]] = {
     JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED, JobState.SUPERSEDED},
-    JobState.RUNNING: {JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.CANCELLED},
+    JobState.RUNNING: {JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.CANCELLED, JobState.SUPERSEDED},
     JobState.DONE: set(),
     JobState.FAILED: {JobState.QUEUED},
     JobState.CANCELLED: {JobState.QUEUED},
@@ -116,6 +118,15 @@ class JobQueue:
                 s.flush()
             return row.id
 
+    def drop(self, drop_id: int) -> DropInfo | None:
+        with self.sessions() as s:
+            return reads.get_drop(self._run(s), drop_id)
+
+    def record_drop(self, shot_id: int, signature: str, files: list[str], source: str) -> None:
+        """Remember a drop that needs no job (its version is already published), so rescans skip it."""
+        with self.sessions.begin() as s:
+            s.add(Drop(shot_id=shot_id, signature=signature, files=files, source=source))
+
     def last_drop_signature(self, shot_id: int) -> str | None:
         with self.sessions() as s:
             return s.scalar(select(Drop.signature).where(Drop.shot_id == shot_id).order_by(Drop.id.desc()).limit(1))
@@ -192,10 +203,11 @@ class JobQueue:
             return {r.index: r for r in runs}
 
     def finish(self, job_id: int, owner: str, *, version: int, output_path: str,
-               artifacts: dict[str, str]) -> Job:
+               artifacts: dict[str, str], warnings: list[str] = ()) -> Job:
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
             self._move(row, JobState.DONE)
+            row.warnings = list(row.warnings or []) + list(warnings)
             row.version, row.output_path = version, output_path
             row.progress, row.finished_at, row.error = 1.0, utcnow(), None
             row.lease_owner = row.lease_expires_at = None
@@ -224,16 +236,39 @@ class JobQueue:
             return _job(row)
 
     def cancel(self, job_id: int) -> Job:
-        """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat."""
+        """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat,
+        unless its worker is gone (lease expired): then nobody would see the request, so it stops now."""
+        now = utcnow()
         with self.sessions.begin() as s:
             row = self._row(s, job_id)
-            if row.state == JobState.QUEUED.value:
+            orphaned = row.state == JobState.RUNNING.value and (row.lease_expires_at is None
+                                                                  or row.lease_expires_at < now)
+            if row.state == JobState.QUEUED.value or orphaned:
                 self._move(row, JobState.CANCELLED)
-                row.finished_at = utcnow()
+                row.finished_at = now
+                row.lease_owner = row.lease_expires_at = None
+                if orphaned:
+                    row.error = "cancelled by request (its worker had stopped responding)"
             elif row.state == JobState.RUNNING.value:
                 row.cancel_requested = True
             else:
                 raise InvalidTransition(f"job {job_id} is {row.state}; only queued or running jobs can be cancelled")
+            s.flush()
+            return _job(row)
+
+    def warn(self, job_id: int, owner: str, warnings: list[str]) -> None:
+        """Add sentences to the job's warnings (files of the drop that were left alone, say)."""
+        with self.sessions.begin() as s:
+            row = self._owned(s, job_id, owner)
+            row.warnings = list(row.warnings or []) + list(warnings)
+
+    def superseded_while_running(self, job_id: int, owner: str, reason: str) -> Job:
+        """The job's drop changed before the job read it: the newer drop's job makes the version."""
+        with self.sessions.begin() as s:
+            row = self._owned(s, job_id, owner)
+            self._move(row, JobState.SUPERSEDED)
+            row.finished_at, row.error = utcnow(), reason
+            row.lease_owner = row.lease_expires_at = None
             s.flush()
             return _job(row)
 
@@ -296,7 +331,10 @@ class JobQueue:
                 lost = f"worker {row.lease_owner} stopped responding (lease expired)" if not node \
                     else f"daemon on {node} restarted while this job ran"
                 row.lease_owner = row.lease_expires_at = None
-                if row.attempts >= row.max_attempts:
+                if row.cancel_requested:  # a person asked to stop it: never run it again
+                    self._move(row, JobState.CANCELLED)
+                    row.error, row.finished_at = f"{lost}; cancelled by request", now
+                elif row.attempts >= row.max_attempts:
                     self._move(row, JobState.FAILED)
                     row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
                 else:

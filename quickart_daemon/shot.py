@@ -23,6 +23,9 @@ from .naming import Naming, ShotId
 from .timing import Schedule, load_schedule
 
 OUTPUT_DIR = "quickart"
+#: the longest output file name we write: 255 bytes (NAME_MAX on Linux file systems) less the
+#: ".{name}.{pid}.tmp" our atomic writes add for their temporary name
+MAX_OUTPUT_NAME_BYTES = 255 - 20
 
 
 class ShotSettings(BaseModel):
@@ -54,6 +57,7 @@ class ShotInputs:
     palette: Path | None
     schedule: Schedule
     files: list[Path]
+    source: Path  # where the files were read from: the shot folder, or a job's snapshot of it
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -102,15 +106,12 @@ def order_layers(layers: list[str], order: list[str]) -> list[str]:
 
 
 def _collect(folder_files: list[Path], shot: str, naming: Naming, problems: list[str],
-             what: str) -> dict[str, dict[int, Path]]:
+             what: str, shown) -> dict[str, dict[int, Path]]:
     found: dict[str, dict[int, Path]] = {}
     for path in folder_files:
-        if path.suffix.lower() != ".png":
-            continue
         name = naming.parse_key_name(path.name, shot)
         if name is None:
-            problems.append(f"{path}: name does not match {naming.key_file.text!r} "
-                            f"or {naming.key_file_single.text!r}; left alone")
+            problems.append(f"{shown(path)}: left alone: {naming.why_not_key_name(path.name, shot)}")
             continue
         layer = found.setdefault(name.layer, {})
         if name.frame in layer:
@@ -120,29 +121,46 @@ def _collect(folder_files: list[Path], shot: str, naming: Naming, problems: list
     return found
 
 
-def load_shot(shot_dir: Path, cfg: Config) -> ShotInputs:
-    """Read a shot folder into ShotInputs; raises a QuickArtError naming what is wrong."""
+def shot_files(shot_dir: Path, cfg: Config) -> list[Path]:
+    """The files a job of this shot reads: the inputs, with zip drops unpacked (only the unpacked
+    folders of zips still in keys/ count: a replaced zip's old frames do not)."""
+    current = set(drops.unpack_zip_drops(shot_dir, cfg.root))
+    unpacked = shot_dir / OUTPUT_DIR / drops.UNPACKED_DIR
+    return [f for f in drops.input_files(shot_dir, cfg.root)
+            if not f.is_relative_to(unpacked) or any(f.is_relative_to(c) for c in current)]
+
+
+def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotInputs:
+    """Read a shot folder into ShotInputs; raises a QuickArtError naming what is wrong.
+
+    `inputs` is a job's snapshot of the shot's files (see `snapshot.py`): everything is read from
+    it, laid out as in the shot folder, and the shot folder only names the shot and its outputs."""
     shot_dir = Path(shot_dir)
     naming = cfg.naming_rules
     shot_id = shot_id_for(shot_dir, cfg.root, naming)
-    settings = read_settings(shot_dir)
-    # zip drops: only the unpacked folders of zips still in keys/ count (a replaced zip's old frames do not)
-    current = set(drops.unpack_zip_drops(shot_dir, cfg.root))
-    unpacked = shot_dir / OUTPUT_DIR / "unpacked"
-    files = [f for f in drops.input_files(shot_dir, cfg.root)
-             if not f.is_relative_to(unpacked) or any(f.is_relative_to(c) for c in current)]
+    source = inputs if inputs is not None else shot_dir
+    settings = read_settings(source)
+    files = sorted(p for p in inputs.rglob("*") if p.is_file() and not p.name.startswith(".")) \
+        if inputs is not None else shot_files(shot_dir, cfg)
+    unpacked = source / OUTPUT_DIR / drops.UNPACKED_DIR
     problems: list[str] = []
     by_dir: dict[str, list[Path]] = {"keys": [], "refs": [], "hints": []}
     for f in files:
-        top = f.relative_to(shot_dir).parts[0]
-        if top in by_dir:
-            by_dir[top].append(f)
-        elif f.is_relative_to(unpacked):
+        top = f.relative_to(source).parts[0]
+        if f.is_relative_to(unpacked):
             by_dir["keys"].append(f)  # zip drops count as keys
-    keys = _collect(by_dir["keys"], shot_id.shot, naming, problems, "key")
+        elif top in by_dir and not (top == "refs" and f.name == "palette.yaml") \
+                and not (top == "keys" and f.suffix.lower() == ".zip"):
+            by_dir[top].append(f)
+    def shown(path: Path) -> Path:  # the shot's own file, where a snapshot copy was read
+        return shot_dir / path.relative_to(source)
+
+    keys = _collect(by_dir["keys"], shot_id.shot, naming, problems, "key", shown)
     if not keys:
+        ignored = "".join(f"; {p}" for p in problems)
         raise ShotFolderInvalid(f"{shot_dir}: no key drawings in keys/ (expected names like "
-                                f"{naming.format_key_name(shot_id.shot, 'char', cfg.timing.start_frame)})")
+                                f"{naming.format_key_name(shot_id.shot, 'char', cfg.timing.start_frame)}){ignored}")
+    check_limits(shot_id.shot, keys, settings, cfg)
     for layer, frames in keys.items():
         sizes = {frame: image_size(p) for frame, p in frames.items()}
         if len(set(sizes.values())) > 1:
@@ -151,17 +169,46 @@ def load_shot(shot_dir: Path, cfg: Config) -> ShotInputs:
             raise ShotFolderInvalid(f"{shot_id}: layer {layer}: keys differ in size: frame {first} is "
                                     f"{'x'.join(map(str, sizes[first]))}, frame {odd} is "
                                     f"{'x'.join(map(str, sizes[odd]))}; export every key of a layer at one size")
-    refs = _collect(by_dir["refs"], shot_id.shot, naming, problems, "reference")
-    hints = _collect(by_dir["hints"], shot_id.shot, naming, problems, "hint")
+    refs = _collect(by_dir["refs"], shot_id.shot, naming, problems, "reference", shown)
+    hints = _collect(by_dir["hints"], shot_id.shot, naming, problems, "hint", shown)
     timing = settings.timing or cfg.timing.default
-    schedule = load_schedule(shot_dir, {l: sorted(f) for l, f in keys.items()}, timing,
+    schedule = load_schedule(source, {l: sorted(f) for l, f in keys.items()}, timing,
                              settings.hold_last or cfg.timing.hold_last,
-                             settings.start_frame if settings.start_frame is not None else cfg.timing.start_frame)
-    palette = shot_dir / "refs" / "palette.yaml"
+                             settings.start_frame if settings.start_frame is not None else cfg.timing.start_frame,
+                             cfg.limits.max_frames_per_shot)
+    palette = source / "refs" / "palette.yaml"
     return ShotInputs(
         id=shot_id, dir=shot_dir, settings=settings, fps=settings.fps or cfg.timing.fps, timing=timing,
         pipeline=settings.pipeline or cfg.pipeline,
         layer_order=order_layers(list(keys), settings.layers_order or cfg.layers_order),
         keys=keys, refs=refs, hints=hints, palette=palette if palette.is_file() else None,
-        schedule=schedule, files=files, problems=problems,
+        schedule=schedule, files=files, source=source, problems=problems,
     )
+
+
+def check_limits(shot: str, keys: dict[str, dict[int, Path]], settings: ShotSettings, cfg: Config) -> None:
+    """`limits` from the config, checked before any image is decoded or any frame allocated; and every
+    output name must fit the file system (a 230-character layer name is the shot's fault, not a fault
+    a retry fixes)."""
+    limits, naming = cfg.limits, cfg.naming_rules
+    count = sum(len(frames) for frames in keys.values())
+    if count > limits.max_keys_per_drop:
+        raise ShotFolderInvalid(f"{count:,} key drawings, more than limits.max_keys_per_drop "
+                                f"({limits.max_keys_per_drop:,}); split the shot, or raise the limit in config.yaml")
+    hold_last = settings.hold_last or cfg.timing.hold_last
+    if hold_last is not None and hold_last > limits.max_hold_last:
+        raise ShotFolderInvalid(f"hold_last {hold_last:,} is more than limits.max_hold_last "
+                                f"({limits.max_hold_last:,}) frames; fix shot.yaml, or raise the limit in config.yaml")
+    for layer, frames in keys.items():
+        ordered = sorted(frames)
+        for a, b in zip(ordered, ordered[1:]):
+            if b - a > limits.max_frames_between_keys:
+                raise ShotFolderInvalid(
+                    f"layer {layer}: keys {frames[a].name} and {frames[b].name} are {b - a:,} frames apart, more "
+                    f"than limits.max_frames_between_keys ({limits.max_frames_between_keys:,}); check the frame "
+                    "numbers, or raise the limit in config.yaml")
+        name = naming.format_output_name(shot, layer, ordered[-1])
+        if len(name.encode()) > MAX_OUTPUT_NAME_BYTES:
+            raise ShotFolderInvalid(
+                f"{frames[ordered[-1]].name}: layer name {layer[:24]}... gives output names of {len(name.encode())} "
+                f"bytes; file systems take {MAX_OUTPUT_NAME_BYTES} here: shorten the layer name")

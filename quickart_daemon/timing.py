@@ -164,8 +164,10 @@ class Schedule:
 # --- timing ---------------------------------------------------------------------------
 
 
-def schedule_from_timing(keys: dict[str, list[int]], timing: int, hold_last: int | None = None) -> Schedule:
-    """The schedule when there is no sheet: in-betweens every ``timing`` frames between keys."""
+def schedule_from_timing(keys: dict[str, list[int]], timing: int, hold_last: int | None = None,
+                         max_frames: int | None = None) -> Schedule:
+    """The schedule when there is no sheet: in-betweens every ``timing`` frames between keys.
+    A shot longer than ``max_frames`` is refused before anything is built."""
     if isinstance(timing, bool) or not isinstance(timing, int) or not 1 <= timing <= MAX_TIMING:
         raise TimingError(f"timing {timing!r} is invalid; set timing to a whole number from 1 (ones) to {MAX_TIMING}.")
     hold = timing if hold_last is None else hold_last
@@ -181,6 +183,8 @@ def schedule_from_timing(keys: dict[str, list[int]], timing: int, hold_last: int
         starts[layer] = [f for a, b in zip(ks, ks[1:]) for f in range(a, b, timing)] + [ks[-1]]
     first = min(ks[0] for ks in keys.values())
     last = max(ks[-1] + hold - 1 for ks in keys.values())
+    check_length(last - first + 1, max_frames, f"keys {first} to {max(ks[-1] for ks in keys.values())} "
+                 f"with the last held {hold} frames")
 
     layers = {}
     for layer, frames in starts.items():
@@ -193,6 +197,12 @@ def schedule_from_timing(keys: dict[str, list[int]], timing: int, hold_last: int
             column.append(Exposure(f, shown if f <= end else None))
         layers[layer] = column
     return Schedule(layers=layers, keys=keys, source="timing")
+
+
+def check_length(frames: int, max_frames: int | None, what: str) -> None:
+    if max_frames is not None and frames > max_frames:
+        raise TimingError(f"the shot would be {frames:,} frames long ({what}), more than limits.max_frames_per_shot "
+                          f"({max_frames:,}); check the key frame numbers, or raise the limit in config.yaml.")
 
 
 def _clean_keys(keys: dict[str, list[int]]) -> dict[str, list[int]]:
@@ -332,7 +342,7 @@ def read_timesheet_csv(path: Path, keys: dict[str, list[int]], start_frame: int)
     return _schedule_from_sheet(columns, first, keys, CSV_NAME, path)
 
 
-def read_xdts(path: Path, keys: dict[str, list[int]], start_frame: int) -> Schedule:
+def read_xdts(path: Path, keys: dict[str, list[int]], start_frame: int, max_frames: int | None = None) -> Schedule:
     """Read an XDTS exposure sheet (format and tick-mark handling in the module docstring)."""
     path = Path(path)
     text = _read_text(path)
@@ -358,6 +368,7 @@ def read_xdts(path: Path, keys: dict[str, list[int]], start_frame: int) -> Sched
     duration = field(table, "duration", int, "timeTables[0].duration")
     if duration < 1:
         raise TimingError(f"{path}: field timeTables[0].duration is {duration}; a shot needs at least 1 frame.")
+    check_length(duration, max_frames, f"{path.name}: timeTables[0].duration")
 
     headers = field(table, "timeTableHeaders", list, "timeTables[0].timeTableHeaders")
     names = next((h.get("names") for h in headers if isinstance(h, dict) and h.get("fieldId") == 0), None)
@@ -438,9 +449,11 @@ def _read_text(path: Path) -> str:
 
 
 def load_schedule(
-    shot_dir: Path, keys: dict[str, list[int]], timing: int, hold_last: int | None, start_frame: int
+    shot_dir: Path, keys: dict[str, list[int]], timing: int, hold_last: int | None, start_frame: int,
+    max_frames: int | None = None,
 ) -> Schedule:
-    """The shot's schedule: ``timesheet.csv`` if present, else one ``*.xdts``, else ``timing``."""
+    """The shot's schedule: ``timesheet.csv`` if present, else one ``*.xdts``, else ``timing``;
+    never longer than ``max_frames``."""
     shot_dir = Path(shot_dir)
     sheets = sorted(
         p
@@ -455,8 +468,8 @@ def load_schedule(
             f"keep exactly one."
         )
     if not sheets:
-        return schedule_from_timing(keys, timing, hold_last)
+        return schedule_from_timing(keys, timing, hold_last, max_frames)
     sheet = sheets[0]
     if sheet.name == CSV_NAME:
-        return read_timesheet_csv(sheet, keys, start_frame)
-    return read_xdts(sheet, keys, start_frame)
+        return read_timesheet_csv(sheet, keys, start_frame)  # one row per frame: as long as the file
+    return read_xdts(sheet, keys, start_frame, max_frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -43,6 +44,21 @@ def no_leaked_threads():
         t.join(timeout=5)
     leaked = [t.name for t in leaked if t.is_alive()]
     assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging():
+    """`quickart run` installs a stdout log handler once per process; in-process runs under
+    capsys need a fresh one each time (the old one points at a closed capture stream)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in root.handlers[:]:
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+    if hasattr(root, "_quickart"):
+        del root._quickart
 
 
 # -- in-between tests: the RIFE weights, torch threads and image scores ---------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import re
 import resource
@@ -86,21 +85,6 @@ def make_studio(base: Path, write_shot: bool = True) -> Studio:
     if write_shot:
         write_demo_studio(root, shot=SHOT, size=(192, 108), keys=(1001, 1005), fx=False)
     return Studio(base, config, root, shot)
-
-
-@pytest.fixture(autouse=True)
-def fresh_logging():
-    """`quickart run` installs a stdout log handler once per process; in-process runs under
-    capsys need a fresh one each time (the old one points at a closed capture stream)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in root.handlers[:]:
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
-    if hasattr(root, "_quickart"):
-        del root._quickart
 
 
 @pytest.fixture

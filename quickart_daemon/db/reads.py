@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import JobNotFound, QuickArtError
-from ..jobs import Job, JobState, NodeInfo, NoticeInfo, parse_json, parse_when
+from ..jobs import DropInfo, Job, JobState, NodeInfo, NoticeInfo, parse_json, parse_when
 
 Run = Callable[[str, dict[str, Any]], Sequence[Mapping[str, Any]]]
 
@@ -44,6 +44,11 @@ def list_jobs(run: Run, states: list[JobState] | None = None, shot: str | None =
         params["shot"] = shot
     sql = JOB_SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY j.id DESC LIMIT :limit"
     return [Job.from_record(r) for r in run(sql, params)]
+
+
+def get_drop(run: Run, drop_id: int) -> DropInfo | None:
+    rows = run("SELECT id, signature, detected_at FROM drops WHERE id = :id", {"id": drop_id})
+    return DropInfo.from_record(rows[0]) if rows else None
 
 
 def count_states(run: Run) -> dict[str, int]:

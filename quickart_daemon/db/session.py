@@ -7,10 +7,12 @@ failing. Nothing here is SQLite-only SQL: pragmas are applied only on SQLite.
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,8 +42,26 @@ def make_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
     return engine
 
 
+#: the PostgreSQL advisory lock every migrating process takes (an arbitrary constant: "QArt")
+MIGRATION_LOCK_KEY = 0x51417274
+
+
+@contextmanager
+def _migration_lock(engine: Engine):
+    """Serialise migrations between processes: two commands starting on a fresh database must not both
+    create the tables. SQLite: an flock on a file beside the database; PostgreSQL: an advisory lock
+    taken inside the migration's transaction (see `upgrade`)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply alembic migrations up to `revision` on this engine's database."""
+    """Apply alembic migrations up to `revision` on this engine's database, one process at a time."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -49,7 +69,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(_migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     try:
-        with engine.begin() as conn:
+        with _migration_lock(engine), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except OperationalError as exc:
