@@ -66,6 +66,21 @@ class Pipeline:
         return next((s.spec.name for s in self.steps if s.spec.kind == "timing"), None)
 
 
+@dataclass(frozen=True)
+class StageReport:
+    """What one step of a job did: recorded by the worker, shown by `quickart job`, written to the
+    manifest by publishing (the contract between running a pipeline and publishing its result)."""
+
+    index: int
+    stage: str
+    seconds: float
+    report: dict
+    checkpoint: Path  # the step's frames (and variants in subfolders), named {layer}.{frame}.png
+
+    def to_manifest(self) -> dict:
+        return {"index": self.index, "stage": self.stage, "seconds": round(self.seconds, 3), "report": self.report}
+
+
 def builtin_dir() -> Path:
     return Path(str(resources.files("quickart_daemon._pipelines")))
 

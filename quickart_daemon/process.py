@@ -24,10 +24,10 @@ from .config import Config
 from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
 from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, staging_dir
-from .pipeline import load_pipeline
+from .pipeline import StageReport, load_pipeline
 from .publish import Provenance, publish_version
 from .queue import Job, JobQueue, JobState, LeaseLost
-from .run import Checkpoints, StageReport, read_inputs, run_pipeline
+from .run import Checkpoints, read_inputs, run_pipeline
 from .shot import OUTPUT_DIR, load_shot
 from .snapshot import load_snapshot, take_snapshot
 

@@ -26,8 +26,7 @@ from .images import composite_over, write_png
 from .jobs import DropInfo
 from .logs import JobLog
 from .naming import Naming
-from .pipeline import Pipeline
-from .run import StageReport
+from .pipeline import Pipeline, StageReport
 from .shot import ShotInputs
 from .stages.base import Frames
 

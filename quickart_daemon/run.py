@@ -19,25 +19,11 @@ import numpy as np
 from . import folders
 from .errors import QuickArtError, StageCrashed, StageFailed
 from .images import read_png
-from .pipeline import Pipeline, Step
+from .pipeline import Pipeline, StageReport, Step
 from .shot import ShotInputs
 from .stages.base import Frames, StageContext, StageResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StageReport:
-    """What one step did: kept in the database, shown by `quickart job`, written to the manifest."""
-
-    index: int
-    stage: str
-    seconds: float
-    report: dict
-    checkpoint: Path  # the step's frames (and variants in subfolders), named {layer}.{frame}.png
-
-    def to_manifest(self) -> dict:
-        return {"index": self.index, "stage": self.stage, "seconds": round(self.seconds, 3), "report": self.report}
 
 
 @dataclass
