@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -184,6 +185,7 @@ def cmd_run(args, cfg: Config) -> int:
     from .process import process_job
     from .queue import open_queue
     setup_logging("WARNING")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the job like Ctrl-C: recorded, not left running
     jq = open_queue(cfg)
     job = submit_shot(cfg, jq, Path(args.shot_dir), "run", force=True)
     owner = f"{cfg.node}:{os.getpid()}:foreground"
@@ -197,6 +199,10 @@ def cmd_run(args, cfg: Config) -> int:
         job = process_job(cfg, jq, job, owner, device, on_progress=progress, retry=False)
     from .summary import report_job
     return report_job(jq, job)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def cmd_stage(args, cfg: Config) -> int:

@@ -159,9 +159,13 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         log.info("action=superseded job=%s shot=%s reason=%s", job.id, job.shot, exc)
         remove_staging(staging)
         return jq.superseded_while_running(job.id, owner, str(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM in `quickart run`: never leave the job running
         hb.stop()
-        _hand_back(jq, job, owner)  # Ctrl-C in `quickart run`: the job goes back to the queue, not stuck
+        if retry:
+            _hand_back(jq, job, owner)
+        else:  # the person who started it stopped it
+            jq.stopped(job.id, owner)
+            remove_staging(staging)
         raise
     except Exception as exc:
         hb.stop()

@@ -157,6 +157,20 @@ def test_unbounded_shots_fail_in_one_line_before_allocating(make_config, capsys,
     assert job.state is JobState.FAILED and job.attempts == 1
 
 
+def test_a_killed_quickart_run_does_not_leave_its_job_running(make_config, tmp_path, stage_package):
+    cfg = with_pipeline(make_config, tmp_path, [{"stage": "test-slow", "params": {"seconds": 30}}, {"stage": "hold"}])
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    run = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(cfg.source), "run", str(shot)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    jq = open_queue(cfg)
+    wait_until(lambda: any(j.current_stage == "test-slow" for j in jq.list([JobState.RUNNING])), 60, "the stage")
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(30) != 0
+    job = jq.list()[0]
+    assert job.state is JobState.CANCELLED, job
+    assert not list((shot / "quickart").glob(".job-*"))
+
+
 # -- 3. the database deleted under a running daemon -------------------------------------------------
 
 def test_a_deleted_database_stops_the_daemon_and_a_restart_requeues_nothing_published(make_config, tmp_path):
