@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -25,11 +26,12 @@ from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
 from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, staging_dir
 from .pipeline import StageReport, load_pipeline
-from .publish import Provenance, publish_version
+from .publish import Provenance, Version, publish_version
+from .jobs import DropInfo
 from .queue import Job, JobQueue, JobState, LeaseLost
 from .run import Checkpoints, read_inputs, run_pipeline
 from .shot import OUTPUT_DIR, load_shot
-from .snapshot import load_snapshot, take_snapshot
+from .snapshot import Snapshot, load_snapshot, take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,22 @@ class Heartbeat(threading.Thread):
         self._stop.set()
 
 
+@dataclass
+class _Attempt:
+    """What the outcome handlers of `process_job` need to know of how far an attempt got."""
+
+    shot_dir: Path
+    staging: Path
+    snapshot: Snapshot | None = None
+    job_log: JobLog | None = None
+    phase: str = "loading the shot"
+    stage: str | None = None
+
+    def shown(self, text: str) -> str:
+        """Messages name the shot's own files, not their copies in the snapshot."""
+        return text if self.snapshot is None else text.replace(str(self.snapshot.folder), str(self.shot_dir))
+
+
 def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "cpu",
                 controls: Controls | None = None, on_progress=None, retry: bool = True) -> Job:
     """Run `job` to an outcome and record it; returns the job as recorded.
@@ -83,66 +101,10 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
     started = time.monotonic()
     hb = Heartbeat(jq, job, owner, cfg.queue.heartbeat_seconds, controls)
     hb.start()
-    staging: Path | None = None
-    job_log: JobLog | None = None
-    shown = None
-    phase = "loading the shot"
+    shot_dir = Path(job.shot_path)
+    attempt = _Attempt(shot_dir, staging_dir(shot_dir / OUTPUT_DIR, job.id))
     try:
-        shot_dir = Path(job.shot_path)
-        staging = staging_dir(shot_dir / OUTPUT_DIR, job.id)
-        drop = jq.drop(job.drop_id) if job.drop_id is not None else None
-        snapshot = load_snapshot(staging / INPUTS)
-        # this job's attempt series: a manual retry starts a new one, and a folder left by a job of
-        # another database (same id, other creation time) is not this job's
-        series = f"job {job.id} generation {job.generation} created {job.created_at.isoformat()}"
-        fresh = snapshot is None or snapshot.owner != series
-        if fresh:  # first attempt, or a manual retry: nothing to resume, read the shot now
-            remove_staging(staging)
-            staging.mkdir(parents=True)
-            # a manual retry (generation > 0) runs on the files as they are now
-            snapshot = take_snapshot(shot_dir, cfg, staging / INPUTS, series,
-                                     drop.signature if drop is not None and job.generation == 0 else None)
-        # messages name the shot's own files, not their copies in the snapshot
-        shown = lambda text: text.replace(str(snapshot.folder), str(shot_dir))  # noqa: E731
-        shot = load_shot(shot_dir, cfg, inputs=snapshot.folder)  # limits are checked here, before any stage loads
-        pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
-        if fresh and shot.problems:
-            jq.warn(job.id, owner, [shown(p) for p in shot.problems])
-        checkpoints = Checkpoints(staging / CHECKPOINTS, cfg.max_image_pixels)
-        done = {i: StageReport(i, r.name, r.seconds, r.report, checkpoints.folder(i, r.name))
-                for i, r in jq.done_stages(job.id).items()}
-        job_log = JobLog(staging / "job.log")
-        job_log.open(_log_header(cfg, job, pipeline, device, shot))
-        log.info("action=start job=%s shot=%s pipeline=%s device=%s", job.id, job.shot, pipeline.name, device)
-
-        def before_stage(stage: str) -> None:
-            nonlocal phase
-            phase = f"stage {stage}"
-            if controls.cancel.is_set() or controls.shutdown.is_set() or controls.lease_lost.is_set():
-                raise JobInterrupted(f"stopped before stage {stage}")
-            hb.stage = stage
-            hb.beat()
-
-        def progress(stage: str, fraction: float) -> None:
-            hb.progress = fraction
-            if on_progress:
-                on_progress(stage, fraction)
-            if controls.cancel.is_set() or controls.lease_lost.is_set():
-                raise JobInterrupted(f"stopped during stage {stage}")
-
-        def record(report: StageReport) -> None:
-            jq.checkpoint(job.id, owner, index=report.index, name=report.stage, seconds=report.seconds,
-                          checkpoint=str(report.checkpoint), report=report.report,
-                          progress=(report.index + 1) / len(pipeline.steps))
-
-        drawings, reports = run_pipeline(
-            read_inputs(shot, cfg.max_image_pixels), shot, pipeline, checkpoints, done=done, device=device,
-            models_dir=cfg.models_dir, before_stage=before_stage, progress=progress, on_stage_done=record)
-        phase = "publishing"
-        job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
-        made_by = Provenance(job.id, cfg.node, device, started, snapshot.manifest_inputs(), drop)
-        version = publish_version(shot, pipeline, drawings, reports, staging=staging, naming=cfg.naming_rules,
-                                  studio_root=cfg.root, made_by=made_by)
+        version = _run_attempt(cfg, jq, job, owner, device, controls, hb, attempt, on_progress, started)
         hb.stop()
         note = [] if version.latest else [
             f"v{version.number:03d} is kept but not latest: v{version.latest_version:03d} was made from a newer drop"]
@@ -153,11 +115,11 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         return finished
     except JobInterrupted as exc:
         hb.stop()
-        return _interrupted(jq, job, owner, controls, staging, exc)
+        return _interrupted(jq, job, owner, controls, attempt.staging, exc)
     except DropChanged as exc:
         hb.stop()
         log.info("action=superseded job=%s shot=%s reason=%s", job.id, job.shot, exc)
-        remove_staging(staging)
+        remove_staging(attempt.staging)
         return jq.superseded_while_running(job.id, owner, str(exc))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM in `quickart run`: never leave the job running
         hb.stop()
@@ -165,27 +127,85 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
             _hand_back(jq, job, owner)
         else:  # the person who started it stopped it
             jq.stopped(job.id, owner)
-            remove_staging(staging)
+            remove_staging(attempt.staging)
         raise
     except Exception as exc:
         hb.stop()
-        error, retryable = _describe(exc, phase)
-        if shown is not None:
-            error = shown(error)
+        error, retryable = _describe(exc, attempt.phase)
+        error = attempt.shown(error)
         if not isinstance(exc, (QuickArtError, OSError)) or isinstance(exc, StageCrashed):
             trace = "".join(traceback.format_exception(exc))
-            log.error("action=unexpected job=%s while=%r\n%s", job.id, phase, trace)
-            if job_log is not None:
-                job_log.write(trace)
-        if job_log is not None:
-            job_log.footer(f"failed: {error}", started)
-            job_log.close()
-        return _failed(jq, job, owner, error, retryable and retry, hb.stage if phase.startswith("stage ") else None,
-                       staging)
+            log.error("action=unexpected job=%s while=%r\n%s", job.id, attempt.phase, trace)
+            if attempt.job_log is not None:
+                attempt.job_log.write(trace)
+        if attempt.job_log is not None:
+            attempt.job_log.footer(f"failed: {error}", started)
+            attempt.job_log.close()
+        return _failed(jq, job, owner, error, retryable and retry, attempt.stage, attempt.staging)
     finally:
         hb.stop()
-        if job_log is not None:
-            job_log.close()
+        if attempt.job_log is not None:
+            attempt.job_log.close()
+
+
+def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, controls: Controls, hb: Heartbeat,
+                 attempt: _Attempt, on_progress, started: float) -> Version:
+    """Read the shot (from the job's snapshot), run the pipeline from its last checkpoint, publish."""
+    drop = jq.drop(job.drop_id) if job.drop_id is not None else None
+    attempt.snapshot, fresh = _snapshot(cfg, job, attempt, drop)
+    shot = load_shot(attempt.shot_dir, cfg, inputs=attempt.snapshot.folder)  # limits checked before any stage loads
+    pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
+    if fresh and shot.problems:
+        jq.warn(job.id, owner, [attempt.shown(p) for p in shot.problems])
+    checkpoints = Checkpoints(attempt.staging / CHECKPOINTS, cfg.max_image_pixels)
+    done = {i: StageReport(i, r.name, r.seconds, r.report, checkpoints.folder(i, r.name))
+            for i, r in jq.done_stages(job.id).items()}
+    attempt.job_log = JobLog(attempt.staging / "job.log")
+    attempt.job_log.open(_log_header(cfg, job, pipeline, device, shot))
+    log.info("action=start job=%s shot=%s pipeline=%s device=%s", job.id, job.shot, pipeline.name, device)
+
+    def before_stage(stage: str) -> None:
+        attempt.phase, attempt.stage = f"stage {stage}", stage
+        if controls.cancel.is_set() or controls.shutdown.is_set() or controls.lease_lost.is_set():
+            raise JobInterrupted(f"stopped before stage {stage}")
+        hb.stage = stage
+        hb.beat()
+
+    def progress(stage: str, fraction: float) -> None:
+        hb.progress = fraction
+        if on_progress:
+            on_progress(stage, fraction)
+        if controls.cancel.is_set() or controls.lease_lost.is_set():
+            raise JobInterrupted(f"stopped during stage {stage}")
+
+    def record(report: StageReport) -> None:
+        jq.checkpoint(job.id, owner, index=report.index, name=report.stage, seconds=report.seconds,
+                      checkpoint=str(report.checkpoint), report=report.report,
+                      progress=(report.index + 1) / len(pipeline.steps))
+
+    drawings, reports = run_pipeline(
+        read_inputs(shot, cfg.max_image_pixels), shot, pipeline, checkpoints, done=done, device=device,
+        models_dir=cfg.models_dir, before_stage=before_stage, progress=progress, on_stage_done=record)
+    attempt.phase, attempt.stage = "publishing", None
+    attempt.job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
+    made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop)
+    return publish_version(shot, pipeline, drawings, reports, staging=attempt.staging, naming=cfg.naming_rules,
+                           studio_root=cfg.root, made_by=made_by)
+
+
+def _snapshot(cfg: Config, job: Job, attempt: _Attempt, drop: DropInfo | None) -> tuple[Snapshot, bool]:
+    """The job's snapshot of its inputs, and whether it was taken now (else resumed from an earlier attempt)."""
+    # this job's attempt series: a manual retry starts a new one, and a folder left by a job of another
+    # database (same id, other creation time) is not this job's
+    series = f"job {job.id} generation {job.generation} created {job.created_at.isoformat()}"
+    snapshot = load_snapshot(attempt.staging / INPUTS)
+    if snapshot is not None and snapshot.owner == series:
+        return snapshot, False
+    remove_staging(attempt.staging)  # nothing to resume from: start clean
+    attempt.staging.mkdir(parents=True)
+    # the first attempt reads exactly its drop; a manual retry (generation > 0) the files as they are now
+    expected = drop.signature if drop is not None and job.generation == 0 else None
+    return take_snapshot(attempt.shot_dir, cfg, attempt.staging / INPUTS, series, expected), True
 
 
 def _describe(exc: BaseException, phase: str) -> tuple[str, bool]:
