@@ -251,7 +251,10 @@ async function newVersions() {
     const img = document.createElement("img");
     img.src = `/thumbs/${init.rel}/${v}.png`;
     const label = document.createElement("span");
-    label.textContent = v;
+    label.textContent = v + (v === info.latest ? " · latest" : "");
+    if (v === info.latest) {
+      for (const old of document.querySelectorAll("#versions .version span")) old.textContent = old.textContent.replace(" · latest", "");
+    }
     b.append(img, label);
     b.addEventListener("click", () => showVersion(v));
     $("versions").prepend(b);
