@@ -69,7 +69,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
     def jobs_query(request: Request):
         q = request.query_params
         try:
-            states = [JobState(s) for s in q.get("state", "").split(",") if s]
+            states = [JobState(s) for value in q.getlist("state") for s in value.split(",") if s]
             limit = max(1, min(int(q.get("limit", 200)), 2000))
         except ValueError:
             raise QuickArtError(f"state: one or more of {', '.join(s.value for s in JobState)}; limit: a number")
