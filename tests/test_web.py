@@ -114,6 +114,8 @@ def test_farm_view_lists_jobs_with_filters(client):
     assert [j["id"] for j in client.get("/api/farm?shot=sh0010&state=done").json()["jobs"]] == [2, 1]
     assert client.get("/api/farm?shot=sh9999").json()["jobs"] == []
     assert client.get("/api/farm?state=nonsense").status_code == 400
+    both = client.get("/api/farm?state=failed&state=done").json()  # the filter form's check boxes
+    assert both["filters"]["state"] == ["failed", "done"] and len(both["jobs"]) == 2
 
 
 def test_shot_view_describes_versions_from_their_folders(client, farm):
@@ -418,6 +420,14 @@ def launch_chromium(playwright):
         pytest.fail(f"Chromium is not installed at {CHROMIUM}: install it with `apt-get install -y chromium`",
                     pytrace=False)
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def test_a_missing_chromium_fails_in_one_line_saying_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        launch_chromium(None)
+    assert str(failed.value) == ("Chromium is not installed at /nonexistent/chromium: install it with "
+                                 "`apt-get install -y chromium`")
 
 
 def test_in_a_real_browser(tmp_path):
