@@ -282,6 +282,7 @@ def test_other_host_names_are_refused_on_loopback(client):
     "/thumbs/DEMO/sq010/sh0010/..%2Fsh0020/v001.png",
     "/download/DEMO/sq010/sh0010/quickart/..%2F..%2Fsh0010/quickart/v001.zip",
     "/api/shot/DEMO/sq010/sh0010/versions/v001%2F..%2F..%2Fkeys",
+    "/api/shot/DEMO/sq010/sh0010/versions/v001/..%2F..%2F..%2Fshot.yaml",
 ])
 def test_paths_outside_versions_and_the_root_are_refused(client, farm, path):
     r = client.get(path)
@@ -337,6 +338,7 @@ def test_unsafe_zip_uploads_are_refused_like_share_drops(client, farm, name, pay
     before = sorted(p.name for p in (shot_dir / "keys").iterdir())
     r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files={"files": (name, payload, "application/zip")}, headers=AUTH)
     assert r.status_code == 400 and expect in r.json()["error"], r.text
+    assert "quickart-upload" not in r.json()["error"] and ".web-upload" not in r.json()["error"]  # no temp paths
     assert sorted(p.name for p in (shot_dir / "keys").iterdir()) == before
     assert not (farm.root / "evil.png").exists() and not Path("/tmp/evil.png").exists()
     assert not [p for p in (shot_dir / "quickart").iterdir() if p.name.startswith(".web-upload")] \

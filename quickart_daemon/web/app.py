@@ -11,6 +11,7 @@ resolved inside the studio root (`studio.inside_root`); uploads stop at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -149,7 +150,9 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
 
     def api_version_text(request: Request):
         ref = studio.shot_ref(cfg, request.path_params["rel"])
-        name = {"log": "job.log", "manifest": "manifest.json"}[request.path_params["what"]]
+        name = {"log": "job.log", "manifest": "manifest.json"}.get(request.path_params["what"])
+        if name is None:
+            raise studio.NotFound(f"{request.path_params['what']!r}: a version's log or manifest")
         path = studio.version_file(cfg, ref, request.path_params["version"], name)
         return FileResponse(path, media_type="text/plain; charset=utf-8", headers=IMMUTABLE,
                             content_disposition_type="inline")
@@ -307,8 +310,14 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     hosts = list(LOOPBACK) if cfg.web.host in LOOPBACK else ["*"]
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        feed.stop()  # its thread starts with the first page that listens
+
     app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
-                    exception_handlers={QuickArtError: on_error, HTTPException: on_error, Exception: on_error})
+                    exception_handlers={QuickArtError: on_error, HTTPException: on_error, Exception: on_error},
+                    lifespan=lifespan)
     app.state.feed = feed
     return app
 

@@ -300,7 +300,11 @@ def accept_upload(cfg: Config, ref: ShotRef, files: list[tuple[str, Path]]) -> d
             with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
                 for name, path in files:
                     zf.write(path, name)
-        unpacked = unpack_zip(archive, work / "unpacked", cfg.drop.max_zip_bytes, cfg.drop.max_zip_files)
+        try:
+            unpacked = unpack_zip(archive, work / "unpacked", cfg.drop.max_zip_bytes, cfg.drop.max_zip_files)
+        except DropError as exc:  # named as the person uploaded it, not by our temporary file
+            shown = Path(files[0][0]).name if is_zip else "upload"
+            raise UploadRefused(str(exc).replace(str(archive), shown)) from None
         pngs = sorted(p for p in unpacked.rglob("*") if p.is_file())
         if not pngs:
             raise UploadRefused("the upload holds no files")
