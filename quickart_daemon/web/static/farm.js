@@ -24,7 +24,7 @@ function fill(row, job) {
   link.textContent = job.shot;
   link.href = "/shots/" + job.shot_rel;
   row.querySelector(".stage").textContent = job.current_stage || "";
-  row.querySelector(".progress progress").value = job.progress;
+  row.querySelector(".progress .bar i").style.width = Math.round(job.progress * 100) + "%";
   row.querySelector(".progress span").textContent = Math.round(job.progress * 100) + "%";
   row.querySelector(".prio").textContent = job.priority;
   row.querySelector(".node").textContent = (job.node || "") + (job.slot ? "/" + job.slot : "");
