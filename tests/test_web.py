@@ -473,6 +473,7 @@ def test_in_a_real_browser(tmp_path):
             # the job appears and finishes on both pages, live
             expect(farm_page.locator('#jobs tr[data-id="2"]')).to_be_visible(timeout=30_000)
             expect(farm_page.locator('#jobs tr[data-id="2"] .badge')).to_have_text("done", timeout=45_000)
+            assert errors == [], errors
             expect(farm_page.locator('#jobs tr[data-id="2"] .version')).to_have_text("v002")
             assert farm_page.evaluate("window.notReloaded") is True
             expect(page.locator('#jobs tr[data-id="2"] .badge')).to_have_text("done", timeout=10_000)

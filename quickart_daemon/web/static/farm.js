@@ -25,7 +25,7 @@ function fill(row, job) {
   link.href = "/shots/" + job.shot_rel;
   row.querySelector(".stage").textContent = job.current_stage || "";
   row.querySelector(".progress .bar i").style.width = Math.round(job.progress * 100) + "%";
-  row.querySelector(".progress span").textContent = Math.round(job.progress * 100) + "%";
+  row.querySelector(".progress .pct").textContent = Math.round(job.progress * 100) + "%";
   row.querySelector(".prio").textContent = job.priority;
   row.querySelector(".node").textContent = (job.node || "") + (job.slot ? "/" + job.slot : "");
   row.querySelector(".times").textContent = (job.created_at || "") + (job.finished_at ? " → " + job.finished_at : "");
