@@ -82,7 +82,7 @@ def bench_http_pages(base: str, reps: int) -> dict:
     import httpx
     out = {}
     with httpx.Client(base_url=base) as c:
-        for name, url in (("GET / (newest 200 rows)", "/"), ("GET /?limit=2000", "/?limit=2000"),
+        for name, url in (("GET / (newest 100 rows)", "/"), ("GET /?limit=2000", "/?limit=2000"),
                           ("GET /?state=queued", "/?state=queued"), ("GET /api/farm", "/api/farm")):
             times = []
             for _ in range(reps):

@@ -114,6 +114,10 @@ def test_farm_view_lists_jobs_with_filters(client):
     assert [j["id"] for j in client.get("/api/farm?shot=sh0010&state=done").json()["jobs"]] == [2, 1]
     assert client.get("/api/farm?shot=sh9999").json()["jobs"] == []
     assert client.get("/api/farm?state=nonsense").status_code == 400
+    page = client.get("/?limit=1&state=done").text  # the first paint shows the newest; a link shows more
+    assert '<tr data-id="2"' in page and '<tr data-id="1"' not in page
+    assert 'href="?state=done&amp;shot=&amp;limit=5"' in page
+    assert 'id="more"' not in client.get("/").text
     both = client.get("/api/farm?state=failed&state=done").json()  # the filter form's check boxes
     assert both["filters"]["state"] == ["failed", "done"] and len(both["jobs"]) == 2
 

@@ -40,6 +40,8 @@ HERE = Path(__file__).parent
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 #: version files never change once published: browsers keep them without asking again
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+#: rows of the farm view's first paint (newest first); "more" asks for more
+FIRST_ROWS = 100
 SSE_WAIT = 0.1
 SSE_KEEPALIVE = 15.0
 
@@ -71,7 +73,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         q = request.query_params
         try:
             states = [JobState(s) for value in q.getlist("state") for s in value.split(",") if s]
-            limit = max(1, min(int(q.get("limit", 200)), 2000))
+            limit = max(1, min(int(q.get("limit", FIRST_ROWS)), 2000))
         except ValueError:
             raise QuickArtError(f"state: one or more of {', '.join(s.value for s in JobState)}; limit: a number")
         return states or None, (q.get("shot") or "").strip() or None, limit
