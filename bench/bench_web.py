@@ -27,6 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_daemon import loadavg, machine_info, pct, seed_jobs, write_config  # noqa: E402
 
+import httpx2 as httpx  # noqa: E402  (the test extra's HTTP client; Starlette's test client uses it too)
+
 TARGET_PAINT_MS = 500
 TARGET_UPDATE_MS = 1000
 TARGET_FPS = 24
@@ -43,7 +45,6 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
-    import httpx
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -79,7 +80,6 @@ def median(values):
 
 
 def bench_http_pages(base: str, reps: int) -> dict:
-    import httpx
     out = {}
     with httpx.Client(base_url=base) as c:
         for name, url in (("GET / (newest 100 rows)", "/"), ("GET /?limit=2000", "/?limit=2000"),
@@ -170,7 +170,6 @@ def bench_browser(base: str, cfg, reps: int, updates: int, n_frames: int) -> dic
 
 
 def bench_frames(base: str, folder: Path, rounds: int) -> dict:
-    import httpx
     names = sorted(p.name for p in (folder / "comp").iterdir())
     urls = [f"/files/{SHOT}/quickart/v001/comp/{n}" for n in names]
     total_bytes = sum((folder / "comp" / n).stat().st_size for n in names)
