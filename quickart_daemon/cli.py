@@ -6,6 +6,7 @@
   quickart retry | cancel ID           change a job
   quickart stage NAME --in DIR --out DIR [...]   one stage on plain folders of {anything}.{frame}.png
   quickart doctor                      check config, database, models, GPU, watch mode
+  quickart web [--host H] [--port N]   the studio web page (farm, shots, flipbook, uploads, downloads)
   quickart demo [--dir DIR]            make a demo studio, run the daemon on it, show the results
   quickart db upgrade | models list|install  maintenance
 
@@ -312,6 +313,13 @@ def cmd_models(args, cfg: Config) -> int:
     return 0
 
 
+def cmd_web(args, cfg: Config) -> int:
+    from .logs import setup_logging
+    from .web.server import serve
+    setup_logging(cfg.log_level)
+    return serve(cfg, args.host, args.port)
+
+
 def cmd_demo(args, cfg: Config | None) -> int:
     from .demo import run_demo
     return run_demo(Path(args.dir), timeout=args.timeout)
@@ -356,6 +364,10 @@ def build_parser(with_stages: bool = True) -> argparse.ArgumentParser:
     s = sub.add_parser("doctor", help="check config, database, models, GPU, watch mode")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_doctor)
+    s = sub.add_parser("web", help="serve the studio web page (web: in config.yaml)")
+    s.add_argument("--host", help="address to bind (default web.host: 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default web.port)")
+    s.set_defaults(func=cmd_web)
     s = sub.add_parser("demo", help="make a demo studio, run the daemon on it and show the results")
     s.add_argument("--dir", default="demo-studio")
     s.add_argument("--timeout", type=float, default=600)

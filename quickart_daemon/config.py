@@ -90,6 +90,16 @@ class QueueConfig(_Section):
     poll_interval: float = Field(1.0, gt=0)
 
 
+class WebConfig(_Section):
+    """The studio web page (`quickart web`, or the daemon itself with serve: true)."""
+
+    serve: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8750, ge=1, le=65535)
+    token: str | None = Field(None, min_length=16)
+    max_upload_bytes: int = Field(512 * 1024**2, gt=0)
+
+
 class Config(_Section):
     root: Path = Path("studio")
     state_dir: Path = Path("state")
@@ -108,6 +118,7 @@ class Config(_Section):
     queue: QueueConfig = QueueConfig()
     max_image_pixels: int = Field(100_000_000, gt=0)
     limits: LimitsConfig = LimitsConfig()
+    web: WebConfig = WebConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: the file this was loaded from (None for defaults); not a key in config.yaml
     source: Path | None = Field(None, exclude=True)

@@ -68,6 +68,7 @@ class Daemon:
         self.running: dict[str, _Running] = {}  # by slot name
         self.stopping = threading.Event()
         self.store_lost = False  # the database file vanished or was replaced: touch it no more
+        self.web = None  # the studio web page, when this daemon serves it (web.serve)
         self.ctx = mp.get_context("spawn")
         self.watch_mode = choose_observer_kind(cfg.root, cfg.watch.mode)
         self.watcher = DropWatcher(
@@ -100,6 +101,9 @@ class Daemon:
         self.watch_mode = self.watcher.observer_kind or self.watch_mode  # native may have fallen back to polling
         self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode)
         self.watcher.scan_all()
+        if self.cfg.web.serve:
+            from .web.server import WebThread  # loaded only when asked for
+            self.web = WebThread(self.cfg).start()
         log.info("action=ready node=%s root=%s watch=%s slots=%s", self.node, self.cfg.root, self.watch_mode,
                  ",".join(slot_names))
         sd_notify("READY=1\nSTATUS=watching " + str(self.cfg.root))
@@ -163,6 +167,8 @@ class Daemon:
     def shutdown(self) -> None:
         log.info("action=stopping node=%s running=%d", self.node, len(self.running))
         sd_notify("STOPPING=1")
+        if self.web is not None:
+            self.web.stop()
         self.watcher.stop()
         # SIGTERM: finish or checkpoint the stage, then release; with the database gone nothing could be
         # recorded, so the workers stop at once

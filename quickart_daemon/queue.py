@@ -256,6 +256,16 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    def set_priority(self, job_id: int, priority: int) -> Job:
+        """Change a queued job's priority (higher is claimed first); its state does not change."""
+        with self.sessions.begin() as s:
+            row = self._row(s, job_id)
+            if row.state != JobState.QUEUED.value:
+                raise InvalidTransition(f"job {job_id} is {row.state}; only a queued job's priority can change")
+            row.priority = int(priority)
+            s.flush()
+            return _job(row)
+
     def warn(self, job_id: int, owner: str, warnings: list[str]) -> None:
         """Add sentences to the job's warnings (files of the drop that were left alone, say)."""
         with self.sessions.begin() as s:

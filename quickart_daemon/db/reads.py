@@ -100,3 +100,19 @@ def open_reader(url: str, busy_timeout_ms: int) -> Iterator[Run]:
     from .session import make_engine
     with make_engine(url, busy_timeout_ms).connect() as conn:
         yield lambda sql, params: conn.execute(text(sql), params).mappings().all()
+
+
+def live_jobs(run: Run, finished_since, after_id: int) -> list[Job]:
+    """Jobs that may have changed lately, for the web page's live farm view: every queued or running
+    job, those finished since `finished_since`, and those newer than `after_id` (no column records
+    every change, so the page's feed compares these snapshots)."""
+    return [Job.from_record(r) for r in run(
+        JOB_SELECT + " WHERE j.state IN ('queued', 'running') OR j.finished_at >= :since OR j.id > :after"
+                     " ORDER BY j.id", {"since": finished_since, "after": after_id})]
+
+
+def list_shots(run: Run, limit: int = 500) -> list[dict]:
+    """Shots with their newest job's id and state, newest activity first."""
+    rows = run("SELECT s.show, s.seq, s.name, MAX(j.id) AS last_job FROM shots s LEFT JOIN jobs j ON j.shot_id = s.id "
+               "GROUP BY s.id, s.show, s.seq, s.name ORDER BY last_job DESC LIMIT :limit", {"limit": limit})
+    return [dict(r) for r in rows]

@@ -1,0 +1,363 @@
+"""The web application: pages, the JSON API, live events, files, uploads and downloads.
+
+Safe by default: the server binds 127.0.0.1 unless `web.host` says otherwise and then only
+answers to loopback host names (a DNS-rebinding page cannot read it); every write (retry,
+cancel, priority, upload) needs `Authorization: Bearer <web.token>` (a header a cross-site
+form cannot send), and with no token configured the page is read-only; every path is
+resolved inside the studio root (`studio.inside_root`); uploads stop at
+`web.max_upload_bytes`; an error answers one sentence of JSON, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from ..config import Config
+from ..db import reads
+from ..errors import InvalidTransition, JobNotFound, QuickArtError
+from ..jobs import JobState
+from . import studio
+from .feed import Feed, job_view, nodes_view
+
+log = logging.getLogger("quickart.web")
+HERE = Path(__file__).parent
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: version files never change once published: browsers keep them without asking again
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+#: rows of the farm view's first paint (newest first); "more" asks for more
+FIRST_ROWS = 100
+SSE_WAIT = 0.1
+SSE_KEEPALIVE = 15.0
+
+
+class Forbidden(QuickArtError):
+    """This action needs the web token."""
+
+
+class TooLarge(QuickArtError):
+    """The upload is larger than web.max_upload_bytes."""
+
+
+def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
+    feed = Feed(cfg, lambda shot: studio.shot_rel(cfg, shot), feed_interval)
+
+    def reader():
+        return reads.open_reader(cfg.database.url, cfg.database.busy_timeout_ms)
+
+    def require_token(request: Request) -> None:
+        token = cfg.web.token
+        if not token:
+            raise Forbidden("write actions are off: set web.token in config.yaml to allow them")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Forbidden("write actions need the web token (Authorization: Bearer ...)")
+
+    def jobs_query(request: Request):
+        q = request.query_params
+        try:
+            states = [JobState(s) for value in q.getlist("state") for s in value.split(",") if s]
+            limit = max(1, min(int(q.get("limit", FIRST_ROWS)), 2000))
+        except ValueError:
+            raise QuickArtError(f"state: one or more of {', '.join(s.value for s in JobState)}; limit: a number")
+        return states or None, (q.get("shot") or "").strip() or None, limit
+
+    def farm_data(request: Request) -> dict:
+        states, shot, limit = jobs_query(request)
+        with reader() as run:
+            jobs = reads.list_jobs(run, states, shot, limit)
+            counts = reads.count_states(run)
+            nodes = nodes_view(run, reads.list_jobs(run, [JobState.RUNNING]))
+        return {"jobs": [job_view(j, studio.shot_rel(cfg, j.shot)) for j in jobs], "counts": counts, "nodes": nodes,
+                "filters": {"state": [s.value for s in states or []], "shot": shot or "", "limit": limit}}
+
+    # -- pages -----------------------------------------------------------------------------
+    def farm_page(request: Request):
+        feed.start()
+        data = farm_data(request)
+        return templates.TemplateResponse(request, "farm.html", {
+            **data, "states": [s.value for s in JobState], "seq": feed.seq, "writable": bool(cfg.web.token),
+            "initial": _script_json({"seq": feed.seq, "filters": data["filters"]})})
+
+    def shot_page(request: Request):
+        ref = studio.shot_ref(cfg, request.path_params["rel"])
+        info = studio.shot_versions(ref)
+        with reader() as run:
+            jobs = [job_view(j, ref.rel) for j in reads.list_jobs(run, None, str(ref.id), 50)]
+        return templates.TemplateResponse(request, "shot.html", {
+            "shot": str(ref.id), "rel": ref.rel, "info": info, "jobs": jobs, "writable": bool(cfg.web.token),
+            "initial": _script_json({"rel": ref.rel, "versions": info["versions"], "latest": info["latest"]})})
+
+    # -- read API --------------------------------------------------------------------------
+    def api_farm(request: Request):
+        return JSONResponse(farm_data(request))
+
+    def api_job(request: Request):
+        job_id = _int(request.path_params["id"])
+        with reader() as run:
+            job = reads.get_job(run, job_id)
+            data = job_view(job, studio.shot_rel(cfg, job.shot)) | {
+                "warnings": list(job.warnings), "stages": reads.stage_runs(run, job.id),
+                "outputs": reads.artifacts(run, job.id)}
+        return JSONResponse(data)
+
+    def api_job_log(request: Request):
+        job_id = _int(request.path_params["id"])
+        with reader() as run:
+            job = reads.get_job(run, job_id)
+            outputs = reads.artifacts(run, job.id)
+        ref = studio.shot_ref(cfg, studio.shot_rel(cfg, job.shot))
+        candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log",
+                      f"{job.shot_path}/{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"]
+        for path in filter(None, candidates):
+            try:  # a path on the job row is another node's: keep its part below the shot folder
+                inner = Path(path).relative_to(job.shot_path).as_posix()
+                found = studio.inside_root(cfg.root, f"{ref.rel}/{inner}")
+            except (ValueError, QuickArtError):
+                continue
+            if found.is_file():
+                return Response(found.read_text(encoding="utf-8", errors="replace"), media_type="text/plain")
+        raise studio.NotFound(f"job {job_id} has no log yet")
+
+    def api_shots(request: Request):
+        with reader() as run:
+            shots = reads.list_shots(run)
+        for s in shots:
+            s["rel"] = cfg.naming_rules.shot_path.format(show=s["show"], seq=s["seq"], shot=s["name"])
+        return JSONResponse(shots)
+
+    def api_shot(request: Request):
+        ref = studio.shot_ref(cfg, request.path_params["rel"])
+        return JSONResponse({"shot": str(ref.id), "rel": ref.rel, **studio.shot_versions(ref)})
+
+    def api_version(request: Request):
+        ref = studio.shot_ref(cfg, request.path_params["rel"])
+        return JSONResponse(studio.describe_version(cfg, ref, request.path_params["version"]))
+
+    def api_version_text(request: Request):
+        ref = studio.shot_ref(cfg, request.path_params["rel"])
+        name = {"log": "job.log", "manifest": "manifest.json"}.get(request.path_params["what"])
+        if name is None:
+            raise studio.NotFound(f"{request.path_params['what']!r}: a version's log or manifest")
+        path = studio.version_file(cfg, ref, request.path_params["version"], name)
+        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=IMMUTABLE,
+                            content_disposition_type="inline")
+
+    async def events(request: Request):
+        """Server-sent events: the feed's updates after `?seq=N` (the number the page was rendered at)."""
+        feed.start()
+        seq = _int(request.query_params.get("seq", "0"))
+
+        async def stream():
+            nonlocal seq
+            quiet = 0.0
+            yield "retry: 1000\n\n"
+            while not feed.stopped:
+                latest, items = feed.since(seq)
+                for item in items:
+                    yield f"data: {json.dumps(item, default=str)}\n\n"
+                if items:
+                    quiet = 0.0
+                seq = latest
+                await asyncio.sleep(SSE_WAIT)
+                quiet += SSE_WAIT
+                if quiet >= SSE_KEEPALIVE:
+                    yield ": keepalive\n\n"
+                    quiet = 0.0
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    # -- files ------------------------------------------------------------------------------
+    def files(request: Request):
+        """A file of a version folder: /files/{shot}/quickart/vNNN/{inner}."""
+        rel = request.path_params["path"]
+        parts = rel.split("/")
+        marker = parts.index(studio.OUTPUT_DIR) if studio.OUTPUT_DIR in parts else -1
+        if marker < 1 or len(parts) < marker + 3:
+            raise studio.NotFound(f"{rel}: only files of version folders are served")
+        ref = studio.shot_ref(cfg, "/".join(parts[:marker]))
+        path = studio.version_file(cfg, ref, parts[marker + 1], "/".join(parts[marker + 2:]))
+        return FileResponse(path, headers=IMMUTABLE, content_disposition_type="inline")
+
+    def thumb(request: Request):
+        ref = studio.shot_ref(cfg, request.path_params["rel"])
+        return FileResponse(studio.thumbnail(cfg, ref, request.path_params["version"]), media_type="image/png",
+                            headers=IMMUTABLE, content_disposition_type="inline")
+
+    def download(request: Request):
+        """/download/{shot}/quickart/vNNN.zip: frames, comp, OTIO, manifest, contact sheet and log, streamed."""
+        rel = request.path_params["path"]
+        head, _, version = rel.rpartition("/")
+        shot_rel, _, tail = head.rpartition("/")
+        if tail != studio.OUTPUT_DIR or not version.endswith(".zip"):
+            raise studio.NotFound(f"{rel}: download a version as {{shot}}/quickart/vNNN.zip")
+        ref = studio.shot_ref(cfg, shot_rel)
+        version = version[:-4]
+        entries = studio.version_zip_files(ref, version)
+        name = f"{ref.id.shot}_{version}.zip"
+        return StreamingResponse(studio.stream_zip(entries), media_type="application/zip",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    # -- write actions --------------------------------------------------------------------------
+    def _queue():
+        from ..queue import open_queue
+        return open_queue(cfg, migrate=False)
+
+    async def job_action(request: Request):
+        require_token(request)
+        job_id = _int(request.path_params["id"])
+        action = request.path_params["action"]
+        body = await _json_body(request)
+
+        def act():
+            jq = _queue()
+            if action == "retry":
+                if body.get("from_stage"):
+                    raise InvalidTransition("retry from a chosen stage is not supported yet; retry from the start")
+                return jq.retry(job_id)
+            if action == "cancel":
+                return jq.cancel(job_id)
+            if action == "priority":
+                try:
+                    return jq.set_priority(job_id, int(body.get("priority")))
+                except (TypeError, ValueError):
+                    raise QuickArtError("priority: a whole number") from None
+            raise studio.NotFound(f"no action {action!r}; retry, cancel or priority")
+
+        from starlette.concurrency import run_in_threadpool
+        job = await run_in_threadpool(act)
+        log.info("action=web_%s job=%s state=%s", action, job.id, job.state.value)
+        return JSONResponse(job_view(job, studio.shot_rel(cfg, job.shot)))
+
+    async def upload(request: Request):
+        """Keys for a shot: multipart files (one zip, or PNGs), checked like a zip drop on the share."""
+        require_token(request)
+        ref = studio.shot_ref(cfg, request.path_params["rel"])
+        limit = cfg.web.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared is None:
+            raise HTTPException(411, "uploads need a Content-Length")
+        if not declared.isdigit() or int(declared) > limit:
+            raise TooLarge(f"upload of {declared} bytes is larger than web.max_upload_bytes ({limit:,})")
+        limited = Request(request.scope, _limited_receive(request.receive, limit))
+        with tempfile.TemporaryDirectory(prefix="quickart-upload-") as tmp:
+            form = await limited.form(max_files=cfg.drop.max_zip_files, max_fields=10)
+            try:
+                files = []
+                for i, item in enumerate(form.getlist("files")):
+                    if isinstance(item, str):
+                        continue
+                    path = Path(tmp) / f"{i:05d}"
+                    with open(path, "wb") as out:
+                        while chunk := await item.read(1 << 20):
+                            out.write(chunk)
+                    files.append((item.filename or "", path))
+            finally:
+                await form.close()
+            from starlette.concurrency import run_in_threadpool
+            result = await run_in_threadpool(studio.accept_upload, cfg, ref, files)
+        log.info("action=web_upload shot=%s files=%s placed=%s", ref.id, result["files"], ",".join(result["placed"]))
+        return JSONResponse(result, status_code=201)
+
+    # -- errors: one sentence, never a traceback -----------------------------------------------------
+    def sentence(exc: Exception) -> str:
+        root = str(cfg.root.resolve())
+        return str(exc).replace(root + "/", "").replace(root, "studio root")
+
+    async def on_error(request: Request, exc: Exception):
+        if isinstance(exc, HTTPException):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        status = 500
+        if isinstance(exc, QuickArtError):
+            status = (403 if isinstance(exc, Forbidden) else 413 if isinstance(exc, TooLarge)
+                      else 404 if isinstance(exc, (studio.NotFound, studio.NotInStudio, JobNotFound))
+                      else 409 if isinstance(exc, InvalidTransition) else 400)
+            return JSONResponse({"error": sentence(exc)}, status_code=status)
+        log.error("action=web_error path=%s error=%s", request.url.path, exc, exc_info=exc)
+        return JSONResponse({"error": "internal error; the log of the web server has the details"}, status_code=500)
+
+    routes = [
+        Route("/", farm_page),
+        Route("/shots/{rel:path}", shot_page),
+        Route("/api/farm", api_farm),
+        Route("/api/events", events),
+        Route("/api/shots", api_shots),
+        Route("/api/jobs/{id}", api_job),
+        Route("/api/jobs/{id}/log", api_job_log),
+        Route("/api/jobs/{id}/{action}", job_action, methods=["POST"]),
+        Route("/api/shot/{rel:path}/versions/{version}/{what}", api_version_text),
+        Route("/api/shot/{rel:path}/versions/{version}", api_version),
+        Route("/api/shot/{rel:path}/upload", upload, methods=["POST"]),
+        Route("/api/shot/{rel:path}", api_shot),
+        Route("/thumbs/{rel:path}/{version}.png", thumb),
+        Route("/files/{path:path}", files),
+        Route("/download/{path:path}", download),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    hosts = list(LOOPBACK) if cfg.web.host in LOOPBACK else ["*"]
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        feed.stop()  # its thread starts with the first page that listens
+
+    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+                    exception_handlers={QuickArtError: on_error, HTTPException: on_error, Exception: on_error},
+                    lifespan=lifespan)
+    app.state.feed = feed
+    return app
+
+
+def _script_json(data) -> str:
+    """JSON to embed in a <script> element: no "</script>" can end it early."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise studio.NotFound(f"{text!r} is not a number") from None
+
+
+async def _json_body(request: Request) -> dict:
+    raw = await request.body()
+    if len(raw) > 4096:
+        raise TooLarge("request body too large for an action")
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        raise QuickArtError("the body is not JSON") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _limited_receive(receive, limit: int):
+    """The request body, refused past `limit` bytes whatever Content-Length said."""
+    seen = 0
+
+    async def limited():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise TooLarge(f"upload larger than web.max_upload_bytes ({limit:,})")
+        return message
+
+    return limited

@@ -1,0 +1,46 @@
+// Shared by every page: the write token (kept in this browser only), API calls, job buttons.
+"use strict";
+
+const tokenInput = document.getElementById("token");
+if (location.hash.startsWith("#token=")) {  // `quickart web` links may carry it; never sent to the server in a URL
+  localStorage.setItem("quickart-token", decodeURIComponent(location.hash.slice(7)));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+if (tokenInput) {
+  tokenInput.value = localStorage.getItem("quickart-token") || "";
+  tokenInput.addEventListener("change", () => localStorage.setItem("quickart-token", tokenInput.value));
+}
+
+function toast(text, bad) {
+  const el = document.getElementById("toast");
+  el.textContent = text;
+  el.className = bad ? "bad show" : "show";
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { el.className = ""; }, 4000);
+}
+
+async function api(method, url, body) {
+  const headers = {"Authorization": "Bearer " + (localStorage.getItem("quickart-token") || "")};
+  const init = {method, headers};
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) { init.body = JSON.stringify(body); headers["Content-Type"] = "application/json"; }
+  const response = await fetch(url, init);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+// retry / cancel / priority + on any table of jobs
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-act]");
+  if (!button) return;
+  const row = button.closest("tr[data-id]");
+  const id = row.dataset.id, act = button.dataset.act;
+  try {
+    const body = act === "priority" ? {priority: Number(row.querySelector(".prio, td:nth-child(5)").textContent) + 10} : {};
+    const job = await api("POST", `/api/jobs/${id}/${act}`, body);
+    toast(`job ${id}: ${act} → ${job.state}${act === "priority" ? ", priority " + job.priority : ""}`);
+  } catch (err) {
+    toast(`job ${id}: ${err.message}`, true);
+  }
+});

@@ -1,0 +1,349 @@
+"""The studio as the web page sees it: safe paths, shots, versions, thumbnails, uploads, zips.
+
+Every path a request names goes through `inside_root`: resolved (symlinks followed) and
+refused unless it lies inside the studio root. Version folders never change once
+published (`outputs.py`), so their files are served as immutable and their thumbnails
+are made once and kept under `state_dir/web-thumbs/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..config import Config
+from ..drops import OUTPUT_DIR, check_complete, is_ignored_name, unpack_zip
+from ..errors import DropError, QuickArtError
+from ..images import image_size
+from ..naming import ShotId
+from ..outputs import VERSION_RE, read_latest, versions
+from ..shot import read_settings, shot_id_for
+
+
+class NotInStudio(QuickArtError):
+    """The path is not inside the studio root."""
+
+
+class NotFound(QuickArtError):
+    """No such file or folder."""
+
+
+class UploadRefused(DropError):
+    """The upload was refused."""
+
+
+#: folders of a version that hold frame sequences; any other folder is a stage's (refine, color, light, ...)
+SEQUENCE_DIRS = ("comp", "frames")
+#: what a version's zip holds (the issue: frames, comp, OTIO, manifest; plus the contact sheet and job log)
+ZIP_DIRS = ("frames", "comp")
+ZIP_FILES = ("manifest.json", "contact.png", "job.log")
+THUMB_WIDTH = 320
+#: how overlays are drawn over a frame: the confidence map darkens doubtful regions, the light
+#: layer (128 + difference / 2) brightens and darkens like its compositing mode
+OVERLAY_BLEND = {"confidence": "multiply", "layer": "hard-light"}
+
+
+def inside_root(root: Path, relative: str) -> Path:
+    """`relative` (as a request names it) resolved inside the studio root, or NotInStudio.
+
+    Refused before touching the disk: absolute paths, NUL, backslashes and `..`; after
+    resolving (symlinks followed): anything whose real path leaves the root."""
+    if "\0" in relative or "\\" in relative or relative.startswith("/") or ".." in PurePosixPath(relative).parts:
+        raise NotInStudio(f"{relative!r}: not a path inside the studio root")
+    base = root.resolve()
+    try:
+        target = (base / relative).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise NotInStudio(f"{relative!r}: not a path inside the studio root") from None
+    if not target.is_relative_to(base):
+        raise NotInStudio(f"{relative!r}: not a path inside the studio root")
+    return target
+
+
+@dataclass(frozen=True)
+class ShotRef:
+    """A shot folder named by its path relative to the root (as the page's URLs carry it)."""
+
+    rel: str
+    dir: Path
+    id: ShotId
+
+    @property
+    def output_dir(self) -> Path:
+        return self.dir / OUTPUT_DIR
+
+
+def shot_ref(cfg: Config, rel: str) -> ShotRef:
+    folder = inside_root(cfg.root, rel)
+    if not folder.is_dir():
+        raise NotFound(f"no shot folder {rel}")
+    try:
+        shot = shot_id_for(folder, cfg.root, cfg.naming_rules)
+    except QuickArtError:
+        raise NotFound(f"{rel} is not a shot folder") from None
+    return ShotRef(cfg.naming_rules.format_shot_path(shot), folder, shot)
+
+
+def shot_rel(cfg: Config, shot: ShotId) -> str:
+    """The shot's folder relative to the root, from its name (a shared database may hold another
+    node's absolute paths)."""
+    return cfg.naming_rules.format_shot_path(shot)
+
+
+def version_dir(ref: ShotRef, version: str) -> Path:
+    if not VERSION_RE.match(version):
+        raise NotFound(f"{version!r} is not a version name like v001")
+    folder = ref.output_dir / version
+    if not folder.is_dir():
+        raise NotFound(f"{ref.id} has no {version}")
+    return folder
+
+
+def version_file(cfg: Config, ref: ShotRef, version: str, inner: str) -> Path:
+    """A file inside a version folder, resolved inside the studio root."""
+    version_dir(ref, version)
+    path = inside_root(cfg.root, f"{ref.rel}/{OUTPUT_DIR}/{version}/{inner}")
+    if not path.is_file():
+        raise NotFound(f"{ref.id} {version} has no {inner}")
+    return path
+
+
+def shot_versions(ref: ShotRef) -> dict:
+    latest = read_latest(ref.output_dir) or {}
+    return {"versions": [f"v{n:03d}" for n in versions(ref.output_dir)], "latest": latest.get("path")}
+
+
+def describe_version(cfg: Config, ref: ShotRef, version: str) -> dict:
+    """What the shot view needs of one version: fps, frame range, keys per layer, every sequence
+    (comp, each layer, each stage folder) and overlay (stage variants) with its frame files."""
+    folder = version_dir(ref, version)
+    naming = cfg.naming_rules
+    manifest = _read_json(folder / "manifest.json")
+    timing = manifest.get("timing") or {}
+    try:
+        fps = float(timing.get("fps") or read_settings(ref.dir).fps or cfg.timing.fps)
+    except QuickArtError:
+        fps = cfg.timing.fps
+    shot = ref.id.shot
+    keys: dict[str, list[int]] = {}
+    for entry in manifest.get("inputs") or []:
+        path = PurePosixPath(str(entry.get("path", "")))
+        if path.parts[:1] == ("keys",) or path.parts[:2] == (OUTPUT_DIR, "unpacked"):
+            name = naming.parse_key_name(path.name, shot)
+            if name is not None:
+                keys.setdefault(name.layer, []).append(name.frame)
+    sequences, overlays = [], []
+    base = f"{ref.rel}/{OUTPUT_DIR}/{version}"
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not is_ignored_name(p.name)):
+        if sub.name == "comp":
+            frames = _frame_files(sub, lambda n: naming.comp_file.parse(n, shot=shot), comp=True)
+            sequences.insert(0, {"name": "comp", "layer": None, "frames": _urls(base, "comp", frames[None])})
+            continue
+        by_layer = _frame_files(sub, lambda n: naming.output_file.parse(n, shot=shot))
+        for layer, frames in sorted(by_layer.items()):
+            name = layer if sub.name == "frames" else f"{sub.name}/{layer}"
+            sequences.append({"name": name, "layer": layer, "frames": _urls(base, sub.name, frames)})
+        for variant in sorted(p for p in sub.iterdir() if p.is_dir() and not is_ignored_name(p.name)):
+            by_layer = _frame_files(variant, lambda n: naming.output_file.parse(n, shot=shot))
+            if by_layer:
+                overlays.append({"name": f"{sub.name}/{variant.name}",
+                                 "blend": OVERLAY_BLEND.get(variant.name, "source-over"),
+                                 "layers": {layer: _urls(base, f"{sub.name}/{variant.name}", frames)
+                                            for layer, frames in sorted(by_layer.items())}})
+    frame_range = timing.get("frame_range") or _range(sequences)
+    return {"shot": str(ref.id), "rel": ref.rel, "version": version, "fps": fps, "frame_range": frame_range,
+            "keys": {layer: sorted(set(f)) for layer, f in sorted(keys.items())}, "sequences": sequences,
+            "overlays": overlays, "job_id": manifest.get("job_id"), "pipeline": (manifest.get("pipeline") or {}).get("name"),
+            "contact": f"/files/{base}/contact.png" if (folder / "contact.png").is_file() else None,
+            "zip": f"/download/{base}.zip"}
+
+
+def _frame_files(folder: Path, parse, comp: bool = False) -> dict:
+    """{layer (None for the comp): {frame: file name}} of the frames in a folder."""
+    out: dict = {}
+    for entry in os.scandir(folder):
+        if not entry.is_file() or is_ignored_name(entry.name):
+            continue
+        values = parse(entry.name)
+        if values is not None:
+            out.setdefault(None if comp else values["layer"], {})[int(values["frame"])] = entry.name
+    return out if not comp else {None: out.get(None, {})}
+
+
+def _urls(base: str, sub: str, frames: dict[int, str]) -> dict[str, str]:
+    return {str(f): f"/files/{base}/{sub}/{name}" for f, name in sorted(frames.items())}
+
+
+def _range(sequences: list[dict]) -> list[int]:
+    frames = [int(f) for s in sequences for f in s["frames"]]
+    return [min(frames), max(frames)] if frames else [0, 0]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+# -- thumbnails ---------------------------------------------------------------------------
+
+def thumbnail(cfg: Config, ref: ShotRef, version: str) -> Path:
+    """A small PNG of the version's middle comp frame, made on first request and kept (a version
+    never changes, so its thumbnail never goes stale)."""
+    folder = version_dir(ref, version)
+    st = folder.stat()
+    key = hashlib.sha256(f"{folder.resolve()}\0{st.st_ino}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    out = cfg.state_dir / "web-thumbs" / f"{key}.png"
+    if out.is_file():
+        return out
+    comp = sorted(p for p in (folder / "comp").glob("*.png")) if (folder / "comp").is_dir() else []
+    source = comp[len(comp) // 2] if comp else folder / "contact.png"
+    if not source.is_file():
+        raise NotFound(f"{ref.id} {version} has no frames to show")
+    from PIL import Image
+    with Image.open(source) as img:
+        if img.width * img.height > cfg.max_image_pixels:
+            raise NotFound(f"{source.name} is larger than max_image_pixels")
+        img.thumbnail((THUMB_WIDTH, THUMB_WIDTH))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, out)
+    return out
+
+
+# -- a version as a zip, streamed -----------------------------------------------------------
+
+class _Chunks(io.RawIOBase):
+    """A write-only, unseekable stream that hands out what was written: zipfile then writes data
+    descriptors instead of seeking back, so the zip streams while it is made."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def version_zip_files(ref: ShotRef, version: str) -> list[tuple[Path, str]]:
+    """(file, name in the zip) for a version's download, all under `{shot}_vNNN/`."""
+    folder = version_dir(ref, version)
+    top = f"{ref.id.shot}_{version}"
+    files = [(folder / name, f"{top}/{name}") for name in ZIP_FILES if (folder / name).is_file()]
+    files += [(p, f"{top}/{p.name}") for p in sorted(folder.glob("*.otio"))]
+    for sub in ZIP_DIRS:
+        if (folder / sub).is_dir():
+            files += [(p, f"{top}/{sub}/{p.name}") for p in sorted((folder / sub).iterdir())
+                      if p.is_file() and not is_ignored_name(p.name)]
+    return files
+
+
+def stream_zip(files: list[tuple[Path, str]], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The zip of `files`, yielded piece by piece (PNGs are compressed already: stored)."""
+    sink = _Chunks()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zf:
+        for path, name in files:
+            with open(path, "rb") as src, zf.open(zipfile.ZipInfo.from_file(path, name), "w") as dst:
+                while data := src.read(chunk):
+                    dst.write(data)
+                    yield sink.take()
+            yield sink.take()
+    yield sink.take()
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+def accept_upload(cfg: Config, ref: ShotRef, files: list[tuple[str, Path]]) -> dict:
+    """Put uploaded keys into the shot's keys/ folder: one zip, or PNGs.
+
+    Both go through `drops.unpack_zip` with the config's zip limits, the check a zip dropped on
+    the share gets (PNGs are packed into a zip first, so their names meet the same zip-slip
+    checks), then every PNG is checked complete and within max_image_pixels. A zip is then
+    placed in keys/ as it came (the watcher unpacks it as any zip drop); PNGs are moved into
+    keys/. Each lands by an atomic rename from a hidden name the watcher ignores."""
+    if not files:
+        raise UploadRefused("no files in the upload")
+    keys = ref.dir / "keys"
+    if os.path.lexists(keys):
+        inside_root(cfg.root, f"{ref.rel}/keys")  # keys/ may be a link, but not to outside the root
+    keys.mkdir(exist_ok=True)
+    work = ref.output_dir / f".web-upload-{uuid.uuid4().hex[:12]}"
+    work.mkdir(parents=True)
+    try:
+        is_zip = len(files) == 1 and files[0][0].lower().endswith(".zip")
+        if is_zip:
+            archive = files[0][1]
+        elif any(name.lower().endswith(".zip") for name, _ in files):
+            raise UploadRefused("upload one zip, or PNG files, not both")
+        else:
+            archive = work / "upload.zip"
+            with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name, path in files:
+                    zf.write(path, name)
+        try:
+            unpacked = unpack_zip(archive, work / "unpacked", cfg.drop.max_zip_bytes, cfg.drop.max_zip_files)
+        except DropError as exc:  # named as the person uploaded it, not by our temporary file
+            shown = Path(files[0][0]).name if is_zip else "upload"
+            raise UploadRefused(str(exc).replace(str(archive), shown)) from None
+        pngs = sorted(p for p in unpacked.rglob("*") if p.is_file())
+        if not pngs:
+            raise UploadRefused("the upload holds no files")
+        _check_images(cfg, pngs, unpacked)
+        naming = cfg.naming_rules
+        left_alone = [f"{p.name}: {naming.why_not_key_name(p.name, ref.id.shot)}" for p in pngs
+                      if naming.parse_key_name(p.name, ref.id.shot) is None]
+        if is_zip:
+            name = Path(files[0][0]).name
+            if is_ignored_name(name) or name != files[0][0]:
+                raise UploadRefused(f"{files[0][0]!r}: not a plain file name for keys/")
+            placed = [_place(archive, keys / name, copy=True)]
+        else:
+            if any(p.parent != unpacked for p in pngs):
+                raise UploadRefused("PNG uploads are plain file names; put folders in a zip")
+            placed = [_place(p, keys / p.name) for p in pngs]
+        return {"shot": str(ref.id), "placed": [p.name for p in placed], "files": len(pngs), "left_alone": left_alone}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_images(cfg: Config, files: list[Path], base: Path) -> None:
+    problems = [p.replace(str(base) + "/", "") for p in check_complete(files)]
+    if problems:
+        raise UploadRefused(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    for path in files:
+        if path.suffix.lower() != ".png":
+            continue
+        w, h = image_size(path)
+        if w * h > cfg.max_image_pixels:
+            raise UploadRefused(f"{path.relative_to(base)}: {w}x{h} pixels, more than max_image_pixels "
+                                f"({cfg.max_image_pixels:,}); refused (decompression bomb?)")
+
+
+def _place(source: Path, target: Path, copy: bool = False) -> Path:
+    """Move (or copy) a file to `target` through a hidden name in the same folder, then rename."""
+    if target.is_symlink() or target.is_dir():
+        raise UploadRefused(f"keys/{target.name} exists and is not a plain file; not replaced")
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.upload")
+    (shutil.copyfile if copy else shutil.move)(source, tmp)
+    os.replace(tmp, target)
+    return target

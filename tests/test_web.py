@@ -1,0 +1,529 @@
+"""The studio web page: its API on real version folders, its safety, and the page in a real browser.
+
+The API tests use Starlette's test client against a real SQLite file and the version folders
+of real jobs (`quickart run` on a synthetic shot: colour, light and cross-dissolve in-betweens,
+run twice for two versions). The browser test starts the real daemon serving the page
+(`web.serve`) and drives Debian's headless Chromium with Playwright: upload a zip of keys, see
+the job appear and finish live, play the flipbook, download the version's zip.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from starlette.testclient import TestClient
+
+from quickart_daemon.cli import main as quickart
+from quickart_daemon.config import Config, load_config
+from quickart_daemon.images import write_png
+from quickart_daemon.queue import JobState, open_queue
+from quickart_daemon.synth import render, make_fx, write_clean_keys
+from quickart_daemon.web.app import create_app
+from quickart_daemon.web.feed import Feed
+from quickart_daemon.web import studio as web_studio
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SHOT = "DEMO/sq010/sh0010"
+UPLOAD_SHOT = "DEMO/sq010/sh0020"
+LOOKS = {"name": "looks", "description": "colour, light, cross-dissolve",
+         "stages": [{"stage": "color"}, {"stage": "light"}, {"stage": "inbetween-blend"}]}
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def write_config(base: Path, **web) -> Path:
+    (base / "pipelines").mkdir(parents=True, exist_ok=True)
+    (base / "pipelines" / "looks.yaml").write_text(yaml.safe_dump(LOOKS))
+    data = {"root": "studio", "state_dir": "state", "database": {"url": "sqlite:///state/quickart.db"},
+            "pipelines_dir": "pipelines", "slots": {"gpus": "none"}, "drop": {"settle_seconds": 0.3},
+            "queue": {"poll_interval": 0.2, "heartbeat_seconds": 1.0}, "web": {"token": TOKEN, **web}}
+    (base / "config.yaml").write_text(yaml.safe_dump(data))
+    (base / "studio").mkdir(exist_ok=True)
+    return base / "config.yaml"
+
+
+def shot_yaml(shot_dir: Path, **values) -> None:
+    data = yaml.safe_load((shot_dir / "shot.yaml").read_text()) | values
+    (shot_dir / "shot.yaml").write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory):
+    """A studio with two published versions of one shot (real jobs) and a second shot without any."""
+    base = tmp_path_factory.mktemp("web")
+    config = write_config(base)
+    cfg = load_config(config)
+    shot_dir = write_clean_keys(cfg.root, size=(320, 180), keys=(1001, 1005, 1009))
+    shot_yaml(shot_dir, pipeline="looks", fps=12)
+    for _ in range(2):
+        assert quickart(["--config", str(config), "run", str(shot_dir)]) == 0
+    write_clean_keys(cfg.root, shot="sh0020", size=(320, 180), keys=(1001, 1005), fx=False)
+    return cfg
+
+
+@pytest.fixture
+def client(farm):
+    with TestClient(create_app(farm, feed_interval=0.05), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def keys_zip(frames=(1001, 1005), layer="fx", shot="sh0020", size=(320, 180)) -> bytes:
+    fx = make_fx(3)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for frame in frames:
+            png = io.BytesIO()
+            from PIL import Image
+            Image.fromarray(render(fx, frame, size, rough=False).clean).save(png, "PNG")
+            zf.writestr(f"{shot}_{layer}.{frame:04d}.png", png.getvalue())
+    return buf.getvalue()
+
+
+def png_bytes(w=64, h=32) -> bytes:
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(np.full((h, w, 4), 200, np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+def test_farm_view_lists_jobs_with_filters(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'data-id="2"' in page.text and 'data-id="1"' in page.text
+    farm = client.get("/api/farm").json()
+    assert [j["id"] for j in farm["jobs"]] == [2, 1]
+    assert farm["counts"] == {"done": 2}
+    job = farm["jobs"][0]
+    assert job["state"] == "done" and job["shot"] == SHOT and job["shot_rel"] == SHOT and job["version"] == 2
+    assert client.get("/api/farm?state=failed").json()["jobs"] == []
+    assert [j["id"] for j in client.get("/api/farm?shot=sh0010&state=done").json()["jobs"]] == [2, 1]
+    assert client.get("/api/farm?shot=sh9999").json()["jobs"] == []
+    assert client.get("/api/farm?state=nonsense").status_code == 400
+    page = client.get("/?limit=1&state=done").text  # the first paint shows the newest; a link shows more
+    assert '<tr data-id="2"' in page and '<tr data-id="1"' not in page
+    assert 'href="?state=done&amp;shot=&amp;limit=5"' in page
+    assert 'id="more"' not in client.get("/").text
+    both = client.get("/api/farm?state=failed&state=done").json()  # the filter form's check boxes
+    assert both["filters"]["state"] == ["failed", "done"] and len(both["jobs"]) == 2
+
+
+def test_shot_view_describes_versions_from_their_folders(client, farm):
+    assert client.get(f"/shots/{SHOT}").status_code == 200
+    info = client.get(f"/api/shot/{SHOT}").json()
+    assert info["versions"] == ["v001", "v002"] and info["latest"] == "v002"
+    v = client.get(f"/api/shot/{SHOT}/versions/v002").json()
+    assert v["fps"] == 12 and v["frame_range"] == [1001, 1010] and v["job_id"] == 2
+    assert v["keys"] == {"char": [1001, 1005, 1009], "fx": [1001, 1005, 1009]}
+    names = [s["name"] for s in v["sequences"]]
+    assert names[0] == "comp" and {"char", "fx", "color/char", "light/fx"} <= set(names)
+    comp = v["sequences"][0]["frames"]
+    assert sorted(map(int, comp)) == list(range(1001, 1011))
+    overlays = {o["name"]: o for o in v["overlays"]}
+    assert overlays["color/confidence"]["blend"] == "multiply" and overlays["light/layer"]["blend"] == "hard-light"
+    assert sorted(map(int, overlays["color/confidence"]["layers"]["char"])) == [1001, 1005, 1009]
+    # every frame the flipbook asks for is the file on disk, cached for good (versions never change)
+    folder = farm.root / SHOT / "quickart" / "v002"
+    r = client.get(comp["1004"])
+    assert r.status_code == 200 and r.content == (folder / "comp" / "sh0010.1004.png").read_bytes()
+    assert "immutable" in r.headers["cache-control"] and r.headers["content-type"] == "image/png"
+    assert client.get(v["contact"]).content == (folder / "contact.png").read_bytes()
+    assert "=== done: v002" in client.get(f"/api/shot/{SHOT}/versions/v002/log").text
+    assert '"job_id": 2' in client.get(f"/api/shot/{SHOT}/versions/v002/manifest").text
+
+
+def test_job_api_and_its_log(client):
+    job = client.get("/api/jobs/1").json()
+    assert job["state"] == "done" and [s["stage"] for s in job["stages"]] == ["color", "light", "inbetween-blend"]
+    assert job["outputs"]["version"].endswith("v001")
+    assert "=== done: v001" in client.get("/api/jobs/1/log").text
+    assert client.get("/api/jobs/999").status_code == 404
+
+
+def test_thumbnails_are_made_once_per_version(client, farm):
+    r = client.get(f"/thumbs/{SHOT}/v001.png")
+    assert r.status_code == 200
+    from PIL import Image
+    assert Image.open(io.BytesIO(r.content)).width <= web_studio.THUMB_WIDTH
+    made = list((farm.state_dir / "web-thumbs").glob("*.png"))
+    assert len(made) == 1
+    stamp = made[0].stat().st_mtime_ns
+    assert client.get(f"/thumbs/{SHOT}/v001.png").content == r.content
+    assert made[0].stat().st_mtime_ns == stamp and len(list((farm.state_dir / "web-thumbs").glob("*.png"))) == 1
+
+
+def test_version_zip_is_streamed_with_frames_comp_otio_manifest(client, farm):
+    folder = farm.root / SHOT / "quickart" / "v001"
+    with client.stream("GET", f"/download/{SHOT}/quickart/v001.zip") as r:
+        assert r.status_code == 200 and "content-length" not in r.headers  # streamed, not built first
+        assert 'filename="sh0010_v001.zip"' in r.headers["content-disposition"]
+        data = b"".join(r.iter_bytes())
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    assert zf.testzip() is None
+    names = set(zf.namelist())
+    assert {"sh0010_v001/manifest.json", "sh0010_v001/sh0010_v001.otio", "sh0010_v001/contact.png"} <= names
+    frames = {f"sh0010_v001/frames/{p.name}" for p in (folder / "frames").iterdir()}
+    comp = {f"sh0010_v001/comp/{p.name}" for p in (folder / "comp").iterdir()}
+    assert frames <= names and comp <= names and len(frames) == 20
+    assert zf.read("sh0010_v001/comp/sh0010.1003.png") == (folder / "comp" / "sh0010.1003.png").read_bytes()
+
+
+def test_feed_numbers_changes_as_they_happen(farm):
+    feed = Feed(farm, lambda shot: web_studio.shot_rel(farm, shot))
+    feed.poll()
+    seq, _ = feed.since(0)
+    jq = open_queue(farm)
+    job = jq.enqueue(jq.get(1).shot, str(farm.root / SHOT), "looks", source="submit")
+    feed.poll()
+    seq2, events = feed.since(seq)
+    assert seq2 == seq + 1 and [j["id"] for j in events[0]["jobs"]] == [job.id]
+    assert events[0]["jobs"][0]["state"] == "queued" and events[0]["counts"]["queued"] == 1
+    jq.set_priority(job.id, 5)
+    jq.cancel(job.id)
+    feed.poll()
+    _, events = feed.since(seq2)
+    assert events[0]["jobs"] == [events[0]["jobs"][0]] and events[0]["jobs"][0]["state"] == "cancelled"
+    assert events[0]["jobs"][0]["priority"] == 5
+    feed.poll()
+    assert feed.since(seq2 + 1) == (seq2 + 1, [])  # nothing changed: nothing sent
+
+
+# -- write actions ------------------------------------------------------------------------------------
+
+def test_actions_need_the_token_then_go_through_the_queue(client, farm):
+    jq = open_queue(farm)
+    job = jq.enqueue(jq.get(1).shot, str(farm.root / SHOT), "looks", source="submit")
+    for headers in ({}, {"Authorization": "Bearer wrong-token-000000"}, {"Authorization": TOKEN}):
+        r = client.post(f"/api/jobs/{job.id}/priority", json={"priority": 50}, headers=headers)
+        assert r.status_code == 403 and "token" in r.json()["error"]
+    assert jq.get(job.id).priority == 0
+    r = client.post(f"/api/jobs/{job.id}/priority", json={"priority": 50}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["priority"] == 50 and jq.get(job.id).priority == 50
+    assert client.post(f"/api/jobs/{job.id}/cancel", headers=AUTH).json()["state"] == "cancelled"
+    assert client.post(f"/api/jobs/{job.id}/priority", json={"priority": 1}, headers=AUTH).status_code == 409
+    assert client.post(f"/api/jobs/{job.id}/retry", headers=AUTH).json()["state"] == "queued"
+    assert jq.get(job.id).state is JobState.QUEUED
+    assert client.post("/api/jobs/1/retry", headers=AUTH).status_code == 409  # a done job stays done
+    assert client.post(f"/api/jobs/{job.id}/cancel", headers=AUTH).status_code == 200
+
+
+def test_without_a_token_in_config_the_page_is_read_only(farm):
+    cfg = farm.model_copy(update={"web": farm.web.model_copy(update={"token": None})})
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        assert "read-only" in c.get("/").text
+        r = c.post("/api/jobs/1/cancel", headers=AUTH)
+        assert r.status_code == 403 and "set web.token" in r.json()["error"]
+        files = {"files": ("k.zip", keys_zip(), "application/zip")}
+        assert c.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=files, headers=AUTH).status_code == 403
+
+
+def test_upload_a_zip_of_keys_the_watcher_takes_as_a_drop(client, farm):
+    from quickart_daemon.shot import load_shot
+    shot_dir = farm.root / UPLOAD_SHOT
+    r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files={"files": ("fx.zip", keys_zip(), "application/zip")},
+                    headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert r.json()["placed"] == ["fx.zip"] and r.json()["left_alone"] == []
+    assert (shot_dir / "keys" / "fx.zip").read_bytes() == keys_zip()
+    shot = load_shot(shot_dir, farm)  # what a job of the next drop reads: the zip unpacked as any zip drop
+    assert sorted(shot.keys) == ["char", "fx"] and sorted(shot.keys["fx"]) == [1001, 1005]
+    assert not [p for p in (shot_dir / "quickart").iterdir() if p.name.startswith(".web-upload")]
+    (shot_dir / "keys" / "fx.zip").unlink()
+
+
+def test_upload_pngs_into_keys(client, farm):
+    shot_dir = farm.root / UPLOAD_SHOT
+    files = [("files", ("sh0020_bg.1001.png", png_bytes(), "image/png")),
+             ("files", ("notes.png", png_bytes(), "image/png"))]
+    r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=files, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert sorted(r.json()["placed"]) == ["notes.png", "sh0020_bg.1001.png"]
+    assert "notes.png" in r.json()["left_alone"][0]  # named like no key: the watcher will leave it alone
+    assert (shot_dir / "keys" / "sh0020_bg.1001.png").read_bytes() == png_bytes()
+    for name in ("sh0020_bg.1001.png", "notes.png"):
+        (shot_dir / "keys" / name).unlink()
+
+
+# -- safe by default ----------------------------------------------------------------------------------------
+
+def test_binds_to_loopback_unless_configured():
+    from quickart_daemon.web.server import _server
+    assert Config().web.host == "127.0.0.1" and Config().web.token is None
+    assert _server(Config()).config.host == "127.0.0.1"
+
+
+def test_other_host_names_are_refused_on_loopback(client):
+    assert client.get("/", headers={"Host": "localhost:8750"}).status_code == 200
+    assert client.get("/", headers={"Host": "evil.example"}).status_code == 400  # DNS rebinding
+
+
+@pytest.mark.parametrize("path", [
+    "/files/DEMO/sq010/sh0010/quickart/v001/%2e%2e/%2e%2e/shot.yaml",
+    "/files/DEMO/sq010/sh0010/quickart/v001/..%2F..%2Fshot.yaml",
+    "/files/DEMO/sq010/sh0010/quickart/v001/..%5C..%5Cshot.yaml",
+    "/files/%2Fetc/quickart/v001/passwd",
+    "/files//etc/passwd",
+    "/files/DEMO/sq010/sh0010/quickart/v001/comp/%252e%252e%252fmanifest.json",
+    "/files/DEMO/sq010/sh0010/keys/sh0010_char.1001.png",
+    "/files/DEMO/sq010/sh0010/quickart/latest.json",
+    "/api/shot/%2e%2e/%2e%2e/etc",
+    "/api/shot/DEMO/sq010/..%2F..%2F..%2F/versions/v001",
+    "/shots/%2Fetc",
+    "/thumbs/DEMO/sq010/sh0010/..%2Fsh0020/v001.png",
+    "/download/DEMO/sq010/sh0010/quickart/..%2F..%2Fsh0010/quickart/v001.zip",
+    "/api/shot/DEMO/sq010/sh0010/versions/v001%2F..%2F..%2Fkeys",
+    "/api/shot/DEMO/sq010/sh0010/versions/v001/..%2F..%2F..%2Fshot.yaml",
+])
+def test_paths_outside_versions_and_the_root_are_refused(client, farm, path):
+    r = client.get(path)
+    assert r.status_code in (400, 404), (path, r.status_code)
+    assert "Traceback" not in r.text and str(farm.root.resolve()) not in r.text
+
+
+def test_symlinks_out_of_the_root_are_refused(client, farm, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png_bytes())
+    version = farm.root / SHOT / "quickart" / "v001"
+    (version / "comp" / "leak.png").symlink_to(secret)
+    outside_shot = tmp_path / "elsewhere"
+    shutil.copytree(farm.root / "DEMO" / "sq010" / "sh0020", outside_shot)
+    (farm.root / "DEMO" / "sq010" / "sh0099").symlink_to(outside_shot)
+    try:
+        assert client.get(f"/files/{SHOT}/quickart/v001/comp/leak.png").status_code == 404
+        assert client.get("/api/shot/DEMO/sq010/sh0099").status_code == 404
+        files = {"files": ("k.zip", keys_zip(shot="sh0099"), "application/zip")}
+        assert client.post("/api/shot/DEMO/sq010/sh0099/upload", files=files, headers=AUTH).status_code == 404
+        assert not (outside_shot / "keys" / "k.zip").exists()
+        v = client.get(f"/api/shot/{SHOT}/versions/v001").json()
+        assert all("leak" not in url for url in v["sequences"][0]["frames"].values())
+    finally:
+        (version / "comp" / "leak.png").unlink()
+        (farm.root / "DEMO" / "sq010" / "sh0099").unlink()
+
+
+def zip_of(entries) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def symlink_entry() -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo("sh0020_fx.1001.png")
+    info.external_attr = (0o120777 << 16)
+    return info
+
+
+@pytest.mark.parametrize("name, payload, expect", [
+    ("slip.zip", zip_of([("../../../evil.png", png_bytes())]), "outside the folder"),
+    ("abs.zip", zip_of([("/tmp/evil.png", png_bytes())]), "absolute path"),
+    ("link.zip", zip_of([(symlink_entry(), "/etc/passwd")]), "symlink"),
+    ("bomb.zip", zip_of([("sh0020_fx.1001.png", b"\0" * (40 << 20))]), "zip bomb"),
+    ("trunc.zip", zip_of([("sh0020_fx.1001.png", png_bytes()[:-12])]), "truncated PNG"),
+    ("notzip.zip", b"PK\x03\x04 not really a zip", "not a readable zip"),
+])
+def test_unsafe_zip_uploads_are_refused_like_share_drops(client, farm, name, payload, expect):
+    shot_dir = farm.root / UPLOAD_SHOT
+    before = sorted(p.name for p in (shot_dir / "keys").iterdir())
+    r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files={"files": (name, payload, "application/zip")}, headers=AUTH)
+    assert r.status_code == 400 and expect in r.json()["error"], r.text
+    assert "quickart-upload" not in r.json()["error"] and ".web-upload" not in r.json()["error"]  # no temp paths
+    assert sorted(p.name for p in (shot_dir / "keys").iterdir()) == before
+    assert not (farm.root / "evil.png").exists() and not Path("/tmp/evil.png").exists()
+    assert not [p for p in (shot_dir / "quickart").iterdir() if p.name.startswith(".web-upload")] \
+        if (shot_dir / "quickart").exists() else True
+
+
+def test_png_names_meet_the_same_zip_slip_checks(client, farm):
+    for bad in ("../../sh0020_fx.1001.png", "/etc/sh0020_fx.1001.png", ".hidden.png"):
+        r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files={"files": (bad, png_bytes(), "image/png")},
+                        headers=AUTH)
+        assert r.status_code == 400, (bad, r.text)
+    assert not (farm.root / "DEMO" / "sh0020_fx.1001.png").exists()
+
+
+def test_upload_size_and_pixel_limits(farm):
+    web = farm.web.model_copy(update={"max_upload_bytes": 20_000})
+    cfg = farm.model_copy(update={"web": web, "max_image_pixels": 1000})
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        big = {"files": ("k.zip", os.urandom(30_000), "application/zip")}
+        r = c.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=big, headers=AUTH)
+        assert r.status_code == 413 and "max_upload_bytes" in r.json()["error"]
+        chunked = c.post(f"/api/shot/{UPLOAD_SHOT}/upload", content=iter([b"x" * 100]),
+                         headers={**AUTH, "Content-Type": "multipart/form-data; boundary=x"})
+        assert chunked.status_code == 411  # no declared length: refused before reading
+        r = c.post(f"/api/shot/{UPLOAD_SHOT}/upload", files={"files": ("sh0020_fx.1001.png", png_bytes(64, 32),
+                                                                         "image/png")}, headers=AUTH)
+        assert r.status_code == 400 and "max_image_pixels" in r.json()["error"]
+
+
+def test_errors_are_one_sentence_never_a_traceback(farm, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"boom in {farm.root}/secret")
+
+    monkeypatch.setattr(web_studio, "describe_version", broken)
+    with TestClient(create_app(farm), base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
+        r = c.get(f"/api/shot/{SHOT}/versions/v001")
+        assert r.status_code == 500 and r.json() == {"error": "internal error; the log of the web server has the details"}
+        r = c.get(f"/api/shot/{SHOT}/versions/v009/log")
+        assert r.status_code == 404 and r.json()["error"] == "DEMO/sq010/sh0010 has no v009"
+        assert c.post("/api/jobs/1/cancel", content=b"{not json", headers=AUTH).status_code == 400
+
+
+def test_filters_cannot_inject_script(client):
+    page = client.get("/", params={"shot": "</script><script>alert(1)</script>"}).text
+    assert "<script>alert(1)" not in page
+
+
+# -- in a real browser ---------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def wait_for(check, timeout: float, what: str, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := check()):
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the daemon exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def launch_chromium(playwright):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: install it with `apt-get install -y chromium`",
+                    pytrace=False)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def test_a_missing_chromium_fails_in_one_line_saying_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        launch_chromium(None)
+    assert str(failed.value) == ("Chromium is not installed at /nonexistent/chromium: install it with "
+                                 "`apt-get install -y chromium`")
+
+
+def test_in_a_real_browser(tmp_path):
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is missing: pip install -e '.[test]'", pytrace=False)
+    port = free_port()
+    config = write_config(tmp_path, serve=True, port=port)
+    cfg = load_config(config)
+    shot_dir = write_clean_keys(cfg.root, size=(320, 180), keys=(1001, 1005, 1009), fx=False)
+    shot_yaml(shot_dir, pipeline="blend")
+    assert quickart(["--config", str(config), "run", str(shot_dir)]) == 0  # v001, before the daemon starts
+    zip_path = tmp_path / "fx_keys.zip"
+    zip_path.write_bytes(keys_zip(frames=(1001, 1005, 1009), shot="sh0010"))
+    log = open(tmp_path / "daemon.log", "ab")
+    daemon = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config), "daemon"],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: listening_addresses(port), 30, "the page to be served", daemon)
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+            errors = []
+            farm_page = context.new_page()
+            farm_page.on("pageerror", lambda e: errors.append(str(e)))
+            farm_page.goto(f"{base}/#token={TOKEN}")
+            expect(farm_page.locator('#jobs tr[data-id="1"] .badge')).to_have_text("done")
+            expect(farm_page.locator("#live")).to_have_class("live on")
+            farm_page.evaluate("window.notReloaded = true")
+
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/shots/{SHOT}")
+            page.set_input_files("#upload-files", str(zip_path))
+            page.click("#upload-form button")
+            expect(page.locator("#upload-result")).to_contain_text("placed in keys/: fx_keys.zip")
+
+            # the job appears and finishes on both pages, live
+            expect(farm_page.locator('#jobs tr[data-id="2"]')).to_be_visible(timeout=30_000)
+            expect(farm_page.locator('#jobs tr[data-id="2"] .badge')).to_have_text("done", timeout=45_000)
+            assert errors == [], errors
+            expect(farm_page.locator('#jobs tr[data-id="2"] .version')).to_have_text("v002")
+            assert farm_page.evaluate("window.notReloaded") is True
+            expect(page.locator('#jobs tr[data-id="2"] .badge')).to_have_text("done", timeout=10_000)
+            expect(page.locator("#version option").first).to_have_text("v002", timeout=10_000)
+
+            # the flipbook of the new version plays at the shot's rate, keys marked
+            page.select_option("#version", "v002")
+            expect(page.locator("#fps")).to_have_text("24 fps")
+            expect(page.locator("#frame-no")).to_have_text("1001")
+            expect(page.locator("#key-marks .key-mark")).to_have_count(3)
+            page.click("#play")
+            page.wait_for_timeout(300)
+            first = int(page.inner_text("#frame-no"))
+            page.wait_for_timeout(300)
+            second = int(page.inner_text("#frame-no"))
+            assert second != first and 1001 <= first <= 1010 and 1001 <= second <= 1010
+            page.click("#play")  # pause
+            page.click("#step-fwd")
+            stepped = int(page.inner_text("#frame-no"))
+            page.click("#step-back")
+            assert int(page.inner_text("#frame-no")) == stepped - 1 or stepped == 1010
+
+            with page.expect_download() as download:
+                page.click("#download")
+            saved = tmp_path / "download.zip"
+            download.value.save_as(saved)
+            names = set(zipfile.ZipFile(saved).namelist())
+            assert {"sh0010_v002/manifest.json", "sh0010_v002/sh0010_v002.otio", "sh0010_v002/comp/sh0010.1005.png",
+                    "sh0010_v002/frames/sh0010_fx.1005.png", "sh0010_v002/frames/sh0010_char.1010.png"} <= names
+            assert zipfile.ZipFile(saved).testzip() is None
+
+            page.select_option("#compare", "v001")
+            page.evaluate("document.getElementById('scrub').value = 1005")
+            page.locator("#step-fwd").click()
+            page.locator("#step-back").click()
+            shot_png = tmp_path / "shot-view.png"
+            page.screenshot(path=str(shot_png), full_page=True)
+            print(f"screenshot of the shot view: {shot_png}")
+            assert shot_png.stat().st_size > 10_000 and errors == []
+            browser.close()
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait()
+        log.close()
+    assert daemon.returncode == 0, (tmp_path / "daemon.log").read_text()[-2000:]
