@@ -60,7 +60,7 @@ from bench_inbetween import psnr, reference_frames, reference_model, ssim  # noq
 
 MAKE_DEV = ROOT.parent / "shared" / "realset" / "make_dev.py"
 INTERP = ("tg_duck_safe", "tg_ducks_comments", "tg_folders", "tg_lightbulb", "tg_mailbox", "tg_dice", "tg_darts")
-METHODS = ("hold", "blend", "classical", "reference", "rife", "auto")
+METHODS = ("hold", "blend", "classical", "reference", "rife", "motion", "auto")
 #: RGB distance (0..255) under which a painted pixel counts as the right colour: shading inside a
 #: part spans more than this, so a flat fill is right on its part's base tone, not on its shadow
 COLOUR_TOL = 40.0

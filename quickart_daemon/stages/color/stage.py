@@ -29,14 +29,20 @@ def prepare(img: np.ndarray, gap: float = 0.0) -> Prepared:
 
 
 def is_coloured(img: np.ndarray) -> bool:
-    """True for a frame that is already painted (filled areas, not just lines)."""
+    """True for a frame that is already painted (filled areas, not just lines).
+
+    Paint is what is drawn but not dark like ink (colour, or a tone). Bold line art
+    (thick strokes, solid black pupils) is wide and dark but has no paint, and anti-aliased
+    line fringes are paint-like but thin: so a frame is painted when eroded paint (areas
+    wider than a line) makes up a good share of everything drawn."""
     s = line_strength(img)
-    strong = (s > 0.15).astype(np.uint8)
+    strong = s > 0.15
     if strong.sum() < 16:
         return False
+    paint = strong & (img[..., :3].max(axis=2) >= 90)  # not ink: ink is dark in every channel
     k = max(7, int(round(min(img.shape[:2]) / 120)) | 1)
-    core = cv2.erode(strong, np.ones((k, k), np.uint8))
-    return core.sum() > 0.3 * strong.sum()
+    core = cv2.erode(paint.astype(np.uint8), np.ones((k, k), np.uint8))
+    return core.sum() > 0.15 * strong.sum()
 
 
 def lines_from_cel(cel: np.ndarray) -> LineArt:
@@ -82,31 +88,38 @@ class Colours:
 
 
 def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int, colours: Colours) -> np.ndarray:
-    """The dominant colour of `cel` inside every region (TRANSPARENT where mostly unpainted)."""
+    """The base colour of `cel` inside every region (TRANSPARENT where mostly unpainted).
+
+    Real cels are shaded: gradients, soft shadows and highlights inside a part. The base colour
+    is the per-channel median of the region's painted pixels, which a highlight or a shadow over
+    less than half of the part does not move (on a flat cel it is the flat colour exactly). Ink
+    drawn inside a region is not its colour, unless the region is all dark (a black part)."""
     step = 1 if labels.size <= 2_500_000 else 2
-    lab = labels[::step, ::step]
-    sel = free[::step, ::step]
-    c = cel[::step, ::step]
-    dark = c[..., :3].astype(np.int16).mean(2) < 40  # ink drawn inside a region is not its colour
-    sel = sel & ~dark
-    painted = c[..., 3] >= 128
-    key = np.where(painted, (c[..., 0].astype(np.int64) << 16) | (c[..., 1].astype(np.int64) << 8) | c[..., 2], -1)
-    lk = lab[sel].astype(np.int64)
-    kk = key[sel]
+    lab = labels[::step, ::step].ravel()
+    c = cel[::step, ::step].reshape(-1, 4)
+    sel = free[::step, ::step].ravel()
+    painted = c[:, 3] >= 128
+    dark = c[:, :3].astype(np.int16).mean(1) < 40
+    total = np.bincount(lab[sel], minlength=n + 1)
+    light = np.bincount(lab[sel & ~dark], minlength=n + 1)
+    use = sel & (~dark | (light[lab] == 0))  # a region with no light pixel keeps its dark ones
+    n_painted = np.bincount(lab[use & painted], minlength=n + 1)
+    n_used = np.bincount(lab[use], minlength=n + 1)
     out = np.full(n + 1, TRANSPARENT, int)
+    keep = (total > 0) & (n_painted * 2 > n_used)  # mostly painted
+    pick = use & painted & keep[lab]
+    lk = lab[pick]
     if lk.size == 0:
         return out
-    pair = lk * (1 << 25) + (kk + 1)
-    u, cnt = np.unique(pair, return_counts=True)
-    reg = u >> 25
-    val = (u & ((1 << 25) - 1)) - 1
-    order = np.lexsort((-cnt, reg))
-    first = np.ones(len(order), bool)
-    first[1:] = reg[order][1:] != reg[order][:-1]
-    for i in order[first]:
-        r, v = int(reg[i]), int(val[i])
-        if v >= 0:
-            out[r] = colours.add(((v >> 16) & 255, (v >> 8) & 255, v & 255))
+    med = np.zeros((n + 1, 3), np.int64)
+    counts = np.bincount(lk, minlength=n + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for ch in range(3):
+        v = c[pick, ch].astype(np.int64)
+        order = np.lexsort((v, lk))  # by region, then value
+        med[:, ch] = v[order][np.minimum(starts + counts // 2, lk.size - 1)]
+    for r in np.nonzero(counts > 0)[0]:
+        out[r] = colours.add(tuple(int(x) for x in med[r]))
     return out
 
 
