@@ -26,7 +26,7 @@ is an in-between of its neighbours whose truth is known. So, per pair of keys:
    confidence map still shows where the candidates disagree.
 3. **Confidence** (:func:`confidence_map`): per pixel, how far the candidates disagree with the
    answer (where hold, blend and motion all agree nothing is in doubt; where they differ, the
-   mix may be wrong). Published as the ``confidence`` variant, with a per-frame record in the
+   mix may be wrong), times how well the mix predicted the held-out keys (:func:`reliability`). Published as the ``confidence`` variant, with a per-frame record in the
    job report, so a reviewer checks the low ones first.
 
 A weight of (almost) zero for snap and motion skips the motion estimate of that pair altogether.
@@ -176,12 +176,24 @@ def mix(a: np.ndarray, b: np.ndarray, t: float, motion: np.ndarray | None,
     return out / max(weights["hold"] + weights["blend"], 1e-6)
 
 
+def reliability(ev: Evidence, t: float, weights: dict[str, float] | None) -> float:
+    """0..1: how well the mix predicted the held-out keys on their changing pixels (1 without
+    evidence: nothing says otherwise)."""
+    if weights is None:
+        return 1.0
+    rmse = 10 ** (-self_check_psnr(ev, t, weights) / 20)
+    return float(np.exp(-(rmse / CONFIDENCE_SCALE) ** 2))
+
+
 def confidence_map(a: np.ndarray, b: np.ndarray, t: float, motion: np.ndarray | None,
-                   out: np.ndarray) -> np.ndarray:
-    """Per pixel 0..1: 1 where every candidate gives the answer, falling as they disagree."""
+                   out: np.ndarray, trust: float = 1.0) -> np.ndarray:
+    """Per pixel 0..1: where the keys agree, 1; where they differ, how well the candidates agree
+    with the answer, times `trust` (the pair's :func:`reliability`): a pixel is sure when every
+    plausible in-between gives it and the shot's own keys were predicted well."""
     cands = [hold(a, b, t), eased_blend(a, b, t)] + ([snap(a, b, motion), motion] if motion is not None else [])
     d = np.max([np.abs(c - out).max(axis=2) for c in cands], axis=0)
-    return np.exp(-(d / CONFIDENCE_SCALE) ** 2).astype(np.float32)
+    conf = np.exp(-(d / CONFIDENCE_SCALE) ** 2)
+    return np.where(changing(a, b), conf * trust, 1.0).astype(np.float32)
 
 
 def decision(weights: dict[str, float] | None) -> str:
