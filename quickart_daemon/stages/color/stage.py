@@ -183,6 +183,83 @@ def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[i
     return tables
 
 
+#: overlap (intersection over union) at the same place above which a region is the reference
+#: region it lies on: it did not move (most of a drawing holds still between nearby frames), and
+#: more than half of either is the other, so no other region can be a better partner
+STAYED_IOU = 0.5
+
+
+def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
+    """Regions that lie where a reference region lies, with the same shape, are that region
+    (whatever the matcher's graph says): their colour and source come from it, and their
+    confidence is at least the overlap. Updates the match `m` in place."""
+    rlab = ref.prep.seg.labels
+    if rlab.shape != lab.shape:
+        return
+    n, nr = int(lab.max()), int(rlab.max())
+    pair = lab.astype(np.int64) * (nr + 1) + rlab
+    inter = np.bincount(pair.ravel(), minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+    area_t, area_r = inter.sum(1), inter.sum(0)
+    best = inter.argmax(1)
+    iou = inter[np.arange(n + 1), best] / np.maximum(area_t + area_r[best] - inter[np.arange(n + 1), best], 1)
+    sel = (iou > STAYED_IOU) & (best > 0) & (ref.colour[best] >= 0)
+    sel[0] = False
+    m.colour[sel] = ref.colour[best[sel]]
+    m.ref_region[sel] = best[sel]
+    m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
+
+
+#: confidence factor of a pixel painted its region's base colour because the reference region
+#: does not cover the matching place (the shading or a colour without lines there is unknown)
+UNCARRIED_CONFIDENCE = 0.5
+
+
+def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
+                  src_reg: np.ndarray, refs: list[RefModel]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel fill that carries the reference's shading: each region, where it took its colour
+    from a reference region, copies that region's pixels moved by the regions' centroid offset
+    (gradients, soft shadows, highlights and colour areas without lines come along with the
+    part); where the moved place falls outside the reference region (the part changed shape)
+    or the copied pixel is far from the region's colour (another part's ink), the base colour;
+    a region the reference paints flat stays its (exact) base colour.
+    Returns the fill and where it was carried."""
+    h, w = lab.shape
+    fill = lut[lab].copy()
+    carried = np.zeros((h, w), bool)
+    ys, xs = np.mgrid[0:h, 0:w]
+    for rank, ref in enumerate(refs):
+        sel_reg = (src_ref == rank) & (colour >= 0)
+        sel_reg[0] = False
+        if not sel_reg.any():
+            continue
+        rregs, rlab = ref.prep.regs, ref.prep.seg.labels
+        off = np.zeros((len(sel_reg), 2))
+        off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
+        px = sel_reg[lab]
+        sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
+        sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
+        inside = px & (rlab[sy, sx] == src_reg[lab]) & ref.prep.seg.free[sy, sx] & (ref.image[sy, sx, 3] >= 128)
+        got = ref.image[sy, sx]
+        dist = np.linalg.norm(got[..., :3].astype(np.float32) - fill[..., :3].astype(np.float32), axis=2)
+        # a region the reference paints flat has no shading to carry: its base colour is exact
+        off_base = np.bincount(lab[inside], (dist > FLAT_LEVEL)[inside], len(sel_reg))
+        shaded = off_base >= SHADED_SHARE * np.maximum(np.bincount(lab[inside], minlength=len(sel_reg)), 1)
+        ok = inside & (dist <= SHADE_RANGE) & shaded[lab]
+        fill[ok] = got[ok]
+        carried |= ok
+    return fill, carried
+
+
+#: how far (RGB distance) a carried pixel may be from its region's base colour: a shadow or a
+#: highlight of the part, not a different part's colour or ink
+SHADE_RANGE = 120.0
+#: a reference pixel within this RGB distance of its region's base colour is the flat paint
+#: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
+#: off its base colour is painted flat
+FLAT_LEVEL = 12.0
+SHADED_SHARE = 0.1
+
+
 @dataclass
 class FrameResult:
     image: np.ndarray
@@ -205,6 +282,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     # (2) references: nearest in time first; per region the best match wins
     if refs:
         best = -np.ones(n + 1)
+        src_ref = np.full(n + 1, -1)     # which reference (rank) and region each region's colour came from
+        src_reg = np.zeros(n + 1, int)
         # per region: was it matched to a reference region in the same trace role that the
         # reference painted this very colour (then the reference, not the role rule, decides)
         ref_role_same = np.zeros(n + 1, bool)
@@ -212,9 +291,11 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         for rank, ref in enumerate(refs):
             m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
                       line_weight=1.0 if ref.from_lines else 0.2)
+            stayed_put(m, lab, ref)
             score = m.confidence - 0.03 * rank
             take = score > best
             colour[take], conf[take], best[take] = m.colour[take], m.confidence[take], score[take]
+            src_ref[take], src_reg[take] = rank, m.ref_region[take]
             if ref.from_lines:
                 r_role = trace.roles(ref.prep.regs)[0]
                 same = (r_role[m.ref_region] == role) & (ref.colour[m.ref_region] == m.colour) & (m.ref_region > 0)
@@ -274,7 +355,10 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         ink_rgb = parse_hex(lc, "line-color")
     mode = str(params.get("lines", "keep"))
     trace_px = prep.art.red | prep.art.blue
-    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode)
+    fill, carried = None, np.zeros(lab.shape, bool)
+    if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
+        fill, carried = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs)
+    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill)
     styles = {}
     for style in palette.styles:
         slut = lut.copy()
@@ -284,6 +368,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         styles[style] = finish.paint(lab, slut, prep.art.coverage, prep.art.ink, trace_px,
                                      palette.apply_style(style, ink_rgb), mode)
     conf_map = conf.astype(np.float32)[lab]
+    if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
+        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, conf_map * UNCARRIED_CONFIDENCE)
     thr = float(params.get("low-confidence", 0.5))
     low = []
     for t in range(1, n + 1):
