@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_real.py [--anims tg_duck_safe,...] [--gaps 2,4,6] [--methods ...]
         [--every N] [--dists 1,4,8] [--no-inbetween] [--no-color] [--json bench/out/real.json]
+        [--speed 1920x1080]
 
 The development set is the seven real animations of `../shared/realset/make_dev.py` (Telegram
 Desktop's animated stickers, GPL-3.0+: built on this machine, never committed). The bench looks
@@ -38,6 +39,9 @@ colour is within COLOUR_TOL (RGB distance) of the truth. Naive: every line-art r
 non-line pixels) takes the median reference colour at the same place (no motion, no matching).
 Ours: the `color` stage (reference frame + its line art). "wrong under low conf" is the share of
 our wrong pixels whose confidence (the stage's confidence variant) is below 0.5.
+
+Speed (`--speed WxH`): the stage's seconds per in-between at that size for `motion` (the
+default before issue 14) and `auto`, on one animation scaled up, one thread.
 
 A contact sheet of the worst in-betweens (key, truth, ours, reference, hold) and of the worst
 colourings (truth, ours, naive, confidence) goes to bench/out/.
@@ -328,6 +332,32 @@ def print_colour(names, rows, dists):
         print(f"| {anim} | " + " | ".join(cells) + " |")
 
 
+def speed(root: Path, anim: str, size: tuple[int, int], methods: list[str]) -> None:
+    """Seconds per in-between of the stage at `size` (the animation's frames scaled to its height
+    and centred on white), keys 0, 2, 4, 6, 8 (four pairs, one in-between each), 1 thread."""
+    import cv2
+    w, h = size
+    frames = {}
+    for i in range(9):
+        im = load_rgba(root / "interp" / anim / f"frame_{i:04d}.png")
+        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
+        canvas = np.full((h, w, 4), 255, np.uint8)
+        x0 = (w - im.shape[1]) // 2
+        canvas[:, x0:x0 + im.shape[1]] = im
+        frames[i] = canvas
+    keys, wanted = [0, 2, 4, 6, 8], [1, 3, 5, 7]
+    print(f"\n## Speed: {anim} at {w}x{h}, keys {keys}, CPU 1 thread (seconds per in-between, whole stage)\n")
+    print("| method | s per in-between | vs motion |")
+    print("|---|---|---|")
+    got = {}
+    for m in methods:
+        t0 = time.perf_counter()
+        run_method(m, frames, keys, wanted, None)
+        got[m] = (time.perf_counter() - t0) / len(wanted)
+        ratio = f"{got[m] / got['motion']:.2f}x" if "motion" in got else "n/a"
+        print(f"| {m} | {got[m]:.1f} | {ratio} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--anims", default=",".join(INTERP))
@@ -339,6 +369,8 @@ def main() -> None:
     ap.add_argument("--no-color", action="store_true")
     ap.add_argument("--realset-python", default=None)
     ap.add_argument("--json", default=None, help="also write the raw per-frame scores here")
+    ap.add_argument("--speed", default=None, help="WxH: also time the stage (motion = auto before issue 14, "
+                                                  "auto) at this size on tg_duck_safe")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
@@ -364,6 +396,8 @@ def main() -> None:
                                                "confidence)" for w in cworst], OUT / "real_color_worst.png")
         print(f"worst colourings: {OUT / 'real_color_worst.png'}")
         dump["color"] = crow
+    if a.speed:
+        speed(root, "tg_duck_safe", tuple(int(v) for v in a.speed.split("x")), ["motion", "auto"])
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(dump))

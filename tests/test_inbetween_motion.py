@@ -73,6 +73,38 @@ def test_a_translated_part_is_redrawn_halfway(seqs):
     assert psnr(over_white(classical.unpremultiply(mid)), over_white(classical.unpremultiply(want))) > 30
 
 
+def _shaded_part(cx: int, turn: float = 0.0) -> np.ndarray:
+    """A disc in an ink outline, shaded as real cels are: a lit tone and a hard-edged shadow (the
+    lit tone times 0.7) with no line between them, beside two different paints that touch."""
+    import cv2
+    img = np.full((96, 160, 4), 255, np.uint8)
+    disc = np.zeros((96, 160), np.uint8)
+    cv2.circle(disc, (cx, 48), 30, 1, -1)
+    ys, xs = np.mgrid[0:96, 0:160]
+    lit = (np.cos(turn) * (ys - 48) - np.sin(turn) * (xs - cx)) < 0
+    img[(disc > 0) & lit] = (230, 180, 60, 255)
+    img[(disc > 0) & ~lit] = (161, 126, 42, 255)
+    cv2.circle(img, (cx, 48), 30, (20, 20, 20, 255), 3, cv2.LINE_AA)
+    img[20:48, 120:150] = (60, 140, 220, 255)
+    img[48:76, 120:150] = (220, 60, 60, 255)
+    return img
+
+
+def test_a_shaded_part_stays_one_region_and_moves_with_its_shading():
+    a = classical.premultiply(_shaded_part(40))
+    reg = motion.segment_cel(a)
+    lit, shadow = reg.labels[35, 40], reg.labels[60, 40]
+    assert lit == shadow  # one paint in two lights: one part
+    assert reg.labels[30, 135] != reg.labels[60, 135]  # two paints touching: two parts
+    assert lit != reg.labels[30, 135] and lit != reg.bg
+    # moved 30 px: re-drawn halfway, the shadow sits on the moved part's lower half
+    b = classical.premultiply(_shaded_part(70))
+    pm = motion.estimate(a, b, _global_shift(a, b))
+    mid = motion.prealign(a, b, pm, 0.5)[2]
+    want = classical.premultiply(_shaded_part(55))
+    assert psnr(over_white(classical.unpremultiply(mid)), over_white(classical.unpremultiply(want))) > 28
+
+
 class _PairOnly:
     """The schedule of `keys` with in-betweens only between 1001 and 1001 + gap (the other keys
     are the shot's neighbouring keys)."""
