@@ -229,3 +229,17 @@ def test_region_base_colour_is_robust_to_highlight_and_shadow():
     got = region_colours(np.ones((40, 40), np.int32), np.ones((40, 40), bool), cel, 1, colours)
     r, g, b = colours.table[got[1]]
     assert abs(r - 204) <= 6 and abs(g - 102) <= 4 and b == 40, (r, g, b)
+
+
+def test_opaque_reference_paints_the_scenery_behind_the_lines():
+    """A screen (no lines around its grey glow) behind a character: the background of the line
+    art takes the opaque reference's scenery at the same place, marked half sure."""
+    lines = _bold_lines(0)
+    ref = _shaded_cel(lines, 0)
+    ref[2:18, 2:100] = (200, 205, 215, 255)  # scenery painted without lines
+    ctx = _ctx(refs={("char", 1): ref}, keys={"char": [1, 2]})
+    res = stages.get("color").run({("char", 1): lines, ("char", 2): _bold_lines(2)}, ctx)
+    out = res.frames[("char", 2)]
+    assert (np.abs(out[5:15, 5:95, :3].astype(int) - (200, 205, 215)).max(axis=2) <= 2).mean() > 0.95
+    conf = res.variants["confidence"][("char", 2)][..., 0]
+    assert conf[5:15, 5:95].max() <= 130 and conf[110:118, 2:40].min() == 255  # scenery unsure, paper sure

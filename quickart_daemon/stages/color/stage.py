@@ -250,6 +250,25 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     return fill, carried
 
 
+def paint_scenery(fill: np.ndarray, outside: np.ndarray, ref: RefModel) -> np.ndarray:
+    """An opaque reference paints its background too (paper, a screen, a sky: parts with no
+    lines around them). The background does not move with the characters: where the line art
+    shows background, the fill takes the reference's pixel at the same place (in place in
+    `fill`); returns where that is not paper (scenery: a guess, since it may have moved). A
+    reference with transparency keeps the background transparent."""
+    img = ref.image
+    if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
+        return np.zeros(outside.shape, bool)
+    sel = outside & ref.prep.seg.free  # not on the reference's lines (another part's ink)
+    fill[sel] = img[sel]
+    paper = np.median(img[..., :3][sel][:: max(1, int(sel.sum()) // 20000)], axis=0) if sel.any() else 255
+    return sel & (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+
+
+#: confidence of background scenery copied from the reference at the same place
+SCENERY_CONFIDENCE = 0.5
+
+
 #: how far (RGB distance) a carried pixel may be from its region's base colour: a shadow or a
 #: highlight of the part, not a different part's colour or ink
 SHADE_RANGE = 120.0
@@ -358,6 +377,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     fill, carried = None, np.zeros(lab.shape, bool)
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
         fill, carried = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs)
+        scenery = paint_scenery(fill, regs.outside[lab], refs[0])
     image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill)
     styles = {}
     for style in palette.styles:
@@ -370,6 +390,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     conf_map = conf.astype(np.float32)[lab]
     if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
         conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, conf_map * UNCARRIED_CONFIDENCE)
+        conf_map = np.where(scenery, SCENERY_CONFIDENCE, conf_map)
     thr = float(params.get("low-confidence", 0.5))
     low = []
     for t in range(1, n + 1):
