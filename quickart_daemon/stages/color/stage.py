@@ -90,10 +90,12 @@ class Colours:
 def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int, colours: Colours) -> np.ndarray:
     """The base colour of `cel` inside every region (TRANSPARENT where mostly unpainted).
 
-    Real cels are shaded: gradients, soft shadows and highlights inside a part. The base colour
-    is the per-channel median of the region's painted pixels, which a highlight or a shadow over
-    less than half of the part does not move (on a flat cel it is the flat colour exactly). Ink
-    drawn inside a region is not its colour, unless the region is all dark (a black part)."""
+    Real cels are shaded: gradients, soft shadows and highlights inside a part, so the most
+    frequent exact value may be a highlight or one step of a gradient. The base colour is the
+    per-channel median of the pixels in the region's most frequent coarse colour (... its value
+    there; on a flat cel the flat colour exactly, and a region straddling two paints takes the
+    larger, never a mix). Ink drawn inside a region is not its colour, unless the region is all
+    dark (a black part)."""
     step = 1 if labels.size <= 2_500_000 else 2
     lab = labels[::step, ::step].ravel()
     c = cel[::step, ::step].reshape(-1, 4)
@@ -108,13 +110,23 @@ def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int
     out = np.full(n + 1, TRANSPARENT, int)
     keep = (total > 0) & (n_painted * 2 > n_used)  # mostly painted
     pick = use & painted & keep[lab]
-    lk = lab[pick]
-    if lk.size == 0:
+    if not pick.any():
         return out
+    # the paint: the most frequent coarse colour (16 levels a channel: a gradient's neighbouring
+    # steps fall together, a highlight or a shadow is another colour) ...
+    coarse = ((c[:, 0].astype(np.int64) >> 4) << 8) | ((c[:, 1].astype(np.int64) >> 4) << 4) | (c[:, 2] >> 4)
+    pair = lab[pick].astype(np.int64) * 4096 + coarse[pick]
+    u, cnt = np.unique(pair, return_counts=True)
+    order = np.lexsort((-cnt, u // 4096))
+    first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
+    modal = np.full(n + 1, -1, np.int64)
+    modal[u[order][first] // 4096] = u[order][first] % 4096
+    pick &= coarse == modal[lab]
+    lk = lab[pick]
     med = np.zeros((n + 1, 3), np.int64)
     counts = np.bincount(lk, minlength=n + 1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    for ch in range(3):
+    for ch in range(3):  # ... its value there: the median
         v = c[pick, ch].astype(np.int64)
         order = np.lexsort((v, lk))  # by region, then value
         med[:, ch] = v[order][np.minimum(starts + counts // 2, lk.size - 1)]
@@ -221,11 +233,13 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     (gradients, soft shadows, highlights and colour areas without lines come along with the
     part); where the moved place falls outside the reference region (the part changed shape)
     or the copied pixel is far from the region's colour (another part's ink), the base colour;
-    a region the reference paints flat stays its (exact) base colour.
-    Returns the fill and where it was carried."""
+    a region the reference paints flat stays its (exact) base colour. Returns the fill, where it
+    is known (carried, a flat region, or the base colour beside a line), and per region the share
+    of it that lands inside its reference region (a shape that does not fit is a doubtful match)."""
     h, w = lab.shape
     fill = lut[lab].copy()
     carried = np.zeros((h, w), bool)
+    fit = np.ones(len(colour))
     ys, xs = np.mgrid[0:h, 0:w]
     for rank, ref in enumerate(refs):
         sel_reg = (src_ref == rank) & (colour >= 0)
@@ -238,16 +252,22 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         px = sel_reg[lab]
         sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
         sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
-        inside = px & (rlab[sy, sx] == src_reg[lab]) & ref.prep.seg.free[sy, sx] & (ref.image[sy, sx, 3] >= 128)
+        inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
+        # copied only from away from the reference's lines: their anti-aliased fringe is ink
+        # mixed into the paint, not shading
+        away = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) >= FRINGE_PX
+        usable = inside & away[sy, sx]
         got = ref.image[sy, sx]
         dist = np.linalg.norm(got[..., :3].astype(np.float32) - fill[..., :3].astype(np.float32), axis=2)
         # a region the reference paints flat has no shading to carry: its base colour is exact
-        off_base = np.bincount(lab[inside], (dist > FLAT_LEVEL)[inside], len(sel_reg))
-        shaded = off_base >= SHADED_SHARE * np.maximum(np.bincount(lab[inside], minlength=len(sel_reg)), 1)
-        ok = inside & (dist <= SHADE_RANGE) & shaded[lab]
+        off_base = np.bincount(lab[usable], (dist > FLAT_LEVEL)[usable], len(sel_reg))
+        shaded = off_base >= SHADED_SHARE * np.maximum(np.bincount(lab[usable], minlength=len(sel_reg)), 1)
+        ok = usable & (dist <= SHADE_RANGE) & shaded[lab]
         fill[ok] = got[ok]
-        carried |= ok
-    return fill, carried
+        carried |= (inside & shaded[lab]) | (px & ~shaded[lab])
+        has = np.bincount(lab[px], minlength=len(sel_reg))
+        fit[sel_reg] = np.bincount(lab[inside], minlength=len(sel_reg))[sel_reg] / np.maximum(has[sel_reg], 1)
+    return fill, carried, fit
 
 
 def paint_scenery(fill: np.ndarray, outside: np.ndarray, ref: RefModel) -> np.ndarray:
@@ -277,6 +297,8 @@ SHADE_RANGE = 120.0
 #: off its base colour is painted flat
 FLAT_LEVEL = 12.0
 SHADED_SHARE = 0.1
+#: distance (pixels) from the reference's lines within which its pixels are line fringe
+FRINGE_PX = 2.0
 
 
 @dataclass
@@ -376,7 +398,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     trace_px = prep.art.red | prep.art.blue
     fill, carried = None, np.zeros(lab.shape, bool)
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
-        fill, carried = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs)
+        fill, carried, fit = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs)
+        conf = np.minimum(conf, fit)
         scenery = paint_scenery(fill, regs.outside[lab], refs[0])
     image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill)
     styles = {}
