@@ -39,8 +39,6 @@ from itertools import product
 
 import numpy as np
 
-from . import classical
-
 CANDIDATES = ("hold", "blend", "snap", "motion")
 #: pixel change (premultiplied, max over channels) below which the keys count as the same there
 CHANGE_LEVEL = 2.0 / 255
