@@ -160,3 +160,86 @@ def test_cli_folder_mode(tmp_path):
     img = read_png(out / "sh0010_char.1004.png")
     ok = metrics.correct(img, seq[1004])
     assert ok[metrics.character_mask(seq[1004])].mean() >= 0.85
+
+
+# -- real drawings (issue 14): bold line art, shaded references --------------------------------
+
+def _bold_lines(dx: int = 0) -> np.ndarray:
+    """Line art as real productions draw it: thick strokes and solid black parts (pupils)."""
+    img = np.full((120, 160, 4), 255, np.uint8)
+    cv2.ellipse(img, (60 + dx, 62), (34, 40), 0, 0, 360, (0, 0, 0, 255), 9, cv2.LINE_AA)
+    cv2.circle(img, (70 + dx, 50), 9, (0, 0, 0, 255), -1, cv2.LINE_AA)  # a pupil
+    cv2.rectangle(img, (112, 20), (150, 100), (0, 0, 0, 255), 8, cv2.LINE_AA)
+    return img
+
+
+def _shaded_cel(lines: np.ndarray, dx: int = 0) -> np.ndarray:
+    """The coloured cel of `_bold_lines`: the body a yellow gradient with a soft shadow on its
+    lower part and a white highlight, the box flat blue, the ink kept."""
+    cel = lines.copy()
+    ys, xs = np.mgrid[0:120, 0:160]
+    body = ((xs - 60 - dx) / 30.0) ** 2 + ((ys - 62) / 36.0) ** 2 <= 1
+    shade = np.clip((ys - 40) / 60.0, 0, 1)[..., None]
+    yellow = np.array([255, 215, 60], np.float32) * (1 - 0.35 * shade)  # gradient into a shadow
+    cel[body] = np.concatenate([yellow, np.full((120, 160, 1), 255, np.float32)], 2)[body].astype(np.uint8)
+    cel[(((xs - 48 - dx) / 6.0) ** 2 + ((ys - 40) / 4.0) ** 2 <= 1)] = (255, 255, 250, 255)  # highlight
+    cel[116 - 90:96, 117:146] = (60, 140, 220, 255)
+    ink = lines[..., :3].max(axis=2) < 128
+    cel[ink] = lines[ink]
+    return cel
+
+
+def test_bold_line_art_is_coloured_not_passed_through():
+    """Thick strokes and solid black parts are wide and dark but not paint: the frame is line
+    art, and a reference colours it (it used to pass through as 'already coloured')."""
+    from quickart_daemon.stages.color.stage import is_coloured
+    lines = _bold_lines()
+    assert not is_coloured(lines)
+    assert is_coloured(_shaded_cel(lines))
+
+
+def test_shaded_reference_gives_base_colour_and_carries_the_shading():
+    lines_ref, lines_tgt = _bold_lines(0), _bold_lines(4)
+    ref, truth = _shaded_cel(lines_ref, 0), _shaded_cel(lines_tgt, 4)
+    ctx = _ctx(refs={("char", 1): ref}, keys={"char": [1, 2]})
+    res = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx)
+    out = res.frames[("char", 2)][..., :3].astype(np.float32)
+    ys, xs = np.mgrid[0:120, 0:160]
+    body = (((xs - 64) / 26.0) ** 2 + ((ys - 62) / 32.0) ** 2 <= 1) & (lines_tgt[..., 0] > 128)
+    body &= ~((((xs - 74) / 12.0) ** 2 + ((ys - 50) / 12.0) ** 2) <= 1)  # not the pupil
+    err = np.linalg.norm(out - truth[..., :3].astype(np.float32), axis=2)
+    # the shading moved with the part: nearly every body pixel within a few levels of the truth
+    assert (err[body] <= 24).mean() >= 0.9, (err[body] <= 24).mean()
+    # the flat box stays exactly flat
+    box = np.zeros((120, 160), bool)
+    box[30:92, 121:142] = True
+    assert len(np.unique(out[box].reshape(-1, 3), axis=0)) == 1
+
+
+def test_region_base_colour_is_robust_to_highlight_and_shadow():
+    """A shaded part: a gradient (no two rows the same colour) with a flat white highlight on a
+    fifth of it. The most frequent exact colour is the highlight; the base is the gradient's."""
+    from quickart_daemon.stages.color.stage import region_colours
+    cel = np.zeros((40, 40, 4), np.uint8)
+    cel[..., 3] = 255
+    for y in range(40):
+        cel[y, :, :3] = (180 + y, 90 + y // 2, 40)   # a gradient into the shadow
+    cel[:8, :, :3] = 255                             # the highlight
+    colours = Colours()
+    got = region_colours(np.ones((40, 40), np.int32), np.ones((40, 40), bool), cel, 1, colours)
+    r, g, b = colours.table[got[1]]
+    assert abs(r - 204) <= 6 and abs(g - 102) <= 4 and b == 40, (r, g, b)
+
+
+def test_opaque_reference_paints_the_scenery_behind_the_lines():
+    """A screen (no lines around its grey glow) behind a character: the background of the line
+    art takes the opaque reference's scenery at the same place, marked half sure."""
+    lines = _bold_lines(0)
+    ref = _shaded_cel(lines, 0)
+    ref[2:18, 2:100] = (200, 205, 215, 255)  # scenery painted without lines
+    ctx = _ctx(refs={("char", 1): ref}, keys={"char": [1, 2]})
+    res = stages.get("color").run({("char", 1): lines, ("char", 2): _bold_lines(2)}, ctx)
+    out = res.frames[("char", 2)]
+    assert (np.abs(out[5:15, 5:95, :3].astype(int) - (200, 205, 215)).max(axis=2) <= 2).mean() > 0.95
+    conf = res.variants["confidence"][("char", 2)][..., 0]
+    assert conf[5:15, 5:95].max() <= 130 and conf[110:118, 2:40].min() == 255  # scenery unsure, paper sure

@@ -42,9 +42,10 @@ def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np
 
 
 def paint(labels: np.ndarray, lut: np.ndarray, coverage: np.ndarray, ink: np.ndarray, trace: np.ndarray,
-          ink_rgb, line_mode: str) -> np.ndarray:
-    """RGBA frame: region colours (lut: (n+1, 4) uint8), then the ink lines composited on top."""
-    out = lut[labels]
+          ink_rgb, line_mode: str, fill: np.ndarray | None = None) -> np.ndarray:
+    """RGBA frame: region colours (lut: (n+1, 4) uint8, or a per-pixel `fill` that carries shading),
+    then the ink lines composited on top."""
+    out = lut[labels] if fill is None else fill.copy()
     if line_mode == "absorb":
         return out
     a = np.where(trace, 0.0, coverage).astype(np.float32)

@@ -29,14 +29,20 @@ def prepare(img: np.ndarray, gap: float = 0.0) -> Prepared:
 
 
 def is_coloured(img: np.ndarray) -> bool:
-    """True for a frame that is already painted (filled areas, not just lines)."""
+    """True for a frame that is already painted (filled areas, not just lines).
+
+    Paint is what is drawn but not dark like ink (colour, or a tone). Bold line art
+    (thick strokes, solid black pupils) is wide and dark but has no paint, and anti-aliased
+    line fringes are paint-like but thin: so a frame is painted when eroded paint (areas
+    wider than a line) makes up a good share of everything drawn."""
     s = line_strength(img)
-    strong = (s > 0.15).astype(np.uint8)
+    strong = s > 0.15
     if strong.sum() < 16:
         return False
+    paint = strong & (img[..., :3].max(axis=2) >= 90)  # not ink: ink is dark in every channel
     k = max(7, int(round(min(img.shape[:2]) / 120)) | 1)
-    core = cv2.erode(strong, np.ones((k, k), np.uint8))
-    return core.sum() > 0.3 * strong.sum()
+    core = cv2.erode(paint.astype(np.uint8), np.ones((k, k), np.uint8))
+    return core.sum() > 0.15 * strong.sum()
 
 
 def lines_from_cel(cel: np.ndarray) -> LineArt:
@@ -82,31 +88,50 @@ class Colours:
 
 
 def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int, colours: Colours) -> np.ndarray:
-    """The dominant colour of `cel` inside every region (TRANSPARENT where mostly unpainted)."""
+    """The base colour of `cel` inside every region (TRANSPARENT where mostly unpainted).
+
+    Real cels are shaded: gradients, soft shadows and highlights inside a part, so the most
+    frequent exact value may be a highlight or one step of a gradient. The base colour is the
+    per-channel median of the pixels in the region's most frequent coarse colour (... its value
+    there; on a flat cel the flat colour exactly, and a region straddling two paints takes the
+    larger, never a mix). Ink drawn inside a region is not its colour, unless the region is all
+    dark (a black part)."""
     step = 1 if labels.size <= 2_500_000 else 2
-    lab = labels[::step, ::step]
-    sel = free[::step, ::step]
-    c = cel[::step, ::step]
-    dark = c[..., :3].astype(np.int16).mean(2) < 40  # ink drawn inside a region is not its colour
-    sel = sel & ~dark
-    painted = c[..., 3] >= 128
-    key = np.where(painted, (c[..., 0].astype(np.int64) << 16) | (c[..., 1].astype(np.int64) << 8) | c[..., 2], -1)
-    lk = lab[sel].astype(np.int64)
-    kk = key[sel]
+    lab = labels[::step, ::step].ravel()
+    c = cel[::step, ::step].reshape(-1, 4)
+    sel = free[::step, ::step].ravel()
+    painted = c[:, 3] >= 128
+    dark = c[:, :3].astype(np.int16).mean(1) < 40
+    total = np.bincount(lab[sel], minlength=n + 1)
+    light = np.bincount(lab[sel & ~dark], minlength=n + 1)
+    use = sel & (~dark | (light[lab] == 0))  # a region with no light pixel keeps its dark ones
+    n_painted = np.bincount(lab[use & painted], minlength=n + 1)
+    n_used = np.bincount(lab[use], minlength=n + 1)
     out = np.full(n + 1, TRANSPARENT, int)
-    if lk.size == 0:
+    keep = (total > 0) & (n_painted * 2 > n_used)  # mostly painted
+    pick = use & painted & keep[lab]
+    if not pick.any():
         return out
-    pair = lk * (1 << 25) + (kk + 1)
+    # the paint: the most frequent coarse colour (16 levels a channel: a gradient's neighbouring
+    # steps fall together, a highlight or a shadow is another colour) ...
+    coarse = ((c[:, 0].astype(np.int64) >> 4) << 8) | ((c[:, 1].astype(np.int64) >> 4) << 4) | (c[:, 2] >> 4)
+    pair = lab[pick].astype(np.int64) * 4096 + coarse[pick]
     u, cnt = np.unique(pair, return_counts=True)
-    reg = u >> 25
-    val = (u & ((1 << 25) - 1)) - 1
-    order = np.lexsort((-cnt, reg))
-    first = np.ones(len(order), bool)
-    first[1:] = reg[order][1:] != reg[order][:-1]
-    for i in order[first]:
-        r, v = int(reg[i]), int(val[i])
-        if v >= 0:
-            out[r] = colours.add(((v >> 16) & 255, (v >> 8) & 255, v & 255))
+    order = np.lexsort((-cnt, u // 4096))
+    first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
+    modal = np.full(n + 1, -1, np.int64)
+    modal[u[order][first] // 4096] = u[order][first] % 4096
+    pick &= coarse == modal[lab]
+    lk = lab[pick]
+    med = np.zeros((n + 1, 3), np.int64)
+    counts = np.bincount(lk, minlength=n + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for ch in range(3):  # ... its value there: the median
+        v = c[pick, ch].astype(np.int64)
+        order = np.lexsort((v, lk))  # by region, then value
+        med[:, ch] = v[order][np.minimum(starts + counts // 2, lk.size - 1)]
+    for r in np.nonzero(counts > 0)[0]:
+        out[r] = colours.add(tuple(int(x) for x in med[r]))
     return out
 
 
@@ -170,6 +195,112 @@ def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[i
     return tables
 
 
+#: overlap (intersection over union) at the same place above which a region is the reference
+#: region it lies on: it did not move (most of a drawing holds still between nearby frames), and
+#: more than half of either is the other, so no other region can be a better partner
+STAYED_IOU = 0.5
+
+
+def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
+    """Regions that lie where a reference region lies, with the same shape, are that region
+    (whatever the matcher's graph says): their colour and source come from it, and their
+    confidence is at least the overlap. Updates the match `m` in place."""
+    rlab = ref.prep.seg.labels
+    if rlab.shape != lab.shape:
+        return
+    n, nr = int(lab.max()), int(rlab.max())
+    pair = lab.astype(np.int64) * (nr + 1) + rlab
+    inter = np.bincount(pair.ravel(), minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+    area_t, area_r = inter.sum(1), inter.sum(0)
+    best = inter.argmax(1)
+    iou = inter[np.arange(n + 1), best] / np.maximum(area_t + area_r[best] - inter[np.arange(n + 1), best], 1)
+    sel = (iou > STAYED_IOU) & (best > 0) & (ref.colour[best] >= 0)
+    sel[0] = False
+    m.colour[sel] = ref.colour[best[sel]]
+    m.ref_region[sel] = best[sel]
+    m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
+
+
+#: confidence factor of a pixel painted its region's base colour because the reference region
+#: does not cover the matching place (the shading or a colour without lines there is unknown)
+UNCARRIED_CONFIDENCE = 0.5
+
+
+def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
+                  src_reg: np.ndarray, refs: list[RefModel]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel fill that carries the reference's shading: each region, where it took its colour
+    from a reference region, copies that region's pixels moved by the regions' centroid offset
+    (gradients, soft shadows, highlights and colour areas without lines come along with the
+    part); where the moved place falls outside the reference region (the part changed shape)
+    or the copied pixel is far from the region's colour (another part's ink), the base colour;
+    a region the reference paints flat stays its (exact) base colour. Returns the fill, where it
+    is known (carried, a flat region, or the base colour beside a line), and per region the share
+    of it that lands inside its reference region (a shape that does not fit is a doubtful match)."""
+    h, w = lab.shape
+    fill = lut[lab].copy()
+    carried = np.zeros((h, w), bool)
+    fit = np.ones(len(colour))
+    ys, xs = np.mgrid[0:h, 0:w]
+    for rank, ref in enumerate(refs):
+        sel_reg = (src_ref == rank) & (colour >= 0)
+        sel_reg[0] = False
+        if not sel_reg.any():
+            continue
+        rregs, rlab = ref.prep.regs, ref.prep.seg.labels
+        off = np.zeros((len(sel_reg), 2))
+        off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
+        px = sel_reg[lab]
+        sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
+        sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
+        inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
+        # copied only from away from the reference's lines: their anti-aliased fringe is ink
+        # mixed into the paint, not shading
+        away = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) >= FRINGE_PX
+        usable = inside & away[sy, sx]
+        got = ref.image[sy, sx]
+        dist = np.linalg.norm(got[..., :3].astype(np.float32) - fill[..., :3].astype(np.float32), axis=2)
+        # a region the reference paints flat has no shading to carry: its base colour is exact
+        off_base = np.bincount(lab[usable], (dist > FLAT_LEVEL)[usable], len(sel_reg))
+        shaded = off_base >= SHADED_SHARE * np.maximum(np.bincount(lab[usable], minlength=len(sel_reg)), 1)
+        ok = usable & (dist <= SHADE_RANGE) & shaded[lab]
+        fill[ok] = got[ok]
+        carried |= (inside & shaded[lab]) | (px & ~shaded[lab])
+        has = np.bincount(lab[px], minlength=len(sel_reg))
+        fit[sel_reg] = np.bincount(lab[inside], minlength=len(sel_reg))[sel_reg] / np.maximum(has[sel_reg], 1)
+    return fill, carried, fit
+
+
+def paint_scenery(fill: np.ndarray, outside: np.ndarray, ref: RefModel) -> np.ndarray:
+    """An opaque reference paints its background too (paper, a screen, a sky: parts with no
+    lines around them). The background does not move with the characters: where the line art
+    shows background, the fill takes the reference's pixel at the same place (in place in
+    `fill`); returns where that is not paper (scenery: a guess, since it may have moved). A
+    reference with transparency keeps the background transparent."""
+    img = ref.image
+    if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
+        return np.zeros(outside.shape, bool)
+    sel = outside & ref.prep.seg.free  # not on the reference's lines (another part's ink)
+    fill[sel] = img[sel]
+    paper = np.median(img[..., :3][sel][:: max(1, int(sel.sum()) // 20000)], axis=0) if sel.any() else 255
+    return sel & (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+
+
+#: confidence of background scenery copied from the reference at the same place
+SCENERY_CONFIDENCE = 0.5
+
+
+#: how far (RGB distance) a carried pixel may be from its region's base colour: a shadow or a
+#: highlight of the part, not a different part's colour or ink
+SHADE_RANGE = 120.0
+#: a reference pixel within this RGB distance of its region's base colour is the flat paint
+#: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
+#: off its base colour is painted flat
+FLAT_LEVEL = 12.0
+SHADED_SHARE = 0.1
+#: distance (pixels) from the reference's lines within which its pixels are line fringe
+FRINGE_PX = 2.0
+
+
 @dataclass
 class FrameResult:
     image: np.ndarray
@@ -192,6 +323,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     # (2) references: nearest in time first; per region the best match wins
     if refs:
         best = -np.ones(n + 1)
+        src_ref = np.full(n + 1, -1)     # which reference (rank) and region each region's colour came from
+        src_reg = np.zeros(n + 1, int)
         # per region: was it matched to a reference region in the same trace role that the
         # reference painted this very colour (then the reference, not the role rule, decides)
         ref_role_same = np.zeros(n + 1, bool)
@@ -199,9 +332,11 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         for rank, ref in enumerate(refs):
             m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
                       line_weight=1.0 if ref.from_lines else 0.2)
+            stayed_put(m, lab, ref)
             score = m.confidence - 0.03 * rank
             take = score > best
             colour[take], conf[take], best[take] = m.colour[take], m.confidence[take], score[take]
+            src_ref[take], src_reg[take] = rank, m.ref_region[take]
             if ref.from_lines:
                 r_role = trace.roles(ref.prep.regs)[0]
                 same = (r_role[m.ref_region] == role) & (ref.colour[m.ref_region] == m.colour) & (m.ref_region > 0)
@@ -261,7 +396,12 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         ink_rgb = parse_hex(lc, "line-color")
     mode = str(params.get("lines", "keep"))
     trace_px = prep.art.red | prep.art.blue
-    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode)
+    fill, carried = None, np.zeros(lab.shape, bool)
+    if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
+        fill, carried, fit = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs)
+        conf = np.minimum(conf, fit)
+        scenery = paint_scenery(fill, regs.outside[lab], refs[0])
+    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill)
     styles = {}
     for style in palette.styles:
         slut = lut.copy()
@@ -271,6 +411,9 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         styles[style] = finish.paint(lab, slut, prep.art.coverage, prep.art.ink, trace_px,
                                      palette.apply_style(style, ink_rgb), mode)
     conf_map = conf.astype(np.float32)[lab]
+    if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
+        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, conf_map * UNCARRIED_CONFIDENCE)
+        conf_map = np.where(scenery, SCENERY_CONFIDENCE, conf_map)
     thr = float(params.get("low-confidence", 0.5))
     low = []
     for t in range(1, n + 1):

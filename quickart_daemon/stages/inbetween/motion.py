@@ -3,7 +3,10 @@
 A cel is a partition into flat-colour regions bounded by ink lines, and between two keys each
 part of the drawing moves (and bends) roughly as a whole. So, once per key pair (:func:`estimate`):
 
-1. :func:`segment_cel`: each key (composited over white) is cut into regions of constant colour;
+1. :func:`segment_cel`: each key (composited over white) is cut into regions of constant colour,
+   and pieces that are one paint in different light (a cel shadow, a highlight band, the steps
+   of a gradient: no ink between them, tones that are one colour times a factor) are joined
+   (:func:`merge_shading`), so a shaded part stays one region and moves with its shading;
    pixels on a colour edge (ink lines, anti-aliased fringes) and too-thin pieces (line cores) join
    the nearest region, and every pixel that is not the background's colour joins the nearest
    painted region, so a part carries its whole outline with it. The largest region touching the
@@ -97,6 +100,7 @@ def segment_cel(p: np.ndarray) -> Regions:
     interior = ids[lab]
     if not keep.any():
         return describe(np.ones((h, w), np.int32), rgb, interior > 0)
+    interior = merge_shading(interior, rgb)
     labels, _ = _nearest_fill(interior)
     # the outline belongs to the drawing, not to the background: every pixel that is not the
     # background's colour joins the nearest painted region (so a moved part keeps its outline
@@ -109,6 +113,77 @@ def segment_cel(p: np.ndarray) -> Regions:
         fg_lab, _ = _nearest_fill(np.where(interior == bg, 0, interior))
         labels = np.where(drawn, fg_lab, labels)
     return describe(labels, rgb, ~edge)
+
+
+#: a colour darker than this share of the darker of two neighbouring tones, along their
+#: boundary, is ink between them: a line separates two parts, shading does not
+LINE_DARKNESS = 0.7
+#: two tones are one paint under different light when the darker is the lighter times one
+#: factor in every channel (a shadow multiplies): the factor may differ per channel by this
+SHADE_TOLERANCE = 0.12
+
+
+def _shade_of(c1: np.ndarray, c2: np.ndarray) -> bool:
+    """True when the darker colour is the lighter times about one factor (a shadow or a light
+    on the same paint), not another paint."""
+    lo, hi = (c1, c2) if c1.sum() < c2.sum() else (c2, c1)
+    ratio = (lo + 8.0) / (hi + 8.0)
+    return bool(ratio.max() - ratio.min() <= SHADE_TOLERANCE and ratio.mean() >= 0.3)
+
+
+def merge_shading(interior: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """Join flat pieces that are one part in different light (a cel shadow, a highlight band, the
+    steps of a gradient): neighbours across a boundary with no ink on it, whose tones are shades
+    of one paint. Lines still separate parts, and so do different paints that touch."""
+    n = int(interior.max())
+    if n < 2:
+        return interior
+    flat = interior.ravel()
+    cnt = np.maximum(np.bincount(flat, minlength=n + 1), 1)
+    mean = np.stack([np.bincount(flat, rgb[..., c].ravel().astype(np.float64), n + 1) / cnt for c in range(3)], 1)
+    # neighbours: pieces within 4 px of each other across edge pixels (a soft edge is a few
+    # pixels wide); the darkest edge pixel between them says if there is ink
+    grey = rgb.astype(np.float32).mean(axis=2)
+    k = np.ones((3, 3), np.uint8)
+    grown, _ = _nearest_fill(interior)
+    near = cv2.dilate((interior > 0).astype(np.uint8), k, iterations=4) > 0
+    edge = (interior == 0) & near
+    parent = np.arange(n + 1)
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    pairs: dict[tuple[int, int], float] = {}
+    for dy, dx in ((0, 1), (1, 0)):
+        x0 = grown[: grown.shape[0] - dy, : grown.shape[1] - dx]
+        x1 = grown[dy:, dx:]
+        e = edge[: grown.shape[0] - dy, : grown.shape[1] - dx] | edge[dy:, dx:]
+        d = (x0 != x1) & e & (x0 > 0) & (x1 > 0)
+        if not d.any():
+            continue
+        a, b = np.minimum(x0[d], x1[d]), np.maximum(x0[d], x1[d])
+        g = np.minimum(grey[: grown.shape[0] - dy, : grown.shape[1] - dx][d], grey[dy:, dx:][d])
+        key = a.astype(np.int64) * (n + 1) + b
+        order = np.argsort(key)
+        key, g = key[order], g[order]
+        first = np.r_[True, key[1:] != key[:-1]]
+        for kk, gmin in zip(key[first], np.minimum.reduceat(g, np.nonzero(first)[0])):
+            i, j = divmod(int(kk), n + 1)
+            pairs[(i, j)] = min(pairs.get((i, j), 255.0), float(gmin))
+    for (i, j), gmin in pairs.items():
+        darker = min(mean[i].mean(), mean[j].mean())
+        if gmin < LINE_DARKNESS * darker:  # ink on the boundary: a line
+            continue
+        if _shade_of(mean[i], mean[j]):
+            parent[root(j)] = root(i)
+    roots = np.array([root(i) for i in range(n + 1)])
+    ids = np.zeros(n + 1, np.int32)  # joined pieces take one number; numbers stay 1..m
+    kept = np.unique(roots[1:])
+    ids[kept] = np.arange(1, len(kept) + 1)
+    return ids[roots][interior]
 
 
 def _background(labels: np.ndarray, n: int) -> int:

