@@ -29,12 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data
+from . import data, rough_families
 from .colours import flatten_paper
 from .metrics import line_f1
 from .net import LineRefiner, parameter_count
 
 VAL_SEED = 500
+#: drawing seed of the rough-family validation frames (neither training nor evaluation seeds)
+VAL_FAMILY_SEED = 50
+#: share of training frames from the project's own generator; the rest come from the rough families
+SYNTH_SHARE = 0.3
 
 
 def _default_work() -> Path:
@@ -52,14 +56,22 @@ class Pool:
             self.items.append(self.render())
 
     def render(self):
+        """One training frame: the generator's rough (SYNTH_SHARE) or a procedural drawing made
+        rough by one of the training families; a few clean drawings as input; scanner and desk
+        degradations on top of most."""
         rng = self.rng
-        seed = int(rng.choice(data.TRAIN_SEEDS))
         size = data.TRAIN_SIZES[int(rng.integers(len(data.TRAIN_SIZES)))]
-        pair = data.render_pair(seed, float(rng.uniform(0, 2000)), size)
+        if rng.random() < SYNTH_SHARE:
+            pair = data.render_pair(int(rng.choice(data.TRAIN_SEEDS)), float(rng.uniform(0, 2000)), size)
+        else:
+            family = rough_families.TRAIN_FAMILIES[int(rng.integers(len(rough_families.TRAIN_FAMILIES)))]
+            pair = data.family_pair(family, int(rng.choice(data.FAMILY_TRAIN_SEEDS)), size)
         if rng.random() < 0.06:
             rough = data.clean_as_input(pair.ink, pair.trace, rng)
-        else:
+        elif rng.random() < 0.7:
             rough = data.degrade(rng, pair.rough)
+        else:
+            rough = pair.rough
         return flatten_paper(rough), pair.ink, pair.trace
 
     def refresh(self, n: int = 1) -> None:
@@ -114,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--checkpoint-minutes", type=float, default=3.0)
     ap.add_argument("--export-only", action="store_true", help="write --out from the last checkpoint and stop")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (a state dict), e.g. the previous model")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.data_seed)
@@ -126,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     step, trained, history = 0, 0.0, []
     rng = np.random.default_rng(a.data_seed)
+    if a.init is not None and not ckpt_path.is_file():
+        model.load_state_dict(torch.load(a.init, map_location="cpu", weights_only=True))
+        ema.load_state_dict(model.state_dict())
+        print(f"initialised from {a.init}", flush=True)
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # tensors, numbers, strings only
         model.load_state_dict(ck["model"])
@@ -142,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     pool = Pool(rng, a.pool)
     val = data.held_out_pairs((640, 360), n=3, seed=VAL_SEED)
+    val_families = [p for f in rough_families.TRAIN_FAMILIES
+                    for p in data.family_held_out_pairs(f, (640, 360), n=2, seed=VAL_FAMILY_SEED)]
     print(f"pool ready in {time.monotonic() - t0:.0f} s", flush=True)
     budget = a.minutes * 60.0
     last_ck = time.monotonic()
@@ -169,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} lr {lr:.2e} trained {trained / 60:.1f} min", flush=True)
         if time.monotonic() - last_ck > a.checkpoint_minutes * 60 or trained >= budget:
-            f1 = validate(ema, val)
-            history.append({"step": step, "minutes": round(trained / 60, 2), "val_f1": round(f1, 4)})
-            print(f"checkpoint step {step}: validation F1 (seed {VAL_SEED}) {f1:.4f}", flush=True)
+            f1, f1_fam = validate(ema, val), validate(ema, val_families)
+            history.append({"step": step, "minutes": round(trained / 60, 2), "val_f1": round(f1, 4),
+                            "val_families_f1": round(f1_fam, 4)})
+            print(f"checkpoint step {step}: validation F1 generator (seed {VAL_SEED}) {f1:.4f}, "
+                  f"training families (drawing seed {VAL_FAMILY_SEED}) {f1_fam:.4f}", flush=True)
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                         "step": step, "seconds": trained, "rng": rng.bit_generator.state,
