@@ -58,7 +58,10 @@ def learned_coverages(model, frame: np.ndarray, device: str) -> dict[str, tuple[
     box = (0, h, 0, w)
     # firm up the edges (ghosts of construction lines below a quarter coverage go) and drop
     # pieces too small to be a drawn line
-    np.clip((cov - 0.25) * 2.0, 0.0, 1.0, out=cov)
+    cov -= 0.25
+    cov *= 2.0
+    np.maximum(cov, 0.0, out=cov)  # in place: np.clip costs several times more on a 1080p frame
+    np.minimum(cov, 1.0, out=cov)
     min_area = max(4, int(12 * (min(h, w) / 540.0) ** 2))
     for c in range(2):
         solid = (cov[..., c] >= 0.5).astype(np.uint8)

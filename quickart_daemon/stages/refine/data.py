@@ -11,7 +11,8 @@ network does not learn the generator's one paper and one pencil:
 * dust, specks and short hairs (for despeckling);
 * a channel permutation (turns the red and blue trace lines into green ones too; grey
   graphite stays grey), flips and quarter turns;
-* extra blur, sensor noise and a second JPEG round trip at a random quality;
+* extra blur, a low scan resolution scaled up, sensor noise and a second JPEG round trip
+  at a random quality;
 * a few clean drawings as input, so clean line art passes through unharmed.
 
 Targets are the generator's clean ink coverage and colour-trace coverage (ink on top).
@@ -126,6 +127,8 @@ def degrade(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
     _dust(rng, img)
     if rng.random() < 0.4:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.0)))
+    if rng.random() < 0.25:
+        img = rough_families.resample_down_up(rng, img)
     img += rng.normal(0, rng.uniform(0, 4), img.shape).astype(np.float32)
     out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:

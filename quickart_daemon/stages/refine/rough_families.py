@@ -336,14 +336,25 @@ _STYLES = {"graphite": _graphite, "ballpoint": _ballpoint, "sketchy": _sketchy, 
 
 
 def scan(rng, img: np.ndarray) -> np.ndarray:
-    """Flatbed capture of a float RGB page: light blur, sensor noise, 8 bits, JPEG."""
-    img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 0.9)))
+    """Flatbed capture of a float RGB page: blur, sometimes a low scan resolution scaled up,
+    sensor noise, 8 bits, JPEG."""
+    img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 1.3)))
+    if rng.random() < 0.35:
+        img = resample_down_up(rng, img)
     img += rng.normal(0, rng.uniform(0.5, 3), img.shape).astype(np.float32)
     out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 95))])
         out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     return out
+
+
+def resample_down_up(rng, img: np.ndarray) -> np.ndarray:
+    """A capture at 55-90 % of the frame's resolution, scaled up to the frame."""
+    h, w = img.shape[:2]
+    f = rng.uniform(0.55, 0.9)
+    small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC)
 
 
 def page_homography(rng, size) -> np.ndarray:
@@ -381,9 +392,7 @@ def capture_photo(rng, img: np.ndarray, hom: np.ndarray) -> np.ndarray:
     img *= rng.uniform(0.85, 1.1, 3).astype(np.float32)  # white balance
     # optics and processing: defocus, lower resolution, sharpening, chroma noise, JPEG
     img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.6, 1.6)))
-    f = rng.uniform(0.5, 0.85)
-    small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
-    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    img = resample_down_up(rng, img)
     if rng.random() < 0.7:
         amt = rng.uniform(0.3, 1.0)
         img = cv2.addWeighted(img, 1 + amt, cv2.GaussianBlur(img, (0, 0), 2.0), -amt, 0)
