@@ -150,13 +150,14 @@ def family_table(size: tuple[int, int], frames: int) -> tuple[list[dict], list]:
         t0 = time.perf_counter()
         pairs = evaluate.pairs_of(name, size, frames)
         if not pairs:
-            print(f"{name:<13} (no drawings: apt-get install openclipart-svg librsvg2-bin)")
+            print(f"{name:<13} (no drawings: apt-get install openclipart-svg librsvg2-bin; "
+                  "for cartoon-scan run ../shared/realset/make_dev.py)")
             continue
         res = evaluate.evaluate(pairs, methods=methods, models_dir=ROOT / "models", keep_outputs=True)
         t = res["table"]
         row = {"set": name, "role": evaluate.role(name), "frames": len(pairs),
                **{m: t[m]["f1"] for m in methods}, "learned_detail": t["learned"],
-               "drawings": [p.name for p in pairs if name in ("real-scan", "real-photo")], "seconds": time.perf_counter() - t0}
+               "drawings": [p.name for p in pairs if evaluate.role(name) == "real"], "seconds": time.perf_counter() - t0}
         rows.append(row)
         print(f"{name:<13} {row['role']:>9} " + " ".join(f"{row[m]:>10.3f}" for m in methods)
               + f" {row['learned'] - row['adaptive']:>+10.3f}", flush=True)
@@ -213,7 +214,7 @@ def main() -> int:
             print(evaluate.format_table({MODEL_NAME: held[0]["learned_detail"]}))
         for r in rows:
             if r["drawings"]:
-                print(f"{r['set']} drawings (openclipart-svg): {', '.join(r['drawings'])}")
+                print(f"{r['set']} drawings: {', '.join(r['drawings'])}")
         heldout_sheet(cases, OUT / "refine_heldout_contact.png")
         print(f"contact sheet: {OUT / 'refine_heldout_contact.png'}")
         quality["families"] = rows

@@ -1,4 +1,5 @@
-"""Real line drawings for evaluation: black-and-white line art from Debian's ``openclipart-svg``.
+"""Real line drawings for evaluation: clip art from Debian's ``openclipart-svg``, and the line
+art of real cartoon animation from the project's development set (``../shared/realset``).
 
 The Open Clip Art Library (public domain dedication, see
 /usr/share/doc/openclipart-svg/copyright) ships about 8,000 SVG drawings by many artists;
@@ -7,6 +8,11 @@ line work, so they show what no generator of ours draws: their shapes, their lin
 hatching, lettering. Nothing is committed: `real_pairs` renders them at evaluation time with
 ``rsvg-convert`` (Debian ``librsvg2-bin``) when both packages are installed
 (``apt-get install openclipart-svg librsvg2-bin``) and returns nothing otherwise.
+
+``cartoon-scan`` takes the pixel-aligned line art of the four real animations with strokes
+(Telegram's animated stickers, GPL-3.0+, built by ``../shared/realset/make_dev.py`` under
+``$REALSET_OUT``, default ~/.cache/quickart-realset; never committed), every third frame.
+They are evaluated only, never tuned on.
 
 The rough side is the drawing gone over roughly in pencil (`_pencil_page`: displaced repeat
 passes, lifts, light guides, grain; a raster rough-maker that training never uses) and then
@@ -17,6 +23,7 @@ drawings nor this rough-maker are ever used for training.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -33,7 +40,8 @@ from .skeleton import thin
 ROOT = Path("/usr/share/openclipart/svg")
 #: typical clean line width (px at 960x540) the drawings are scaled to
 INK_WIDTH = 3.0
-KINDS = ("real-scan", "real-photo")
+KINDS = ("real-scan", "real-photo", "cartoon-scan")
+REALSET_LINES = Path(os.environ.get("REALSET_OUT") or Path.home() / ".cache" / "quickart-realset") / "color"
 _COLOUR = re.compile(r'(?:fill|stroke|stop-color)\s*[:=]\s*"?\s*([#a-zA-Z0-9]+)')
 #: folders of generated geometry, maps, icons and logos rather than drawings (and the AIGA
 #: pictograms: signs, not drawings)
@@ -154,6 +162,11 @@ def real_pairs(kind: str, size: tuple[int, int] = (960, 540), n: int = 4, seed: 
     from .data import Pair
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    if kind == "cartoon-scan":
+        return [Pair(np.ascontiguousarray(rough_families.scan(np.random.default_rng([seed, i, 37]),
+                                                              _pencil_page(np.random.default_rng([seed, i, 41]), ink))),
+                     ink, np.zeros_like(ink), name=name)
+                for i, (name, ink) in enumerate(cartoon_inks(size, n))]
     if not available():
         return []
     files = line_art_files()
@@ -179,3 +192,30 @@ def real_pairs(kind: str, size: tuple[int, int] = (960, 540), n: int = 4, seed: 
             rough = rough_families.scan(rng, page)
         pairs.append(Pair(np.ascontiguousarray(rough), ink, trace, name=rel))
     return pairs
+
+
+def cartoon_inks(size: tuple[int, int], n: int) -> list[tuple[str, np.ndarray]]:
+    """Up to `n` (name, ink coverage) of the real animations' line art, centred in `size`
+    (the frames are 512x512, about the line weight of a 960x540 drawing); [] when the
+    development set has not been built."""
+    anims = sorted(p.parent.name for p in REALSET_LINES.glob("*/lines"))
+    out = []
+    w, h = size
+    for k in range(n):
+        if not anims:
+            break
+        anim = anims[k % len(anims)]
+        frames = sorted((REALSET_LINES / anim / "lines").glob("frame_*.png"))
+        if not frames:
+            continue
+        f = frames[(3 * (k // len(anims)) + 1) % len(frames)]
+        grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        fh, fw = grey.shape
+        if fh > h or fw > w:
+            s = min(h / fh, w / fw)
+            grey = cv2.resize(grey, (int(fw * s), int(fh * s)), interpolation=cv2.INTER_AREA)
+            fh, fw = grey.shape
+        page = np.full((h, w), 255, np.uint8)
+        page[(h - fh) // 2:(h - fh) // 2 + fh, (w - fw) // 2:(w - fw) // 2 + fw] = grey
+        out.append((f"{anim}/{f.name}", (255.0 - page.astype(np.float32)) / 255.0))
+    return out

@@ -15,8 +15,9 @@ Methods: ``raw`` (the scan thresholded at mid-grey: ink = dark and grey), ``adap
 ``refine-v1``, to compare models).
 
 `SETS` names the evaluation sets: the generator's held-out seed, each rough family of
-`rough_families` on held-out drawing seeds (the held-out family among them) and the real
-clip-art drawings of `clipart` (empty when their packages are missing); `pairs_of` builds one.
+`rough_families` on held-out drawing seeds (the held-out family among them) and real line
+drawings (`clipart`: clip art and real cartoon line art; empty when their packages or the
+development set are missing); `pairs_of` builds one.
 """
 
 from __future__ import annotations

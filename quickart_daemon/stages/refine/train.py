@@ -1,20 +1,26 @@
-"""Train the line refiner on generator pairs: ``python -m quickart_daemon.stages.refine.train``.
+"""Train the line refiner: ``python -m quickart_daemon.stages.refine.train``.
 
 Resumable: a checkpoint (model, EMA, optimiser, step, seconds trained, data RNG state) is
 written to ``--work`` every ``--checkpoint-minutes``; running the same command again
 continues from it. The learning rate follows a cosine over the *training seconds* budget
 (``--minutes``), so an interrupted and resumed run follows the same schedule. At the end
 (or with ``--export-only``) the EMA weights are written as a plain state dict to ``--out``.
+``--init`` starts a new run from existing weights (fine-tuning).
 
-Data: a pool of rendered, degraded and paper-flattened frames (`data.py`) from the
-training seeds, a few of them replaced by fresh renders every step; random crops with
-flips, quarter turns and channel permutations. Validation (printed at each checkpoint)
-uses generator seed 500, neither a training seed nor the held-out seed of the benchmark.
+Data: a pool of paper-flattened frames, a few replaced by fresh renders every step: 30 %
+the generator's roughs (`data.render_pair`, training seeds), the rest procedural drawings
+(`drawings.py`) made rough by one of `rough_families.TRAIN_FAMILIES` (never the held-out
+family); most get scanner and desk degradations (`data.degrade`), 6 % are clean drawings as
+input; random crops with flips, quarter turns and channel permutations. Validation (printed
+at each checkpoint) uses generator seed 500 and drawing seed 50 of the training families,
+neither a training seed nor a seed of any reported figure.
 
-Example (what produced models/refine-v1.pt)::
+Example, fine-tuning the previous model (the exact commands behind models/refine-v2.pt are in
+models/refine-v2.md)::
 
-    nohup nice -n 10 .venv/bin/python -m quickart_daemon.stages.refine.train \\
-        --minutes 35 --out models/refine-v1.pt > train.log 2>&1 &
+    nohup nice -n 10 .venv/bin/python -m quickart_daemon.stages.refine.train --minutes 60 \
+        --init models/refine-v1.pt --lr 1e-3 --work bench/out/refine-train-v2 \
+        --out bench/out/refine-train-v2/refine-v2.pt > bench/out/refine-train-v2.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=35.0, help="training time budget (seconds trained, summed over resumes)")
     ap.add_argument("--work", type=Path, default=_default_work(), help="checkpoint folder")
-    ap.add_argument("--out", type=Path, default=Path("models/refine-v1.pt"))
+    ap.add_argument("--out", type=Path, default=Path("models/refine-v2.pt"))
     ap.add_argument("--crop", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
