@@ -129,12 +129,7 @@ def degrade(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.0)))
     if rng.random() < 0.25:
         img = rough_families.resample_down_up(rng, img)
-    img += rng.normal(0, rng.uniform(0, 4), img.shape).astype(np.float32)
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    if rng.random() < 0.5:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 95))])
-        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    return out
+    return rough_families.sensor_and_jpeg(rng, img, noise=(0, 4), jpeg_p=0.5, quality=(60, 95))
 
 
 def clean_as_input(f_ink: np.ndarray, f_trace: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -341,10 +341,17 @@ def scan(rng, img: np.ndarray) -> np.ndarray:
     img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 1.3)))
     if rng.random() < 0.35:
         img = resample_down_up(rng, img)
-    img += rng.normal(0, rng.uniform(0.5, 3), img.shape).astype(np.float32)
+    return sensor_and_jpeg(rng, img, noise=(0.5, 3), jpeg_p=0.7, quality=(70, 95))
+
+
+def sensor_and_jpeg(rng, img: np.ndarray, noise: tuple[float, float], jpeg_p: float,
+                    quality: tuple[int, int]) -> np.ndarray:
+    """Float RGB -> uint8 with sensor noise (sigma drawn from `noise`) and, with probability
+    `jpeg_p`, a JPEG round trip at a quality drawn from `quality`."""
+    img += rng.normal(0, rng.uniform(*noise), img.shape).astype(np.float32)
     out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    if rng.random() < 0.7:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 95))])
+    if rng.random() < jpeg_p:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*quality))])
         out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     return out
 
