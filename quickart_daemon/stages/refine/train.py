@@ -200,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"checkpoint step {step}: validation F1 generator (seed {VAL_SEED}) {f1:.4f}, "
                   f"training families (drawing seed {VAL_FAMILY_SEED}) {f1_fam:.4f}", flush=True)
             tmp = ckpt_path.with_suffix(".tmp")
+            args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}  # weights_only: no Paths
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                         "step": step, "seconds": trained, "rng": rng.bit_generator.state,
-                        "history": history, "args": vars(a) | {"work": str(a.work), "out": str(a.out)}}, tmp)
+                        "history": history, "args": args}, tmp)
             os.replace(tmp, ckpt_path)
             _export(ema, a.out)
             last_ck = time.monotonic()
