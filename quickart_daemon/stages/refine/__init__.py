@@ -4,8 +4,10 @@ Two methods behind one stage:
 
 * ``classical`` (`classical.py`): paper flattening, adaptive threshold, despeckle, end-point
   gap closing, spur pruning, width normalisation, anti-aliased rendering. Fast on a CPU.
-* ``learned`` (`net.py`): a small U-Net trained in this repository on generator pairs
-  (`train.py`, `data.py`; weights ``models/refine-v1.pt``, manifest entry ``refine-v1``),
+* ``learned`` (`net.py`): a small U-Net trained in this repository on pairs from several
+  independent rough-makers (training code: `train.py`, `data.py`, `drawings.py`,
+  `rough_families.py`, never imported here; weights ``models/refine-v2.pt``, manifest entry
+  ``refine-v2``),
   run tiled on ``ctx.device``. Its ink and trace coverages are coloured by the input's hue
   (red, blue or green trace lines) and, when ``line-width`` is set, redrawn at that width.
 * ``auto`` (default): learned when its weights are present and match the manifest, else
@@ -27,7 +29,7 @@ from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from . import classical
 from .colours import CHROMA_RATIO, CLASS_NAMES, darkness_and_chroma, flatten_paper, trace_class, vote_trace_class
 
-MODEL_NAME = "refine-v1"
+MODEL_NAME = "refine-v2"
 METHODS = ("classical", "learned", "auto")
 #: a scan pixel whose chroma exceeds this fraction of its darkness is a colour line, not ink
 INK_NEVER_ABOVE = 0.55
@@ -57,7 +59,10 @@ def learned_coverages(model, frame: np.ndarray, device: str) -> dict[str, tuple[
     box = (0, h, 0, w)
     # firm up the edges (ghosts of construction lines below a quarter coverage go) and drop
     # pieces too small to be a drawn line
-    np.clip((cov - 0.25) * 2.0, 0.0, 1.0, out=cov)
+    cov -= 0.25
+    cov *= 2.0
+    np.maximum(cov, 0.0, out=cov)  # in place: np.clip costs several times more on a 1080p frame
+    np.minimum(cov, 1.0, out=cov)
     min_area = max(4, int(12 * (min(h, w) / 540.0) ** 2))
     for c in range(2):
         solid = (cov[..., c] >= 0.5).astype(np.uint8)

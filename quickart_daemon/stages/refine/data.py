@@ -11,7 +11,8 @@ network does not learn the generator's one paper and one pencil:
 * dust, specks and short hairs (for despeckling);
 * a channel permutation (turns the red and blue trace lines into green ones too; grey
   graphite stays grey), flips and quarter turns;
-* extra blur, sensor noise and a second JPEG round trip at a random quality;
+* extra blur, a low scan resolution scaled up, sensor noise and a second JPEG round trip
+  at a random quality;
 * a few clean drawings as input, so clean line art passes through unharmed.
 
 Targets are the generator's clean ink coverage and colour-trace coverage (ink on top).
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from ... import synth
+from . import drawings, rough_families
 
 #: generator seeds used for training (characters); evaluation seeds lie outside this range
 TRAIN_SEEDS = range(1000, 1400)
@@ -40,6 +42,8 @@ class Pair:
     ink: np.ndarray  # float32 [0, 1] ink coverage
     trace: np.ndarray  # float32 [0, 1] colour-trace coverage (under the ink)
     frame: synth.SynthFrame | None = None
+    name: str = ""  # where the drawing comes from, for reports
+    trace_class: np.ndarray | None = None  # uint8 1 red, 2 blue, 3 green where trace lines are (contact sheets)
 
 
 def targets(f: synth.SynthFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +63,35 @@ def held_out_pairs(size: tuple[int, int] = (960, 540), n: int = 4, seed: int = H
     if seed in TRAIN_SEEDS:
         raise ValueError(f"seed {seed} is a training seed")
     return [render_pair(seed, 1001.0 + 17.0 * i, size) for i in range(n)]
+
+
+#: drawing seeds of the rough families: training draws from this range, evaluation below it
+FAMILY_TRAIN_SEEDS = range(100_000, 1_000_000)
+#: the held-out drawing seeds of every reported rough-family figure (never drawn for training)
+FAMILY_EVAL_SEED = 11
+
+
+def family_pair(family: str, seed: int, size: tuple[int, int]) -> Pair:
+    """A procedural drawing (`drawings.py`) made rough by one of `rough_families.FAMILIES`."""
+    rng = np.random.default_rng([seed, 15])
+    d = drawings.make_drawing(rng, size)
+    ink, trace, cls = drawings.render_clean(d)
+    rough, hom = rough_families.render_rough(family, d, rng)
+    if hom is not None:  # a photographed page: the clean drawing moves with it
+        w, h = size
+        ink = cv2.warpPerspective(ink, hom, (w, h), flags=cv2.INTER_LINEAR)
+        trace = cv2.warpPerspective(trace, hom, (w, h), flags=cv2.INTER_LINEAR)
+        cls = cv2.warpPerspective(cls, hom, (w, h), flags=cv2.INTER_NEAREST)
+    return Pair(np.ascontiguousarray(rough), ink, trace, name=f"{family} drawing {seed}", trace_class=cls)
+
+
+def family_held_out_pairs(family: str, size: tuple[int, int] = (960, 540), n: int = 4,
+                          seed: int = FAMILY_EVAL_SEED) -> list[Pair]:
+    """`n` pairs of `family` from drawing seeds training never uses."""
+    seeds = [seed * 1000 + i for i in range(n)]
+    if any(s in FAMILY_TRAIN_SEEDS for s in seeds):
+        raise ValueError(f"seed {seed} gives training drawings")
+    return [family_pair(family, s, size) for s in seeds]
 
 
 def _dust(rng: np.random.Generator, img: np.ndarray) -> None:
@@ -94,12 +127,9 @@ def degrade(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
     _dust(rng, img)
     if rng.random() < 0.4:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.0)))
-    img += rng.normal(0, rng.uniform(0, 4), img.shape).astype(np.float32)
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    if rng.random() < 0.5:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 95))])
-        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    return out
+    if rng.random() < 0.25:
+        img = rough_families.resample_down_up(rng, img)
+    return rough_families.sensor_and_jpeg(rng, img, noise=(0, 4), jpeg_p=0.5, quality=(60, 95))
 
 
 def clean_as_input(f_ink: np.ndarray, f_trace: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -10,7 +10,14 @@ every method it measures, against the clean target:
 * spurious components (output line pieces far from every target line).
 
 Methods: ``raw`` (the scan thresholded at mid-grey: ink = dark and grey), ``adaptive``
-(OpenCV's Gaussian adaptive threshold, the textbook baseline), ``classical`` and ``learned``.
+(OpenCV's Gaussian adaptive threshold, the textbook baseline), ``classical``, ``learned``
+(the stage's model, `MODEL_NAME`) and any other learned model by its manifest name (e.g.
+``refine-v1``, to compare models).
+
+`SETS` names the evaluation sets: the generator's held-out seed, each rough family of
+`rough_families` on held-out drawing seeds (the held-out family among them) and real line
+drawings (`clipart`: clip art and real cartoon line art; empty when their packages or the
+development set are missing); `pairs_of` builds one.
 """
 
 from __future__ import annotations
@@ -21,10 +28,29 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import classical, data, metrics
+from . import classical, clipart, data, metrics, rough_families
 from .colours import CHROMA_RATIO
 
 METHODS = ("raw", "adaptive", "classical", "learned")
+#: evaluation sets: the generator's held-out seed, the rough families, real drawings
+SETS = ("generator",) + rough_families.FAMILIES + clipart.KINDS
+
+
+def role(name: str) -> str:
+    """How an evaluation set relates to training: 'trained' (the family is in training, the
+    drawings are not), 'held out' (neither is) or 'real' (real drawings, held-out capture)."""
+    if name in clipart.KINDS:
+        return "real"
+    return "held out" if name == rough_families.HELD_OUT_FAMILY else "trained"
+
+
+def pairs_of(name: str, size: tuple[int, int] = (960, 540), n: int = 4) -> list[data.Pair]:
+    """`n` held-out pairs of evaluation set `name` (see `SETS`)."""
+    if name == "generator":
+        return data.held_out_pairs(size, n)
+    if name in clipart.KINDS:
+        return clipart.real_pairs(name, size, n)
+    return data.family_held_out_pairs(name, size, n)
 
 
 def _grey_and_coloured(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,12 +97,10 @@ def score(pair: data.Pair, ink: np.ndarray, line: np.ndarray, trace: np.ndarray 
 def evaluate(pairs: list[data.Pair], methods=METHODS, models_dir: Path | None = None, device: str = "cpu",
              keep_outputs: bool = False) -> dict:
     """Mean figures per method over `pairs`, plus the outputs when `keep_outputs`."""
-    from . import learned_coverages
-    model = None
-    if "learned" in methods:
-        from ...weights import verified_path
-        from . import MODEL_NAME, net
-        model = net.load(verified_path(MODEL_NAME, models_dir or Path("models")), device)
+    from ...weights import verified_path
+    from . import MODEL_NAME, learned_coverages, net
+    models = {m: net.load(verified_path(MODEL_NAME if m == "learned" else m, models_dir or Path("models")), device)
+              for m in methods if m not in ("raw", "adaptive", "classical")}
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     for pair in pairs:
@@ -94,7 +118,7 @@ def evaluate(pairs: list[data.Pair], methods=METHODS, models_dir: Path | None = 
                 if m == "classical":
                     img = classical.cleanup(frame).rgba
                 else:
-                    img = classical.compose(learned_coverages(model, frame, device), pair.ink.shape)
+                    img = classical.compose(learned_coverages(models[m], frame, device), pair.ink.shape)
                 ink, trace, line = output_lines(img)
             r = score(pair, ink, line, trace, gaps)
             r["seconds"] = time.perf_counter() - t0
