@@ -7,7 +7,7 @@ character pixels coloured correctly (ours and the naive nearest-centroid baselin
 shadow-pixel accuracy, hinted-region accuracy, leaks on lines broken with gaps of 1-3 px,
 then seconds per 1920x1080 frame for segmentation and matching, and peak RSS at 4K.
 Writes a contact sheet (line, ours, truth, error) to bench/out/color_contact.png.
-The metrics live in the package (quickart_daemon/stages/color/metrics.py), shared with the tests.
+The metrics live in the package (quickart_daemon/tools/color_metrics.py), shared with the tests.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from quickart_daemon import synth
-from quickart_daemon.stages.color.metrics import accuracy_table, hint_and_trace, leak_table
+from quickart_daemon.tools.color_metrics import accuracy_table, hint_and_trace, leak_table
 from quickart_daemon.stages.color.palette import Palette
 from quickart_daemon.stages.color.stage import Colours, build_ref, colour_drawing, prepare
 

@@ -112,7 +112,7 @@ def log(msg: str) -> None:
 # -- 1. detection latency ---------------------------------------------------------------
 def make_template(tmp: Path) -> tuple[Path, str]:
     """Render the demo shot once (write_demo_studio defaults); drops copy it under new names."""
-    from quickart_daemon.synth import write_demo_studio
+    from quickart_daemon.tools.synth import write_demo_studio
     shot_dir = write_demo_studio(tmp / "template")
     return shot_dir, shot_dir.name
 
@@ -465,7 +465,7 @@ def bench_cli(cfg_path: Path, reps: int, inproc_reps: int) -> dict:
 
 # -- 4. end to end --------------------------------------------------------------------------
 def bench_e2e(tmp: Path, demo: bool, demo_timeout: float) -> dict:
-    from quickart_daemon.synth import write_demo_studio
+    from quickart_daemon.tools.synth import write_demo_studio
 
     exe = quickart_exe()
     folder = tmp / "e2e"

@@ -108,7 +108,7 @@ def quality(seeds, gaps, size):
 
     from quickart_daemon import stages
     from quickart_daemon.stages.base import StageContext
-    from quickart_daemon.synth import sequence
+    from quickart_daemon.tools.synth import sequence
     from quickart_daemon.timing import schedule_from_timing
     try:
         ref = reference_model()
@@ -160,7 +160,7 @@ def _keys(w: int, h: int, folder: Path) -> tuple[Path, Path]:
     import numpy as np
     pa, pb = folder / f"key-{w}x{h}-a.npy", folder / f"key-{w}x{h}-b.npy"
     if not (pa.exists() and pb.exists()):
-        from quickart_daemon.synth import sequence
+        from quickart_daemon.tools.synth import sequence
         seq = sequence(3, [1001, 1003], size=(w, h), rough=False)
         np.save(pa, seq[1001].color)
         np.save(pb, seq[1003].color)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_refine.py [--frames 4] [--size 960x540] [--threads 1] [--no-speed]
 
-Quality (`quickart_daemon.stages.refine.evaluate`, ink F1 at 1-pixel tolerance against the
+Quality (`quickart_daemon.tools.refine.evaluate`, ink F1 at 1-pixel tolerance against the
 clean ink, as everywhere in refine):
 
 1. the generator's held-out seed (never used in training): ink F1, precision, recall,
@@ -91,7 +91,7 @@ def speed(method: str, size: str, device: str, threads: int, repeats: int) -> di
 def contact_sheet(pairs, outputs, path: Path, crop: int = 360) -> None:
     import cv2
     import numpy as np
-    from quickart_daemon.stages.refine.evaluate import METHODS
+    from quickart_daemon.tools.refine.evaluate import METHODS
     rows = []
     for i, pair in enumerate(pairs):
         ys, xs = np.nonzero(pair.ink >= 0.5)
@@ -147,7 +147,8 @@ def heldout_sheet(cases, path: Path, crop: int = 320) -> None:
 
 def family_table(size: tuple[int, int], frames: int) -> tuple[list[dict], list]:
     """Ink F1 per evaluation set and method; and (label, pair, output) of a few held-out cases."""
-    from quickart_daemon.stages.refine import MODEL_NAME, evaluate
+    from quickart_daemon.stages.refine import MODEL_NAME
+    from quickart_daemon.tools.refine import evaluate
     previous = ("refine-v1",) if MODEL_NAME != "refine-v1" else ()
     methods = ("adaptive", "classical") + previous + ("learned",)
     rows, cases = [], []
@@ -185,7 +186,8 @@ def main() -> int:
     import numpy as np
     import torch
     torch.set_num_threads(a.threads)
-    from quickart_daemon.stages.refine import MODEL_NAME, data, evaluate
+    from quickart_daemon.stages.refine import MODEL_NAME
+    from quickart_daemon.tools.refine import data, evaluate
     w, h = (int(v) for v in a.size.split("x"))
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {a.threads} thread(s), load average at start "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} (shared machine: compare rows of one run)")
@@ -200,7 +202,7 @@ def main() -> int:
     print(f"contact sheet: {OUT / 'refine_contact.png'}")
     quality = {"generator": res["table"]}
     if not a.no_families:
-        from quickart_daemon.stages.refine.rough_families import HELD_OUT_FAMILY
+        from quickart_daemon.tools.refine.rough_families import HELD_OUT_FAMILY
         previous = ["refine-v1"] if MODEL_NAME != "refine-v1" else []
         print(f"\nink F1 (1 px) by rough family, {a.frames} frames at {w}x{h}, held-out drawing seeds; "
               f"held-out family: {HELD_OUT_FAMILY} (never in training); real: clip art and real cartoons' line art")

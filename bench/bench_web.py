@@ -61,7 +61,7 @@ def write_1080p_version(root: Path, n_frames: int) -> Path:
     import json
 
     from quickart_daemon.images import write_png
-    from quickart_daemon.synth import make_character, render
+    from quickart_daemon.tools.synth import make_character, render
     folder = root / SHOT / "quickart" / "v001"
     (folder / "comp").mkdir(parents=True)
     char = make_character(7)

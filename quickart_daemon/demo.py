@@ -43,7 +43,7 @@ def _models_dir() -> Path:
 def run_demo(folder: Path, timeout: float = 600) -> int:
     from .queue import FINISHED, open_queue
     from .summary import report_job
-    from .synth import write_demo_studio
+    from .tools.synth import write_demo_studio
 
     folder = folder.resolve()
     (folder / "studio").mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Coloured figures drawn unlike quickart_daemon/synth.py, and the figure-scale light measure.
+"""Coloured figures drawn unlike quickart_daemon/tools/synth.py, and the figure-scale light measure.
 
 The light stage is judged on drawings it never saw, so its tests and bench/bench_light.py
 do not rely on our own generator alone. Two looks, each with several part layouts

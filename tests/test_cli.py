@@ -12,7 +12,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from quickart_daemon.synth import write_demo_studio
+from quickart_daemon.tools.synth import write_demo_studio
 
 REPO = Path(__file__).parent.parent
 

@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from quickart_daemon import stages, synth
+from quickart_daemon import stages
+from quickart_daemon.tools import synth
 from quickart_daemon.images import read_png, write_png
 from quickart_daemon.stages.base import StageContext
-from quickart_daemon.stages.color import metrics
+from quickart_daemon.tools import color_metrics as metrics
 from quickart_daemon.stages.color.palette import Palette, load_palette
 from quickart_daemon.stages.color.stage import Colours, build_ref, colour_drawing
 from quickart_daemon.timing import schedule_from_timing

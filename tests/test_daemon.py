@@ -22,7 +22,7 @@ import yaml
 from quickart_daemon.queue import open_queue
 from quickart_daemon.naming import ShotId
 from quickart_daemon.queue import JobState
-from quickart_daemon.synth import write_demo_studio
+from quickart_daemon.tools.synth import write_demo_studio
 
 # three stages, so a stop during the middle one (a studio stage from the `stage_package` fixture,
 # which takes a few seconds) has a checkpoint to resume from and a stage left to run

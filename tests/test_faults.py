@@ -39,7 +39,7 @@ from quickart_daemon.intake import submit_shot
 from quickart_daemon.queue import open_queue
 from quickart_daemon.errors import UnsafeArchive
 from quickart_daemon.queue import Job, JobState
-from quickart_daemon.synth import write_demo_studio
+from quickart_daemon.tools.synth import write_demo_studio
 from quickart_daemon.process import process_job
 
 QUICKART = Path(sys.executable).with_name("quickart")

@@ -23,7 +23,7 @@ from quickart_daemon import stages
 from quickart_daemon.errors import ModelLoadError
 from quickart_daemon.stages.base import StageContext
 from quickart_daemon.stages.inbetween import classical, ifnet
-from quickart_daemon.synth import render_background, sequence
+from quickart_daemon.tools.synth import render_background, sequence
 from quickart_daemon.timing import schedule_from_timing
 from quickart_daemon.weights import load_manifest, verified_path
 

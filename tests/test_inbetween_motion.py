@@ -14,7 +14,7 @@ from conftest import over_white, psnr
 from quickart_daemon import stages
 from quickart_daemon.stages.base import StageContext
 from quickart_daemon.stages.inbetween import _global_shift, classical, motion
-from quickart_daemon.synth import sequence
+from quickart_daemon.tools.synth import sequence
 from quickart_daemon.timing import schedule_from_timing
 
 ROOT = Path(__file__).resolve().parents[1]

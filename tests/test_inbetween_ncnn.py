@@ -31,7 +31,7 @@ from quickart_daemon.stages.base import StageContext
 from quickart_daemon.stages.inbetween import classical, ifnet
 from quickart_daemon.stages.inbetween import ncnn_backend as nb
 from quickart_daemon.stages.inbetween.engine import TorchEngine
-from quickart_daemon.synth import sequence
+from quickart_daemon.tools.synth import sequence
 from quickart_daemon.timing import schedule_from_timing
 from quickart_daemon.weights import (
     install,

@@ -23,7 +23,7 @@ from quickart_daemon.intake import submit_shot
 from quickart_daemon.pipeline import parse_pipeline
 from quickart_daemon.process import process_job
 from quickart_daemon.queue import JobState, open_queue
-from quickart_daemon.synth import write_demo_studio
+from quickart_daemon.tools.synth import write_demo_studio
 
 SIZE = (96, 54)
 KEYS = (1001, 1005, 1009)  # on twos: drawings 1001 1003 1005 1007 1009, frames 1001-1010

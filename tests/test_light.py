@@ -14,7 +14,7 @@ from quickart_daemon import stages
 from quickart_daemon.errors import StageFailed
 from quickart_daemon.images import read_png, write_png
 from quickart_daemon.stages.base import StageContext
-from quickart_daemon.synth import sequence
+from quickart_daemon.tools.synth import sequence
 from quickart_daemon.timing import schedule_from_timing
 
 import light_figures

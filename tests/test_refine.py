@@ -1,6 +1,6 @@
 """The refine stage: held-out quality floors for both methods, geometry, colours, options.
 
-Quality figures come from `quickart_daemon.stages.refine.evaluate` on small frames of the
+Quality figures come from `quickart_daemon.tools.refine.evaluate` on small frames of the
 held-out generator seed (never used in training) and use the committed weights
 (the stage's model, checked against the manifest), and on the rough families: the held-out
 family never seen in training, on drawing seeds never seen in training."""
@@ -18,7 +18,8 @@ import torch
 
 from quickart_daemon import stages
 from quickart_daemon.stages.base import StageContext
-from quickart_daemon.stages.refine import MODEL_NAME, classical, data, evaluate, metrics, net, rough_families
+from quickart_daemon.stages.refine import MODEL_NAME, classical, net
+from quickart_daemon.tools.refine import data, evaluate, metrics, rough_families
 from quickart_daemon.timing import schedule_from_timing
 from quickart_daemon.weights import verified_path
 
@@ -208,7 +209,7 @@ def test_cli_method_option(tmp_path):
 
 
 def test_finished_cels_pass_through_but_lines_on_transparency_are_refined():
-    from quickart_daemon.synth import make_fx, render
+    from quickart_daemon.tools.synth import make_fx, render
     cel = render(make_fx(7), 1001, (320, 180), rough=False)
     res = stages.get("refine").run({("fx", 1001): cel.color, ("ln", 1001): cel.clean_transparent}, _ctx(method="classical"))
     assert res.frames[("fx", 1001)] is cel.color

@@ -25,7 +25,7 @@ from quickart_daemon.images import read_png, write_png
 from quickart_daemon.intake import submit_shot
 from quickart_daemon.process import process_job
 from quickart_daemon.queue import JobState, open_queue
-from quickart_daemon.synth import write_demo_studio
+from quickart_daemon.tools.synth import write_demo_studio
 
 from test_daemon import drop_shot, start_daemon, stop, wait_until
 

@@ -8,7 +8,7 @@ import pytest
 
 from quickart_daemon.errors import ShotFolderInvalid, TimingError
 from quickart_daemon.shot import load_shot, order_layers
-from quickart_daemon.synth import write_demo_studio
+from quickart_daemon.tools.synth import write_demo_studio
 
 
 def _zip(path, names_from):

@@ -10,7 +10,7 @@ from quickart_daemon.errors import PipelineError, UnknownStage
 from quickart_daemon.pipeline import builtin_dir, load_pipeline, parse_pipeline
 from quickart_daemon.stages.base import StageContext
 from quickart_daemon.stages.blend import cross_dissolve
-from quickart_daemon.synth import sequence
+from quickart_daemon.tools.synth import sequence
 from quickart_daemon.timing import schedule_from_timing
 
 
@@ -110,7 +110,7 @@ def test_pipeline_errors_name_the_file_and_step(tmp_path):
 
 def test_variants_are_published_in_subfolders(make_config, tmp_path, stage_package):
     from quickart_daemon.cli import main
-    from quickart_daemon.synth import write_demo_studio
+    from quickart_daemon.tools.synth import write_demo_studio
 
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "v.yaml").write_text("name: v\nstages:\n  - stage: test-variants\n  - stage: hold\n")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from quickart_daemon import images, synth
+from quickart_daemon import images
+from quickart_daemon.tools import synth
 from quickart_daemon.naming import Naming
 
 SIZE = (960, 540)

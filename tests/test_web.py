@@ -29,7 +29,7 @@ from quickart_daemon.cli import main as quickart
 from quickart_daemon.config import Config, load_config
 from quickart_daemon.images import write_png
 from quickart_daemon.queue import JobState, open_queue
-from quickart_daemon.synth import render, make_fx, write_clean_keys
+from quickart_daemon.tools.synth import render, make_fx, write_clean_keys
 from quickart_daemon.web.app import create_app
 from quickart_daemon.web.feed import Feed
 from quickart_daemon.web import studio as web_studio

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ... import synth
+from .. import synth
 from . import drawings, rough_families
 
 #: generator seeds used for training (characters); evaluation seeds lie outside this range

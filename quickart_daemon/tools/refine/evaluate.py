@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import classical, clipart, data, metrics, rough_families
-from .colours import CHROMA_RATIO
+from ...stages.refine import classical
+from . import clipart, data, metrics, rough_families
+from ...stages.refine.colours import CHROMA_RATIO
 
 METHODS = ("raw", "adaptive", "classical", "learned")
 #: evaluation sets: the generator's held-out seed, the rough families, real drawings
@@ -98,7 +99,7 @@ def evaluate(pairs: list[data.Pair], methods=METHODS, models_dir: Path | None = 
              keep_outputs: bool = False) -> dict:
     """Mean figures per method over `pairs`, plus the outputs when `keep_outputs`."""
     from ...weights import verified_path
-    from . import MODEL_NAME, learned_coverages, net
+    from ...stages.refine import MODEL_NAME, learned_coverages, net
     models = {m: net.load(verified_path(MODEL_NAME if m == "learned" else m, models_dir or Path("models")), device)
               for m in methods if m not in ("raw", "adaptive", "classical")}
     rows: dict[str, list[dict]] = {m: [] for m in methods}

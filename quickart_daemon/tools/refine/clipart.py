@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from . import rough_families
-from .skeleton import thin
+from ...stages.refine.skeleton import thin
 
 ROOT = Path("/usr/share/openclipart/svg")
 #: typical clean line width (px at 960x540) the drawings are scaled to

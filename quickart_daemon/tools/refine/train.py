@@ -1,4 +1,4 @@
-"""Train the line refiner: ``python -m quickart_daemon.stages.refine.train``.
+"""Train the line refiner: ``python -m quickart_daemon.tools.refine.train``.
 
 Resumable: a checkpoint (model, EMA, optimiser, step, seconds trained, data RNG state) is
 written to ``--work`` every ``--checkpoint-minutes``; running the same command again
@@ -18,7 +18,7 @@ neither a training seed nor a seed of any reported figure.
 Example, fine-tuning the previous model (the exact commands behind models/refine-v2.pt are in
 models/refine-v2.md)::
 
-    nohup nice -n 10 .venv/bin/python -m quickart_daemon.stages.refine.train --minutes 60 \
+    nohup nice -n 10 .venv/bin/python -m quickart_daemon.tools.refine.train --minutes 60 \
         --init models/refine-v1.pt --lr 1e-3 --work bench/out/refine-train-v2 \
         --out bench/out/refine-train-v2/refine-v2.pt > bench/out/refine-train-v2.log 2>&1 &
 """
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from . import data, rough_families
-from .colours import flatten_paper
+from ...stages.refine.colours import flatten_paper
 from .metrics import line_f1
-from .net import LineRefiner, parameter_count
+from ...stages.refine.net import LineRefiner, parameter_count
 
 VAL_SEED = 500
 #: drawing seed of the rough-family validation frames (neither training nor evaluation seeds)
@@ -109,7 +109,7 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def validate(model: LineRefiner, pairs) -> float:
-    from .net import refine
+    from ...stages.refine.net import refine
     f1s = []
     model.eval()
     for p in pairs:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .skeleton import thin
+from ...stages.refine.skeleton import thin
 
 
 def _near(mask: np.ndarray, tol: int) -> np.ndarray:

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import yaml
 
-from . import images
+from .. import images
 
 # ----------------------------------------------------------------------------------
 # constants

@@ -13,12 +13,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ... import synth
-from .finish import paint
-from .match import TRANSPARENT
-from .palette import Palette
-from .regions import extract_lines, segment
-from .stage import Colours, RefModel, build_ref, colour_drawing, prepare
+from . import synth
+from ..stages.color.finish import paint
+from ..stages.color.match import TRANSPARENT
+from ..stages.color.palette import Palette
+from ..stages.color.regions import extract_lines, segment
+from ..stages.color.stage import Colours, RefModel, build_ref, colour_drawing, prepare
 
 
 def character_mask(f: synth.SynthFrame) -> np.ndarray:
