@@ -13,8 +13,15 @@
 
 A claim takes a lease (owner + expiry); the worker extends it with heartbeats and
 checkpoints. A job whose lease expired is requeued by `requeue_stale`, so a kill -9
-or a power cut loses at most the stage that was running. Claiming is a conditional
-UPDATE on (id, state), which is atomic on SQLite and PostgreSQL alike.
+or a power cut loses at most the stage that was running.
+
+One queue, two databases; the differences live in two small functions. `_claim_one`:
+on PostgreSQL (many nodes) one UPDATE of the row picked by `SELECT ... FOR UPDATE SKIP
+LOCKED` (claimers never wait on each other's rows); on SQLite (one machine, one writer
+at a time) a conditional UPDATE on (id, state). `_clock`: lease times come from the
+database server's clock on PostgreSQL, so a node with a skewed clock neither steals
+live leases nor hands out leases that look expired to the others; SQLite uses the
+local clock (one machine).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import DateTime, func, literal, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import reads
@@ -59,6 +66,37 @@ def _job(row: JobRow) -> Job:
     shot = row.shot
     return Job.from_record(record | {"shot_show": shot.show, "shot_seq": shot.seq, "shot_name": shot.name,
                                      "shot_path": shot.path})
+
+
+#: the database server's current time as naive UTC (PostgreSQL); the type makes `+ timedelta` an interval
+DB_NOW = func.timezone(literal("UTC"), func.now(), type_=DateTime)
+
+
+def _clock(s: Session) -> datetime:
+    """Now, for leases and retry times: the database server's clock on PostgreSQL (shared by every node),
+    the local clock on SQLite."""
+    if s.get_bind().dialect.name == "postgresql":
+        return s.scalar(select(DB_NOW))
+    return utcnow()
+
+
+def _claim_one(s: Session, values: dict, now) -> int | None:
+    """Lease the most urgent runnable job (writing `values` into it); its id, or None.
+
+    PostgreSQL: one statement; SKIP LOCKED passes over rows another claimer is taking, so claimers
+    never queue behind each other. SQLite has no row locks (one writer at a time): pick a few
+    candidates, take the first one still queued by a conditional UPDATE."""
+    runnable = (select(JobRow.id).where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now)
+                .order_by(JobRow.priority.desc(), JobRow.id))
+    if s.get_bind().dialect.name == "postgresql":
+        pick = runnable.limit(1).with_for_update(skip_locked=True).scalar_subquery()
+        return s.scalar(update(JobRow).where(JobRow.id == pick).values(**values).returning(JobRow.id))
+    for job_id in s.scalars(runnable.limit(8)).all():
+        taken = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
+                          .values(**values)).rowcount
+        if taken == 1:
+            return job_id
+    return None
 
 
 class LeaseLost(QuickArtError):
@@ -141,7 +179,7 @@ class JobQueue:
             s.add(drop)
             s.flush()
             row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
-                         pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=utcnow(),
+                         pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=_clock(s),
                          warnings=[])
             s.add(row)
             s.flush()
@@ -153,29 +191,23 @@ class JobQueue:
             return _job(row)
 
     def claim_next(self, owner: str, node: str, slot: str, now: datetime | None = None) -> Job | None:
-        """Lease the most urgent runnable job to `owner`, or None when there is none."""
-        now = now or utcnow()
+        """Lease the most urgent runnable job to `owner`, or None when there is none. `now` (tests)
+        replaces the clock; otherwise PostgreSQL's own clock is read inside the claim statement."""
         with self.sessions.begin() as s:
-            ids = s.scalars(select(JobRow.id)
-                            .where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now)
-                            .order_by(JobRow.priority.desc(), JobRow.id).limit(8)).all()
-            for job_id in ids:
-                taken = s.execute(
-                    update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
-                    .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + self.lease,
-                            node=node, slot=slot, attempts=JobRow.attempts + 1, cancel_requested=False,
-                            started_at=func.coalesce(JobRow.started_at, now))
-                ).rowcount
-                if taken == 1:
-                    return _job(self._row(s, job_id))
-        return None
+            if now is None:
+                now = DB_NOW if s.get_bind().dialect.name == "postgresql" else utcnow()
+            job_id = _claim_one(s, dict(state=JobState.RUNNING.value, lease_owner=owner,
+                                        lease_expires_at=now + self.lease, node=node, slot=slot,
+                                        attempts=JobRow.attempts + 1, cancel_requested=False,
+                                        started_at=func.coalesce(JobRow.started_at, now)), now)
+            return None if job_id is None else _job(self._row(s, job_id))
 
     def heartbeat(self, job_id: int, owner: str, *, stage: str | None = None,
                   progress: float | None = None) -> bool:
         """Extend the lease; returns True when a person asked to cancel the job."""
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
-            row.lease_expires_at = utcnow() + self.lease
+            row.lease_expires_at = _clock(s) + self.lease
             if stage is not None:
                 row.current_stage = stage
             if progress is not None:
@@ -190,7 +222,7 @@ class JobQueue:
             s.add(StageRun(job_id=job_id, generation=row.generation, index=index, name=name, state="done",
                            seconds=seconds, checkpoint=checkpoint, report=report))
             row.progress = progress
-            row.lease_expires_at = utcnow() + self.lease
+            row.lease_expires_at = _clock(s) + self.lease
             warnings = list(row.warnings or []) + [f"{name}: {w}" for w in report.get("warnings", [])]
             row.warnings = warnings
 
@@ -227,7 +259,7 @@ class JobQueue:
             row.lease_owner = row.lease_expires_at = None
             if retryable and row.attempts < row.max_attempts:
                 self._move(row, JobState.QUEUED)
-                row.run_after = utcnow() + timedelta(seconds=self.retry_policy.delay(row.attempts))
+                row.run_after = _clock(s) + timedelta(seconds=self.retry_policy.delay(row.attempts))
             else:
                 self._move(row, JobState.FAILED)
                 row.finished_at = utcnow()
@@ -238,8 +270,8 @@ class JobQueue:
     def cancel(self, job_id: int) -> Job:
         """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat,
         unless its worker is gone (lease expired): then nobody would see the request, so it stops now."""
-        now = utcnow()
         with self.sessions.begin() as s:
+            now = _clock(s)
             row = self._row(s, job_id)
             orphaned = row.state == JobState.RUNNING.value and (row.lease_expires_at is None
                                                                   or row.lease_expires_at < now)
@@ -290,14 +322,14 @@ class JobQueue:
             self._move(row, JobState.QUEUED)
             row.attempts = max(row.attempts - 1, 0)
             row.lease_owner = row.lease_expires_at = None
-            row.run_after, row.error = utcnow(), None
+            row.run_after, row.error = _clock(s), None
             s.flush()
             return _job(row)
 
     def claim(self, job_id: int, owner: str, node: str, slot: str) -> Job:
         """Lease one given job (for `quickart run`, which runs a shot in the foreground)."""
-        now = utcnow()
         with self.sessions.begin() as s:
+            now = _clock(s)
             taken = s.execute(
                 update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
                 .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + self.lease,
@@ -313,7 +345,7 @@ class JobQueue:
             row = self._row(s, job_id)
             self._move(row, JobState.QUEUED)
             row.attempts, row.generation = 0, row.generation + 1
-            row.error, row.run_after, row.finished_at = None, utcnow(), None
+            row.error, row.run_after, row.finished_at = None, _clock(s), None
             row.cancel_requested, row.progress, row.current_stage, row.warnings = False, 0.0, None, []
             s.flush()
             return _job(row)
@@ -322,9 +354,9 @@ class JobQueue:
         """Requeue running jobs whose lease expired (or, with `node`, every running job of that node:
         at daemon start, the jobs its previous life left behind). They resume at their first
         unfinished stage; a job that keeps killing its worker fails after max_attempts."""
-        now = now or utcnow()
         requeued = []
         with self.sessions.begin() as s:
+            now = now or _clock(s)
             q = select(JobRow).where(JobRow.state == JobState.RUNNING.value)
             q = q.where(JobRow.node == node) if node else q.where(JobRow.lease_expires_at < now)
             for row in s.scalars(q).all():
@@ -339,7 +371,7 @@ class JobQueue:
                     row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
                 else:
                     self._move(row, JobState.QUEUED)
-                    row.error, row.run_after = f"{lost}; requeued", utcnow()
+                    row.error, row.run_after = f"{lost}; requeued", _clock(s)
                 requeued.append(row.id)
         return requeued
 

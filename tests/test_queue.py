@@ -1,4 +1,4 @@
-"""The job state machine on a real SQLite file."""
+"""The job state machine on a real SQLite file and a real PostgreSQL database (every test runs on both)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ SHOT = ShotId("BRV", "sq010", "sh0040")
 
 
 @pytest.fixture
-def jq(tmp_path):
-    return JobQueue(connect(f"sqlite:///{tmp_path / 'q.db'}"), RetryPolicy(3, 30, 2, 600), lease_seconds=60)
+def jq(db_url):
+    return JobQueue(connect(db_url), RetryPolicy(3, 30, 2, 600), lease_seconds=60)
 
 
 def _queue(jq, shot=SHOT, **kw):
@@ -150,8 +150,8 @@ def _claim_all(url: str, owner: str, out) -> None:
     out.put(got)
 
 
-def test_concurrent_claims_never_hand_a_job_out_twice(tmp_path):
-    url = f"sqlite:///{tmp_path / 'q.db'}"
+def test_concurrent_claims_never_hand_a_job_out_twice(db_url):
+    url = db_url
     jq = JobQueue(connect(url))
     ids = {_queue(jq, ShotId("S", "q", f"sh{i:04d}")).id for i in range(60)}
     ctx = mp.get_context("spawn")
@@ -163,3 +163,25 @@ def test_concurrent_claims_never_hand_a_job_out_twice(tmp_path):
     for p in procs:
         p.join(30)
     assert sorted(claimed) == sorted(ids), "every job claimed exactly once"
+
+
+@pytest.mark.parametrize("skew_minutes", [10, -10])
+def test_a_node_with_a_skewed_clock_does_not_steal_live_leases(pg_url, monkeypatch, skew_minutes):
+    """Leases are timed by the PostgreSQL server's clock: a node whose own clock runs minutes ahead
+    (or behind) neither requeues another node's live job nor takes a lease that looks expired to others."""
+    import quickart_daemon.queue as queue_module
+
+    honest = JobQueue(connect(pg_url), lease_seconds=60)
+    skewed = JobQueue(connect(pg_url, migrate=False), lease_seconds=60)
+    first, second = _queue(honest), _queue(honest, ShotId("BRV", "sq010", "sh0050"))
+    assert honest.claim_next("honest:1:s", "honest", "s").id == first.id
+    real_utcnow = queue_module.utcnow
+    monkeypatch.setattr(queue_module, "utcnow", lambda: real_utcnow() + timedelta(minutes=skew_minutes))
+    assert skewed.requeue_stale() == []  # the honest node's lease is live by the server's clock
+    assert skewed.claim_next("skewed:1:s", "skewed", "s").id == second.id
+    skewed.heartbeat(second.id, "skewed:1:s")
+    monkeypatch.setattr(queue_module, "utcnow", real_utcnow)
+    assert honest.requeue_stale() == []  # and the skewed node's lease is not expired for the others
+    lease_left = (honest.get(second.id).lease_expires_at - utcnow()).total_seconds()
+    assert 50 < lease_left <= 61, lease_left
+    assert honest.get(first.id).state is JobState.RUNNING and honest.get(first.id).lease_owner == "honest:1:s"
