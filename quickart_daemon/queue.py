@@ -26,13 +26,17 @@ local clock (one machine).
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, func, literal, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from .db import reads
+from .db.wakeup import CHANNEL
 from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
 from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
@@ -99,6 +103,25 @@ def _claim_one(s: Session, values: dict, now) -> int | None:
     return None
 
 
+def drop_key(signature: str, follows: int | None, forced: bool = False) -> str:
+    """A drop's identity within its shot (unique in the database).
+
+    A drop a watcher sees is its signature plus the drop it follows: every node that sees the same
+    change of a shot's files computes the same key, so however many nodes watch the root, one drop
+    and one job are recorded (files changed back to an earlier state follow another drop: a new key).
+    A forced submit (`quickart run`/`submit`) repeats identical files on purpose: each is its own drop."""
+    if forced:
+        return f"forced:{uuid.uuid4().hex}"
+    return f"after:{follows or 0}:{signature}"
+
+
+def _wake_daemons(s: Session) -> None:
+    """A job became runnable: on PostgreSQL, wake idle daemons (delivered when this transaction commits;
+    see db/wakeup.py). SQLite daemons poll."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(func.pg_notify(CHANNEL, "")))
+
+
 class LeaseLost(QuickArtError):
     """This worker no longer holds the job's lease (it expired and the job was requeued, or it was cancelled)."""
 
@@ -148,34 +171,68 @@ class JobQueue:
 
     # -- shots and drops ---------------------------------------------------------------
     def upsert_shot(self, shot: ShotId, path: str) -> int:
-        with self.sessions.begin() as s:
-            row = s.scalar(select(Shot).where(Shot.path == path))
-            if row is None:
-                row = Shot(show=shot.show, seq=shot.seq, name=shot.shot, path=path)
-                s.add(row)
-                s.flush()
-            return row.id
+        try:
+            with self.sessions.begin() as s:
+                row = s.scalar(select(Shot).where(Shot.path == path))
+                if row is None:
+                    row = Shot(show=shot.show, seq=shot.seq, name=shot.shot, path=path)
+                    s.add(row)
+                    s.flush()
+                return row.id
+        except IntegrityError:  # another node added the shot at the same moment: it is there now
+            with self.sessions() as s:
+                found = s.scalar(select(Shot.id).where(Shot.path == path))
+            if found is None:
+                raise
+            return found
 
     def drop(self, drop_id: int) -> DropInfo | None:
         with self.sessions() as s:
             return reads.get_drop(self._run(s), drop_id)
 
-    def record_drop(self, shot_id: int, signature: str, files: list[str], source: str) -> None:
+    def record_drop(self, shot_id: int, signature: str, files: list[str], source: str,
+                    key: str | None = None) -> None:
         """Remember a drop that needs no job (its version is already published), so rescans skip it."""
-        with self.sessions.begin() as s:
-            s.add(Drop(shot_id=shot_id, signature=signature, files=files, source=source))
+        try:
+            with self.sessions.begin() as s:
+                s.add(Drop(shot_id=shot_id, key=key or drop_key(signature, None, forced=True),
+                           signature=signature, files=files, source=source))
+        except IntegrityError:
+            if not self._drop_exists(shot_id, key):
+                raise  # not another node recording the same drop
 
-    def last_drop_signature(self, shot_id: int) -> str | None:
+    def _drop_exists(self, shot_id: int, key: str | None) -> bool:
         with self.sessions() as s:
-            return s.scalar(select(Drop.signature).where(Drop.shot_id == shot_id).order_by(Drop.id.desc()).limit(1))
+            return key is not None and s.scalar(select(Drop.id).where(Drop.shot_id == shot_id,
+                                                                       Drop.key == key)) is not None
+
+    def last_drop(self, shot_id: int) -> tuple[int, str] | None:
+        """(id, signature) of the shot's newest drop."""
+        with self.sessions() as s:
+            row = s.execute(select(Drop.id, Drop.signature).where(Drop.shot_id == shot_id)
+                            .order_by(Drop.id.desc()).limit(1)).first()
+            return None if row is None else (row.id, row.signature)
 
     # -- the verbs ----------------------------------------------------------------------
     def enqueue(self, shot: ShotId, shot_path: str, pipeline: str, *, signature: str = "",
-                files: list[str] | None = None, source: str = "watch", priority: int = 0) -> Job:
-        """Record a drop and queue a job for it; the shot's older queued jobs are superseded."""
+                files: list[str] | None = None, source: str = "watch", priority: int = 0,
+                key: str | None = None) -> Job | None:
+        """Record a drop and queue a job for it; the shot's older queued jobs are superseded.
+        `key` is the drop's identity (`drop_key`; None: a forced drop, always new): None is returned
+        when that drop is already recorded (another node saw it first), and nothing changes."""
         shot_id = self.upsert_shot(shot, shot_path)
+        key = key or drop_key(signature, None, forced=True)
+        try:
+            return self._enqueue(shot_id, pipeline, key, signature, files or [], source, priority)
+        except IntegrityError:
+            if self._drop_exists(shot_id, key):
+                return None
+            raise
+
+    def _enqueue(self, shot_id: int, pipeline: str, key: str, signature: str, files: list[str], source: str,
+                 priority: int) -> Job:
         with self.sessions.begin() as s:
-            drop = Drop(shot_id=shot_id, signature=signature, files=files or [], source=source)
+            drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source)
             s.add(drop)
             s.flush()
             row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
@@ -186,6 +243,7 @@ class JobQueue:
             s.execute(update(JobRow)
                       .where(JobRow.shot_id == shot_id, JobRow.state == JobState.QUEUED.value, JobRow.id != row.id)
                       .values(state=JobState.SUPERSEDED.value, superseded_by=row.id, finished_at=utcnow()))
+            _wake_daemons(s)
             s.flush()
             s.refresh(row)
             return _job(row)
@@ -323,6 +381,7 @@ class JobQueue:
             row.attempts = max(row.attempts - 1, 0)
             row.lease_owner = row.lease_expires_at = None
             row.run_after, row.error = _clock(s), None
+            _wake_daemons(s)
             s.flush()
             return _job(row)
 
@@ -347,6 +406,7 @@ class JobQueue:
             row.attempts, row.generation = 0, row.generation + 1
             row.error, row.run_after, row.finished_at = None, _clock(s), None
             row.cancel_requested, row.progress, row.current_stage, row.warnings = False, 0.0, None, []
+            _wake_daemons(s)
             s.flush()
             return _job(row)
 
@@ -354,26 +414,48 @@ class JobQueue:
         """Requeue running jobs whose lease expired (or, with `node`, every running job of that node:
         at daemon start, the jobs its previous life left behind). They resume at their first
         unfinished stage; a job that keeps killing its worker fails after max_attempts."""
-        requeued = []
         with self.sessions.begin() as s:
-            now = now or _clock(s)
+            clock = _clock(s)
             q = select(JobRow).where(JobRow.state == JobState.RUNNING.value)
-            q = q.where(JobRow.node == node) if node else q.where(JobRow.lease_expires_at < now)
-            for row in s.scalars(q).all():
-                lost = f"worker {row.lease_owner} stopped responding (lease expired)" if not node \
-                    else f"daemon on {node} restarted while this job ran"
-                row.lease_owner = row.lease_expires_at = None
-                if row.cancel_requested:  # a person asked to stop it: never run it again
-                    self._move(row, JobState.CANCELLED)
-                    row.error, row.finished_at = f"{lost}; cancelled by request", now
-                elif row.attempts >= row.max_attempts:
-                    self._move(row, JobState.FAILED)
-                    row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
-                else:
-                    self._move(row, JobState.QUEUED)
-                    row.error, row.run_after = f"{lost}; requeued", _clock(s)
-                requeued.append(row.id)
-        return requeued
+            q = q.where(JobRow.node == node) if node else q.where(JobRow.lease_expires_at < (now or clock))
+            return [self._requeue_lost(row, clock, f"worker {row.lease_owner} stopped responding (lease expired)"
+                                       if not node else f"daemon on {node} restarted while this job ran")
+                    for row in s.scalars(q).all()]
+
+    def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
+        """Mark nodes silent for longer than `lease_seconds` down and put their running jobs back in the
+        queue (OpenCue's DOWN_HOST). Every node runs this; the conditional UPDATE of the node's row lets
+        exactly one of them do it. Returns {node: requeued job ids}."""
+        down = {}
+        with self.sessions.begin() as s:
+            now = _clock(s)
+            silent = s.scalars(select(Node.name).where(Node.state == "up", Node.name != (me or ""),
+                                                       Node.heartbeat_at < now - timedelta(seconds=lease_seconds)))
+            for name in silent.all():
+                taken = s.execute(update(Node).where(Node.name == name, Node.state == "up",
+                                                     Node.heartbeat_at < now - timedelta(seconds=lease_seconds))
+                                  .values(state="down")).rowcount
+                if taken != 1:
+                    continue  # another node marked it first (or it came back)
+                rows = s.scalars(select(JobRow).where(JobRow.state == JobState.RUNNING.value, JobRow.node == name))
+                down[name] = [self._requeue_lost(row, now, f"node {name} down") for row in rows.all()]
+        return down
+
+    def _requeue_lost(self, row: JobRow, now: datetime, lost: str) -> int:
+        """A running job whose worker is gone: back to the queue (cancelled if a person asked, failed when
+        out of attempts), with the reason in its error."""
+        row.lease_owner = row.lease_expires_at = None
+        if row.cancel_requested:  # a person asked to stop it: never run it again
+            self._move(row, JobState.CANCELLED)
+            row.error, row.finished_at = f"{lost}; cancelled by request", now
+        elif row.attempts >= row.max_attempts:
+            self._move(row, JobState.FAILED)
+            row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
+        else:
+            self._move(row, JobState.QUEUED)
+            row.error, row.run_after = f"{lost}; requeued", now
+            _wake_daemons(object_session(row))
+        return row.id
 
     # -- reading (the SQL lives in db/reads.py, shared with the status commands) -----------------
     @staticmethod
@@ -402,26 +484,37 @@ class JobQueue:
 
     # -- nodes and notices ------------------------------------------------------------------
     def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None,
-                       starting: bool = False, stopping: bool = False) -> None:
+                       starting: bool = False, stopping: bool = False, gpus: int = 0,
+                       version: str | None = None) -> None:
+        """The daemon of node `name` is alive (state up), or stopping cleanly (state stopped)."""
         with self.sessions.begin() as s:
             row = s.get(Node, name)
-            now = utcnow()
+            now = _clock(s)
             if row is None:
                 row = Node(name=name, pid=pid, started_at=now, slots=slots)
                 s.add(row)
             if starting:
                 row.started_at, row.stopped_at = now, None
             row.pid, row.heartbeat_at, row.slots, row.watch_mode = pid, now, slots, watch_mode
+            row.gpus, row.state = gpus, "up"
+            row.version = version or row.version
             if stopping:
-                row.stopped_at = now
+                row.stopped_at, row.state = now, "stopped"
 
     def nodes(self) -> list[NodeInfo]:
         with self.sessions() as s:
             return reads.nodes(self._run(s))
 
     def notice(self, path: str, message: str, node: str | None = None) -> None:
-        with self.sessions.begin() as s:
-            s.add(Notice(path=path, message=message, node=node))
+        """Record a problem once, however many nodes report it: a repeat only updates when and by whom
+        it was last reported."""
+        key = hashlib.sha256(f"{path}\0{message}".encode()).hexdigest()
+        try:
+            with self.sessions.begin() as s:
+                s.add(Notice(key=key, path=path, message=message, node=node, created_at=_clock(s)))
+        except IntegrityError:
+            with self.sessions.begin() as s:
+                s.execute(update(Notice).where(Notice.key == key).values(node=node, created_at=_clock(s)))
 
     def notices(self, limit: int = 10) -> list[NoticeInfo]:
         with self.sessions() as s:

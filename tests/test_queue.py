@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from datetime import timedelta
 
 import pytest
@@ -185,3 +186,25 @@ def test_a_node_with_a_skewed_clock_does_not_steal_live_leases(pg_url, monkeypat
     lease_left = (honest.get(second.id).lease_expires_at - utcnow()).total_seconds()
     assert 50 < lease_left <= 61, lease_left
     assert honest.get(first.id).state is JobState.RUNNING and honest.get(first.id).lease_owner == "honest:1:s"
+
+
+def test_a_silent_node_is_marked_down_and_its_jobs_requeued(jq):
+    mine, theirs = _queue(jq), _queue(jq, ShotId("BRV", "sq010", "sh0050"))
+    jq.node_heartbeat("gone", 11, ["gpu0.0"], "native", starting=True, gpus=1, version="0.1.0")
+    jq.node_heartbeat("alive", 12, ["cpu.0"], "native", starting=True)
+    jq.claim_next("gone:11:gpu0.0", "gone", "gpu0.0")
+    jq.claim_next("alive:12:cpu.0", "alive", "cpu.0")
+    assert jq.requeue_down_nodes(lease_seconds=60, me="alive") == {}  # both heartbeated just now
+    time.sleep(1.2)
+    jq.node_heartbeat("alive", 12, ["cpu.0"], "native")
+    assert jq.requeue_down_nodes(lease_seconds=1, me="alive") == {"gone": [mine.id]}
+    assert jq.requeue_down_nodes(lease_seconds=1, me="other") == {}  # marked once: nothing more to do
+    requeued = jq.get(mine.id)
+    assert requeued.state is JobState.QUEUED and requeued.error == "node gone down; requeued"
+    assert jq.get(theirs.id).state is JobState.RUNNING
+    nodes = {n.name: n for n in jq.nodes()}
+    assert (nodes["gone"].state, nodes["gone"].gpus, nodes["gone"].version, nodes["gone"].running) == \
+        ("down", 1, "0.1.0", 0)
+    assert (nodes["alive"].state, nodes["alive"].running) == ("up", 1)
+    jq.node_heartbeat("gone", 11, ["gpu0.0"], "native", gpus=1)  # it comes back
+    assert {n.name: n.state for n in jq.nodes()}["gone"] == "up"
