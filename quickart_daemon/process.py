@@ -142,7 +142,7 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
         made_by = Provenance(job.id, cfg.node, device, started, snapshot.manifest_inputs(), drop)
         version = publish_version(shot, pipeline, drawings, reports, staging=staging, naming=cfg.naming_rules,
-                                  studio_root=cfg.root, made_by=made_by)
+                                  studio_root=cfg.root, made_by=made_by, locks=jq.publish_locks(job))
         hb.stop()
         note = [] if version.latest else [
             f"v{version.number:03d} is kept but not latest: v{version.latest_version:03d} was made from a newer drop"]

@@ -26,18 +26,24 @@ local clock (one machine).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import DateTime, func, literal, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from .db import reads
 from .db.wakeup import CHANNEL
-from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, utcnow
+from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, VersionRow, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
 from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
 from .naming import ShotId
@@ -122,6 +128,72 @@ def _wake_daemons(s: Session) -> None:
         s.execute(select(func.pg_notify(CHANNEL, "")))
 
 
+log = logging.getLogger("quickart.queue")
+
+#: how long a worker's verb keeps retrying while the database server is unreachable (a restart)
+OUTAGE_SECONDS = 60.0
+
+
+def _rides_out_outages(verb):
+    """For the verbs a running job's worker calls: on PostgreSQL, a lost connection (the server restarting,
+    a network cut) is retried for up to OUTAGE_SECONDS, so the stage that is running survives it. SQLite
+    errors (a locked file) pass through at once, as before."""
+    @functools.wraps(verb)
+    def retrying(self: "JobQueue", *args, **kwargs):
+        deadline = time.monotonic() + OUTAGE_SECONDS
+        while True:
+            try:
+                return verb(self, *args, **kwargs)
+            except OperationalError as exc:
+                if not self.shared or time.monotonic() > deadline:
+                    raise
+                log.warning("action=database_retry verb=%s error=%s", verb.__name__,
+                            str(exc.orig or exc).strip().splitlines()[0])
+                time.sleep(0.5)
+    return retrying
+
+
+#: advisory lock classes (two-int form: class, object) for publishing on PostgreSQL ("QA" + 1, + 2)
+VERSION_LOCK, SEQUENCE_LOCK = 0x51410001, 0x51410002
+
+
+class DatabasePublishLocks:
+    """Publishing's locks for many nodes (see outputs.PublishLocks): on PostgreSQL a transaction-scoped
+    advisory lock per shot serialises the version number and the latest.json decision, the number is
+    allocated and recorded in `versions` (unique per shot), and an advisory lock per sequence timeline
+    serialises its read-modify-write. On SQLite (one machine) the file locks serve."""
+
+    def __init__(self, jq: "JobQueue", shot_id: int, job_id: int):
+        self.jq, self.shot_id, self.job_id = jq, shot_id, job_id
+
+    @contextmanager
+    def version_slot(self, output_dir: Path) -> Iterator[int]:
+        from . import outputs  # not at module level: the daemon process never loads image code
+
+        if not self.jq.shared:
+            with outputs.version_slot(output_dir) as number:
+                yield number
+            return
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with self.jq.sessions.begin() as s:  # the lock is held until this transaction ends
+            s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
+            recorded = s.scalar(select(func.max(VersionRow.number)).where(VersionRow.shot_id == self.shot_id))
+            # versions made before the database knew the shot (or by `quickart run` elsewhere) count too
+            number = max(recorded or 0, *(outputs.versions(output_dir) or [0])) + 1
+            s.add(VersionRow(shot_id=self.shot_id, number=number, job_id=self.job_id, created_at=_clock(s)))
+            s.flush()
+            yield number
+
+    @contextmanager
+    def sequence(self, path: Path) -> Iterator[None]:
+        if not self.jq.shared:
+            yield
+            return
+        with self.jq.sessions.begin() as s:
+            s.execute(select(func.pg_advisory_xact_lock(SEQUENCE_LOCK, func.hashtext(str(path)))))
+            yield
+
+
 class LeaseLost(QuickArtError):
     """This worker no longer holds the job's lease (it expired and the job was requeued, or it was cancelled)."""
 
@@ -148,6 +220,11 @@ class JobQueue:
         self.sessions = sessions
         self.retry_policy = retry
         self.lease = timedelta(seconds=lease_seconds)
+
+    @property
+    def shared(self) -> bool:
+        """Whether this queue's database is a server many nodes share (PostgreSQL), not a local SQLite file."""
+        return self.sessions.kw["bind"].dialect.name == "postgresql"
 
     # -- helpers ---------------------------------------------------------------------
     def _row(self, s: Session, job_id: int) -> JobRow:
@@ -186,6 +263,7 @@ class JobQueue:
                 raise
             return found
 
+    @_rides_out_outages
     def drop(self, drop_id: int) -> DropInfo | None:
         with self.sessions() as s:
             return reads.get_drop(self._run(s), drop_id)
@@ -260,6 +338,7 @@ class JobQueue:
                                         started_at=func.coalesce(JobRow.started_at, now)), now)
             return None if job_id is None else _job(self._row(s, job_id))
 
+    @_rides_out_outages
     def heartbeat(self, job_id: int, owner: str, *, stage: str | None = None,
                   progress: float | None = None) -> bool:
         """Extend the lease; returns True when a person asked to cancel the job."""
@@ -272,6 +351,7 @@ class JobQueue:
                 row.progress = float(progress)
             return bool(row.cancel_requested)
 
+    @_rides_out_outages
     def checkpoint(self, job_id: int, owner: str, *, index: int, name: str, seconds: float,
                    checkpoint: str | None, report: dict, progress: float) -> None:
         """A stage finished and its outputs are on disk: a resumed job skips it."""
@@ -284,6 +364,7 @@ class JobQueue:
             warnings = list(row.warnings or []) + [f"{name}: {w}" for w in report.get("warnings", [])]
             row.warnings = warnings
 
+    @_rides_out_outages
     def done_stages(self, job_id: int) -> dict[int, StageRun]:
         """The checkpointed stages of the job's current generation, by pipeline index."""
         with self.sessions() as s:
@@ -292,6 +373,7 @@ class JobQueue:
                                                     StageRun.generation == row.generation)).all()
             return {r.index: r for r in runs}
 
+    @_rides_out_outages
     def finish(self, job_id: int, owner: str, *, version: int, output_path: str,
                artifacts: dict[str, str], warnings: list[str] = ()) -> Job:
         with self.sessions.begin() as s:
@@ -305,6 +387,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def fail(self, job_id: int, owner: str | None, error: str, *, retryable: bool,
              stage: str | None = None, artifacts: dict[str, str] | None = None) -> Job:
         """Record an error; requeue with backoff when it may pass and attempts are left."""
@@ -346,12 +429,14 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def warn(self, job_id: int, owner: str, warnings: list[str]) -> None:
         """Add sentences to the job's warnings (files of the drop that were left alone, say)."""
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
             row.warnings = list(row.warnings or []) + list(warnings)
 
+    @_rides_out_outages
     def superseded_while_running(self, job_id: int, owner: str, reason: str) -> Job:
         """The job's drop changed before the job read it: the newer drop's job makes the version."""
         with self.sessions.begin() as s:
@@ -362,6 +447,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def stopped(self, job_id: int, owner: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""
         with self.sessions.begin() as s:
@@ -372,6 +458,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def release(self, job_id: int, owner: str) -> Job:
         """Hand a running job back to the queue at once (graceful shutdown after a checkpoint);
         the interrupted attempt does not count."""
@@ -457,11 +544,16 @@ class JobQueue:
             _wake_daemons(object_session(row))
         return row.id
 
+    # -- publishing -----------------------------------------------------------------------
+    def publish_locks(self, job: Job) -> DatabasePublishLocks:
+        return DatabasePublishLocks(self, job.shot_id, job.id)
+
     # -- reading (the SQL lives in db/reads.py, shared with the status commands) -----------------
     @staticmethod
     def _run(s: Session) -> reads.Run:
         return lambda sql, params: s.execute(text(sql), params).mappings().all()
 
+    @_rides_out_outages
     def get(self, job_id: int) -> Job:
         with self.sessions() as s:
             return reads.get_job(self._run(s), job_id)

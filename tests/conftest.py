@@ -3,15 +3,9 @@ and a leak check."""
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -43,70 +37,21 @@ def make_config(tmp_path: Path):
 
 # -- PostgreSQL: one throw-away cluster per test session, a fresh database per test ----------------
 
-def _pg_bin(name: str) -> str | None:
-    """A PostgreSQL server program: on PATH, else in Debian's versioned folder."""
-    return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
-
-
-class PostgresCluster:
-    """initdb + pg_ctl in a temporary folder, on a free loopback port, trust auth, fsync off. The server
-    refuses to run as root, so as root its programs run as the `postgres` user (runuser)."""
-
-    def __init__(self):
-        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-        if not (initdb and pg_ctl):
-            pytest.fail("PostgreSQL is not installed (no initdb/pg_ctl): apt-get install -y postgresql",
-                        pytrace=False)
-        self.pg_ctl = pg_ctl
-        self.dir = Path(tempfile.mkdtemp(prefix="quickart-pg-"))
-        self.data = self.dir / "data"
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
-            shutil.chown(self.dir, "postgres", "postgres")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self._run(initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        opts = f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} " \
-               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        self.pg_ctl_args = ["-D", str(self.data), "-o", opts, "-l", str(self.dir / "server.log")]
-        self.start()
-
-    def _run(self, *cmd: str) -> None:
-        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, cwd=self.dir)
-
-    def start(self) -> None:
-        self._run(self.pg_ctl, "start", "-w", "-t", "60", *self.pg_ctl_args)
-
-    def stop(self) -> None:
-        self._run(self.pg_ctl, "stop", "-w", "-m", "fast", "-D", str(self.data))
-
-    def restart(self) -> None:
-        self._run(self.pg_ctl, "restart", "-w", "-m", "fast", *self.pg_ctl_args)
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def create_database(self) -> str:
-        import psycopg
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-
 @pytest.fixture(scope="session")
-def postgres() -> PostgresCluster:
-    """The session's PostgreSQL cluster (started on first use, stopped and removed at the end)."""
-    cluster = PostgresCluster()
+def postgres():
+    """The session's PostgreSQL cluster (started on first use, stopped and removed at the end). Without
+    PostgreSQL installed the tests that need it fail, saying how to install it: never a silent skip."""
+    from quickart_daemon.db.pgcluster import INSTALL_HINT, PostgresCluster
+    try:
+        cluster = PostgresCluster()
+    except RuntimeError as exc:
+        if str(exc) == INSTALL_HINT:
+            pytest.fail(INSTALL_HINT, pytrace=False)
+        raise
     try:
         yield cluster
     finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(cluster.dir, ignore_errors=True)
+        cluster.stop()
 
 
 @pytest.fixture

@@ -130,3 +130,64 @@ def test_an_idle_daemon_wakes_within_a_second_of_a_new_job(pg_url):
     wakeup.close()
     assert woke["by_notify"] is True
     assert woke["at"] - queued_at < 1.0, f"woke {woke['at'] - queued_at:.3f} s after the job was queued"
+
+
+def test_version_numbers_come_from_the_database(pg_url, tmp_path):
+    """Publishers on several nodes of one shot take distinct numbers even when the shared drive shows
+    none of the others' folders (no folder is made here at all: NFS's cached listing at its worst)."""
+    import threading
+    import time
+
+    from quickart_daemon.db.session import connect
+    from quickart_daemon.queue import DatabasePublishLocks, JobQueue
+
+    jq = JobQueue(connect(pg_url))
+    job = jq.enqueue(ShotId("S", "q", "sh1"), "/studio/sh1", "default")
+    output_dir = tmp_path / "sh1" / "quickart"
+    (output_dir / "v004").mkdir(parents=True)  # made before the database knew the shot: counts too
+    numbers, inside, overlaps = [], [], []
+
+    def publisher(i):
+        nodes_queue = JobQueue(connect(pg_url, migrate=False))
+        with DatabasePublishLocks(nodes_queue, job.shot_id, job.id).version_slot(output_dir) as number:
+            inside.append(i)
+            if len(inside) > 1:
+                overlaps.append(list(inside))
+            time.sleep(0.05)
+            inside.remove(i)
+            numbers.append(number)
+
+    threads = [threading.Thread(target=publisher, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(numbers) == [5, 6, 7, 8, 9, 10]
+    assert overlaps == [], "one publisher of the shot at a time"
+
+
+def test_sequence_timeline_updates_are_serialised_by_the_database(pg_url, tmp_path):
+    import threading
+    import time
+
+    from quickart_daemon.db.session import connect
+    from quickart_daemon.queue import DatabasePublishLocks, JobQueue
+
+    jq = JobQueue(connect(pg_url))
+    events = []
+
+    def publisher(i):
+        locks = DatabasePublishLocks(JobQueue(connect(pg_url, migrate=False)), 1, i)
+        with locks.sequence(tmp_path / "editorial" / "sq010.otio"):
+            events.append(("in", i))
+            time.sleep(0.05)
+            events.append(("out", i))
+
+    threads = [threading.Thread(target=publisher, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert jq.shared
+    assert all(events[k][0] == "in" and events[k + 1] == ("out", events[k][1]) for k in range(0, len(events), 2))
+    assert len(events) == 8

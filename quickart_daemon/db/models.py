@@ -111,6 +111,19 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class VersionRow(Base):
+    """A version number given to a job of a shot: the database allocates them (unique per shot), so two
+    nodes publishing the same shot never take one number, whatever the shared drive's locks do."""
+
+    __tablename__ = "versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("uq_versions_shot_number", "shot_id", "number", unique=True),)
+
+
 class Node(Base):
     """A daemon (one per render node): what `quickart status` and `quickart nodes` read.
 
