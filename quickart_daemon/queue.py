@@ -15,13 +15,15 @@ A claim takes a lease (owner + expiry); the worker extends it with heartbeats an
 checkpoints. A job whose lease expired is requeued by `requeue_stale`, so a kill -9
 or a power cut loses at most the stage that was running.
 
-One queue, two databases; the differences live in two small functions. `_claim_one`:
-on PostgreSQL (many nodes) one UPDATE of the row picked by `SELECT ... FOR UPDATE SKIP
-LOCKED` (claimers never wait on each other's rows); on SQLite (one machine, one writer
-at a time) a conditional UPDATE on (id, state). `_clock`: lease times come from the
-database server's clock on PostgreSQL, so a node with a skewed clock neither steals
-live leases nor hands out leases that look expired to the others; SQLite uses the
-local clock (one machine).
+One queue, two databases (SQLite: one machine; PostgreSQL: many render nodes); the
+differences live in small named pieces. `_claim_one`: on PostgreSQL one UPDATE of the
+row picked by `SELECT ... FOR UPDATE SKIP LOCKED` (claimers never wait on each other's
+rows); on SQLite a conditional UPDATE on (id, state). `_clock`: lease times come from the
+database server's clock on PostgreSQL, so a node with a skewed clock neither steals live
+leases nor hands out leases that look expired to the others. `_wake_daemons`: NOTIFY
+idle daemons. `DatabasePublishLocks`: version numbers and timeline updates serialised by
+the database instead of file locks on a network drive. A drop's identity is unique
+(`drop_key`), so every node watching the same root records a drop once.
 """
 
 from __future__ import annotations
@@ -82,10 +84,14 @@ def _job(row: JobRow) -> Job:
 DB_NOW = func.timezone(literal("UTC"), func.now(), type_=DateTime)
 
 
+def _on_postgres(s: Session) -> bool:
+    return s.get_bind().dialect.name == "postgresql"
+
+
 def _clock(s: Session) -> datetime:
     """Now, for leases and retry times: the database server's clock on PostgreSQL (shared by every node),
     the local clock on SQLite."""
-    if s.get_bind().dialect.name == "postgresql":
+    if _on_postgres(s):
         return s.scalar(select(DB_NOW))
     return utcnow()
 
@@ -98,7 +104,7 @@ def _claim_one(s: Session, values: dict, now) -> int | None:
     candidates, take the first one still queued by a conditional UPDATE."""
     runnable = (select(JobRow.id).where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now)
                 .order_by(JobRow.priority.desc(), JobRow.id))
-    if s.get_bind().dialect.name == "postgresql":
+    if _on_postgres(s):
         pick = runnable.limit(1).with_for_update(skip_locked=True).scalar_subquery()
         return s.scalar(update(JobRow).where(JobRow.id == pick).values(**values).returning(JobRow.id))
     for job_id in s.scalars(runnable.limit(8)).all():
@@ -124,7 +130,7 @@ def drop_key(signature: str, follows: int | None, forced: bool = False) -> str:
 def _wake_daemons(s: Session) -> None:
     """A job became runnable: on PostgreSQL, wake idle daemons (delivered when this transaction commits;
     see db/wakeup.py). SQLite daemons poll."""
-    if s.get_bind().dialect.name == "postgresql":
+    if _on_postgres(s):
         s.execute(select(func.pg_notify(CHANNEL, "")))
 
 
@@ -331,7 +337,7 @@ class JobQueue:
         replaces the clock; otherwise PostgreSQL's own clock is read inside the claim statement."""
         with self.sessions.begin() as s:
             if now is None:
-                now = DB_NOW if s.get_bind().dialect.name == "postgresql" else utcnow()
+                now = DB_NOW if _on_postgres(s) else utcnow()
             job_id = _claim_one(s, dict(state=JobState.RUNNING.value, lease_owner=owner,
                                         lease_expires_at=now + self.lease, node=node, slot=slot,
                                         attempts=JobRow.attempts + 1, cancel_requested=False,
