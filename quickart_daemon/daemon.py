@@ -106,7 +106,7 @@ class Daemon:
         log.info("action=ready node=%s root=%s watch=%s slots=%s", self.node, self.cfg.root, self.watch_mode,
                  ",".join(s.name for s in self.slots))
         sd_notify("READY=1\nSTATUS=watching " + str(self.cfg.root))
-        last_beat = 0.0
+        last_beat, beat_every = 0.0, min(5.0, self.cfg.queue.heartbeat_seconds)
         store = _store_identity(self.cfg.database.url)
         try:
             while not self.stopping.is_set():
@@ -117,12 +117,13 @@ class Daemon:
                     self.store_lost = True
                     return 1
                 now = time.monotonic()
-                beat = now - last_beat >= min(5.0, self.cfg.queue.heartbeat_seconds)
+                beat = now - last_beat >= beat_every
                 self._database_pass(beat)
                 if beat:
                     sd_notify(f"WATCHDOG=1\nSTATUS={len(self.running)} running")  # the loop lives, even in an outage
                     last_beat = now
-                self.wakeup.wait(self.cfg.queue.poll_interval, self.stopping)
+                # new work wakes the wait at once on PostgreSQL; the node heartbeat must not wait for the poll
+                self.wakeup.wait(min(self.cfg.queue.poll_interval, beat_every), self.stopping)
         finally:
             self.shutdown()
         return 0

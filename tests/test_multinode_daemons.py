@@ -135,3 +135,24 @@ def test_database_restart_while_nodes_run(tmp_path, pg_url, postgres, stage_pack
     finally:
         for proc in daemons:
             assert stop(proc) == 0
+
+
+def test_an_idle_node_claims_a_new_job_within_a_second(tmp_path, pg_url):
+    """LISTEN/NOTIFY in the daemon's loop: with a 30 s poll interval (the loop then wakes every 5 s for
+    its node heartbeat), two new jobs are each claimed well within a second."""
+    cfg = node_config(tmp_path, "render01", pg_url,
+                      queue={"poll_interval": 30.0, "heartbeat_seconds": 30.0, "lease_seconds": 120})
+    jq = open_queue(cfg)
+    daemon = start_node(cfg)
+    try:
+        wait_until(lambda: _registered(jq, ["render01"]), 60, "the node to register", daemon)
+        for i in range(2):
+            time.sleep(1.0)  # the loop is now waiting
+            drop_shot(cfg, tmp_path / f"s{i}", shot=f"sh{i:04d}", size=(96, 54), keys=(1001, 1003))
+            job = wait_until(lambda: next((j for j in jq.list() if j.shot.shot == f"sh{i:04d}" and j.started_at),
+                                          None), 20, "the job to be claimed", daemon)
+            waited = (job.started_at - job.created_at).total_seconds()
+            assert waited < 0.5, f"claimed {waited:.2f} s after it was queued"
+            wait_until(lambda: jq.get(job.id).state is JobState.DONE, 60, "the job", daemon)
+    finally:
+        assert stop(daemon) == 0

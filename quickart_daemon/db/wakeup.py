@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 log = logging.getLogger("quickart.wakeup")
 
@@ -48,12 +49,15 @@ class Wakeup:
             stop.wait(timeout)
             return False
         import psycopg
+        deadline = time.monotonic() + timeout
         try:
-            woken = any(True for _ in self._listen().notifies(timeout=timeout, stop_after=1))
-            if woken:  # several jobs queued at once: one wake-up is enough, the loop claims them all
-                for _ in self._conn.notifies(timeout=0):
-                    pass
-            return woken
+            # in slices of at most a second, so a stop request (SIGTERM) is seen promptly
+            while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+                if any(True for _ in self._listen().notifies(timeout=min(left, 1.0), stop_after=1)):
+                    for _ in self._conn.notifies(timeout=0):  # several jobs at once: one wake-up claims them all
+                        pass
+                    return True
+            return False
         except psycopg.Error as exc:
             if not self._broken:
                 log.warning("action=listen_lost channel=%s error=%s (polling until it is back)", CHANNEL,
