@@ -191,3 +191,12 @@ def test_sequence_timeline_updates_are_serialised_by_the_database(pg_url, tmp_pa
     assert jq.shared
     assert all(events[k][0] == "in" and events[k + 1] == ("out", events[k][1]) for k in range(0, len(events), 2))
     assert len(events) == 8
+
+
+def test_without_postgresql_the_cluster_says_how_to_install_it(monkeypatch):
+    """The PostgreSQL fixture fails with this line (never a silent skip) where the server is not installed."""
+    from quickart_daemon.db import pgcluster
+
+    monkeypatch.setattr(pgcluster, "pg_program", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"apt-get install -y postgresql$"):
+        pgcluster.PostgresCluster()

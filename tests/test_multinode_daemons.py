@@ -95,6 +95,7 @@ def test_sigkill_of_a_node_mid_stage_moves_its_job_to_another_node(tmp_path, pg_
         requeued = wait_until(lambda: "node nodeA down" in (jq.get(job.id).error or "") and jq.get(job.id),
                               4 + 10, "node B to declare node A down", node_b)
         requeue_seconds = time.monotonic() - killed_at
+        print(f"node A's job requeued {requeue_seconds:.2f} s after the kill (lease_seconds 4)")
         assert requeued.error == "node nodeA down; requeued"
         assert requeue_seconds < 4 + 5, f"requeued {requeue_seconds:.1f} s after the kill (lease 4 s)"
         done = wait_until(lambda: (j := jq.get(job.id)).state in (JobState.DONE, JobState.FAILED) and j, 120,
