@@ -160,7 +160,7 @@ class Daemon:
         # better reason to record
         for node, job_ids in self.jq.requeue_down_nodes(self.cfg.queue.lease_seconds, me=self.node).items():
             log.warning("action=node_down node=%s requeued=%s", node, job_ids)
-        for job_id in self.jq.requeue_stale():
+        for job_id in self.jq.requeue_stale(me=self.node):
             log.warning("action=requeue_stale job=%s", job_id)
         self._reap()
         for slot in self.slots:

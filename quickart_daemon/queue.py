@@ -503,17 +503,25 @@ class JobQueue:
             s.flush()
             return _job(row)
 
-    def requeue_stale(self, now: datetime | None = None, node: str | None = None) -> list[int]:
+    def requeue_stale(self, now: datetime | None = None, node: str | None = None,
+                      me: str | None = None) -> list[int]:
         """Requeue running jobs whose lease expired (or, with `node`, every running job of that node:
         at daemon start, the jobs its previous life left behind). They resume at their first
-        unfinished stage; a job that keeps killing its worker fails after max_attempts."""
+        unfinished stage; a job that keeps killing its worker fails after max_attempts.
+        With `me` (a daemon's tick), the expired jobs of other nodes that are still heartbeating are left
+        to those nodes: a node that died is `requeue_down_nodes`' (which names it as the reason)."""
         with self.sessions.begin() as s:
             clock = _clock(s)
             q = select(JobRow).where(JobRow.state == JobState.RUNNING.value)
-            q = q.where(JobRow.node == node) if node else q.where(JobRow.lease_expires_at < (now or clock))
-            return [self._requeue_lost(row, clock, f"worker {row.lease_owner} stopped responding (lease expired)"
-                                       if not node else f"daemon on {node} restarted while this job ran")
-                    for row in s.scalars(q).all()]
+            if node:
+                return [self._requeue_lost(row, clock, f"daemon on {node} restarted while this job ran")
+                        for row in s.scalars(q.where(JobRow.node == node)).all()]
+            live = {name: state == "up" and beat >= clock - self.lease
+                    for name, state, beat in s.execute(select(Node.name, Node.state, Node.heartbeat_at)).all()}
+            expired = s.scalars(q.where(JobRow.lease_expires_at < (now or clock))).all()
+            return [self._requeue_lost(row, clock, f"node {row.node} down" if live.get(row.node) is False
+                                       else f"worker {row.lease_owner} stopped responding (lease expired)")
+                    for row in expired if me is None or row.node == me or not live.get(row.node)]
 
     def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
         """Mark nodes silent for longer than `lease_seconds` down and put their running jobs back in the

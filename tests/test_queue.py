@@ -208,3 +208,19 @@ def test_a_silent_node_is_marked_down_and_its_jobs_requeued(jq):
     assert (nodes["alive"].state, nodes["alive"].running) == ("up", 1)
     jq.node_heartbeat("gone", 11, ["gpu0.0"], "native", gpus=1)  # it comes back
     assert {n.name: n.state for n in jq.nodes()}["gone"] == "up"
+
+
+def test_an_expired_lease_of_a_silent_node_names_the_node(jq):
+    short = JobQueue(jq.sessions, lease_seconds=1)
+    of_silent_node, of_live_node = _queue(jq), _queue(jq, ShotId("BRV", "sq010", "sh0050"))
+    short.node_heartbeat("gone", 11, ["s"], None, starting=True)
+    short.node_heartbeat("alive", 12, ["s"], None, starting=True)
+    short.claim_next("gone:11:s", "gone", "s")
+    short.claim_next("alive:12:s", "alive", "s")
+    time.sleep(1.2)
+    short.node_heartbeat("alive", 12, ["s"], None)  # its daemon lives; only its worker went quiet
+    # another daemon's tick leaves a live node's expired job to that node; the silent node's it takes back
+    assert short.requeue_stale(me="third") == [of_silent_node.id]
+    assert short.requeue_stale(me="alive") == [of_live_node.id]
+    assert jq.get(of_silent_node.id).error == "node gone down; requeued"
+    assert jq.get(of_live_node.id).error == "worker alive:12:s stopped responding (lease expired); requeued"
