@@ -2,6 +2,7 @@
 
   quickart daemon                      run the service in the foreground (what systemd starts)
   quickart status | jobs | job ID      what is happening (from the database; works while the daemon runs)
+  quickart nodes                       the render nodes sharing the database: state, slots in use, heartbeat
   quickart submit | run SHOT_DIR       queue a shot, or process it here in the foreground
   quickart retry | cancel ID           change a job
   quickart stage NAME --in DIR --out DIR [...]   one stage on plain folders of {anything}.{frame}.png
@@ -70,9 +71,9 @@ def cmd_status(args, cfg: Config) -> int:
     from .jobs import JobState, utcnow
     with _reader(cfg) as run:
         now = utcnow()
-        nodes = [{"node": n.name, "pid": n.pid,
-                  "alive": n.stopped_at is None and (now - n.heartbeat_at) < timedelta(seconds=ALIVE_SECONDS),
-                  "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode}
+        nodes = [{"node": n.name, "pid": n.pid, "alive": _alive(n, now), "state": n.state,
+                  "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode,
+                  "gpus": n.gpus, "running": n.running, "version": n.version}
                  for n in reads.nodes(run)]
         counts = reads.count_states(run)
         running = reads.list_jobs(run, [JobState.RUNNING])
@@ -95,8 +96,9 @@ def cmd_status(args, cfg: Config) -> int:
     if not nodes:
         print("daemon: never started against this database")
     for n in nodes:
-        state = "alive" if n["alive"] else "NOT RUNNING"
-        print(f"daemon {n['node']}: {state} (pid {n['pid']}, heartbeat {_ago(n['heartbeat'])}, watch {n['watch_mode']})")
+        state = "alive" if n["alive"] else "DOWN (its jobs were requeued)" if n["state"] == "down" else "NOT RUNNING"
+        print(f"daemon {n['node']}: {state} (pid {n['pid']}, heartbeat {_ago(n['heartbeat'])}, watch {n['watch_mode']}, "
+              f"slots {n['running']}/{len(n['slots'])} in use)")
     print(f"queue: {data['queue_depth']} queued, {len(running)} running, " +
           ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k not in (JobState.QUEUED.value, JobState.RUNNING.value)))
     if data["slots"]:
@@ -111,6 +113,26 @@ def cmd_status(args, cfg: Config) -> int:
         print("left alone in watched folders:")
         for n in notices:
             print(f"  {n.message}")
+    return 0
+
+
+def _alive(node, now) -> bool:
+    return node.state == "up" and (now - node.heartbeat_at) < timedelta(seconds=ALIVE_SECONDS)
+
+
+def cmd_nodes(args, cfg: Config) -> int:
+    from .db import reads
+    from .jobs import utcnow
+    with _reader(cfg) as run:
+        nodes = reads.nodes(run)
+    now = utcnow()
+    if args.json:
+        _print_json([n.to_dict() | {"alive": _alive(n, now)} for n in nodes])
+        return 0
+    print(_table([[n.name, n.state if n.state != "up" or _alive(n, now) else "silent", f"{n.running}/{len(n.slots)}",
+                   n.gpus, _ago(n.heartbeat_at), n.version or "-", n.pid] for n in nodes],
+                 ["NODE", "STATE", "SLOTS USED", "GPUS", "HEARTBEAT", "VERSION", "PID"]) if nodes
+          else "no node has run a daemon against this database")
     return 0
 
 
@@ -338,6 +360,9 @@ def build_parser(with_stages: bool = True) -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="daemons, queue, running jobs, slots, last errors")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+    s = sub.add_parser("nodes", help="render nodes: state, slots in use, last heartbeat, version")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_nodes)
     s = sub.add_parser("jobs", help="list jobs")
     s.add_argument("--state", help="comma-separated states: queued,running,done,failed,cancelled,superseded")
     s.add_argument("--shot", help="shot name or show/seq/shot")

@@ -20,7 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .config import Config
+from .db.wakeup import Wakeup
 from .errors import QuickArtError
 from .gpu import Slot, make_slots
 from .intake import submit_shot
@@ -64,11 +66,13 @@ class Daemon:
         self.cfg = cfg
         self.node = cfg.node
         self.jq = open_queue(cfg)
+        self.wakeup = Wakeup(cfg.database.url)  # new work wakes the loop at once on PostgreSQL
         self.slots = slots if slots is not None else make_slots(cfg.slots)
         self.running: dict[str, _Running] = {}  # by slot name
         self.stopping = threading.Event()
         self.store_lost = False  # the database file vanished or was replaced: touch it no more
         self.web = None  # the studio web page, when this daemon serves it (web.serve)
+        self.database_down = False  # the database server is unreachable (logged once; the loop retries)
         self.ctx = mp.get_context("spawn")
         self.watch_mode = choose_observer_kind(cfg.root, cfg.watch.mode)
         self.watcher = DropWatcher(
@@ -95,19 +99,18 @@ class Daemon:
         recovered = self.jq.requeue_stale(node=self.node)
         if recovered:
             log.info("action=recover node=%s requeued=%s", self.node, recovered)
-        slot_names = [s.name for s in self.slots]
-        self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode, starting=True)
+        self._heartbeat(starting=True)
         self.watcher.start()
         self.watch_mode = self.watcher.observer_kind or self.watch_mode  # native may have fallen back to polling
-        self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode)
+        self._heartbeat()
         self.watcher.scan_all()
         if self.cfg.web.serve:
             from .web.server import WebThread  # loaded only when asked for
             self.web = WebThread(self.cfg).start()
         log.info("action=ready node=%s root=%s watch=%s slots=%s", self.node, self.cfg.root, self.watch_mode,
-                 ",".join(slot_names))
+                 ",".join(s.name for s in self.slots))
         sd_notify("READY=1\nSTATUS=watching " + str(self.cfg.root))
-        last_beat = 0.0
+        last_beat, beat_every = 0.0, min(5.0, self.cfg.queue.heartbeat_seconds)
         store = _store_identity(self.cfg.database.url)
         try:
             while not self.stopping.is_set():
@@ -117,20 +120,51 @@ class Daemon:
                               self.cfg.database.url)
                     self.store_lost = True
                     return 1
-                self.tick()
                 now = time.monotonic()
-                if now - last_beat >= min(5.0, self.cfg.queue.heartbeat_seconds):
-                    self.jq.node_heartbeat(self.node, os.getpid(), slot_names, self.watch_mode)
-                    sd_notify(f"WATCHDOG=1\nSTATUS={len(self.running)} running")
+                beat = now - last_beat >= beat_every
+                self._database_pass(beat)
+                if beat:
+                    sd_notify(f"WATCHDOG=1\nSTATUS={len(self.running)} running")  # the loop lives, even in an outage
                     last_beat = now
-                self.stopping.wait(self.cfg.queue.poll_interval)
+                # new work wakes the wait at once on PostgreSQL; the node heartbeat must not wait for the poll
+                self.wakeup.wait(min(self.cfg.queue.poll_interval, beat_every), self.stopping)
         finally:
             self.shutdown()
         return 0
 
+    def _database_pass(self, beat: bool) -> None:
+        """tick() and the node heartbeat. A database server that is unreachable (restarting, a network cut)
+        is logged once and retried at the next pass; running workers keep their stages meanwhile (their
+        heartbeats retry too) and no new work is claimed."""
+        from sqlalchemy.exc import DBAPIError, OperationalError
+        try:
+            self.tick()
+            if beat:
+                self._heartbeat()
+        except DBAPIError as exc:
+            if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+                raise
+            if not self.database_down:
+                log.error("action=database_unavailable url=%s error=%s (retrying; running jobs continue)",
+                          self.cfg.database.url, str(exc.orig or exc).strip().splitlines()[0])
+            self.database_down = True
+            return
+        if self.database_down:
+            log.info("action=database_back url=%s", self.cfg.database.url)
+            self.database_down = False
+
+    def _heartbeat(self, starting: bool = False, stopping: bool = False) -> None:
+        gpus = len({s.env.get("CUDA_VISIBLE_DEVICES") for s in self.slots if s.device.startswith("cuda")})
+        self.jq.node_heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
+                               starting=starting, stopping=stopping, gpus=gpus, version=__version__)
+
     def tick(self) -> None:
-        """One pass: requeue expired leases, reap workers, fill free slots."""
-        for job_id in self.jq.requeue_stale():
+        """One pass: requeue expired leases and the jobs of nodes gone silent, reap workers, fill free slots."""
+        # a dead node first: its silence is noticed about when its jobs' leases run out, and its name is the
+        # better reason to record
+        for node, job_ids in self.jq.requeue_down_nodes(self.cfg.queue.lease_seconds, me=self.node).items():
+            log.warning("action=node_down node=%s requeued=%s", node, job_ids)
+        for job_id in self.jq.requeue_stale(me=self.node):
             log.warning("action=requeue_stale job=%s", job_id)
         self._reap()
         for slot in self.slots:
@@ -169,6 +203,7 @@ class Daemon:
         sd_notify("STOPPING=1")
         if self.web is not None:
             self.web.stop()
+        self.wakeup.close()
         self.watcher.stop()
         # SIGTERM: finish or checkpoint the stage, then release; with the database gone nothing could be
         # recorded, so the workers stop at once
@@ -185,8 +220,7 @@ class Daemon:
             log.info("action=stopped node=%s (database lost: nothing recorded)", self.node)
             return
         self._reap()
-        self.jq.node_heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
-                               stopping=True)
+        self._heartbeat(stopping=True)
         log.info("action=stopped node=%s", self.node)
 
 

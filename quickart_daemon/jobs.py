@@ -39,6 +39,11 @@ def parse_when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+def _optional(record, key: str) -> Any:
+    """A column a database not yet migrated lacks (a status command reads before the daemon upgrades)."""
+    return record[key] if key in record.keys() else None
+
+
 def parse_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
@@ -102,7 +107,7 @@ class Job:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """A daemon as `quickart status` sees it."""
+    """A daemon (a render node) as `quickart status` and `quickart nodes` see it."""
 
     name: str
     pid: int
@@ -111,11 +116,25 @@ class NodeInfo:
     slots: list
     watch_mode: str | None
     stopped_at: datetime | None
+    gpus: int = 0
+    version: str | None = None
+    state: str = "up"  # up | down (silent past the lease: its jobs were requeued) | stopped
+    running: int = 0  # slots in use: its running jobs
 
     @classmethod
     def from_record(cls, r: Mapping[str, Any]) -> "NodeInfo":
         return cls(r["name"], r["pid"], parse_when(r["started_at"]), parse_when(r["heartbeat_at"]),
-                   parse_json(r["slots"]) or [], r["watch_mode"], parse_when(r["stopped_at"]))
+                   parse_json(r["slots"]) or [], r["watch_mode"], parse_when(r["stopped_at"]),
+                   gpus=_optional(r, "gpus") or 0, version=_optional(r, "version"),
+                   state=_optional(r, "state") or ("up" if r["stopped_at"] is None else "stopped"),
+                   running=_optional(r, "running") or 0)
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for key, value in out.items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat(timespec="seconds") + "Z"
+        return out
 
 
 @dataclass(frozen=True)

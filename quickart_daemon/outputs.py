@@ -5,7 +5,9 @@ stage checkpoints under ``.stages/``, then the published folders, manifest, cont
 sheet, timeline). `version_slot` holds the shot's version lock and names the next free
 number; `commit_version` renames the staging folder to ``vNNN`` under that lock, so two
 jobs of one shot never take the same number and nothing half-written is ever visible
-under a version name.
+under a version name. Publishing takes its locks through `PublishLocks`: these file locks
+on one machine, the database's (`queue.DatabasePublishLocks`) when many nodes share a
+PostgreSQL queue and a network drive whose locks may not hold.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from .errors import OutputError
@@ -50,6 +52,18 @@ def version_slot(output_dir: Path) -> Iterator[int]:
     with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, even on a crash
         yield (versions(output_dir) or [0])[-1] + 1
+
+
+class PublishLocks:
+    """What serialises publishing: the shot's version number and latest.json decision (`version_slot`),
+    and the read-modify-write of a sequence timeline (`sequence`). These defaults are for one machine:
+    the shot's flock above, and the sequence timeline's own flock (editorial)."""
+
+    def version_slot(self, output_dir: Path) -> AbstractContextManager[int]:
+        return version_slot(output_dir)
+
+    def sequence(self, path: Path) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 def read_latest(output_dir: Path) -> dict | None:

@@ -59,8 +59,11 @@ class Version:
 
 
 def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, reports: list[StageReport], *,
-                    staging: Path, naming: Naming, studio_root: Path, made_by: Provenance) -> Version:
-    """Write the version's files into `staging`, then rename it to the next vNNN of the shot."""
+                    staging: Path, naming: Naming, studio_root: Path, made_by: Provenance,
+                    locks: outputs.PublishLocks | None = None) -> Version:
+    """Write the version's files into `staging`, then rename it to the next vNNN of the shot. `locks`
+    serialise the version number, latest.json and the sequence timeline (default: file locks)."""
+    locks = locks or outputs.PublishLocks()
     schedule = shot.schedule
     layers = [l for l in shot.layer_order if any(k[0] == l for k in drawings)]
     shown = drawings if pipeline.timing_stage else schedule.held(drawings)
@@ -72,7 +75,7 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
     _write_comp(staging / "comp", every, layers, schedule, first, last,
                 lambda frame: naming.format_comp_name(shot.id.shot, frame))
 
-    with outputs.version_slot(shot.output_dir) as number:
+    with locks.version_slot(shot.output_dir) as number:
         final = shot.output_dir / f"v{number:03d}"
         current = outputs.read_latest(shot.output_dir)
         latest = _is_newer(made_by.drop, current)
@@ -96,7 +99,8 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
 
     sequence_otio = studio_root / shot.id.show / "editorial" / f"{shot.id.seq}.otio"
     if latest:  # the sequence shows what latest.json shows
-        update_sequence_timeline(sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
+        with locks.sequence(sequence_otio):
+            update_sequence_timeline(sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
     return Version(number, final, final / otio_name, sequence_otio, latest,
                    number if latest else current["version"])
 

@@ -13,20 +13,39 @@
 
 A claim takes a lease (owner + expiry); the worker extends it with heartbeats and
 checkpoints. A job whose lease expired is requeued by `requeue_stale`, so a kill -9
-or a power cut loses at most the stage that was running. Claiming is a conditional
-UPDATE on (id, state), which is atomic on SQLite and PostgreSQL alike.
+or a power cut loses at most the stage that was running.
+
+One queue, two databases (SQLite: one machine; PostgreSQL: many render nodes); the
+differences live in small named pieces. `_claim_one`: on PostgreSQL one UPDATE of the
+row picked by `SELECT ... FOR UPDATE SKIP LOCKED` (claimers never wait on each other's
+rows); on SQLite a conditional UPDATE on (id, state). `_clock`: lease times come from the
+database server's clock on PostgreSQL, so a node with a skewed clock neither steals live
+leases nor hands out leases that look expired to the others. `_wake_daemons`: NOTIFY
+idle daemons. `DatabasePublishLocks`: version numbers and timeline updates serialised by
+the database instead of file locks on a network drive. A drop's identity is unique
+(`drop_key`), so every node watching the same root records a drop once.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import DateTime, func, literal, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from .db import reads
-from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, utcnow
+from .db.wakeup import CHANNEL
+from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, VersionRow, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
 from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
 from .naming import ShotId
@@ -61,6 +80,126 @@ def _job(row: JobRow) -> Job:
                                      "shot_path": shot.path})
 
 
+#: the database server's current time as naive UTC (PostgreSQL); the type makes `+ timedelta` an interval
+DB_NOW = func.timezone(literal("UTC"), func.now(), type_=DateTime)
+
+
+def _on_postgres(s: Session) -> bool:
+    return s.get_bind().dialect.name == "postgresql"
+
+
+def _clock(s: Session) -> datetime:
+    """Now, for leases and retry times: the database server's clock on PostgreSQL (shared by every node),
+    the local clock on SQLite."""
+    if _on_postgres(s):
+        return s.scalar(select(DB_NOW))
+    return utcnow()
+
+
+def _claim_one(s: Session, values: dict, now) -> int | None:
+    """Lease the most urgent runnable job (writing `values` into it); its id, or None.
+
+    PostgreSQL: one statement; SKIP LOCKED passes over rows another claimer is taking, so claimers
+    never queue behind each other. SQLite has no row locks (one writer at a time): pick a few
+    candidates, take the first one still queued by a conditional UPDATE."""
+    runnable = (select(JobRow.id).where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now)
+                .order_by(JobRow.priority.desc(), JobRow.id))
+    if _on_postgres(s):
+        pick = runnable.limit(1).with_for_update(skip_locked=True).scalar_subquery()
+        return s.scalar(update(JobRow).where(JobRow.id == pick).values(**values).returning(JobRow.id))
+    for job_id in s.scalars(runnable.limit(8)).all():
+        taken = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
+                          .values(**values)).rowcount
+        if taken == 1:
+            return job_id
+    return None
+
+
+def drop_key(signature: str, follows: int | None, forced: bool = False) -> str:
+    """A drop's identity within its shot (unique in the database).
+
+    A drop a watcher sees is its signature plus the drop it follows: every node that sees the same
+    change of a shot's files computes the same key, so however many nodes watch the root, one drop
+    and one job are recorded (files changed back to an earlier state follow another drop: a new key).
+    A forced submit (`quickart run`/`submit`) repeats identical files on purpose: each is its own drop."""
+    if forced:
+        return f"forced:{uuid.uuid4().hex}"
+    return f"after:{follows or 0}:{signature}"
+
+
+def _wake_daemons(s: Session) -> None:
+    """A job became runnable: on PostgreSQL, wake idle daemons (delivered when this transaction commits;
+    see db/wakeup.py). SQLite daemons poll."""
+    if _on_postgres(s):
+        s.execute(select(func.pg_notify(CHANNEL, "")))
+
+
+log = logging.getLogger("quickart.queue")
+
+#: how long a worker's verb keeps retrying while the database server is unreachable (a restart)
+OUTAGE_SECONDS = 60.0
+
+
+def _rides_out_outages(verb):
+    """For the verbs a running job's worker calls: on PostgreSQL, a lost connection (the server restarting,
+    a network cut) is retried for up to OUTAGE_SECONDS, so the stage that is running survives it. SQLite
+    errors (a locked file) pass through at once, as before."""
+    @functools.wraps(verb)
+    def retrying(self: "JobQueue", *args, **kwargs):
+        deadline = time.monotonic() + OUTAGE_SECONDS
+        while True:
+            try:
+                return verb(self, *args, **kwargs)
+            except OperationalError as exc:
+                if not self.shared or time.monotonic() > deadline:
+                    raise
+                log.warning("action=database_retry verb=%s error=%s", verb.__name__,
+                            str(exc.orig or exc).strip().splitlines()[0])
+                time.sleep(0.5)
+    return retrying
+
+
+#: advisory lock classes (two-int form: class, object) for publishing on PostgreSQL ("QA" + 1, + 2)
+VERSION_LOCK, SEQUENCE_LOCK = 0x51410001, 0x51410002
+
+
+class DatabasePublishLocks:
+    """Publishing's locks for many nodes (see outputs.PublishLocks): on PostgreSQL a transaction-scoped
+    advisory lock per shot serialises the version number and the latest.json decision, the number is
+    allocated and recorded in `versions` (unique per shot), and an advisory lock per sequence timeline
+    serialises its read-modify-write. On SQLite (one machine) the file locks serve."""
+
+    def __init__(self, jq: "JobQueue", shot_id: int, job_id: int):
+        self.jq, self.shot_id, self.job_id = jq, shot_id, job_id
+
+    @contextmanager
+    def version_slot(self, output_dir: Path) -> Iterator[int]:
+        from . import outputs  # not at module level: the daemon process never loads image code
+
+        if not self.jq.shared:
+            with outputs.version_slot(output_dir) as number:
+                yield number
+            return
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with self.jq.sessions.begin() as s:  # the lock is held until this transaction ends
+            s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
+            recorded = s.scalar(select(func.max(VersionRow.number)).where(VersionRow.shot_id == self.shot_id))
+            # versions made before the database knew the shot (or by `quickart run` elsewhere) count too
+            number = max(recorded or 0, *(outputs.versions(output_dir) or [0])) + 1
+            s.add(VersionRow(shot_id=self.shot_id, number=number, job_id=self.job_id, created_at=_clock(s)))
+            s.flush()
+            yield number
+
+    @contextmanager
+    def sequence(self, path: Path) -> Iterator[None]:
+        if not self.jq.shared:
+            yield
+            return
+        with self.jq.sessions.begin() as s:
+            s.execute(select(func.pg_advisory_xact_lock(SEQUENCE_LOCK, func.hashtext(str(path)))))
+            yield
+
+
 class LeaseLost(QuickArtError):
     """This worker no longer holds the job's lease (it expired and the job was requeued, or it was cancelled)."""
 
@@ -88,6 +227,11 @@ class JobQueue:
         self.retry_policy = retry
         self.lease = timedelta(seconds=lease_seconds)
 
+    @property
+    def shared(self) -> bool:
+        """Whether this queue's database is a server many nodes share (PostgreSQL), not a local SQLite file."""
+        return self.sessions.kw["bind"].dialect.name == "postgresql"
+
     # -- helpers ---------------------------------------------------------------------
     def _row(self, s: Session, job_id: int) -> JobRow:
         row = s.get(JobRow, job_id)
@@ -110,78 +254,110 @@ class JobQueue:
 
     # -- shots and drops ---------------------------------------------------------------
     def upsert_shot(self, shot: ShotId, path: str) -> int:
-        with self.sessions.begin() as s:
-            row = s.scalar(select(Shot).where(Shot.path == path))
-            if row is None:
-                row = Shot(show=shot.show, seq=shot.seq, name=shot.shot, path=path)
-                s.add(row)
-                s.flush()
-            return row.id
+        try:
+            with self.sessions.begin() as s:
+                row = s.scalar(select(Shot).where(Shot.path == path))
+                if row is None:
+                    row = Shot(show=shot.show, seq=shot.seq, name=shot.shot, path=path)
+                    s.add(row)
+                    s.flush()
+                return row.id
+        except IntegrityError:  # another node added the shot at the same moment: it is there now
+            with self.sessions() as s:
+                found = s.scalar(select(Shot.id).where(Shot.path == path))
+            if found is None:
+                raise
+            return found
 
+    @_rides_out_outages
     def drop(self, drop_id: int) -> DropInfo | None:
         with self.sessions() as s:
             return reads.get_drop(self._run(s), drop_id)
 
-    def record_drop(self, shot_id: int, signature: str, files: list[str], source: str) -> None:
+    def record_drop(self, shot_id: int, signature: str, files: list[str], source: str,
+                    key: str | None = None) -> None:
         """Remember a drop that needs no job (its version is already published), so rescans skip it."""
-        with self.sessions.begin() as s:
-            s.add(Drop(shot_id=shot_id, signature=signature, files=files, source=source))
+        try:
+            with self.sessions.begin() as s:
+                s.add(Drop(shot_id=shot_id, key=key or drop_key(signature, None, forced=True),
+                           signature=signature, files=files, source=source))
+        except IntegrityError:
+            if not self._drop_exists(shot_id, key):
+                raise  # not another node recording the same drop
 
-    def last_drop_signature(self, shot_id: int) -> str | None:
+    def _drop_exists(self, shot_id: int, key: str | None) -> bool:
         with self.sessions() as s:
-            return s.scalar(select(Drop.signature).where(Drop.shot_id == shot_id).order_by(Drop.id.desc()).limit(1))
+            return key is not None and s.scalar(select(Drop.id).where(Drop.shot_id == shot_id,
+                                                                       Drop.key == key)) is not None
+
+    def last_drop(self, shot_id: int) -> tuple[int, str] | None:
+        """(id, signature) of the shot's newest drop."""
+        with self.sessions() as s:
+            row = s.execute(select(Drop.id, Drop.signature).where(Drop.shot_id == shot_id)
+                            .order_by(Drop.id.desc()).limit(1)).first()
+            return None if row is None else (row.id, row.signature)
 
     # -- the verbs ----------------------------------------------------------------------
     def enqueue(self, shot: ShotId, shot_path: str, pipeline: str, *, signature: str = "",
-                files: list[str] | None = None, source: str = "watch", priority: int = 0) -> Job:
-        """Record a drop and queue a job for it; the shot's older queued jobs are superseded."""
+                files: list[str] | None = None, source: str = "watch", priority: int = 0,
+                key: str | None = None) -> Job | None:
+        """Record a drop and queue a job for it; the shot's older queued jobs are superseded.
+        `key` is the drop's identity (`drop_key`; None: a forced drop, always new): None is returned
+        when that drop is already recorded (another node saw it first), and nothing changes."""
         shot_id = self.upsert_shot(shot, shot_path)
+        key = key or drop_key(signature, None, forced=True)
+        try:
+            return self._enqueue(shot_id, pipeline, key, signature, files or [], source, priority)
+        except IntegrityError:
+            if self._drop_exists(shot_id, key):
+                return None
+            raise
+
+    def _enqueue(self, shot_id: int, pipeline: str, key: str, signature: str, files: list[str], source: str,
+                 priority: int) -> Job:
         with self.sessions.begin() as s:
-            drop = Drop(shot_id=shot_id, signature=signature, files=files or [], source=source)
+            drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source)
             s.add(drop)
             s.flush()
             row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
-                         pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=utcnow(),
+                         pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=_clock(s),
                          warnings=[])
             s.add(row)
             s.flush()
             s.execute(update(JobRow)
                       .where(JobRow.shot_id == shot_id, JobRow.state == JobState.QUEUED.value, JobRow.id != row.id)
                       .values(state=JobState.SUPERSEDED.value, superseded_by=row.id, finished_at=utcnow()))
+            _wake_daemons(s)
             s.flush()
             s.refresh(row)
             return _job(row)
 
     def claim_next(self, owner: str, node: str, slot: str, now: datetime | None = None) -> Job | None:
-        """Lease the most urgent runnable job to `owner`, or None when there is none."""
-        now = now or utcnow()
+        """Lease the most urgent runnable job to `owner`, or None when there is none. `now` (tests)
+        replaces the clock; otherwise PostgreSQL's own clock is read inside the claim statement."""
         with self.sessions.begin() as s:
-            ids = s.scalars(select(JobRow.id)
-                            .where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now)
-                            .order_by(JobRow.priority.desc(), JobRow.id).limit(8)).all()
-            for job_id in ids:
-                taken = s.execute(
-                    update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
-                    .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + self.lease,
-                            node=node, slot=slot, attempts=JobRow.attempts + 1, cancel_requested=False,
-                            started_at=func.coalesce(JobRow.started_at, now))
-                ).rowcount
-                if taken == 1:
-                    return _job(self._row(s, job_id))
-        return None
+            if now is None:
+                now = DB_NOW if _on_postgres(s) else utcnow()
+            job_id = _claim_one(s, dict(state=JobState.RUNNING.value, lease_owner=owner,
+                                        lease_expires_at=now + self.lease, node=node, slot=slot,
+                                        attempts=JobRow.attempts + 1, cancel_requested=False,
+                                        started_at=func.coalesce(JobRow.started_at, now)), now)
+            return None if job_id is None else _job(self._row(s, job_id))
 
+    @_rides_out_outages
     def heartbeat(self, job_id: int, owner: str, *, stage: str | None = None,
                   progress: float | None = None) -> bool:
         """Extend the lease; returns True when a person asked to cancel the job."""
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
-            row.lease_expires_at = utcnow() + self.lease
+            row.lease_expires_at = _clock(s) + self.lease
             if stage is not None:
                 row.current_stage = stage
             if progress is not None:
                 row.progress = float(progress)
             return bool(row.cancel_requested)
 
+    @_rides_out_outages
     def checkpoint(self, job_id: int, owner: str, *, index: int, name: str, seconds: float,
                    checkpoint: str | None, report: dict, progress: float) -> None:
         """A stage finished and its outputs are on disk: a resumed job skips it."""
@@ -190,10 +366,11 @@ class JobQueue:
             s.add(StageRun(job_id=job_id, generation=row.generation, index=index, name=name, state="done",
                            seconds=seconds, checkpoint=checkpoint, report=report))
             row.progress = progress
-            row.lease_expires_at = utcnow() + self.lease
+            row.lease_expires_at = _clock(s) + self.lease
             warnings = list(row.warnings or []) + [f"{name}: {w}" for w in report.get("warnings", [])]
             row.warnings = warnings
 
+    @_rides_out_outages
     def done_stages(self, job_id: int) -> dict[int, StageRun]:
         """The checkpointed stages of the job's current generation, by pipeline index."""
         with self.sessions() as s:
@@ -202,6 +379,7 @@ class JobQueue:
                                                     StageRun.generation == row.generation)).all()
             return {r.index: r for r in runs}
 
+    @_rides_out_outages
     def finish(self, job_id: int, owner: str, *, version: int, output_path: str,
                artifacts: dict[str, str], warnings: list[str] = ()) -> Job:
         with self.sessions.begin() as s:
@@ -215,6 +393,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def fail(self, job_id: int, owner: str | None, error: str, *, retryable: bool,
              stage: str | None = None, artifacts: dict[str, str] | None = None) -> Job:
         """Record an error; requeue with backoff when it may pass and attempts are left."""
@@ -227,7 +406,7 @@ class JobQueue:
             row.lease_owner = row.lease_expires_at = None
             if retryable and row.attempts < row.max_attempts:
                 self._move(row, JobState.QUEUED)
-                row.run_after = utcnow() + timedelta(seconds=self.retry_policy.delay(row.attempts))
+                row.run_after = _clock(s) + timedelta(seconds=self.retry_policy.delay(row.attempts))
             else:
                 self._move(row, JobState.FAILED)
                 row.finished_at = utcnow()
@@ -238,8 +417,8 @@ class JobQueue:
     def cancel(self, job_id: int) -> Job:
         """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat,
         unless its worker is gone (lease expired): then nobody would see the request, so it stops now."""
-        now = utcnow()
         with self.sessions.begin() as s:
+            now = _clock(s)
             row = self._row(s, job_id)
             orphaned = row.state == JobState.RUNNING.value and (row.lease_expires_at is None
                                                                   or row.lease_expires_at < now)
@@ -266,12 +445,14 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def warn(self, job_id: int, owner: str, warnings: list[str]) -> None:
         """Add sentences to the job's warnings (files of the drop that were left alone, say)."""
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
             row.warnings = list(row.warnings or []) + list(warnings)
 
+    @_rides_out_outages
     def superseded_while_running(self, job_id: int, owner: str, reason: str) -> Job:
         """The job's drop changed before the job read it: the newer drop's job makes the version."""
         with self.sessions.begin() as s:
@@ -282,6 +463,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def stopped(self, job_id: int, owner: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""
         with self.sessions.begin() as s:
@@ -292,6 +474,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
+    @_rides_out_outages
     def release(self, job_id: int, owner: str) -> Job:
         """Hand a running job back to the queue at once (graceful shutdown after a checkpoint);
         the interrupted attempt does not count."""
@@ -300,14 +483,15 @@ class JobQueue:
             self._move(row, JobState.QUEUED)
             row.attempts = max(row.attempts - 1, 0)
             row.lease_owner = row.lease_expires_at = None
-            row.run_after, row.error = utcnow(), None
+            row.run_after, row.error = _clock(s), None
+            _wake_daemons(s)
             s.flush()
             return _job(row)
 
     def claim(self, job_id: int, owner: str, node: str, slot: str) -> Job:
         """Lease one given job (for `quickart run`, which runs a shot in the foreground)."""
-        now = utcnow()
         with self.sessions.begin() as s:
+            now = _clock(s)
             taken = s.execute(
                 update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
                 .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + self.lease,
@@ -323,41 +507,77 @@ class JobQueue:
             row = self._row(s, job_id)
             self._move(row, JobState.QUEUED)
             row.attempts, row.generation = 0, row.generation + 1
-            row.error, row.run_after, row.finished_at = None, utcnow(), None
+            row.error, row.run_after, row.finished_at = None, _clock(s), None
             row.cancel_requested, row.progress, row.current_stage, row.warnings = False, 0.0, None, []
+            _wake_daemons(s)
             s.flush()
             return _job(row)
 
-    def requeue_stale(self, now: datetime | None = None, node: str | None = None) -> list[int]:
+    def requeue_stale(self, now: datetime | None = None, node: str | None = None,
+                      me: str | None = None) -> list[int]:
         """Requeue running jobs whose lease expired (or, with `node`, every running job of that node:
         at daemon start, the jobs its previous life left behind). They resume at their first
-        unfinished stage; a job that keeps killing its worker fails after max_attempts."""
-        now = now or utcnow()
-        requeued = []
+        unfinished stage; a job that keeps killing its worker fails after max_attempts.
+        With `me` (a daemon's tick), the expired jobs of other nodes that are still heartbeating are left
+        to those nodes: a node that died is `requeue_down_nodes`' (which names it as the reason)."""
         with self.sessions.begin() as s:
+            clock = _clock(s)
             q = select(JobRow).where(JobRow.state == JobState.RUNNING.value)
-            q = q.where(JobRow.node == node) if node else q.where(JobRow.lease_expires_at < now)
-            for row in s.scalars(q).all():
-                lost = f"worker {row.lease_owner} stopped responding (lease expired)" if not node \
-                    else f"daemon on {node} restarted while this job ran"
-                row.lease_owner = row.lease_expires_at = None
-                if row.cancel_requested:  # a person asked to stop it: never run it again
-                    self._move(row, JobState.CANCELLED)
-                    row.error, row.finished_at = f"{lost}; cancelled by request", now
-                elif row.attempts >= row.max_attempts:
-                    self._move(row, JobState.FAILED)
-                    row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
-                else:
-                    self._move(row, JobState.QUEUED)
-                    row.error, row.run_after = f"{lost}; requeued", utcnow()
-                requeued.append(row.id)
-        return requeued
+            if node:
+                return [self._requeue_lost(row, clock, f"daemon on {node} restarted while this job ran")
+                        for row in s.scalars(q.where(JobRow.node == node)).all()]
+            live = {name: state == "up" and beat >= clock - self.lease
+                    for name, state, beat in s.execute(select(Node.name, Node.state, Node.heartbeat_at)).all()}
+            expired = s.scalars(q.where(JobRow.lease_expires_at < (now or clock))).all()
+            return [self._requeue_lost(row, clock, f"node {row.node} down" if live.get(row.node) is False
+                                       else f"worker {row.lease_owner} stopped responding (lease expired)")
+                    for row in expired if me is None or row.node == me or not live.get(row.node)]
+
+    def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
+        """Mark nodes silent for longer than `lease_seconds` down and put their running jobs back in the
+        queue (OpenCue's DOWN_HOST). Every node runs this; the conditional UPDATE of the node's row lets
+        exactly one of them do it. Returns {node: requeued job ids}."""
+        down = {}
+        with self.sessions.begin() as s:
+            now = _clock(s)
+            silent = s.scalars(select(Node.name).where(Node.state == "up", Node.name != (me or ""),
+                                                       Node.heartbeat_at < now - timedelta(seconds=lease_seconds)))
+            for name in silent.all():
+                taken = s.execute(update(Node).where(Node.name == name, Node.state == "up",
+                                                     Node.heartbeat_at < now - timedelta(seconds=lease_seconds))
+                                  .values(state="down")).rowcount
+                if taken != 1:
+                    continue  # another node marked it first (or it came back)
+                rows = s.scalars(select(JobRow).where(JobRow.state == JobState.RUNNING.value, JobRow.node == name))
+                down[name] = [self._requeue_lost(row, now, f"node {name} down") for row in rows.all()]
+        return down
+
+    def _requeue_lost(self, row: JobRow, now: datetime, lost: str) -> int:
+        """A running job whose worker is gone: back to the queue (cancelled if a person asked, failed when
+        out of attempts), with the reason in its error."""
+        row.lease_owner = row.lease_expires_at = None
+        if row.cancel_requested:  # a person asked to stop it: never run it again
+            self._move(row, JobState.CANCELLED)
+            row.error, row.finished_at = f"{lost}; cancelled by request", now
+        elif row.attempts >= row.max_attempts:
+            self._move(row, JobState.FAILED)
+            row.error, row.finished_at = f"{lost}; gave up after {row.attempts} attempts", now
+        else:
+            self._move(row, JobState.QUEUED)
+            row.error, row.run_after = f"{lost}; requeued", now
+            _wake_daemons(object_session(row))
+        return row.id
+
+    # -- publishing -----------------------------------------------------------------------
+    def publish_locks(self, job: Job) -> DatabasePublishLocks:
+        return DatabasePublishLocks(self, job.shot_id, job.id)
 
     # -- reading (the SQL lives in db/reads.py, shared with the status commands) -----------------
     @staticmethod
     def _run(s: Session) -> reads.Run:
         return lambda sql, params: s.execute(text(sql), params).mappings().all()
 
+    @_rides_out_outages
     def get(self, job_id: int) -> Job:
         with self.sessions() as s:
             return reads.get_job(self._run(s), job_id)
@@ -380,26 +600,37 @@ class JobQueue:
 
     # -- nodes and notices ------------------------------------------------------------------
     def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None,
-                       starting: bool = False, stopping: bool = False) -> None:
+                       starting: bool = False, stopping: bool = False, gpus: int = 0,
+                       version: str | None = None) -> None:
+        """The daemon of node `name` is alive (state up), or stopping cleanly (state stopped)."""
         with self.sessions.begin() as s:
             row = s.get(Node, name)
-            now = utcnow()
+            now = _clock(s)
             if row is None:
                 row = Node(name=name, pid=pid, started_at=now, slots=slots)
                 s.add(row)
             if starting:
                 row.started_at, row.stopped_at = now, None
             row.pid, row.heartbeat_at, row.slots, row.watch_mode = pid, now, slots, watch_mode
+            row.gpus, row.state = gpus, "up"
+            row.version = version or row.version
             if stopping:
-                row.stopped_at = now
+                row.stopped_at, row.state = now, "stopped"
 
     def nodes(self) -> list[NodeInfo]:
         with self.sessions() as s:
             return reads.nodes(self._run(s))
 
     def notice(self, path: str, message: str, node: str | None = None) -> None:
-        with self.sessions.begin() as s:
-            s.add(Notice(path=path, message=message, node=node))
+        """Record a problem once, however many nodes report it: a repeat only updates when and by whom
+        it was last reported."""
+        key = hashlib.sha256(f"{path}\0{message}".encode()).hexdigest()
+        try:
+            with self.sessions.begin() as s:
+                s.add(Notice(key=key, path=path, message=message, node=node, created_at=_clock(s)))
+        except IntegrityError:
+            with self.sessions.begin() as s:
+                s.execute(update(Notice).where(Notice.key == key).values(node=node, created_at=_clock(s)))
 
     def notices(self, limit: int = 10) -> list[NoticeInfo]:
         with self.sessions() as s:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real studio folder and a real SQLite file per test, and a leak check."""
+"""Shared fixtures: a real studio folder, a real SQLite file or a real PostgreSQL database per test,
+and a leak check."""
 
 from __future__ import annotations
 
@@ -32,6 +33,39 @@ def make_config(tmp_path: Path):
         return load_config(path)
 
     return _make
+
+
+# -- PostgreSQL: one throw-away cluster per test session, a fresh database per test ----------------
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The session's PostgreSQL cluster (started on first use, stopped and removed at the end). Without
+    PostgreSQL installed the tests that need it fail, saying how to install it: never a silent skip."""
+    from quickart_daemon.db.pgcluster import INSTALL_HINT, PostgresCluster
+    try:
+        cluster = PostgresCluster()
+    except RuntimeError as exc:
+        if str(exc) == INSTALL_HINT:
+            pytest.fail(INSTALL_HINT, pytrace=False)
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(postgres) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty database of each kind the queue runs on: a SQLite file, and a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'q.db'}"
+    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The migrations build exactly the schema the models describe."""
+"""The migrations build exactly the schema the models describe, on SQLite and on PostgreSQL."""
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -8,9 +8,10 @@ from quickart_daemon.db.models import Base
 from quickart_daemon.db.session import make_engine, upgrade
 
 
-def test_upgrade_empty_sqlite_to_head_matches_models(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+def test_upgrade_empty_database_to_head_matches_models(db_url):
+    engine = make_engine(db_url)
     upgrade(engine)
+    upgrade(engine)  # a second upgrade finds nothing to do
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == [], f"models and migrations differ; add a migration: {diff}"

@@ -1,8 +1,9 @@
-"""The job state machine on a real SQLite file."""
+"""The job state machine on a real SQLite file and a real PostgreSQL database (every test runs on both)."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,8 +18,8 @@ SHOT = ShotId("BRV", "sq010", "sh0040")
 
 
 @pytest.fixture
-def jq(tmp_path):
-    return JobQueue(connect(f"sqlite:///{tmp_path / 'q.db'}"), RetryPolicy(3, 30, 2, 600), lease_seconds=60)
+def jq(db_url):
+    return JobQueue(connect(db_url), RetryPolicy(3, 30, 2, 600), lease_seconds=60)
 
 
 def _queue(jq, shot=SHOT, **kw):
@@ -150,8 +151,8 @@ def _claim_all(url: str, owner: str, out) -> None:
     out.put(got)
 
 
-def test_concurrent_claims_never_hand_a_job_out_twice(tmp_path):
-    url = f"sqlite:///{tmp_path / 'q.db'}"
+def test_concurrent_claims_never_hand_a_job_out_twice(db_url):
+    url = db_url
     jq = JobQueue(connect(url))
     ids = {_queue(jq, ShotId("S", "q", f"sh{i:04d}")).id for i in range(60)}
     ctx = mp.get_context("spawn")
@@ -163,3 +164,63 @@ def test_concurrent_claims_never_hand_a_job_out_twice(tmp_path):
     for p in procs:
         p.join(30)
     assert sorted(claimed) == sorted(ids), "every job claimed exactly once"
+
+
+@pytest.mark.parametrize("skew_minutes", [10, -10])
+def test_a_node_with_a_skewed_clock_does_not_steal_live_leases(pg_url, monkeypatch, skew_minutes):
+    """Leases are timed by the PostgreSQL server's clock: a node whose own clock runs minutes ahead
+    (or behind) neither requeues another node's live job nor takes a lease that looks expired to others."""
+    import quickart_daemon.queue as queue_module
+
+    honest = JobQueue(connect(pg_url), lease_seconds=60)
+    skewed = JobQueue(connect(pg_url, migrate=False), lease_seconds=60)
+    first, second = _queue(honest), _queue(honest, ShotId("BRV", "sq010", "sh0050"))
+    assert honest.claim_next("honest:1:s", "honest", "s").id == first.id
+    real_utcnow = queue_module.utcnow
+    monkeypatch.setattr(queue_module, "utcnow", lambda: real_utcnow() + timedelta(minutes=skew_minutes))
+    assert skewed.requeue_stale() == []  # the honest node's lease is live by the server's clock
+    assert skewed.claim_next("skewed:1:s", "skewed", "s").id == second.id
+    skewed.heartbeat(second.id, "skewed:1:s")
+    monkeypatch.setattr(queue_module, "utcnow", real_utcnow)
+    assert honest.requeue_stale() == []  # and the skewed node's lease is not expired for the others
+    lease_left = (honest.get(second.id).lease_expires_at - utcnow()).total_seconds()
+    assert 50 < lease_left <= 61, lease_left
+    assert honest.get(first.id).state is JobState.RUNNING and honest.get(first.id).lease_owner == "honest:1:s"
+
+
+def test_a_silent_node_is_marked_down_and_its_jobs_requeued(jq):
+    mine, theirs = _queue(jq), _queue(jq, ShotId("BRV", "sq010", "sh0050"))
+    jq.node_heartbeat("gone", 11, ["gpu0.0"], "native", starting=True, gpus=1, version="0.1.0")
+    jq.node_heartbeat("alive", 12, ["cpu.0"], "native", starting=True)
+    jq.claim_next("gone:11:gpu0.0", "gone", "gpu0.0")
+    jq.claim_next("alive:12:cpu.0", "alive", "cpu.0")
+    assert jq.requeue_down_nodes(lease_seconds=60, me="alive") == {}  # both heartbeated just now
+    time.sleep(1.2)
+    jq.node_heartbeat("alive", 12, ["cpu.0"], "native")
+    assert jq.requeue_down_nodes(lease_seconds=1, me="alive") == {"gone": [mine.id]}
+    assert jq.requeue_down_nodes(lease_seconds=1, me="other") == {}  # marked once: nothing more to do
+    requeued = jq.get(mine.id)
+    assert requeued.state is JobState.QUEUED and requeued.error == "node gone down; requeued"
+    assert jq.get(theirs.id).state is JobState.RUNNING
+    nodes = {n.name: n for n in jq.nodes()}
+    assert (nodes["gone"].state, nodes["gone"].gpus, nodes["gone"].version, nodes["gone"].running) == \
+        ("down", 1, "0.1.0", 0)
+    assert (nodes["alive"].state, nodes["alive"].running) == ("up", 1)
+    jq.node_heartbeat("gone", 11, ["gpu0.0"], "native", gpus=1)  # it comes back
+    assert {n.name: n.state for n in jq.nodes()}["gone"] == "up"
+
+
+def test_an_expired_lease_of_a_silent_node_names_the_node(jq):
+    short = JobQueue(jq.sessions, lease_seconds=1)
+    of_silent_node, of_live_node = _queue(jq), _queue(jq, ShotId("BRV", "sq010", "sh0050"))
+    short.node_heartbeat("gone", 11, ["s"], None, starting=True)
+    short.node_heartbeat("alive", 12, ["s"], None, starting=True)
+    short.claim_next("gone:11:s", "gone", "s")
+    short.claim_next("alive:12:s", "alive", "s")
+    time.sleep(1.2)
+    short.node_heartbeat("alive", 12, ["s"], None)  # its daemon lives; only its worker went quiet
+    # another daemon's tick leaves a live node's expired job to that node; the silent node's it takes back
+    assert short.requeue_stale(me="third") == [of_silent_node.id]
+    assert short.requeue_stale(me="alive") == [of_live_node.id]
+    assert jq.get(of_silent_node.id).error == "node gone down; requeued"
+    assert jq.get(of_live_node.id).error == "worker alive:12:s stopped responding (lease expired); requeued"

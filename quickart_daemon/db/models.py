@@ -30,15 +30,20 @@ class Shot(Base):
 
 
 class Drop(Base):
-    """One complete state of a shot's inputs, as seen by the watcher or a manual submit."""
+    """One complete state of a shot's inputs, as seen by the watcher or a manual submit.
+
+    `key` is the drop's identity, unique per shot, so every node watching the same root records a
+    drop once (see `queue.drop_key`)."""
 
     __tablename__ = "drops"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str | None] = mapped_column(String(128), nullable=True)
     signature: Mapped[str] = mapped_column(String(64))
     files: Mapped[list] = mapped_column(JSON, default=list)
     source: Mapped[str] = mapped_column(String(16), default="watch")  # watch | submit | run
     detected_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("uq_drops_shot_key", "shot_id", "key", unique=True),)
 
 
 class JobRow(Base):
@@ -106,8 +111,24 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class VersionRow(Base):
+    """A version number given to a job of a shot: the database allocates them (unique per shot), so two
+    nodes publishing the same shot never take one number, whatever the shared drive's locks do."""
+
+    __tablename__ = "versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("uq_versions_shot_number", "shot_id", "number", unique=True),)
+
+
 class Node(Base):
-    """A daemon: what `quickart status` reads to say whether it is alive."""
+    """A daemon (one per render node): what `quickart status` and `quickart nodes` read.
+
+    state: up (heartbeating) | down (silent past lease_seconds: another node marked it so and put
+    its running jobs back in the queue) | stopped (shut down cleanly)."""
 
     __tablename__ = "nodes"
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -117,14 +138,21 @@ class Node(Base):
     slots: Mapped[list] = mapped_column(JSON, default=list)
     watch_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    gpus: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)
+    version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state: Mapped[str | None] = mapped_column(String(16), nullable=True, default="up")
 
 
 class Notice(Base):
-    """Something in a watched folder that was left alone (a name that does not parse, an unsafe zip)."""
+    """Something in a watched folder that was left alone (a name that does not parse, an unsafe zip).
+    One row per distinct (path, message), however many nodes see it: `key` is its hash, and
+    `created_at` the last time a node reported it."""
 
     __tablename__ = "notices"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     path: Mapped[str] = mapped_column(String(1024))
     message: Mapped[str] = mapped_column(Text)
     node: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    __table_args__ = (Index("uq_notices_key", "key", unique=True),)

@@ -68,11 +68,14 @@ def artifacts(run: Run, job_id: int) -> dict[str, str]:
 
 
 def nodes(run: Run) -> list[NodeInfo]:
-    return [NodeInfo.from_record(r) for r in run("SELECT * FROM nodes ORDER BY name", {})]
+    """Every node with the number of its running jobs (its slots in use)."""
+    sql = ("SELECT n.*, (SELECT COUNT(*) FROM jobs j WHERE j.node = n.name AND j.state = 'running') AS running "
+           "FROM nodes n ORDER BY n.name")
+    return [NodeInfo.from_record(r) for r in run(sql, {})]
 
 
 def notices(run: Run, limit: int = 10) -> list[NoticeInfo]:
-    return [NoticeInfo.from_record(r) for r in run("SELECT * FROM notices ORDER BY id DESC LIMIT :limit",
+    return [NoticeInfo.from_record(r) for r in run("SELECT * FROM notices ORDER BY created_at DESC, id DESC LIMIT :limit",
                                                    {"limit": limit})]
 
 

@@ -28,7 +28,9 @@ def _migrations_dir() -> Path:
 def make_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
     if url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"connect_args": {"timeout": busy_timeout_ms / 1000}} if url.startswith("sqlite") else {}
+    # PostgreSQL: test pooled connections before use, so a server restart costs one reconnect, not an error
+    kwargs = {"connect_args": {"timeout": busy_timeout_ms / 1000}} if url.startswith("sqlite") \
+        else {"pool_pre_ping": True}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
