@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from quickart_daemon import synth
+from quickart_daemon.tools import synth
 from quickart_daemon.tools.color_metrics import accuracy_table, hint_and_trace, leak_table
 from quickart_daemon.stages.color.palette import Palette
 from quickart_daemon.stages.color.stage import Colours, build_ref, colour_drawing, prepare

@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from quickart_daemon import synth
+from quickart_daemon.tools import synth
 from quickart_daemon.stages.light import palette as after_palette
 from quickart_daemon.stages.light import render as after_render
 from quickart_daemon.stages.light import settings as after_settings

@@ -15,7 +15,7 @@ from quickart_daemon.config import load_config
 from quickart_daemon.intake import submit_shot
 from quickart_daemon.naming import ShotId
 from quickart_daemon.queue import open_queue
-from quickart_daemon.synth import write_demo_studio
+from quickart_daemon.tools.synth import write_demo_studio
 
 RACERS = 2
 
