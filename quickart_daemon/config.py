@@ -82,6 +82,9 @@ class RetryConfig(_Section):
     backoff_seconds: float = Field(30.0, ge=0)
     backoff_factor: float = Field(2.0, ge=1)
     max_backoff_seconds: float = Field(600.0, ge=0)
+    # failures of one job on one node before that node stops claiming it (0: off, the default: on a single
+    # node a blocked job would never run again; a farm sets 2 or 3)
+    block_node_after: int = Field(0, ge=0)
 
 
 class QueueConfig(_Section):
@@ -104,6 +107,7 @@ class Config(_Section):
     root: Path = Path("studio")
     state_dir: Path = Path("state")
     node_name: str | None = None
+    node_groups: list[str] = []  # groups this node belongs to (a shot or pipeline may require one)
     naming: NamingConfig = NamingConfig()
     drop: DropConfig = DropConfig()
     watch: WatchConfig = WatchConfig()

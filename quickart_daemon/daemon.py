@@ -171,9 +171,10 @@ class Daemon:
             if slot.name in self.running or self.stopping.is_set():
                 continue
             owner = f"{self.node}:{os.getpid()}:{slot.name}"
-            job = self.jq.claim_next(owner, self.node, slot.name)
+            job = self.jq.claim_next(owner, self.node, slot.name, gpu=slot.device.startswith("cuda"),
+                                     groups=self.cfg.node_groups)
             if job is None:
-                break
+                continue  # another slot may take what this one may not (a GPU job, say)
             proc = self.ctx.Process(target=_child, name=f"quickart-job-{job.id}",
                                     args=(job.id, owner, str(self.cfg.source), slot.env, slot.device))
             proc.start()

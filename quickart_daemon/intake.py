@@ -9,6 +9,7 @@ from pathlib import Path
 from .config import Config
 from .drops import input_files, signature
 from .outputs import read_latest
+from .pipeline import parse_requirements, pipeline_requirements
 from .queue import Job, JobQueue, drop_key
 from .shot import OUTPUT_DIR, read_settings, shot_id_for
 
@@ -37,9 +38,12 @@ def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority
             jq.record_drop(shot_pk, sig, rel, source, key=key)
             log.info("action=already_published shot=%s", shot)
             return None
-    pipeline = read_settings(shot_dir).pipeline or cfg.pipeline
+    settings = read_settings(shot_dir)
+    pipeline = settings.pipeline or cfg.pipeline
+    requires_gpu, node_group = parse_requirements(
+        [*pipeline_requirements(pipeline, [cfg.pipelines_dir]), *(settings.requires or [])], str(shot_dir))
     job = jq.enqueue(shot, str(shot_dir.resolve()), pipeline, signature=sig, files=rel, source=source,
-                     priority=priority, key=key)
+                     priority=priority, key=key, requires_gpu=requires_gpu, node_group=node_group)
     if job is None:
         log.info("action=seen_by_another_node shot=%s", shot)
         return None

@@ -75,6 +75,8 @@ class Job:
     warnings: tuple[str, ...]
     version: int | None
     output_path: str | None
+    requires_gpu: bool
+    node_group: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -90,7 +92,8 @@ class Job:
             lease_expires_at=parse_when(r["lease_expires_at"]), node=r["node"], slot=r["slot"],
             current_stage=r["current_stage"], progress=r["progress"], cancel_requested=bool(r["cancel_requested"]),
             error=r["error"], warnings=tuple(parse_json(r["warnings"]) or ()), version=r["version"],
-            output_path=r["output_path"], created_at=parse_when(r["created_at"]),
+            output_path=r["output_path"], requires_gpu=bool(r["requires_gpu"]), node_group=r["node_group"],
+            created_at=parse_when(r["created_at"]),
             started_at=parse_when(r["started_at"]), finished_at=parse_when(r["finished_at"]),
         )
 

@@ -8,6 +8,7 @@ unknown stage or parameter fails at load, naming the file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import stages
 from .errors import PipelineError, UnknownStage
+from .naming import NAME_PATTERN
 from .stages.base import StageSpec
 
 
@@ -34,6 +36,7 @@ class _PipelineFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str = ""
+    requires: list[str] | str = Field(default_factory=list)  # "gpu", "group:NAME": where its jobs may run
     stages: list[_StepFile] = Field(min_length=1)
 
 
@@ -79,6 +82,33 @@ class StageReport:
 
     def to_manifest(self) -> dict:
         return {"index": self.index, "stage": self.stage, "seconds": round(self.seconds, 3), "report": self.report}
+
+
+def parse_requirements(tokens: list[str], where: str) -> tuple[bool, str | None]:
+    """(needs a GPU slot, the node group it needs) from `requires:` entries of a pipeline and a shot."""
+    gpu, group = False, None
+    for token in tokens:
+        if token == "gpu":
+            gpu = True
+        elif token.startswith("group:") and re.fullmatch(NAME_PATTERN, token[6:]):
+            if group not in (None, token[6:]):
+                raise PipelineError(f"{where}: requires names two node groups ({group}, {token[6:]}); a job runs "
+                                    "on nodes of one group")
+            group = token[6:]
+        else:
+            raise PipelineError(f"{where}: requires: {token!r} is neither 'gpu' nor 'group:NAME'")
+    return gpu, group
+
+
+def pipeline_requirements(name: str, search: list[Path]) -> list[str]:
+    """The `requires:` entries of a pipeline file, read without loading any stage (the watcher calls this)."""
+    path = find_pipeline(name, search)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+    value = data.get("requires") or [] if isinstance(data, dict) else []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def builtin_dir() -> Path:

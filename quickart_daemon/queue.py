@@ -33,19 +33,19 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import DateTime, func, literal, select, text, update
+from sqlalchemy import DateTime, exists, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from .db import reads
 from .db.wakeup import CHANNEL
-from .db.models import Artifact, Drop, JobRow, Node, Notice, Shot, StageRun, VersionRow, utcnow
+from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Notice, Shot, StageRun, VersionRow, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
 from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
 from .naming import ShotId
@@ -69,7 +69,7 @@ def open_queue(cfg, migrate: bool = True) -> "JobQueue":
     sessions = connect(cfg.database.url, cfg.database.busy_timeout_ms, migrate=migrate)
     r = cfg.retry
     return JobQueue(sessions, RetryPolicy(r.max_attempts, r.backoff_seconds, r.backoff_factor,
-                                          r.max_backoff_seconds), cfg.queue.lease_seconds)
+                                          r.max_backoff_seconds), cfg.queue.lease_seconds, r.block_node_after)
 
 
 def _job(row: JobRow) -> Job:
@@ -96,13 +96,13 @@ def _clock(s: Session) -> datetime:
     return utcnow()
 
 
-def _claim_one(s: Session, values: dict, now) -> int | None:
-    """Lease the most urgent runnable job (writing `values` into it); its id, or None.
+def _claim_one(s: Session, values: dict, now, eligible: list) -> int | None:
+    """Lease the most urgent runnable job that meets `eligible` (writing `values` into it); its id, or None.
 
     PostgreSQL: one statement; SKIP LOCKED passes over rows another claimer is taking, so claimers
     never queue behind each other. SQLite has no row locks (one writer at a time): pick a few
     candidates, take the first one still queued by a conditional UPDATE."""
-    runnable = (select(JobRow.id).where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now)
+    runnable = (select(JobRow.id).where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now, *eligible)
                 .order_by(JobRow.priority.desc(), JobRow.id))
     if _on_postgres(s):
         pick = runnable.limit(1).with_for_update(skip_locked=True).scalar_subquery()
@@ -222,10 +222,11 @@ class JobQueue:
     """Every state change of a job, one verb each, each in its own transaction."""
 
     def __init__(self, sessions: sessionmaker[Session], retry: RetryPolicy = RetryPolicy(),
-                 lease_seconds: float = 60.0):
+                 lease_seconds: float = 60.0, block_node_after: int = 0):
         self.sessions = sessions
         self.retry_policy = retry
         self.lease = timedelta(seconds=lease_seconds)
+        self.block_node_after = block_node_after  # 0: a job may fail on a node any number of times
 
     @property
     def shared(self) -> bool:
@@ -300,28 +301,29 @@ class JobQueue:
     # -- the verbs ----------------------------------------------------------------------
     def enqueue(self, shot: ShotId, shot_path: str, pipeline: str, *, signature: str = "",
                 files: list[str] | None = None, source: str = "watch", priority: int = 0,
-                key: str | None = None) -> Job | None:
+                key: str | None = None, requires_gpu: bool = False, node_group: str | None = None) -> Job | None:
         """Record a drop and queue a job for it; the shot's older queued jobs are superseded.
         `key` is the drop's identity (`drop_key`; None: a forced drop, always new): None is returned
         when that drop is already recorded (another node saw it first), and nothing changes."""
         shot_id = self.upsert_shot(shot, shot_path)
         key = key or drop_key(signature, None, forced=True)
         try:
-            return self._enqueue(shot_id, pipeline, key, signature, files or [], source, priority)
+            return self._enqueue(shot_id, pipeline, key, signature, files or [], source, priority, requires_gpu,
+                                 node_group)
         except IntegrityError:
             if self._drop_exists(shot_id, key):
                 return None
             raise
 
     def _enqueue(self, shot_id: int, pipeline: str, key: str, signature: str, files: list[str], source: str,
-                 priority: int) -> Job:
+                 priority: int, requires_gpu: bool, node_group: str | None) -> Job:
         with self.sessions.begin() as s:
             drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source)
             s.add(drop)
             s.flush()
             row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
                          pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=_clock(s),
-                         warnings=[])
+                         warnings=[], requires_gpu=requires_gpu, node_group=node_group)
             s.add(row)
             s.flush()
             s.execute(update(JobRow)
@@ -332,16 +334,27 @@ class JobQueue:
             s.refresh(row)
             return _job(row)
 
-    def claim_next(self, owner: str, node: str, slot: str, now: datetime | None = None) -> Job | None:
-        """Lease the most urgent runnable job to `owner`, or None when there is none. `now` (tests)
-        replaces the clock; otherwise PostgreSQL's own clock is read inside the claim statement."""
+    def claim_next(self, owner: str, node: str, slot: str, now: datetime | None = None, *, gpu: bool = False,
+                   groups: Sequence[str] = ()) -> Job | None:
+        """Lease the most urgent runnable job this slot may run to `owner`, or None when there is none.
+
+        A job that requires a GPU goes only to a GPU slot (`gpu`), one that requires a node group only
+        to a node of that group (`groups`), and never to a node it already failed on
+        `block_node_after` times. `now` (tests) replaces the clock; otherwise PostgreSQL's own clock
+        is read inside the claim statement."""
         with self.sessions.begin() as s:
             if now is None:
                 now = DB_NOW if _on_postgres(s) else utcnow()
+            eligible = [or_(JobRow.node_group.is_(None), JobRow.node_group.in_(list(groups)))]
+            if not gpu:
+                eligible.append(JobRow.requires_gpu.is_(False))
+            if self.block_node_after:
+                eligible.append(~exists().where(JobNodeFailure.job_id == JobRow.id, JobNodeFailure.node == node,
+                                                JobNodeFailure.failures >= self.block_node_after))
             job_id = _claim_one(s, dict(state=JobState.RUNNING.value, lease_owner=owner,
                                         lease_expires_at=now + self.lease, node=node, slot=slot,
                                         attempts=JobRow.attempts + 1, cancel_requested=False,
-                                        started_at=func.coalesce(JobRow.started_at, now)), now)
+                                        started_at=func.coalesce(JobRow.started_at, now)), now, eligible)
             return None if job_id is None else _job(self._row(s, job_id))
 
     @_rides_out_outages
@@ -404,6 +417,8 @@ class JobQueue:
                                error=error, report={}))
             row.error = error
             row.lease_owner = row.lease_expires_at = None
+            if row.node:
+                self._count_node_failure(s, row)
             if retryable and row.attempts < row.max_attempts:
                 self._move(row, JobState.QUEUED)
                 row.run_after = _clock(s) + timedelta(seconds=self.retry_policy.delay(row.attempts))
@@ -413,6 +428,18 @@ class JobQueue:
             s.add_all(Artifact(job_id=job_id, kind=k, path=p) for k, p in (artifacts or {}).items())
             s.flush()
             return _job(row)
+
+    def _count_node_failure(self, s: Session, row: JobRow) -> None:
+        """One more failure of the job on its node; at `block_node_after` that node stops claiming it
+        (Flamenco's rule), and the job says so."""
+        record = s.get(JobNodeFailure, (row.id, row.node))
+        if record is None:
+            record = JobNodeFailure(job_id=row.id, node=row.node, failures=0)
+            s.add(record)
+        record.failures += 1
+        if self.block_node_after and record.failures == self.block_node_after:
+            row.warnings = list(row.warnings or []) + [
+                f"node {row.node} no longer takes this job: it failed there {record.failures} times"]
 
     def cancel(self, job_id: int) -> Job:
         """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat,

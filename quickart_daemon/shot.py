@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import drops
 from .config import Config
@@ -31,6 +31,11 @@ MAX_OUTPUT_NAME_BYTES = 255 - 20
 class ShotSettings(BaseModel):
     """shot.yaml: per-shot overrides of the config defaults."""
 
+    @field_validator("requires", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     fps: float | None = Field(None, gt=0)
     timing: int | None = Field(None, ge=1, le=12)
@@ -40,6 +45,7 @@ class ShotSettings(BaseModel):
     layers_order: list[str] | None = None
     light: dict[str, Any] | None = None            # read by the light stage
     stages: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-stage parameter overrides
+    requires: list[str] | None = None  # "gpu" and/or "group:NAME": where the shot's job may run
 
 
 @dataclass

@@ -188,3 +188,19 @@ def test_stages_from_a_test_do_not_stay_registered(tmp_path):
     """Runs after the tests above in this file: their package left sys.path, so its stages are gone."""
     from quickart_daemon import stages
     assert not any(name.startswith("test-") for name in stages.available())
+
+
+def test_shot_and_pipeline_requirements_reach_the_job(make_config, tmp_path):
+    cfg, shot = setup_studio(make_config, tmp_path, [{"stage": "hold"}])
+    data = yaml.safe_load((tmp_path / "pipelines" / "p.yaml").read_text())
+    (tmp_path / "pipelines" / "p.yaml").write_text(yaml.safe_dump({**data, "requires": "gpu"}))
+    (shot / "shot.yaml").write_text(yaml.safe_dump({**yaml.safe_load((shot / "shot.yaml").read_text()),
+                                                    "requires": ["group:lighting"]}))
+    jq = open_queue(cfg)
+    job = submit_shot(cfg, jq, shot, "watch")
+    assert (job.requires_gpu, job.node_group) == (True, "lighting")
+    assert jq.claim_next("n:1:cpu.0", "n", "cpu.0", groups=["lighting"]) is None  # no GPU slot
+    assert jq.claim_next("n:1:gpu0", "n", "gpu0", gpu=True, groups=["lighting"]).id == job.id
+    (shot / "shot.yaml").write_text("requires: [group:a, group:b]\n")
+    with pytest.raises(PipelineError, match="two node groups"):
+        submit_shot(cfg, jq, shot, "watch", force=True)

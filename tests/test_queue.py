@@ -224,3 +224,28 @@ def test_an_expired_lease_of_a_silent_node_names_the_node(jq):
     assert short.requeue_stale(me="alive") == [of_live_node.id]
     assert jq.get(of_silent_node.id).error == "node gone down; requeued"
     assert jq.get(of_live_node.id).error == "worker alive:12:s stopped responding (lease expired); requeued"
+
+
+# -- affinity and the per-node blocklist ------------------------------------------------------------
+
+def test_a_gpu_job_goes_only_to_a_gpu_slot_and_a_group_job_only_to_its_group(jq):
+    gpu_job = _queue(jq, requires_gpu=True)
+    fx_job = _queue(jq, ShotId("BRV", "sq010", "sh0050"), node_group="fx")
+    plain = _queue(jq, ShotId("BRV", "sq010", "sh0060"))
+    assert jq.claim_next("cpu-node:1:cpu.0", "cpu-node", "cpu.0").id == plain.id  # a CPU-only node skips the others
+    assert jq.claim_next("cpu-node:1:cpu.1", "cpu-node", "cpu.1") is None
+    assert jq.claim_next("gpu-node:1:gpu0", "gpu-node", "gpu0", gpu=True).id == gpu_job.id
+    assert jq.claim_next("gpu-node:1:gpu1", "gpu-node", "gpu1", gpu=True) is None  # fx needs the fx group
+    assert jq.claim_next("fx-node:1:cpu.0", "fx-node", "cpu.0", groups=["fx", "comp"]).id == fx_job.id
+
+
+def test_a_node_that_keeps_failing_a_job_stops_claiming_it(jq):
+    jq.retry_policy, jq.block_node_after = RetryPolicy(5, 0, 1, 0), 2  # a farm's setting (off by default)
+    job = _queue(jq)
+    for attempt in range(2):
+        claimed = jq.claim_next(f"nodeA:{attempt}:s", "nodeA", "s")
+        assert claimed is not None and claimed.id == job.id
+        jq.fail(job.id, claimed.lease_owner, "stage color crashed: RuntimeError: CUDA error", retryable=True)
+    assert jq.claim_next("nodeA:9:s", "nodeA", "s") is None, "nodeA failed it twice (block_node_after 2)"
+    assert jq.claim_next("nodeB:1:s", "nodeB", "s").id == job.id
+    assert any("node nodeA no longer takes this job" in w for w in jq.get(job.id).warnings)

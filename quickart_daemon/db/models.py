@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+                        false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..jobs import utcnow  # noqa: F401  (one clock for rows and readers; re-exported for the queue)
@@ -70,6 +71,8 @@ class JobRow(Base):
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     output_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    requires_gpu: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # CPU slots never claim it
+    node_group: Mapped[str | None] = mapped_column(String(64), nullable=True)  # only nodes in this group claim it
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -100,6 +103,15 @@ class StageRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     finished_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     job: Mapped[JobRow] = relationship(back_populates="stage_runs")
+
+
+class JobNodeFailure(Base):
+    """How often a job failed on a node: past `retry.block_node_after` that node no longer claims it."""
+
+    __tablename__ = "job_node_failures"
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
 
 
 class Artifact(Base):
