@@ -44,6 +44,11 @@ def _optional(record, key: str) -> Any:
     return record[key] if key in record.keys() else None
 
 
+def _times_as_text(record: dict) -> dict:
+    """A record for JSON output: datetimes (naive UTC) as ISO 8601 text ending in Z."""
+    return {k: v.isoformat(timespec="seconds") + "Z" if isinstance(v, datetime) else v for k, v in record.items()}
+
+
 def parse_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
@@ -102,10 +107,7 @@ class Job:
         out["shot"] = str(self.shot)
         out["state"] = self.state.value
         out["warnings"] = list(self.warnings)
-        for key, value in out.items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat(timespec="seconds") + "Z"
-        return out
+        return _times_as_text(out)
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,7 @@ class NodeInfo:
                    running=_optional(r, "running") or 0)
 
     def to_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        for key, value in out.items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat(timespec="seconds") + "Z"
-        return out
+        return _times_as_text({k: getattr(self, k) for k in self.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
