@@ -19,7 +19,6 @@ starting at frame 1001), so the timecode an editor reads names the frame on disk
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,40 +127,36 @@ def update_sequence_timeline(path: Path, shot: ShotId, version: int, fps: float,
     """Put ``shot``'s comp of ``version`` into the sequence timeline at ``path``.
 
     Replaces that shot's clip if present (unless it shows a newer version), inserts it in
-    shot-name order otherwise, and keeps every other shot. Safe against concurrent publishers on several hosts: an
-    exclusive ``flock`` on a lock file beside the timeline serialises the
-    read-modify-write (Linux maps flock to POSIX locks on NFS, so it holds across nodes),
-    and the write itself is an atomic rename, so readers never see half a file.
+    shot-name order otherwise, and keeps every other shot. The write is an atomic rename, so
+    readers never see half a file; the read-modify-write must be serialised by the caller
+    (`outputs.PublishLocks.sequence`: a file lock on one machine, a database lock for many).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_name(f".{path.name}.lock"), "a")
     except OSError as exc:
-        raise OutputError(f"{path}: cannot create the sequence timeline lock: {exc.strerror or exc}") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on a crash
-        if path.exists():
-            try:
-                timeline = otio.adapters.read_from_file(str(path))
-            except Exception as exc:
-                raise OutputError(f"{path}: existing sequence timeline is unreadable ({exc}); "
-                                  "move it aside and re-publish the sequence's shots") from None
-        else:
-            timeline = otio.schema.Timeline(name=shot.seq)
-        tracks = timeline.video_tracks()
-        if tracks:
-            track = tracks[0]
-        else:
-            track = otio.schema.Track(name=shot.seq, kind=otio.schema.TrackKind.Video)
-            timeline.tracks.append(track)
-        clips = {_shot_of(c): c for c in track if isinstance(c, otio.schema.Clip)}
-        current = clips.get(shot.shot)
-        if current is not None and int(current.metadata.get("quickart", {}).get("version", 0)) > version:
-            return  # a newer version was published first (jobs finish out of order): keep it
-        info = {**metadata, "shot": str(shot), "shot_name": shot.shot, "version": version}
-        clips[shot.shot] = _clip(comp, fps, f"{shot.shot}_v{version:03d}", info)
-        track.clear()  # detaches the clips, so they can be appended again in order
-        for name in sorted(clips):
-            track.append(clips[name])
-        write_timeline(timeline, path)
+        raise OutputError(f"{path.parent}: cannot create the editorial folder: {exc.strerror or exc}") from None
+    if path.exists():
+        try:
+            timeline = otio.adapters.read_from_file(str(path))
+        except Exception as exc:
+            raise OutputError(f"{path}: existing sequence timeline is unreadable ({exc}); "
+                              "move it aside and re-publish the sequence's shots") from None
+    else:
+        timeline = otio.schema.Timeline(name=shot.seq)
+    tracks = timeline.video_tracks()
+    if tracks:
+        track = tracks[0]
+    else:
+        track = otio.schema.Track(name=shot.seq, kind=otio.schema.TrackKind.Video)
+        timeline.tracks.append(track)
+    clips = {_shot_of(c): c for c in track if isinstance(c, otio.schema.Clip)}
+    current = clips.get(shot.shot)
+    if current is not None and int(current.metadata.get("quickart", {}).get("version", 0)) > version:
+        return  # a newer version was published first (jobs finish out of order): keep it
+    info = {**metadata, "shot": str(shot), "shot_name": shot.shot, "version": version}
+    clips[shot.shot] = _clip(comp, fps, f"{shot.shot}_v{version:03d}", info)
+    track.clear()  # detaches the clips, so they can be appended again in order
+    for name in sorted(clips):
+        track.append(clips[name])
+    write_timeline(timeline, path)

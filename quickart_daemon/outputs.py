@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from .errors import OutputError
@@ -42,28 +42,36 @@ def versions(output_dir: Path) -> list[int]:
 
 
 @contextmanager
+def file_lock(path: Path, what: str) -> Iterator[None]:
+    """An exclusive flock on `path` (created if need be), released when the file closes, even on a crash."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise OutputError(f"{path.parent}: cannot {what}: {exc.strerror or exc}") from None
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
 def version_slot(output_dir: Path) -> Iterator[int]:
     """Hold the shot's version lock and yield the next free version number."""
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        fh = open(output_dir / ".lock", "a+")
-    except OSError as exc:
-        raise OutputError(f"{output_dir}: cannot publish version: {exc.strerror or exc}") from None
-    with fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, even on a crash
+    with file_lock(output_dir / ".lock", "publish a version"):
         yield (versions(output_dir) or [0])[-1] + 1
 
 
 class PublishLocks:
     """What serialises publishing: the shot's version number and latest.json decision (`version_slot`),
-    and the read-modify-write of a sequence timeline (`sequence`). These defaults are for one machine:
-    the shot's flock above, and the sequence timeline's own flock (editorial)."""
+    and the read-modify-write of a sequence timeline (`sequence`). These defaults are for one machine
+    (file locks); many nodes on one database use the database's locks (queue.DatabasePublishLocks),
+    never a lock file on the shared drive."""
 
     def version_slot(self, output_dir: Path) -> AbstractContextManager[int]:
         return version_slot(output_dir)
 
     def sequence(self, path: Path) -> AbstractContextManager[None]:
-        return nullcontext()
+        return file_lock(path.with_name(f".{path.name}.lock"), "update the sequence timeline")
 
 
 def read_latest(output_dir: Path) -> dict | None:

@@ -193,7 +193,9 @@ class DatabasePublishLocks:
     @contextmanager
     def sequence(self, path: Path) -> Iterator[None]:
         if not self.jq.shared:
-            yield
+            from . import outputs
+            with outputs.PublishLocks().sequence(path):
+                yield
             return
         with self.jq.sessions.begin() as s:
             s.execute(select(func.pg_advisory_xact_lock(SEQUENCE_LOCK, func.hashtext(str(path)))))

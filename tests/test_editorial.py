@@ -18,6 +18,7 @@ import opentimelineio as otio
 import pytest
 
 from quickart_daemon.editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
+from quickart_daemon.outputs import PublishLocks
 from quickart_daemon.images import write_png
 from quickart_daemon.naming import Naming, ShotId
 
@@ -143,7 +144,7 @@ def test_sequence_timeline_sorted_and_replaced(tmp_path):
     assert clip.source_range.duration.to_frames() == 20
     assert clip.metadata["quickart"]["job_id"] == 9
     assert tl.video_tracks()[0].range_of_child_at_index(1).start_time.to_frames() == 8  # after sh0010
-    assert sorted(p.name for p in path.parent.iterdir()) == [".sq010.otio.lock", "sq010.otio"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["sq010.otio"]  # no temporary file left
 
     # a retried older job finishing late does not replace the newer version
     update_sequence_timeline(path, ShotId("BRV", "sq010", "sh0030"), 3, 24.0, _comp(tmp_path, "sh0030", 3), {})
@@ -154,8 +155,9 @@ def _publish(args: tuple[str, str, int]) -> None:
     root, shot, rounds = args
     path = Path(root) / "BRV" / "editorial" / "sq010.otio"
     for version in range(1, rounds + 1):
-        update_sequence_timeline(path, ShotId("BRV", "sq010", shot), version, 24.0,
-                                 _comp(Path(root), shot, version), {"pid": multiprocessing.current_process().name})
+        with PublishLocks().sequence(path):  # what publishing holds around the update on one machine
+            update_sequence_timeline(path, ShotId("BRV", "sq010", shot), version, 24.0,
+                                     _comp(Path(root), shot, version), {"pid": multiprocessing.current_process().name})
 
 
 def test_sequence_timeline_concurrent_publishers(tmp_path):
