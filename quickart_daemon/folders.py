@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import QuickArtError, StageFailed
@@ -48,16 +49,19 @@ def frame_name(stem: str, frame: int, padding: int = DEFAULT_PADDING) -> str:
 
 
 def write_frames(folder: Path, frames: Frames, padding: dict[str, int] | None = None,
-                 variants: dict[str, Frames] | None = None, compression: int = 3) -> None:
-    """Frames as ``{stem}.{frame}.png`` in `folder`, named variants in ``{folder}/{name}/``.
-    A frame that is the same array as one already written (a held drawing) becomes a hard link."""
+                 variants: dict[str, Frames] | None = None, compression: int = 3,
+                 name: Callable[[str, int], str] | None = None) -> None:
+    """Frames as ``{stem}.{frame}.png`` in `folder` (or as `name(stem, frame)` says: publishing uses the
+    studio's output names), named variants in ``{folder}/{variant}/``. A frame that is the same array
+    as one already written (a held drawing) becomes a hard link."""
     written: dict[int, Path] = {}
     for sub, table in [("", frames), *sorted((variants or {}).items())]:
         if sub and not re.fullmatch(NAME_PATTERN, sub):
             raise StageFailed(f"variant name {sub!r} must match {NAME_PATTERN}")
         (folder / sub).mkdir(parents=True, exist_ok=True)
         for (stem, frame), img in sorted(table.items()):
-            path = folder / sub / frame_name(stem, frame, (padding or {}).get(stem, DEFAULT_PADDING))
+            path = folder / sub / (name(stem, frame) if name else
+                                   frame_name(stem, frame, (padding or {}).get(stem, DEFAULT_PADDING)))
             if id(img) in written:
                 link_or_copy(written[id(img)], path)
             else:

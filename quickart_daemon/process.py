@@ -216,7 +216,7 @@ def _describe(exc: BaseException, phase: str) -> tuple[str, bool]:
         return where + text, exc.retryable
     if isinstance(exc, OSError):  # a file system fault outside the image/JSON writers (mkdir, copy, rename)
         text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
-        return f"{phase}: {OutputError(text)}", OutputError.retryable
+        return f"{phase}: {text}", OutputError.retryable
     return f"unexpected error while {phase}: {type(exc).__name__}: {exc} (traceback in job.log)", True
 
 

@@ -71,7 +71,8 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
     every = _every_frame(shown, schedule, layers, first, last)
 
     _link_stage_folders(staging, pipeline, reports, shot.id.shot, naming)
-    _write_named(staging / "frames", every, lambda layer, frame: naming.format_output_name(shot.id.shot, layer, frame))
+    folders.write_frames(staging / "frames", every, compression=1,
+                         name=lambda layer, frame: naming.format_output_name(shot.id.shot, layer, frame))
     _write_comp(staging / "comp", every, layers, schedule, first, last,
                 lambda frame: naming.format_comp_name(shot.id.shot, frame))
 
@@ -139,19 +140,6 @@ def _link_stage_folders(staging: Path, pipeline: Pipeline, reports: list[StageRe
             dest.mkdir(parents=True, exist_ok=True)
             for (layer, frame), path in folders.frame_files(source).items():
                 folders.link_or_copy(path, dest / naming.format_output_name(shot, layer, frame))
-
-
-def _write_named(folder: Path, frames: Frames, name) -> None:
-    """Frames under studio names; a frame that is the same array as one written before is a hard link."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written: dict[int, Path] = {}
-    for (layer, frame), img in frames.items():
-        path = folder / name(layer, frame)
-        if id(img) in written:
-            folders.link_or_copy(written[id(img)], path)
-        else:
-            write_png(path, img, 1)
-            written[id(img)] = path
 
 
 def _write_comp(folder: Path, every: Frames, layers: list[str], schedule, first: int, last: int, name) -> None:
