@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from ..errors import JobNotFound, QuickArtError
@@ -100,9 +101,16 @@ def open_reader(url: str, busy_timeout_ms: int) -> Iterator[Run]:
         return
     from sqlalchemy import text
 
-    from .session import make_engine
-    with make_engine(url, busy_timeout_ms).connect() as conn:
+    with _engine(url, busy_timeout_ms).connect() as conn:
         yield lambda sql, params: conn.execute(text(sql), params).mappings().all()
+
+
+@lru_cache(maxsize=4)
+def _engine(url: str, busy_timeout_ms: int):
+    """One engine (and its connection pool) per database for the life of the process: the web page
+    reads on every request and event, and a new engine would open a new connection each time."""
+    from .session import make_engine
+    return make_engine(url, busy_timeout_ms)
 
 
 def live_jobs(run: Run, finished_since, after_id: int) -> list[Job]:

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -216,7 +217,8 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     # -- write actions --------------------------------------------------------------------------
-    def _queue():
+    @lru_cache(maxsize=1)
+    def _queue():  # one queue (one engine, one pool) for the page's life, opened on the first write
         from ..queue import open_queue
         return open_queue(cfg, migrate=False)
 
