@@ -4,7 +4,8 @@
   quickart status | jobs | job ID      what is happening (from the database; works while the daemon runs)
   quickart nodes                       the render nodes sharing the database: state, slots in use, heartbeat
   quickart submit | run SHOT_DIR       queue a shot, or process it here in the foreground
-  quickart retry | cancel ID           change a job
+  quickart retry ID [--from-stage S]   run a finished job again
+  quickart cancel ID                   stop a job
   quickart stage NAME --in DIR --out DIR [...]   one stage on plain folders of {anything}.{frame}.png
   quickart doctor                      check config, database, models, GPU, watch mode
   quickart web [--host H] [--port N]   the studio web page (farm, shots, flipbook, uploads, downloads)
@@ -156,9 +157,13 @@ def cmd_jobs(args, cfg: Config) -> int:
 
 def cmd_job(args, cfg: Config) -> int:
     from .db import reads
+    from .jobs import FINISHED
     with _reader(cfg) as run:
         job = reads.get_job(run, args.id)
         data = job.to_dict() | {"stages": reads.stage_runs(run, job.id), "outputs": reads.artifacts(run, job.id)}
+    if job.state in FINISHED:
+        from .rerun import retry_points
+        data["retry_from"] = retry_points(cfg, job, data["stages"])
     if args.json:
         _print_json(data)
         return 0
@@ -174,13 +179,17 @@ def cmd_job(args, cfg: Config) -> int:
         print(f"  warning: {w}")
     for kind, path in data["outputs"].items():
         print(f"  {kind}: {path}")
+    if data.get("retry_from"):
+        print(f"  retry from: {', '.join(data['retry_from'])}  (quickart retry {job.id} --from-stage STAGE)")
     return 0
 
 
 def cmd_retry(args, cfg: Config) -> int:
     from .queue import open_queue
-    job = open_queue(cfg, migrate=False).retry(args.id)
-    print(f"job {job.id} queued again ({job.shot})")
+    from .rerun import retry_job
+    job = retry_job(cfg, open_queue(cfg, migrate=False), args.id, args.from_stage)
+    start = f" from {args.from_stage}" if args.from_stage else ""
+    print(f"job {job.id} queued again{start} ({job.shot})")
     return 0
 
 
@@ -373,11 +382,15 @@ def build_parser(with_stages: bool = True) -> argparse.ArgumentParser:
     s.add_argument("id", type=int)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_job)
-    for name, func, text in (("retry", cmd_retry, "run a failed, cancelled or superseded job again"),
-                             ("cancel", cmd_cancel, "cancel a queued or running job")):
-        s = sub.add_parser(name, help=text)
-        s.add_argument("id", type=int)
-        s.set_defaults(func=func)
+    s = sub.add_parser("retry", help="run a finished job again (a new version), from the start or a chosen stage")
+    s.add_argument("id", type=int)
+    s.add_argument("--from-stage", metavar="STAGE", default=None,
+                   help="rerun this stage and the ones after it, reusing the job's inputs and earlier stages "
+                        "(a stage name of its pipeline, or a step number); `quickart job ID` lists where it can start")
+    s.set_defaults(func=cmd_retry)
+    s = sub.add_parser("cancel", help="cancel a queued or running job")
+    s.add_argument("id", type=int)
+    s.set_defaults(func=cmd_cancel)
     s = sub.add_parser("submit", help="queue a shot by hand")
     s.add_argument("shot_dir")
     s.add_argument("--priority", type=int, default=0)

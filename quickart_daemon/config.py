@@ -85,6 +85,9 @@ class RetryConfig(_Section):
     # failures of one job on one node before that node stops claiming it (0: off, the default: on a single
     # node a blocked job would never run again; a farm sets 2 or 3)
     block_node_after: int = Field(0, ge=0)
+    # finished jobs per shot whose input snapshot and stage outputs are kept (quickart/.kept/), so a
+    # retry may start from a chosen stage; 0 keeps none (every retry starts from the first stage)
+    keep_stage_outputs_of: int = Field(3, ge=0)
 
 
 class QueueConfig(_Section):

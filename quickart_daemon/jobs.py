@@ -68,6 +68,7 @@ class Job:
     attempts: int
     max_attempts: int
     generation: int
+    inputs_generation: int | None  # a retry from a chosen stage reads this generation's input snapshot
     run_after: datetime
     lease_owner: str | None
     lease_expires_at: datetime | None
@@ -93,7 +94,7 @@ class Job:
             id=r["id"], shot_id=r["shot_id"], shot=ShotId(r["shot_show"], r["shot_seq"], r["shot_name"]),
             shot_path=r["shot_path"], drop_id=r["drop_id"], state=JobState(r["state"]), priority=r["priority"],
             pipeline=r["pipeline"], attempts=r["attempts"], max_attempts=r["max_attempts"],
-            generation=r["generation"], run_after=parse_when(r["run_after"]), lease_owner=r["lease_owner"],
+            generation=r["generation"], inputs_generation=_optional(r, "inputs_generation"), run_after=parse_when(r["run_after"]), lease_owner=r["lease_owner"],
             lease_expires_at=parse_when(r["lease_expires_at"]), node=r["node"], slot=r["slot"],
             current_stage=r["current_stage"], progress=r["progress"], cancel_requested=bool(r["cancel_requested"]),
             error=r["error"], warnings=tuple(parse_json(r["warnings"]) or ()), version=r["version"],

@@ -1,8 +1,10 @@
 """Version folders: built hidden, published by one rename, never overwritten.
 
 A job writes everything into ``{shot}/quickart/.job-{id}.tmp/`` (its staging folder:
-stage checkpoints under ``.stages/``, then the published folders, manifest, contact
-sheet, timeline). `version_slot` holds the shot's version lock and names the next free
+its input snapshot under ``.inputs/``, stage checkpoints under ``.stages/``, then the
+published folders, manifest, contact sheet, timeline). When the job ends, its snapshot and
+checkpoints are set aside in ``.kept/job-{id}/`` (the last few jobs' per shot) so that a
+retry can start from a chosen stage. `version_slot` holds the shot's version lock and names the next free
 number; `commit_version` renames the staging folder to ``vNNN`` under that lock, so two
 jobs of one shot never take the same number and nothing half-written is ever visible
 under a version name. Publishing takes its locks through `PublishLocks`: these file locks
@@ -29,6 +31,8 @@ VERSION_RE = re.compile(r"^v(\d{3,})$")
 CHECKPOINTS = ".stages"  # in the staging folder: stage outputs, for resuming
 INPUTS = ".inputs"  # in the staging folder: the job's snapshot of the shot's inputs
 LATEST = "latest.json"
+#: in the shot's output folder: finished jobs' snapshots and stage outputs, for a retry from a stage
+KEPT = ".kept"
 
 
 def staging_dir(output_dir: Path, job_id: int | str) -> Path:
@@ -84,12 +88,11 @@ def read_latest(output_dir: Path) -> dict | None:
 
 
 def commit_version(staging: Path, output_dir: Path, version: int, latest: dict | None) -> Path:
-    """Inside `version_slot`: drop the work files, rename the staging folder to vNNN and, given
-    `latest` (what latest.json is to say), point latest.json at it."""
+    """Inside `version_slot`: set the work files aside (`set_work_aside`), rename the staging folder
+    to vNNN and, given `latest` (what latest.json is to say), point latest.json at it."""
     final = output_dir / f"v{version:03d}"
     try:
-        for work in (CHECKPOINTS, INPUTS):
-            shutil.rmtree(staging / work, ignore_errors=True)
+        set_work_aside(staging)
         os.rename(staging, final)
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot publish version: {exc.strerror or exc}") from None
@@ -123,6 +126,59 @@ def keep_job_log(staging: Path, job_id: int | str) -> Path | None:
     except OSError:
         return None  # the output folder is unwritable (that may be why the job failed): nothing to keep
     return kept
+
+
+def kept_work(staging: Path) -> Path:
+    """Where a finished job's work files wait for a retry from a chosen stage: ``.kept/job-{id}``."""
+    return staging.parent / KEPT / staging.name.removeprefix(".").removesuffix(".tmp")
+
+
+def set_work_aside(staging: Path) -> None:
+    """Move a finished job's input snapshot and stage outputs out of its staging folder into
+    `kept_work` (a rename: the same file system), replacing what an earlier run of it left there."""
+    if not (staging / INPUTS).is_dir():
+        return  # it never read its inputs: nothing to start again from
+    kept = kept_work(staging)
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    for work in (INPUTS, CHECKPOINTS):
+        if (staging / work).is_dir():
+            os.rename(staging / work, kept / work)
+
+
+def prune_kept_work(output_dir: Path, keep: int) -> None:
+    """Keep the work files of the `keep` jobs of this shot that finished last; remove the rest."""
+    try:
+        kept = sorted((p for p in (output_dir / KEPT).iterdir() if p.is_dir()),
+                      key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    except OSError:
+        return
+    for old in kept[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_work(staging: Path) -> bool:
+    """Move a job's kept work files back into its (new) staging folder, for a retry from a chosen
+    stage; False when nothing is kept (removed by `prune_kept_work`, or never kept)."""
+    kept = kept_work(staging)
+    if not (kept / INPUTS).is_dir():
+        return False
+    remove_staging(staging)
+    staging.mkdir(parents=True)
+    for work in (INPUTS, CHECKPOINTS):
+        if (kept / work).is_dir():
+            os.rename(kept / work, staging / work)
+    shutil.rmtree(kept, ignore_errors=True)
+    return True
+
+
+def retire_staging(staging: Path, keep: int) -> None:
+    """A job ended (published, failed for good, cancelled): set its work aside for a retry from a
+    stage, remove its staging folder, and keep only the `keep` newest jobs' work of the shot."""
+    if keep > 0:
+        set_work_aside(staging)
+    remove_staging(staging)
+    prune_kept_work(staging.parent, keep)
 
 
 def remove_staging(staging: Path | None) -> None:

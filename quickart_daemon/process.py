@@ -24,7 +24,7 @@ from . import __version__
 from .config import Config
 from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
-from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, staging_dir
+from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, restore_work, retire_staging, staging_dir
 from .pipeline import StageReport, load_pipeline
 from .publish import Provenance, Version, publish_version
 from .jobs import DropInfo
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 class JobInterrupted(QuickArtError):
     """The job was stopped (cancel, daemon shutdown, or its lease was lost)."""
+
+
+class WorkNotKept(QuickArtError):
+    """A retry from a chosen stage found its earlier run's work files removed (never worth retrying)."""
 
 
 class Controls:
@@ -106,6 +110,7 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
     try:
         version = _run_attempt(cfg, jq, job, owner, device, controls, hb, attempt, on_progress, started)
         hb.stop()
+        retire_staging(attempt.staging, cfg.retry.keep_stage_outputs_of)  # the version took the rest
         note = [] if version.latest else [
             f"v{version.number:03d} is kept but not latest: v{version.latest_version:03d} was made from a newer drop"]
         finished = jq.finish(job.id, owner, version=version.number, output_path=str(version.path),
@@ -115,7 +120,7 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         return finished
     except JobInterrupted as exc:
         hb.stop()
-        return _interrupted(jq, job, owner, controls, attempt.staging, exc)
+        return _interrupted(cfg, jq, job, owner, controls, attempt.staging, exc)
     except DropChanged as exc:
         hb.stop()
         log.info("action=superseded job=%s shot=%s reason=%s", job.id, job.shot, exc)
@@ -127,7 +132,7 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
             _hand_back(jq, job, owner)
         else:  # the person who started it stopped it
             jq.stopped(job.id, owner)
-            remove_staging(attempt.staging)
+            retire_staging(attempt.staging, cfg.retry.keep_stage_outputs_of)
         raise
     except Exception as exc:
         hb.stop()
@@ -141,7 +146,7 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         if attempt.job_log is not None:
             attempt.job_log.footer(f"failed: {error}", started)
             attempt.job_log.close()
-        return _failed(jq, job, owner, error, retryable and retry, attempt.stage, attempt.staging)
+        return _failed(cfg, jq, job, owner, error, retryable and retry, attempt.stage, attempt.staging)
     finally:
         hb.stop()
         if attempt.job_log is not None:
@@ -194,12 +199,21 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
 
 
 def _snapshot(cfg: Config, job: Job, attempt: _Attempt, drop: DropInfo | None) -> tuple[Snapshot, bool]:
-    """The job's snapshot of its inputs, and whether it was taken now (else resumed from an earlier attempt)."""
-    # this job's attempt series: a manual retry starts a new one, and a folder left by a job of another
+    """The job's snapshot of its inputs, and whether it was taken now (else resumed from an earlier attempt,
+    or carried over by a retry from a chosen stage)."""
+    # this job's attempt series: a manual retry starts a new one (a retry from a chosen stage goes on
+    # with the snapshot of the run it carries steps over from), and a folder left by a job of another
     # database (same id, other creation time) is not this job's
-    series = f"job {job.id} generation {job.generation} created {job.created_at.isoformat()}"
+    generation = job.generation if job.inputs_generation is None else job.inputs_generation
+    series = f"job {job.id} generation {generation} created {job.created_at.isoformat()}"
     snapshot = load_snapshot(attempt.staging / INPUTS)
     if snapshot is not None and snapshot.owner == series:
+        return snapshot, False
+    if job.inputs_generation is not None:  # a retry from a chosen stage: its run's work was set aside
+        snapshot = load_snapshot(attempt.staging / INPUTS) if restore_work(attempt.staging) else None
+        if snapshot is None or snapshot.owner != series:
+            raise WorkNotKept(f"job {job.id}'s input snapshot and stage outputs are no longer kept "
+                              "(retry.keep_stage_outputs_of); retry it from the start")
         return snapshot, False
     remove_staging(attempt.staging)  # nothing to resume from: start clean
     attempt.staging.mkdir(parents=True)
@@ -220,9 +234,10 @@ def _describe(exc: BaseException, phase: str) -> tuple[str, bool]:
     return f"unexpected error while {phase}: {type(exc).__name__}: {exc} (traceback in job.log)", True
 
 
-def _failed(jq: JobQueue, job: Job, owner: str, error: str, retryable: bool, stage: str | None,
+def _failed(cfg: Config, jq: JobQueue, job: Job, owner: str, error: str, retryable: bool, stage: str | None,
             staging: Path | None) -> Job:
-    """Record a failure; a job that failed for good keeps its log and gives its staging space back."""
+    """Record a failure; a job that failed for good keeps its log and its work (for a retry from a
+    stage) and gives its staging space back."""
     final = not retryable or job.attempts >= job.max_attempts
     kept = keep_job_log(staging, job.id) if final and staging is not None else None
     try:
@@ -232,19 +247,19 @@ def _failed(jq: JobQueue, job: Job, owner: str, error: str, retryable: bool, sta
         log.warning("action=lease_lost job=%s shot=%s error=%s", job.id, job.shot, error)
         return jq.get(job.id)
     log.error("action=failed job=%s shot=%s state=%s error=%s", job.id, job.shot, failed.state.value, error)
-    if failed.state is JobState.FAILED:
-        remove_staging(staging)  # no resume will follow (a manual retry starts afresh)
+    if failed.state is JobState.FAILED and staging is not None:
+        retire_staging(staging, cfg.retry.keep_stage_outputs_of)  # no resume will follow
     return failed
 
 
-def _interrupted(jq: JobQueue, job: Job, owner: str, controls: Controls, staging: Path | None,
+def _interrupted(cfg: Config, jq: JobQueue, job: Job, owner: str, controls: Controls, staging: Path,
                  exc: JobInterrupted) -> Job:
     if controls.lease_lost.is_set():
         log.warning("action=lease_lost job=%s shot=%s", job.id, job.shot)
         return jq.get(job.id)
     if controls.cancel.is_set():
         log.info("action=cancelled job=%s shot=%s", job.id, job.shot)
-        remove_staging(staging)
+        retire_staging(staging, cfg.retry.keep_stage_outputs_of)
         return jq.stopped(job.id, owner)
     log.info("action=released job=%s shot=%s reason=%s", job.id, job.shot, exc)
     return jq.release(job.id, owner)

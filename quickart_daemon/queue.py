@@ -55,7 +55,7 @@ __all__ = ["FINISHED", "Job", "JobQueue", "JobState", "LeaseLost", "RetryPolicy"
 TRANSITIONS: dict[JobState, set[JobState]] = {
     JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED, JobState.SUPERSEDED},
     JobState.RUNNING: {JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.CANCELLED, JobState.SUPERSEDED},
-    JobState.DONE: set(),
+    JobState.DONE: {JobState.QUEUED},  # a manual retry: run it again (a new version)
     JobState.FAILED: {JobState.QUEUED},
     JobState.CANCELLED: {JobState.QUEUED},
     JobState.SUPERSEDED: {JobState.QUEUED},
@@ -530,17 +530,39 @@ class JobQueue:
                 raise InvalidTransition(f"job {job_id} is no longer queued")
             return _job(self._row(s, job_id))
 
-    def retry(self, job_id: int) -> Job:
-        """Run a failed, cancelled or superseded job again from its first stage."""
+    def retry(self, job_id: int, from_step: int = 0) -> Job:
+        """Run a finished job again, as a new generation: from its first step, or from step index
+        `from_step`, carrying over the steps before it from its last run (their records here; the
+        caller checks that their outputs and the job's input snapshot are still kept on disk)."""
         with self.sessions.begin() as s:
             row = self._row(s, job_id)
             self._move(row, JobState.QUEUED)
-            row.attempts, row.generation = 0, row.generation + 1
+            carried = self._carried_steps(s, row, from_step)
+            # the snapshot the carried steps were made from: the generation that took it
+            inputs_generation = (row.generation if row.inputs_generation is None else row.inputs_generation) \
+                if carried else None
+            row.attempts, row.generation, row.inputs_generation = 0, row.generation + 1, inputs_generation
             row.error, row.run_after, row.finished_at = None, _clock(s), None
-            row.cancel_requested, row.progress, row.current_stage, row.warnings = False, 0.0, None, []
+            row.cancel_requested, row.progress, row.current_stage = False, 0.0, None
+            row.warnings = [f"{r.name}: {w}" for r in carried for w in (r.report or {}).get("warnings", [])]
+            s.add_all(StageRun(job_id=job_id, generation=row.generation, index=r.index, name=r.name, state="done",
+                               seconds=r.seconds, checkpoint=r.checkpoint, report=r.report) for r in carried)
             _wake_daemons(s)
             s.flush()
             return _job(row)
+
+    @staticmethod
+    def _carried_steps(s: Session, row: JobRow, from_step: int) -> list[StageRun]:
+        """The records of steps 0..from_step-1 of the job's last run, all of which must have finished."""
+        if from_step <= 0:
+            return []
+        runs = {r.index: r for r in s.scalars(select(StageRun).where(
+            StageRun.job_id == row.id, StageRun.generation == row.generation, StageRun.state == "done"))}
+        for index in range(from_step):
+            if index not in runs:
+                raise InvalidTransition(f"job {row.id} cannot start again at step {from_step + 1}: step {index + 1} "
+                                        "did not finish in its last run; retry from that step or from the start")
+        return [runs[i] for i in range(from_step)]
 
     def requeue_stale(self, now: datetime | None = None, node: str | None = None,
                       me: str | None = None) -> list[int]:

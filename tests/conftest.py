@@ -190,6 +190,15 @@ def _slow(frames, ctx):
     return StageResult(dict(frames))
 
 
+def _tint(frames, ctx):
+    """Adds `shift` to every colour and notes `tag` in the `log` file: which steps ran, with what."""
+    with open(ctx.params["log"], "a") as fh:
+        fh.write(ctx.params["tag"] + "\\n")
+    shift = ctx.params["shift"]
+    return StageResult({k: np.dstack([np.clip(v[..., :3].astype(int) + shift, 0, 255).astype(np.uint8), v[..., 3:]])
+                        for k, v in frames.items()})
+
+
 def _drop_one(frames, ctx):
     return StageResult(dict(sorted(frames.items())[1:]))
 
@@ -202,6 +211,12 @@ CRASH_ONCE = StageSpec(name="test-crash-once", run=_crash_once, kind="keys", pub
                        description="raises on its first run", options=(Option("marker", str, "", "marker file"),))
 SLOW = StageSpec(name="test-slow", run=_slow, kind="keys", publish_folder=None, description="takes a while",
                  options=(Option("seconds", float, 3.0, "how long"),))
+TINT_OPTIONS = (Option("log", str, "", "file noting each run"), Option("tag", str, "", "the note"),
+                Option("shift", int, 0, "added to every colour"))
+TINT = StageSpec(name="test-tint", run=_tint, kind="keys", publish_folder="tint", description="tints",
+                 options=TINT_OPTIONS)
+TINT2 = StageSpec(name="test-tint2", run=_tint, kind="keys", publish_folder=None, description="tints",
+                  options=TINT_OPTIONS)
 DROP_ONE = StageSpec(name="test-drop-one", run=_drop_one, kind="keys", publish_folder=None, description="loses a key")
 '''
 
@@ -213,6 +228,8 @@ test-crash = quickart_test_stages:CRASH
 test-crash-once = quickart_test_stages:CRASH_ONCE
 test-drop-one = quickart_test_stages:DROP_ONE
 test-slow = quickart_test_stages:SLOW
+test-tint = quickart_test_stages:TINT
+test-tint2 = quickart_test_stages:TINT2
 test-broken = quickart_test_stages_missing:SPEC
 """
 

@@ -217,8 +217,26 @@ def test_actions_need_the_token_then_go_through_the_queue(client, farm):
     assert client.post(f"/api/jobs/{job.id}/priority", json={"priority": 1}, headers=AUTH).status_code == 409
     assert client.post(f"/api/jobs/{job.id}/retry", headers=AUTH).json()["state"] == "queued"
     assert jq.get(job.id).state is JobState.QUEUED
-    assert client.post("/api/jobs/1/retry", headers=AUTH).status_code == 409  # a done job stays done
+    assert client.post("/api/jobs/1/cancel", headers=AUTH).status_code == 409  # a done job cannot be cancelled
     assert client.post(f"/api/jobs/{job.id}/cancel", headers=AUTH).status_code == 200
+
+
+def test_retry_from_a_chosen_stage_on_the_shot_page(client, farm):
+    """Job 2 published v002 through colour, light and a cross-dissolve: its shot page offers to start it
+    again at each stage, and a retry from light carries colour over from its kept outputs."""
+    page = client.get(f"/shots/{SHOT}").text
+    row = page[page.index('<tr data-id="2"'):]
+    row = row[:row.index("</tr>")]
+    assert '<option value="light">from light</option>' in row and '<option value="inbetween-blend">' in row
+    assert client.get("/api/jobs/2").json()["retry_from"] == ["color", "light", "inbetween-blend"]
+    r = client.post("/api/jobs/2/retry", json={"from_stage": "lite"}, headers=AUTH)
+    assert r.status_code == 400 and "has no stage 'lite'; its stages: color, light, inbetween-blend" in r.json()["error"]
+    r = client.post("/api/jobs/2/retry", json={"from_stage": "light"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["state"] == "queued"
+    jq = open_queue(farm)
+    assert jq.get(2).inputs_generation == 0 and set(jq.done_stages(2)) == {0}  # colour carried over
+    assert client.post("/api/jobs/2/cancel", headers=AUTH).status_code == 200
+    assert jq.get(2).state is JobState.CANCELLED
 
 
 def test_without_a_token_in_config_the_page_is_read_only(farm):

@@ -57,7 +57,9 @@ class JobRow(Base):
     pipeline: Mapped[str] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped by a manual retry: start afresh
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped by a manual retry
+    # a retry from a chosen stage reads the input snapshot of this earlier generation (None: its own)
+    inputs_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
     run_after: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -32,7 +32,8 @@ from starlette.templating import Jinja2Templates
 from ..config import Config
 from ..db import reads
 from ..errors import InvalidTransition, JobNotFound, QuickArtError
-from ..jobs import JobState
+from .. import rerun
+from ..jobs import FINISHED, JobState
 from . import studio
 from .feed import Feed, job_view, nodes_view
 
@@ -100,7 +101,8 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         ref = studio.shot_ref(cfg, request.path_params["rel"])
         info = studio.shot_versions(ref)
         with reader() as run:
-            jobs = [job_view(j, ref.rel) for j in reads.list_jobs(run, None, str(ref.id), 50)]
+            jobs = [job_view(j, ref.rel) | {"retry_from": _retry_points(run, j)}
+                    for j in reads.list_jobs(run, None, str(ref.id), 50)]
         return templates.TemplateResponse(request, "shot.html", {
             "shot": str(ref.id), "rel": ref.rel, "info": info, "jobs": jobs, "writable": bool(cfg.web.token),
             "initial": _script_json({"rel": ref.rel, "versions": info["versions"], "latest": info["latest"]})})
@@ -115,8 +117,12 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
             job = reads.get_job(run, job_id)
             data = job_view(job, studio.shot_rel(cfg, job.shot)) | {
                 "warnings": list(job.warnings), "stages": reads.stage_runs(run, job.id),
-                "outputs": reads.artifacts(run, job.id)}
+                "outputs": reads.artifacts(run, job.id), "retry_from": _retry_points(run, job)}
         return JSONResponse(data)
+
+    def _retry_points(run, job) -> list[str]:
+        """The stages a finished job can start again at (the first one always, if it has any)."""
+        return rerun.retry_points(cfg, job, reads.stage_runs(run, job.id)) if job.state in FINISHED else []
 
     def api_job_log(request: Request):
         job_id = _int(request.path_params["id"])
@@ -231,9 +237,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         def act():
             jq = _queue()
             if action == "retry":
-                if body.get("from_stage"):
-                    raise InvalidTransition("retry from a chosen stage is not supported yet; retry from the start")
-                return jq.retry(job_id)
+                return rerun.retry_job(cfg, jq, job_id, str(body.get("from_stage") or "") or None)
             if action == "cancel":
                 return jq.cancel(job_id)
             if action == "priority":

@@ -30,6 +30,21 @@ async function api(method, url, body) {
   return data;
 }
 
+// "retry from": the stages a finished job can start again at, asked for when the list is opened
+// (a job that finished after the page loaded has none listed yet)
+document.addEventListener("focusin", async (event) => {
+  const select = event.target.closest("select.retry-from");
+  if (!select) return;
+  const id = select.closest("tr[data-id]").dataset.id;
+  try {
+    const job = await api("GET", `/api/jobs/${id}`);
+    const chosen = select.value;
+    select.replaceChildren(new Option("from start", ""),
+      ...(job.retry_from || []).slice(1).map((stage) => new Option("from " + stage, stage)));
+    select.value = (job.retry_from || []).includes(chosen) ? chosen : "";
+  } catch (err) { /* the list stays as it was */ }
+});
+
 // retry / cancel / priority + on any table of jobs
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-act]");
@@ -37,7 +52,9 @@ document.addEventListener("click", async (event) => {
   const row = button.closest("tr[data-id]");
   const id = row.dataset.id, act = button.dataset.act;
   try {
-    const body = act === "priority" ? {priority: Number(row.querySelector(".prio, td:nth-child(5)").textContent) + 10} : {};
+    const from = row.querySelector("select.retry-from");
+    const body = act === "priority" ? {priority: Number(row.querySelector(".prio, td:nth-child(5)").textContent) + 10}
+      : act === "retry" && from && from.value ? {from_stage: from.value} : {};
     const job = await api("POST", `/api/jobs/${id}/${act}`, body);
     toast(`job ${id}: ${act} → ${job.state}${act === "priority" ? ", priority " + job.priority : ""}`);
   } catch (err) {

@@ -220,8 +220,8 @@ function jobRow(job) {
     row.dataset.id = job.id;
     for (let i = 0; i < 8; i++) row.append(document.createElement("td"));
     row.cells[1].className = "state"; row.cells[6].className = "error"; row.cells[7].className = "actions";
-    const existing = document.querySelector("#jobs td.actions button");
-    if (existing) row.cells[7].innerHTML = existing.parentElement.innerHTML;
+    const actions = document.getElementById("job-actions");  // present when the page may write
+    if (actions) row.cells[7].append(actions.content.cloneNode(true));
     jobsBody.prepend(row);
   }
   row.className = "state-" + job.state;
