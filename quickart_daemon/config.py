@@ -103,6 +103,8 @@ class WebConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
     token: str | None = Field(None, min_length=16)
+    trust_local_user: bool = True  # the page's own user, in a browser on this machine, writes without the token
+    local_users: list[str] = []  # more login names of this machine trusted the same way
     max_upload_bytes: int = Field(512 * 1024**2, gt=0)
 
 

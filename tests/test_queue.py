@@ -138,8 +138,8 @@ def test_release_does_not_count_an_attempt(jq):
     assert released.state is JobState.QUEUED and released.attempts == 0
 
 
-def test_transition_table_has_no_exit_from_done():
-    assert TRANSITIONS[JobState.DONE] == set()
+def test_a_done_job_leaves_done_only_by_a_manual_retry():
+    assert TRANSITIONS[JobState.DONE] == {JobState.QUEUED}  # `retry`: run it again for a new version
     assert all(JobState.RUNNING not in TRANSITIONS[s] for s in JobState if s is not JobState.QUEUED)
 
 

@@ -10,7 +10,9 @@ the job appear and finish live, play the flipbook, download the version's zip.
 from __future__ import annotations
 
 import io
+import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -444,6 +446,83 @@ def launch_chromium(playwright):
         pytest.fail(f"Chromium is not installed at {CHROMIUM}: install it with `apt-get install -y chromium`",
                     pytrace=False)
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+LOCAL_REQUEST = """
+import json, sys, urllib.request, urllib.error
+url, headers = sys.argv[1], json.loads(sys.argv[2])
+body = b'{"priority": 50}' if url.endswith("/priority") else None
+request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
+try:
+    with urllib.request.urlopen(request, timeout=20) as r:
+        print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"""
+
+
+def local_request(url: str, headers: dict, user: str | None = None) -> tuple[int, str]:
+    """A request from another process of this machine, as `user` (a process of another uid)."""
+    command = ["/usr/bin/python3", "-c", LOCAL_REQUEST, url, json.dumps(headers)]
+    if user is not None:
+        command = ["runuser", "-u", user, "--", *command]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/")
+    status, _, body = out.stdout.partition(" ")
+    assert status.isdigit(), out.stderr
+    return int(status), body
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="asking as another user needs root (runuser); CI runs as root")
+def test_the_local_user_writes_without_the_token_and_other_users_do_not(tmp_path):
+    port = free_port()
+    config = write_config(tmp_path, port=port, token=None)
+    jq = open_queue(load_config(config))
+    from quickart_daemon.naming import ShotId
+    job = jq.enqueue(ShotId("DEMO", "sq010", "sh0010"), str(tmp_path / "studio" / SHOT), "looks", source="submit")
+    base = f"http://127.0.0.1:{port}"
+    page = {"X-Requested-By": "quickart"}
+
+    def serve():
+        log = open(tmp_path / "web.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config), "web"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: listening_addresses(port), 30, "the page to be served", proc)
+        return proc
+
+    def stop(proc):
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+    web = serve()
+    try:
+        me = pwd.getpwuid(os.getuid()).pw_name
+        assert f"{me} on this machine" in local_request(f"{base}/", {})[1]
+        assert "read-only" in local_request(f"{base}/", {}, user="nobody")[1]
+        prio = f"{base}/api/jobs/{job.id}/priority"
+        status, body = local_request(prio, {})  # the page's user, but not from the page (a plain form post)
+        assert status == 403 and "must come from the QuickArt page itself" in body
+        status, body = local_request(prio, page | {"Origin": "http://evil.example"})
+        assert status == 403 and "must come from the QuickArt page itself" in body
+        status, body = local_request(prio, page, user="nobody")
+        assert status == 403 and "write actions are off" in body
+        assert jq.get(job.id).priority == 0
+        status, body = local_request(prio, page | {"Origin": base})
+        assert status == 200 and json.loads(body)["priority"] == 50 and jq.get(job.id).priority == 50
+    finally:
+        stop(web)
+
+    jq.set_priority(job.id, 0)
+    data = yaml.safe_load(config.read_text())
+    data["web"] |= {"trust_local_user": False, "local_users": ["nobody"]}
+    config.write_text(yaml.safe_dump(data))
+    web = serve()
+    try:
+        status, body = local_request(prio, page)
+        assert status == 403 and "write actions are off" in body  # the page's own user, no longer trusted
+        status, body = local_request(prio, page, user="nobody")
+        assert status == 200 and json.loads(body)["priority"] == 50 and jq.get(job.id).priority == 50
+    finally:
+        stop(web)
 
 
 def test_a_missing_chromium_fails_in_one_line_saying_how_to_install_it(monkeypatch):

@@ -3,7 +3,9 @@
 Safe by default: the server binds 127.0.0.1 unless `web.host` says otherwise and then only
 answers to loopback host names (a DNS-rebinding page cannot read it); every write (retry,
 cancel, priority, upload) needs `Authorization: Bearer <web.token>` (a header a cross-site
-form cannot send), and with no token configured the page is read-only; every path is
+form cannot send), or comes from a browser on this machine run by a trusted local user (the
+kernel names a loopback socket's owner, `peer.py`) and carries the page's own header; with
+neither the page is read-only; every path is
 resolved inside the studio root (`studio.inside_root`); uploads stop at
 `web.max_upload_bytes`; an error answers one sentence of JSON, never a traceback.
 """
@@ -15,6 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +37,7 @@ from ..db import reads
 from ..errors import InvalidTransition, JobNotFound, QuickArtError
 from .. import rerun
 from ..jobs import FINISHED, JobState
-from . import studio
+from . import peer, studio
 from .feed import Feed, job_view, nodes_view
 
 log = logging.getLogger("quickart.web")
@@ -63,13 +66,39 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
     def reader():
         return reads.open_reader(cfg.database.url, cfg.database.busy_timeout_ms)
 
-    def require_token(request: Request) -> None:
+    def local_user(request: Request) -> str | None:
+        """The login name of a trusted user of this machine at the other end of a loopback connection
+        (`web.trust_local_user` for the page's own user, `web.local_users`), else None."""
+        uid = peer.loopback_peer_uid(request.client, request.scope.get("server"))
+        if uid is None:
+            return None
+        name = _login_name(uid)
+        if (cfg.web.trust_local_user and uid == os.getuid()) or (name is not None and name in cfg.web.local_users):
+            return name or f"uid {uid}"
+        return None
+
+    def require_writer(request: Request) -> None:
+        """Every write needs the token, or a trusted local user whose request the page itself sent
+        (its X-Requested-By header: a form or a plain request from another site cannot carry it)."""
         token = cfg.web.token
-        if not token:
-            raise Forbidden("write actions are off: set web.token in config.yaml to allow them")
         given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Forbidden("write actions need the web token (Authorization: Bearer ...)")
+        if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return
+        if local_user(request) is not None:
+            origin = request.headers.get("origin")
+            if request.headers.get("x-requested-by") != "quickart" or \
+                    (origin is not None and origin.split("://", 1)[-1] != request.headers.get("host")):
+                raise Forbidden("a write from a browser on this machine must come from the QuickArt page itself")
+            return
+        if not token:
+            raise Forbidden("write actions are off: set web.token in config.yaml to allow them, or open the page "
+                            "on this machine as the user it runs as (web.trust_local_user, web.local_users)")
+        raise Forbidden("write actions need the web token (Authorization: Bearer ...)")
+
+    def writer(request: Request) -> dict:
+        """What the page shows of the visitor's right to write."""
+        name = local_user(request)
+        return {"writable": bool(cfg.web.token) or name is not None, "local_user": name}
 
     def jobs_query(request: Request):
         q = request.query_params
@@ -94,7 +123,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         feed.start()
         data = farm_data(request)
         return templates.TemplateResponse(request, "farm.html", {
-            **data, "states": [s.value for s in JobState], "seq": feed.seq, "writable": bool(cfg.web.token),
+            **data, "states": [s.value for s in JobState], "seq": feed.seq, **writer(request),
             "initial": _script_json({"seq": feed.seq, "filters": data["filters"]})})
 
     def shot_page(request: Request):
@@ -104,7 +133,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
             jobs = [job_view(j, ref.rel) | {"retry_from": _retry_points(run, j)}
                     for j in reads.list_jobs(run, None, str(ref.id), 50)]
         return templates.TemplateResponse(request, "shot.html", {
-            "shot": str(ref.id), "rel": ref.rel, "info": info, "jobs": jobs, "writable": bool(cfg.web.token),
+            "shot": str(ref.id), "rel": ref.rel, "info": info, "jobs": jobs, **writer(request),
             "initial": _script_json({"rel": ref.rel, "versions": info["versions"], "latest": info["latest"]})})
 
     # -- read API --------------------------------------------------------------------------
@@ -229,7 +258,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         return open_queue(cfg, migrate=False)
 
     async def job_action(request: Request):
-        require_token(request)
+        require_writer(request)
         job_id = _int(request.path_params["id"])
         action = request.path_params["action"]
         body = await _json_body(request)
@@ -254,7 +283,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
 
     async def upload(request: Request):
         """Keys for a shot: multipart files (one zip, or PNGs), checked like a zip drop on the share."""
-        require_token(request)
+        require_writer(request)
         ref = studio.shot_ref(cfg, request.path_params["rel"])
         limit = cfg.web.max_upload_bytes
         declared = request.headers.get("content-length")
@@ -328,6 +357,14 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
                     lifespan=lifespan)
     app.state.feed = feed
     return app
+
+
+def _login_name(uid: int) -> str | None:
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
 
 
 def _script_json(data) -> str:

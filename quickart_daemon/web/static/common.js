@@ -20,7 +20,10 @@ function toast(text, bad) {
 }
 
 async function api(method, url, body) {
-  const headers = {"Authorization": "Bearer " + (localStorage.getItem("quickart-token") || "")};
+  // X-Requested-By: what lets a trusted local user write without the token (no other site can send it)
+  const headers = {"X-Requested-By": "quickart"};
+  const token = localStorage.getItem("quickart-token");
+  if (token) headers["Authorization"] = "Bearer " + token;
   const init = {method, headers};
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) { init.body = JSON.stringify(body); headers["Content-Type"] = "application/json"; }
