@@ -533,16 +533,19 @@ def test_a_missing_chromium_fails_in_one_line_saying_how_to_install_it(monkeypat
                                  "`apt-get install -y chromium`")
 
 
-def test_in_a_real_browser(tmp_path):
+def test_in_a_real_browser(tmp_path, stage_package):
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.fail("Playwright is missing: pip install -e '.[test]'", pytrace=False)
     port = free_port()
     config = write_config(tmp_path, serve=True, port=port)
+    ran = tmp_path / "ran.txt"  # a line per run of the first step (a test stage), to see what a retry reruns
+    (tmp_path / "pipelines" / "two.yaml").write_text(yaml.safe_dump({"name": "two", "stages": [
+        {"stage": "test-tint", "params": {"log": str(ran), "tag": "tint", "shift": 0}}, {"stage": "inbetween-blend"}]}))
     cfg = load_config(config)
     shot_dir = write_clean_keys(cfg.root, size=(320, 180), keys=(1001, 1005, 1009), fx=False)
-    shot_yaml(shot_dir, pipeline="blend")
+    shot_yaml(shot_dir, pipeline="two")
     assert quickart(["--config", str(config), "run", str(shot_dir)]) == 0  # v001, before the daemon starts
     zip_path = tmp_path / "fx_keys.zip"
     zip_path.write_bytes(keys_zip(frames=(1001, 1005, 1009), shot="sh0010"))
@@ -614,6 +617,16 @@ def test_in_a_real_browser(tmp_path):
             page.screenshot(path=str(shot_png), full_page=True)
             print(f"screenshot of the shot view: {shot_png}")
             assert shot_png.stat().st_size > 10_000 and errors == []
+
+            # job 1 again from its second stage: the list is filled when opened, the first stage is not rerun
+            row = page.locator('#jobs tr[data-id="1"]')
+            row.locator("select.retry-from").focus()
+            expect(row.locator('select.retry-from option[value="inbetween-blend"]')).to_have_count(1)
+            row.locator("select.retry-from").select_option("inbetween-blend")
+            row.locator('button[data-act="retry"]').click()
+            expect(farm_page.locator('#jobs tr[data-id="1"] .version')).to_have_text("v003", timeout=30_000)
+            assert ran.read_text() == "tint\ntint\n", "jobs 1 and 2 ran the first step once each, the retry not"
+            assert errors == [], errors
             browser.close()
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
