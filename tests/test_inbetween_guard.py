@@ -149,7 +149,7 @@ def test_bet_on_hold_weighs_the_exact_gain_against_the_loss():
     # a mix expected near-exact (50 dB) gains little from a bet on the key: no bet
     assert not guard.bet_on_hold(0.98 * a + 0.02 * b, a, 10 ** (-50 / 10))
     frame, how, key = guard.drawn_instead(0.98 * b + 0.02 * a, a, b, {}, rough, (3, 7))
-    assert (how, key) == ("hold", 7) and frame is b
+    assert (how, key) == ("held (bet)", 7) and frame is b
 
 
 # -- the stage on drawn shots -------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_a_drawing_that_changes_then_holds_shows_the_held_key(rife_models):
     keys = [0, 6, 12]
     ours = _run(frames, keys, rife_models)
     rec = {r["drawing"]: r for r in ours.report["frames"]}
-    assert (rec[11]["did"], rec[11]["copy_of"]) == ("hold", 12), rec[11]
+    assert (rec[11]["did"], rec[11]["copy_of"]) == ("held (bet)", 12), rec[11]
     assert np.array_equal(ours.frames[("char", 11)], frames[11])
     # the bet is taken only next to a key: mid-way the mix stays a mix
-    assert rec[9]["did"] != "hold" and rec[3]["did"] != "hold"
+    assert "copy_of" not in rec[9] and "copy_of" not in rec[3]

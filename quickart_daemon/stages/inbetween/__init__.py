@@ -14,12 +14,16 @@ For each layer and each pair of consecutive keys (``ctx.schedule.inbetweens``):
      a mix of a hold of the nearer key, an eased blend, the keys snapped to the motion and the
      motion itself, weighted by how well each predicts the shot's own keys from their
      neighbours (a self-check per pair), so where the motion cannot be trusted the stage holds
-     or blends instead of morphing; snap and motion weights near zero skip the network. Without
-     a key to check on (two-key shots) it is the ``motion`` method as it is (``unchecked``). The report's
-     ``frames`` records per in-between what it did (``did``: hold, blend, snap, motion, mix or
-     unchecked; the weights; the self-check) and the ``confidence`` variant maps per pixel
-     where the candidates disagree. (Guarding the large-motion search instead measured 0.1 dB
-     more PSNR on the real development set but a worse line chamfer and 2.5x the time.)
+     or blends instead of morphing; snap and motion weights near zero skip the network. Then a
+     drawing of the shot replaces the mix where it is the better bet (:func:`.guard.drawn_instead`:
+     a key lying between the pair's keys that is nearer the mix than both, as in cycles and
+     ping-pongs; or the nearer key where a bet on a held drawing has the better expected
+     outcome). Without a key to check on (two-key shots) it is the ``motion`` method as it is
+     (``unchecked``). The report's ``frames`` records per in-between what it did (``did``: hold,
+     blend, snap, motion, mix, unchecked, reuse or held (bet), these two with ``copy_of``: the key
+     shown; the weights; the self-check) and the ``confidence`` variant maps per pixel where the
+     candidates disagree. (Guarding the large-motion search instead measured 0.1 dB more PSNR on
+     the real development set but a worse line chamfer and 2.5x the time.)
    * ``motion``: ``auto`` before issue 14 (unguarded): ``rife`` plus the large-motion method.
      When the measured motion between the keys (median dense-flow magnitude over the drawing) is at least
      ``LARGE_MOTION_PX``, each in-between is the per-pixel consensus (:func:`.motion.consensus`)
@@ -328,7 +332,7 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
 def _record(layer: str, ib, did: str, weights, evidence, conf: np.ndarray, a: np.ndarray, b: np.ndarray,
             copy: int | None = None) -> dict:
     """One in-between's line in the report: what it is made of and how sure the stage is
-    (`copy`: the key it shows, where it is a drawing of the shot, did = reuse or hold)."""
+    (`copy`: the key it shows, where it is a drawing of the shot, did = reuse or held (bet))."""
     moving = guard.changing(a, b)
     rec = {"layer": layer, "drawing": ib.drawing, "keys": [ib.before, ib.after], "t": round(ib.t, 4), "did": did,
            "changed": round(float(moving.mean()), 4),

@@ -29,11 +29,9 @@ is an in-between of its neighbours whose truth is known. So, per pair of keys:
    mix may be wrong), times how well the mix predicted the held-out keys (:func:`reliability`). Published as the ``confidence`` variant, with a per-frame record in the
    job report, so a reviewer checks the low ones first.
 
-A weight of (almost) zero for snap and motion skips the motion estimate of that pair altogether.
-
 4. **Drawn frames before synthesized ones** (:func:`drawn_instead`): animators reuse drawings
    (cycles, ping-pongs, holds), and no mix of two keys is ever exactly a drawing. So the mix is
-   replaced by a key when the evidence says that key is at least as likely:
+   replaced by a key of the shot where that is the better bet:
 
    * *reuse*: a key of the shot other than the pair's that lies between the pair's keys (nearer
      to each of them than they are to each other, :func:`between`) and is nearer to the mix than
@@ -43,6 +41,8 @@ A weight of (almost) zero for snap and motion skips the motion estimate of that 
      of the mix's expected error (from the self-check); if not, the key is off by about the mix's
      error plus its distance to the mix. The only constant is the prior share of in-betweens that
      are held keys (``HELD_PRIOR``).
+
+A weight of (almost) zero for snap and motion skips the motion estimate of that pair altogether.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def drawn_instead(out: np.ndarray, a: np.ndarray, b: np.ndarray, reusable: dict[
                   expected: float | None, keys: tuple[int, int]) -> tuple[np.ndarray, str | None, int | None]:
     """(frame, how, key): a key of the shot instead of the mix `out` where that is the better bet
     (``how`` = "reuse": a drawing of the shot between a and b, nearer to the mix than both;
-    "hold": the nearer key, :func:`bet_on_hold`), else (out, None, None). `reusable`: the keys
+    "held (bet)": the nearer key, :func:`bet_on_hold`), else (out, None, None). `reusable`: the keys
     :func:`between` a and b (full size); `keys`: the numbers of a and b."""
     da, db = _mse(out, a), _mse(out, b)
     if reusable:
@@ -250,7 +250,7 @@ def drawn_instead(out: np.ndarray, a: np.ndarray, b: np.ndarray, reusable: dict[
     if expected is not None:
         near, name = (a, keys[0]) if da <= db else (b, keys[1])
         if bet_on_hold(out, near, expected):
-            return near, "hold", name
+            return near, "held (bet)", name
     return out, None, None
 
 
