@@ -2,8 +2,11 @@
 
 Small drawn scenes that reproduce what broke on real animation: a shaded part under a
 translucent shadow that changes depth against another part (the motion is learnable: the guard
-must keep it), and parts that jump to unrelated places between keys (no motion explains them:
-the guard must not morph, and must say so in its report and confidence map).
+must keep it), parts that jump to unrelated places between keys (no motion explains them:
+the guard must not morph, and must say so in its report and confidence map), a swing out and
+back whose in-betweens are drawings the shot already has (a ping-pong: they must be reused
+exactly), and a drawing that changes unpredictably and then holds (the in-between next to the
+held key must be that key, not a blend of it).
 """
 
 from __future__ import annotations
@@ -66,6 +69,14 @@ def _jumping(f: int) -> np.ndarray:
     return img
 
 
+def _disc_at(x: float) -> np.ndarray:
+    """A shaded disc over a strip of ground, the disc at x."""
+    img = _canvas()
+    cv2.rectangle(img, (0, 70), (W, H), (90, 160, 90, 255), -1)
+    _shaded_disc(img, x, 40, 18)
+    return img
+
+
 def _run(frames: dict, keys: list[int], models, method: str = "auto"):
     ctx = StageContext(schedule=schedule_from_timing({"char": keys}, 1), params={"method": method}, models_dir=models)
     return stages.get("inbetween").run({("char", k): frames[k] for k in keys}, ctx)
@@ -115,6 +126,32 @@ def test_without_motion_weight_the_mix_needs_no_motion():
     assert np.allclose(out, 0.5 * a + 0.5 * guard.eased_blend(a, b, 0.25))
 
 
+def test_between_keeps_the_drawings_between_the_two_keys():
+    """A key nearer to each of the pair's keys than they are to each other lies between them."""
+    a, b = (classical.premultiply(_disc_at(x)) for x in (30, 62))
+    others = {k: classical.premultiply(_disc_at(x)) for k, x in ((4, 40), (6, 52), (8, 130), (10, 30))}
+    assert guard.between(a, b, others) == [4, 6]
+    # the in-between nearest to key 6 is key 6; one nearer to a key of the pair is not replaced
+    near6 = 0.9 * others[6] + 0.1 * a
+    frame, how, key = guard.drawn_instead(near6, a, b, {k: others[k] for k in (4, 6)}, None, (0, 2))
+    assert (how, key) == ("reuse", 6) and frame is others[6]
+    frame, how, key = guard.drawn_instead(0.95 * a + 0.05 * b, a, b, {6: others[6]}, None, (0, 2))
+    assert how is None and key is None
+
+
+def test_bet_on_hold_weighs_the_exact_gain_against_the_loss():
+    a, b, _ = _frames()
+    rough = 10 ** (-18 / 10)  # the mix is expected 18 dB from the truth (a shot its keys predict badly)
+    # a mix almost at key a: if the drawing is held, a is exact; if not, a costs a fraction of a dB
+    assert guard.bet_on_hold(0.98 * a + 0.02 * b, a, rough)
+    # halfway between the keys, showing a key would cost about 3 dB when it is not held
+    assert not guard.bet_on_hold(0.5 * a + 0.5 * b, a, rough)
+    # a mix expected near-exact (50 dB) gains little from a bet on the key: no bet
+    assert not guard.bet_on_hold(0.98 * a + 0.02 * b, a, 10 ** (-50 / 10))
+    frame, how, key = guard.drawn_instead(0.98 * b + 0.02 * a, a, b, {}, rough, (3, 7))
+    assert (how, key) == ("held (bet)", 7) and frame is b
+
+
 # -- the stage on drawn shots -------------------------------------------------------------------
 
 def test_keeps_learnable_motion_of_a_shaded_part_through_an_occlusion_change(rife_models):
@@ -128,7 +165,7 @@ def test_keeps_learnable_motion_of_a_shaded_part_through_an_occlusion_change(rif
     p["hold"] = float(np.mean([psnr(over_white(frames[min(keys, key=lambda k: (abs(k - f), k))]), over_white(frames[f]))
                                for f in range(17) if f not in keys]))
     p["auto"] = _score(ours, frames, keys)
-    # measured 21.5 dB (rife 24.8, blend 19.2, hold 18.0): the self-check predicts keys across
+    # measured 21.4 dB (rife 24.8, blend 19.2, hold 18.0): the self-check predicts keys across
     # twice the gap, where this motion is harder than between neighbours, so it is cautious
     assert p["auto"] >= max(p["hold"], p["blend"]) + 1.5, p
     did = [r["did"] for r in ours.report["frames"]]
@@ -144,7 +181,11 @@ def test_does_not_morph_parts_that_jump_and_says_so(rife_models):
     ours = _run(frames, keys, rife_models)
     blend = stages.get("inbetween-blend").run({("char", k): frames[k] for k in keys},
                                               StageContext(schedule=schedule_from_timing({"char": keys}, 1)))
-    assert _score(ours, frames, keys) >= _score(blend, frames, keys) - 0.3
+    # measured 12.96 dB against the blend's 13.40: next to a key the mix is nearly that key, and
+    # the stage bets on a held drawing there (guard.bet_on_hold, HELD_PRIOR = 1/50), which these
+    # never-held sparks do not reward (13.29 with a prior of 1/100, 13.39 with 1/200; on real
+    # animation the bet wins tg_mailbox and tg_darts, docs/inbetween.md)
+    assert _score(ours, frames, keys) >= _score(blend, frames, keys) - 0.6
     # checked on the shot's keys, the motion gets at most an even share: it predicts no key
     assert all("weights" in r for r in ours.report["frames"])
     assert np.mean([r["weights"]["motion"] for r in ours.report["frames"]]) <= 0.5
@@ -163,3 +204,32 @@ def test_a_two_key_shot_is_the_motion_unchecked(rife_models):
     assert {r["did"] for r in ours.report["frames"]} == {"unchecked"}
     for f in (1, 2, 3):
         assert np.array_equal(ours.frames[("char", f)], unguarded.frames[("char", f)])
+
+
+def test_a_ping_pong_reuses_the_drawings_the_shot_already_has(rife_models):
+    """tg_darts (issue 14): a part swings out and back; on twos, most in-betweens are drawings
+    that are keys elsewhere in the shot. No mix of two keys is ever one of them exactly."""
+    swing = [0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 1, 2, 3]
+    frames = {f: _disc_at(30 + 14 * x) for f, x in enumerate(swing)}
+    keys = [0, 2, 4, 6, 8, 10, 12]
+    ours = _run(frames, keys, rife_models)
+    rec = {r["drawing"]: r for r in ours.report["frames"]}
+    for f, key in ((1, 8), (3, 6), (7, 2)):  # e.g. frame 1 (swing 1) lies between keys 0 and 2: key 8
+        assert (rec[f]["did"], rec[f]["copy_of"]) == ("reuse", key), rec[f]
+        assert np.array_equal(ours.frames[("char", f)], frames[f])
+    assert ours.report["decisions"]["reuse"] == 3
+
+
+def test_a_drawing_that_changes_then_holds_shows_the_held_key(rife_models):
+    """tg_mailbox at gap 6 (issue 14): the drawing changes in ways no motion explains, then
+    holds its last drawing for several frames. Next to the held key the mix is nearly that key;
+    a blend of it is never the drawing, the key is (exact when held, a fraction of a dB off when
+    not): the stage shows the key, and says so."""
+    frames = {f: _jumping(min(f, 8)) for f in range(13)}  # frames 8-12: one drawing held
+    keys = [0, 6, 12]
+    ours = _run(frames, keys, rife_models)
+    rec = {r["drawing"]: r for r in ours.report["frames"]}
+    assert (rec[11]["did"], rec[11]["copy_of"]) == ("held (bet)", 12), rec[11]
+    assert np.array_equal(ours.frames[("char", 11)], frames[11])
+    # the bet is taken only next to a key: mid-way the mix stays a mix
+    assert "copy_of" not in rec[9] and "copy_of" not in rec[3]

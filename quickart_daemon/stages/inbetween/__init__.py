@@ -14,12 +14,16 @@ For each layer and each pair of consecutive keys (``ctx.schedule.inbetweens``):
      a mix of a hold of the nearer key, an eased blend, the keys snapped to the motion and the
      motion itself, weighted by how well each predicts the shot's own keys from their
      neighbours (a self-check per pair), so where the motion cannot be trusted the stage holds
-     or blends instead of morphing; snap and motion weights near zero skip the network. Without
-     a key to check on (two-key shots) it is the ``motion`` method as it is (``unchecked``). The report's
-     ``frames`` records per in-between what it did (``did``: hold, blend, snap, motion, mix or
-     unchecked; the weights; the self-check) and the ``confidence`` variant maps per pixel
-     where the candidates disagree. (Guarding the large-motion search instead measured 0.1 dB
-     more PSNR on the real development set but a worse line chamfer and 2.5x the time.)
+     or blends instead of morphing; snap and motion weights near zero skip the network. Then a
+     drawing of the shot replaces the mix where it is the better bet (:func:`.guard.drawn_instead`:
+     a key lying between the pair's keys that is nearer the mix than both, as in cycles and
+     ping-pongs; or the nearer key where a bet on a held drawing has the better expected
+     outcome). Without a key to check on (two-key shots) it is the ``motion`` method as it is
+     (``unchecked``). The report's ``frames`` records per in-between what it did (``did``: hold,
+     blend, snap, motion, mix, unchecked, reuse or held (bet), these two with ``copy_of``: the key
+     shown; the weights; the self-check) and the ``confidence`` variant maps per pixel where the
+     candidates disagree. (Guarding the large-motion search instead measured 0.1 dB more PSNR on
+     the real development set but a worse line chamfer and 2.5x the time.)
    * ``motion``: ``auto`` before issue 14 (unguarded): ``rife`` plus the large-motion method.
      When the measured motion between the keys (median dense-flow magnitude over the drawing) is at least
      ``LARGE_MOTION_PX``, each in-between is the per-pixel consensus (:func:`.motion.consensus`)
@@ -299,14 +303,20 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
                 made = [guard.mix(a, b, t, m, w) for t, m, w in zip(times, motions, weights)]
             else:
                 made = motions
-        for ib, p, m, w in zip(ibs, made, motions, weights):
+        drawn = [(None, None)] * len(ibs)
+        if guarded and check.verdict == "ok":
+            reusable = keys.between(layer, before, after)
+            for i, (t, w) in enumerate(zip(times, weights)):
+                made[i], *drawn[i] = guard.drawn_instead(made[i], a, b, reusable,
+                                                         guard.expected_mse(evidence, t, w, a, b), (before, after))
+        for ib, p, m, w, (how, copy) in zip(ibs, made, motions, weights, drawn):
             out[(layer, ib.drawing)] = ka if check.verdict != "ok" else classical.unpremultiply(p)
             if guarded:
                 conf = guard.confidence_map(a, b, ib.t, m, p, guard.reliability(evidence, ib.t, w))
                 confidence[(layer, ib.drawing)] = guard.grey(conf)
-                did = f"held ({check.verdict})" if check.verdict != "ok" else guard.decision(w)
+                did = f"held ({check.verdict})" if check.verdict != "ok" else how or guard.decision(w)
                 report["decisions"][did] = report["decisions"].get(did, 0) + 1
-                report["frames"].append(_record(layer, ib, did, w, evidence, conf, a, b))
+                report["frames"].append(_record(layer, ib, did, w, evidence, conf, a, b, copy))
         keys.forget(layer, before)  # the next pair's previous key is this pair's first
         done += len(ibs)
         ctx.progress(done, total)
@@ -319,12 +329,16 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
     return StageResult(out, report, {"confidence": confidence} if guarded else {})
 
 
-def _record(layer: str, ib, did: str, weights, evidence, conf: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict:
-    """One in-between's line in the report: what it is made of and how sure the stage is."""
+def _record(layer: str, ib, did: str, weights, evidence, conf: np.ndarray, a: np.ndarray, b: np.ndarray,
+            copy: int | None = None) -> dict:
+    """One in-between's line in the report: what it is made of and how sure the stage is
+    (`copy`: the key it shows, where it is a drawing of the shot, did = reuse or held (bet))."""
     moving = guard.changing(a, b)
     rec = {"layer": layer, "drawing": ib.drawing, "keys": [ib.before, ib.after], "t": round(ib.t, 4), "did": did,
            "changed": round(float(moving.mean()), 4),
            "confident": round(float((conf[moving] >= 0.5).mean()) if moving.any() else 1.0, 4)}
+    if copy is not None:
+        rec["copy_of"] = copy
     if weights is not None:
         rec["weights"] = {k: round(v, 3) for k, v in weights.items()}
         rec["self_check"] = {"keys": sorted({x.key for x in evidence.near(ib.t)}),
@@ -344,6 +358,7 @@ class _Keys:
         self._plain: dict = {}  # pair -> a plain motion (no cut, no duplicate, large motion)
         self._verdicts: dict = {}  # pair -> its check's verdict (kept after its turn)
         self._evidence: dict = {}  # (layer, key) -> guard.Evidence of that key held out
+        self._thumbs: dict = {}  # (layer, key) -> guard.thumbnail of the premultiplied key
         self.motions = motion.Cache()
 
     def premultiplied(self, layer: str, k: int) -> np.ndarray:
@@ -400,6 +415,24 @@ class _Keys:
     def evidence(self, layer: str, before: int, after: int, engine, scale: float) -> guard.Evidence:
         """What the shot's keys say about the candidates, for the pair (before, after)."""
         return self.held_out(layer, before, engine, scale) + self.held_out(layer, after, engine, scale)
+
+    def thumbnail(self, layer: str, k: int) -> np.ndarray:
+        if (layer, k) not in self._thumbs:  # not kept full size: a layer's keys at 4K would not fit
+            full = self._pre.get((layer, k))
+            self._thumbs[(layer, k)] = guard.thumbnail(classical.premultiply(self.frames[(layer, k)])
+                                                       if full is None else full)
+        return self._thumbs[(layer, k)]
+
+    def between(self, layer: str, before: int, after: int) -> dict[int, np.ndarray]:
+        """{key: premultiplied key} of the layer's other keys of the same size that lie between
+        keys `before` and `after` (:func:`.guard.between`, on thumbnails): drawings the shot
+        already has that an in-between of the pair may be (cycles, ping-pongs)."""
+        shape = self.frames[(layer, before)].shape
+        others = {k: self.thumbnail(layer, k) for k in self.keys.get(layer, [])
+                  if k not in (before, after) and self.frames[(layer, k)].shape == shape}
+        found = guard.between(self.thumbnail(layer, before), self.thumbnail(layer, after), others)
+        return {k: self._pre.get((layer, k)) if (layer, k) in self._pre else
+                classical.premultiply(self.frames[(layer, k)]) for k in found}
 
     def neighbours(self, layer: str, before: int, after: int):
         """(previous key, its time), (next key, its time) on the pair's scale, each None when the

@@ -29,6 +29,19 @@ is an in-between of its neighbours whose truth is known. So, per pair of keys:
    mix may be wrong), times how well the mix predicted the held-out keys (:func:`reliability`). Published as the ``confidence`` variant, with a per-frame record in the
    job report, so a reviewer checks the low ones first.
 
+4. **Drawn frames before synthesized ones** (:func:`drawn_instead`): animators reuse drawings
+   (cycles, ping-pongs, holds), and no mix of two keys is ever exactly a drawing. So the mix is
+   replaced by a key of the shot where that is the better bet:
+
+   * *reuse*: a key of the shot other than the pair's that lies between the pair's keys (nearer
+     to each of them than they are to each other, :func:`between`) and is nearer to the mix than
+     either key is: the shot already has that in-between (no constant: a comparison of distances);
+   * *held (bet)*: the nearer key, when the expected gain of betting on a held drawing beats the
+     expected loss (:func:`bet_on_hold`): if the key is the truth the in-between is exact instead
+     of the mix's expected error (from the self-check); if not, the key is off by about the mix's
+     error plus its distance to the mix. The only constant is the prior share of in-betweens that
+     are held keys (``HELD_PRIOR``).
+
 A weight of (almost) zero for snap and motion skips the motion estimate of that pair altogether.
 """
 
@@ -46,6 +59,17 @@ CHANGE_LEVEL = 2.0 / 255
 GRID = 20
 #: a weight of snap + motion below this skips the motion estimate (its share would be invisible)
 MIN_MOTION_WEIGHT = 0.05
+#: PSNR (dB, 8-bit) of a synthesized frame that is right up to its rounding (uniform error of half a
+#: level: MSE 1/12 level^2): the best a mix can do; a drawn frame that is the truth is exact
+EXACT_DB = 10.0 * np.log10(12 * 255.0 ** 2)
+#: prior share of in-betweens that are a key held (exposed again) where the keys cannot show it:
+#: one in fifty. The bet on a hold is taken where its expected gain beats its expected loss
+#: under this prior (see docs/inbetween.md for the sensitivity to it)
+HELD_PRIOR = 0.02
+#: longest side of the thumbnails on which keys are compared for reuse: mean differences of
+#: area-averaged frames keep their order at this size (the same keys found between as at full
+#: size on all 77 key pairs of the real development set at 512 px; one differed at 128)
+THUMB_SIDE = 256
 #: disagreement (0..1 intensity, max over channels) at which confidence falls to 1/e: a 20 %
 #: difference between plausible answers is a visible error on any drawing
 CONFIDENCE_SCALE = 0.2
@@ -172,6 +196,63 @@ def mix(a: np.ndarray, b: np.ndarray, t: float, motion: np.ndarray | None,
         return out + weights["snap"] * snap(a, b, motion) + weights["motion"] * motion
     # the motion's weights were too small to be worth computing it: shared out by the others
     return out / max(weights["hold"] + weights["blend"], 1e-6)
+
+
+def _mse(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.square(x - y, dtype=np.float32)))
+
+
+def thumbnail(p: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    """A key shrunk (area average) to at most `side` pixels: enough to order mean differences."""
+    import cv2
+    h, w = p.shape[:2]
+    s = min(1.0, side / max(h, w))
+    if s >= 1.0:
+        return p
+    return cv2.resize(p, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def between(a: np.ndarray, b: np.ndarray, others: dict[int, np.ndarray]) -> list[int]:
+    """The keys (of `others`, thumbnails like a and b) nearer to each of a and b than a and b are
+    to each other (mean absolute difference): drawings of the shot that lie between the two."""
+    dab = float(np.abs(a - b).mean())
+    return [k for k, x in others.items() if float(np.abs(a - x).mean()) < dab and float(np.abs(x - b).mean()) < dab]
+
+
+def expected_mse(ev: Evidence, t: float, weights: dict[str, float] | None, a: np.ndarray, b: np.ndarray) -> float | None:
+    """The mix's expected mean squared error over the whole frame: its self-check error on the
+    changing pixels times the share of the pair's pixels that change (None without evidence)."""
+    if weights is None:
+        return None
+    return 10 ** (-self_check_psnr(ev, t, weights) / 10) * float(changing(a, b).mean())
+
+
+def bet_on_hold(out: np.ndarray, key: np.ndarray, expected: float, prior: float = HELD_PRIOR) -> bool:
+    """Whether to show `key` instead of the mix `out` (expected MSE `expected`): if the in-between
+    is that key held, it is exact (gain: EXACT_DB over the mix's expected PSNR); if not, the key is
+    off by the mix's error plus its distance to the mix (loss: 10 log10(1 + d / expected) dB)."""
+    e = max(expected, MSE_FLOOR)
+    gain = EXACT_DB + 10.0 * np.log10(e)
+    loss = 10.0 * np.log10(1.0 + _mse(out, key) / e)
+    return prior * gain > (1.0 - prior) * loss
+
+
+def drawn_instead(out: np.ndarray, a: np.ndarray, b: np.ndarray, reusable: dict[int, np.ndarray],
+                  expected: float | None, keys: tuple[int, int]) -> tuple[np.ndarray, str | None, int | None]:
+    """(frame, how, key): a key of the shot instead of the mix `out` where that is the better bet
+    (``how`` = "reuse": a drawing of the shot between a and b, nearer to the mix than both;
+    "held (bet)": the nearer key, :func:`bet_on_hold`), else (out, None, None). `reusable`: the keys
+    :func:`between` a and b (full size); `keys`: the numbers of a and b."""
+    da, db = _mse(out, a), _mse(out, b)
+    if reusable:
+        k = min(reusable, key=lambda x: _mse(out, reusable[x]))
+        if _mse(out, reusable[k]) < min(da, db):
+            return reusable[k], "reuse", k
+    if expected is not None:
+        near, name = (a, keys[0]) if da <= db else (b, keys[1])
+        if bet_on_hold(out, near, expected):
+            return near, "held (bet)", name
+    return out, None, None
 
 
 def reliability(ev: Evidence, t: float, weights: dict[str, float] | None) -> float:
