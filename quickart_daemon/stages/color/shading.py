@@ -1,0 +1,158 @@
+"""Carrying a shaded reference's pixels into the matched regions of a drawing (issue 14).
+
+Real cels are shaded: gradients, soft shadows, highlights, and colour areas drawn without lines
+(a target's rings, a box's stripes) inside a part. A region that took its colour from a reference
+region copies that region's pixels, moved by the region's own motion:
+
+- the motion is the shift that lays the reference region's shape best onto the region's shape
+  (the largest overlap of the two masks, by cross-correlation): a part that holds still while
+  another part moves over it keeps shift 0 exactly, where the offset of the centroids would
+  move with whatever hides it;
+- pixels whose moved place is off the reference region (the part grew, or came out from behind
+  another) or on the reference's lines (ink fringe, not paint) take the nearest carried pixel of
+  the same region: a gradient continues instead of breaking into the flat base colour;
+- a region the reference paints flat stays its exact base colour (flat cels are painted as
+  before, with no noise copied in).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: a reference pixel within this RGB distance of its region's base colour is the flat paint
+#: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
+#: off its base colour is painted flat
+FLAT_LEVEL = 12.0
+SHADED_SHARE = 0.1
+#: distance (pixels) from the reference's lines within which its pixels are line fringe
+FRINGE_PX = 2.0
+#: the masks are correlated at a resolution where a region is at most this many pixels across
+#: (the shift is then known to within half a step: shading varies slowly)
+ALIGN_SIZE = 160
+
+
+def _crop(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    return (mask_img[y0:y1 + 1, x0:x1 + 1] == label).astype(np.float32), np.array([x0, y0], float)
+
+
+def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray,
+               prior: np.ndarray) -> np.ndarray:
+    """The offset (x, y) to add to a target pixel to reach its place in the reference: the one
+    under which the two masks overlap most (ties: the one nearest `prior`)."""
+    s = max(1, int(np.ceil(max(*t_mask.shape, *r_mask.shape) / ALIGN_SIZE)))
+    if s > 1:
+        t_mask = cv2.resize(t_mask, (max(1, t_mask.shape[1] // s), max(1, t_mask.shape[0] // s)),
+                            interpolation=cv2.INTER_AREA)
+        r_mask = cv2.resize(r_mask, (max(1, r_mask.shape[1] // s), max(1, r_mask.shape[0] // s)),
+                            interpolation=cv2.INTER_AREA)
+    ht, wt = t_mask.shape
+    hr, wr = r_mask.shape
+    H, W = ht + hr, wt + wr
+    corr = np.fft.irfft2(np.conj(np.fft.rfft2(t_mask, (H, W))) * np.fft.rfft2(r_mask, (H, W)), (H, W))
+    # corr[k] = sum_p t[p] r[p + k], k wrapped: rows -(ht-1)..hr-1
+    ky = np.arange(H)
+    ky = np.where(ky >= hr, ky - H, ky)
+    kx = np.arange(W)
+    kx = np.where(kx >= wr, kx - W, kx)
+    off_y = r_org[1] + ky * s - t_org[1]
+    off_x = r_org[0] + kx * s - t_org[0]
+    near = np.hypot(off_x[None, :] - prior[0], off_y[:, None] - prior[1])
+    score = corr - 1e-6 * corr.max() * near  # ties go to the shift nearest the prior
+    iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
+    return np.array([off_x[ix], off_y[iy]])
+
+
+def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
+    """Per reference region: does the reference paint it with shading (enough of its pixels off
+    its base colour), rather than flat?"""
+    n = len(base_rgb)
+    sel = away & (image[..., 3] >= 128)
+    lab = ref_labels[sel]
+    dist = np.linalg.norm(image[..., :3][sel].astype(np.float32) - base_rgb[lab], axis=1)
+    off = np.bincount(lab, dist > FLAT_LEVEL, n)
+    return off >= SHADED_SHARE * np.maximum(np.bincount(lab, minlength=n), 1)
+
+
+def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """Pixels in `want` take the fill of the nearest `known` pixel of the same region (in place).
+    Returns where that happened."""
+    if not known.any() or not want.any():
+        return np.zeros_like(want)
+    _, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
+                                             labelType=cv2.DIST_LABEL_PIXEL)
+    pos = np.zeros(int(idx.max()) + 1, np.int64)
+    pos[idx[known]] = np.flatnonzero(known)
+    src = pos[idx]
+    ok = want & (lab.ravel()[src].reshape(lab.shape) == lab)
+    fill[ok] = fill.reshape(-1, fill.shape[-1])[src[ok]]
+    return ok
+
+
+def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
+                  src_reg: np.ndarray, refs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pixel fill that carries the references' shading into the regions that took their colour
+    from them (see the module). Returns the fill; where it is known (carried, a flat region, or
+    filled from the region's own carried pixels beside a line, where the moved place still lies in
+    the reference region); and per region the share of it whose moved place lies in its reference
+    region (a shape that does not fit is a doubtful match)."""
+    h, w = lab.shape
+    n1 = len(colour)
+    fill = lut[lab].copy()
+    inside_all = np.zeros((h, w), bool)
+    copied = np.zeros((h, w), bool)
+    flat_px = np.zeros((h, w), bool)
+    fit = np.ones(n1)
+    ys, xs = np.mgrid[0:h, 0:w]
+    for rank, ref in enumerate(refs):
+        sel_reg = (src_ref == rank) & (colour >= 0)
+        sel_reg[0] = False
+        if not sel_reg.any():
+            continue
+        rregs, rlab = ref.prep.regs, ref.prep.seg.labels
+        # copied only from away from the reference's lines: their anti-aliased fringe is ink
+        # mixed into the paint, not shading
+        away = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) >= FRINGE_PX
+        base = np.zeros((rregs.n + 1, 3), np.float32)
+        for t in np.nonzero(sel_reg)[0]:
+            base[src_reg[t]] = lut[t, :3]
+        shaded_r = shaded_regions(rlab, away, ref.image, base)
+        shaded = sel_reg & shaded_r[src_reg]
+        off = np.zeros((n1, 2))
+        off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
+        for t in np.nonzero(shaded)[0]:
+            r = src_reg[t]
+            tm, to = _crop(lab, t, regs.bbox[t])
+            rm, ro = _crop(rlab, r, rregs.bbox[r])
+            off[t] = mask_shift(tm, to, rm, ro, off[t])
+        px = sel_reg[lab]
+        sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
+        sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
+        inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
+        ok = inside & away[sy, sx] & shaded[lab]
+        fill[ok] = ref.image[sy, sx][ok]
+        copied |= ok
+        inside_all |= inside
+        flat_px |= px & ~shaded[lab]
+        has = np.bincount(lab[px], minlength=n1)
+        fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
+    # the rest of a shaded region (beside its lines, or off the reference region) continues the
+    # nearest carried pixel of the same region
+    _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
+    return fill, inside_all | flat_px, fit
+
+
+def paint_scenery(fill: np.ndarray, outside: np.ndarray, ref) -> np.ndarray:
+    """An opaque reference paints its background too (paper, a screen, a sky: parts with no
+    lines around them). The background does not move with the characters: where the line art
+    shows background, the fill takes the reference's pixel at the same place (in place in
+    `fill`); returns where that is not paper (scenery: a guess, since it may have moved). A
+    reference with transparency keeps the background transparent."""
+    img = ref.image
+    if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
+        return np.zeros(outside.shape, bool)
+    sel = outside & ref.prep.seg.free  # not on the reference's lines (another part's ink)
+    fill[sel] = img[sel]
+    paper = np.median(img[..., :3][sel][:: max(1, int(sel.sum()) // 20000)], axis=0) if sel.any() else 255
+    return sel & (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
