@@ -30,6 +30,8 @@ FRINGE_PX = 2.0
 #: the masks are correlated at a resolution where a region is at most this many pixels across
 #: (the shift is then known to within half a step: shading varies slowly)
 ALIGN_SIZE = 160
+#: line coverage above which a reference pixel is the line itself (its colour is the line's colour)
+LINE_CORE = 0.5
 
 
 def _crop(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
@@ -91,12 +93,14 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
 
 
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
-                  src_reg: np.ndarray, refs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  src_reg: np.ndarray, refs, line: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-pixel fill that carries the references' shading into the regions that took their colour
     from them (see the module). Returns the fill; where it is known (carried, a flat region, or
     filled from the region's own carried pixels beside a line, where the moved place still lies in
     the reference region); and per region the share of it whose moved place lies in its reference
-    region (a shape that does not fit is a doubtful match)."""
+    region (a shape that does not fit is a doubtful match); and, given the drawing's `line` mask,
+    the colour the references give its lines (-1 where they give none: the drawing's ink)."""
     h, w = lab.shape
     n1 = len(colour)
     fill = lut[lab].copy()
@@ -104,6 +108,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     copied = np.zeros((h, w), bool)
     flat_px = np.zeros((h, w), bool)
     fit = np.ones(n1)
+    line_rgb = np.zeros((h, w, 3), np.uint8)
+    line_known = np.zeros((h, w), bool)
     ys, xs = np.mgrid[0:h, 0:w]
     for rank, ref in enumerate(refs):
         sel_reg = (src_ref == rank) & (colour >= 0)
@@ -121,7 +127,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         shaded = sel_reg & shaded_r[src_reg]
         off = np.zeros((n1, 2))
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
-        for t in np.nonzero(shaded)[0]:
+        for t in np.nonzero(sel_reg)[0]:
             r = src_reg[t]
             tm, to = _crop(lab, t, regs.bbox[t])
             rm, ro = _crop(rlab, r, rregs.bbox[r])
@@ -135,12 +141,21 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         copied |= ok
         inside_all |= inside
         flat_px |= px & ~shaded[lab]
+        if line is not None:
+            # a line keeps the colour the reference gives the same stretch of line (coloured
+            # outlines: an orange rim round a yellow part, a dark blue one round a blue box)
+            on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx]
+            line_rgb[on] = ref.image[sy, sx, :3][on]
+            line_known |= on
         has = np.bincount(lab[px], minlength=n1)
         fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
     # the rest of a shaded region (beside its lines, or off the reference region) continues the
     # nearest carried pixel of the same region
     _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
-    return fill, inside_all | flat_px, fit
+    if line is None or not line_known.any():
+        return fill, inside_all | flat_px, fit, None
+    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, lab)
+    return fill, inside_all | flat_px, fit, np.where(line_known[..., None], line_rgb, -1).astype(np.int16)
 
 
 def paint_scenery(fill: np.ndarray, outside: np.ndarray, ref) -> np.ndarray:

@@ -324,12 +324,13 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         ink_rgb = parse_hex(lc, "line-color")
     mode = str(params.get("lines", "keep"))
     trace_px = prep.art.red | prep.art.blue
-    fill, carried = None, np.zeros(lab.shape, bool)
+    fill, carried, line_rgb = None, np.zeros(lab.shape, bool), None
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
-        fill, carried, fit = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs)
+        fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
+                                                     None if lc else prep.art.coverage > 0.02)
         conf = np.minimum(conf, fit)
         scenery = paint_scenery(fill, regs.outside[lab], refs[0])
-    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill)
+    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
     styles = {}
     for style in palette.styles:
         slut = lut.copy()
