@@ -25,8 +25,9 @@ import numpy as np
 #: off its base colour is painted flat
 FLAT_LEVEL = 12.0
 SHADED_SHARE = 0.1
-#: distance (pixels) from the reference's lines within which its pixels are line fringe
-FRINGE_PX = 2.0
+#: distance (pixels) from the reference's lines under which its pixels are line (1: every pixel off the lines is
+#: paint; the fringe beside a line is carried with the line, the shift being exact)
+FRINGE_PX = 1.0
 #: the masks are correlated at a resolution where a region is at most this many pixels across
 #: (the shift is then known to within half a step: shading varies slowly)
 ALIGN_SIZE = 160
@@ -39,10 +40,21 @@ def _crop(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarra
     return (mask_img[y0:y1 + 1, x0:x1 + 1] == label).astype(np.float32), np.array([x0, y0], float)
 
 
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """A band about 3 px wide along the inside of a mask's border (the middle of its lines)."""
+    k = np.ones((3, 3), np.uint8)
+    m = np.pad(mask, 1)  # the crop's edge is the mask's edge
+    band = m - cv2.erode(m, k)
+    return cv2.dilate(band, k)[1:-1, 1:-1]
+
+
 def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray,
                prior: np.ndarray) -> np.ndarray:
     """The offset (x, y) to add to a target pixel to reach its place in the reference: the one
-    under which the two masks overlap most (ties: the one nearest `prior`)."""
+    under which the two masks and their outlines overlap most (ties: the one nearest `prior`).
+    The outlines decide where the areas cannot: a part half hidden in one frame fits inside the
+    other at many shifts, but its visible outline lies on the other's at one; the areas decide
+    where the outlines change (a part that turns a little)."""
     s = max(1, int(np.ceil(max(*t_mask.shape, *r_mask.shape) / ALIGN_SIZE)))
     if s > 1:
         t_mask = cv2.resize(t_mask, (max(1, t_mask.shape[1] // s), max(1, t_mask.shape[0] // s)),
@@ -52,7 +64,11 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     ht, wt = t_mask.shape
     hr, wr = r_mask.shape
     H, W = ht + hr, wt + wr
-    corr = np.fft.irfft2(np.conj(np.fft.rfft2(t_mask, (H, W))) * np.fft.rfft2(r_mask, (H, W)), (H, W))
+
+    def xcorr(a, b):
+        c = np.fft.irfft2(np.conj(np.fft.rfft2(a, (H, W))) * np.fft.rfft2(b, (H, W)), (H, W))
+        return c / max(float(c.max()), 1e-9)
+    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask)
     # corr[k] = sum_p t[p] r[p + k], k wrapped: rows -(ht-1)..hr-1
     ky = np.arange(H)
     ky = np.where(ky >= hr, ky - H, ky)
