@@ -31,6 +31,9 @@ FRINGE_PX = 1.0
 #: the masks are correlated at a resolution where a region is at most this many pixels across
 #: (the shift is then known to within half a step: shading varies slowly)
 ALIGN_SIZE = 160
+#: RGB distance between neighbouring pixels of one region above which the tone changes sharply
+#: (a gradient changes by a few levels a pixel, a shadow's or a stripe's edge by tens)
+TONE_EDGE = 2 * FLAT_LEVEL
 #: line coverage above which a reference pixel is the line itself (its colour is the line's colour)
 LINE_CORE = 0.5
 
@@ -116,7 +119,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     filled from the region's own carried pixels beside a line, where the moved place still lies in
     the reference region); and per region the share of it whose moved place lies in its reference
     region (a shape that does not fit is a doubtful match); and, given the drawing's `line` mask,
-    the colour the references give its lines (-1 where they give none: the drawing's ink)."""
+    the colour the references give its lines (-1 where they give none: the drawing's ink).
+    Carried pixels beside a sharp change of tone are not known (see `tone_edges`)."""
     h, w = lab.shape
     n1 = len(colour)
     fill = lut[lab].copy()
@@ -168,22 +172,46 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     # the rest of a shaded region (beside its lines, or off the reference region) continues the
     # nearest carried pixel of the same region
     _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
+    known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
     if line is None or not line_known.any():
-        return fill, inside_all | flat_px, fit, None
+        return fill, known, fit, None
     line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, lab)
-    return fill, inside_all | flat_px, fit, np.where(line_known[..., None], line_rgb, -1).astype(np.int16)
+    return fill, known, fit, np.where(line_known[..., None], line_rgb, -1).astype(np.int16)
 
 
-def paint_scenery(fill: np.ndarray, outside: np.ndarray, ref) -> np.ndarray:
+def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """Carried pixels near a sharp change of tone inside their region (a shadow's edge, a ring of
+    a target): a shift or a turn of a few pixels puts them on the other side, so their colour is
+    a guess. The band is about 0.4 % of the frame's height wide on either side."""
+    rgb = fill[..., :3].astype(np.float32)
+    step = np.zeros(lab.shape, np.float32)
+    for dy, dx in ((0, 1), (1, 0)):
+        a, b = rgb[: rgb.shape[0] - dy, : rgb.shape[1] - dx], rgb[dy:, dx:]
+        same = lab[: lab.shape[0] - dy, : lab.shape[1] - dx] == lab[dy:, dx:]
+        d = np.where(same, np.linalg.norm(a - b, axis=2), 0)
+        step[: step.shape[0] - dy, : step.shape[1] - dx] = np.maximum(step[: step.shape[0] - dy, : step.shape[1] - dx], d)
+        step[dy:, dx:] = np.maximum(step[dy:, dx:], d)
+    edge = (step > TONE_EDGE) & carried
+    r = max(2, int(round(0.004 * lab.shape[0])))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(edge.astype(np.uint8), k).astype(bool) & carried
+
+
+def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, ref) -> np.ndarray:
     """An opaque reference paints its background too (paper, a screen, a sky: parts with no
     lines around them). The background does not move with the characters: where the line art
-    shows background, the fill takes the reference's pixel at the same place (in place in
-    `fill`); returns where that is not paper (scenery: a guess, since it may have moved). A
-    reference with transparency keeps the background transparent."""
+    shows background, the fill takes the reference's background pixel at the same place (in
+    place in `fill`). Where a part of the reference stands there instead (its lines or a region
+    they close: a bubble that has since gone), what lies behind it is unknown: the nearest
+    background pixel continues. Returns where the result is not paper (scenery: a guess, since
+    it may have moved). A reference with transparency keeps the background transparent."""
     img = ref.image
     if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
         return np.zeros(outside.shape, bool)
-    sel = outside & ref.prep.seg.free  # not on the reference's lines (another part's ink)
-    fill[sel] = img[sel]
-    paper = np.median(img[..., :3][sel][:: max(1, int(sel.sum()) // 20000)], axis=0) if sel.any() else 255
-    return sel & (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    rlab = ref.prep.seg.labels
+    seen = outside & ref.prep.seg.free & ref.prep.regs.outside[rlab]
+    fill[seen] = img[seen]
+    hidden = _fill_from_nearest(fill, seen, outside & ~seen, lab)
+    got = seen | hidden
+    paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
+    return got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)

@@ -329,7 +329,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
                                                      None if lc else prep.art.coverage > 0.02)
         conf = np.minimum(conf, fit)
-        scenery = paint_scenery(fill, regs.outside[lab], refs[0])
+        scenery = paint_scenery(fill, regs.outside[lab], lab, refs[0])
     image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
     styles = {}
     for style in palette.styles:
