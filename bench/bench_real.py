@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_real.py [--anims tg_duck_safe,...] [--gaps 2,4,6] [--methods ...]
         [--every N] [--dists 1,4,8] [--no-inbetween] [--no-color] [--json bench/out/real.json]
-        [--speed 1920x1080]
+        [--speed 1920x1080] [--color-speed 1920x1080]
 
 The development set is the seven real animations of `../shared/realset/make_dev.py` (Telegram
 Desktop's animated stickers, GPL-3.0+: built on this machine, never committed). The bench looks
@@ -44,6 +44,9 @@ wrong ones marks them three times better than chance).
 
 Speed (`--speed WxH`): the stage's seconds per in-between at that size for `motion` (the
 default before issue 14) and `auto`, on one animation scaled up, one thread.
+
+Colour speed (`--color-speed WxH`): seconds per coloured frame of the `color` stage at that size
+(tg_duck_safe frame 4 from frame 0, scaled up), one thread.
 
 A contact sheet of the worst in-betweens (key, truth, ours, reference, hold) and of the worst
 colourings (truth, ours, naive, confidence) goes to bench/out/.
@@ -357,6 +360,35 @@ def speed(root: Path, anim: str, size: tuple[int, int], methods: list[str]) -> N
         print(f"| {m} | {got[m]:.1f} | {ratio} |", flush=True)
 
 
+def colour_speed(root: Path, anim: str, size: tuple[int, int], reps: int = 2) -> None:
+    """Seconds per coloured frame of the `color` stage at `size`: the line art of frame 4 coloured
+    from frame 0 (its cel and line art), both scaled to the height and centred on white, 1 thread;
+    the reference's own segmentation is part of the cost (a job builds it once per key)."""
+    import cv2
+    from quickart_daemon import stages
+    from quickart_daemon.stages.base import StageContext
+    from quickart_daemon.timing import schedule_from_timing
+    w, h = size
+
+    def fit(im):
+        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
+        canvas = np.full((h, w, 4), 255, np.uint8)
+        x0 = (w - im.shape[1]) // 2
+        canvas[:, x0:x0 + im.shape[1]] = im
+        return canvas
+    cel = fit(load_rgba(root / "color" / anim / "color" / "frame_0000.png"))
+    lines = {i: fit(load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png")) for i in (0, 4)}
+    times = []
+    for _ in range(reps):
+        ctx = StageContext(schedule=schedule_from_timing({"char": [0, 4]}, 1), refs={("char", 0): cel},
+                           models_dir=ROOT / "models")
+        t0 = time.perf_counter()
+        stages.get("color").run({("char", 0): lines[0], ("char", 4): lines[4]}, ctx)
+        times.append(time.perf_counter() - t0)
+    print(f"\n## Colour speed: {anim} at {w}x{h}, frame 4 from frame 0, CPU 1 thread\n")
+    print(f"| seconds per coloured frame (best of {reps}) |\n|---|\n| {min(times):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--anims", default=",".join(INTERP))
@@ -370,6 +402,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the raw per-frame scores here")
     ap.add_argument("--speed", default=None, help="WxH: also time the stage (motion = auto before issue 14, "
                                                   "auto) at this size on tg_duck_safe")
+    ap.add_argument("--color-speed", default=None, help="WxH: also time the color stage at this size on tg_duck_safe")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
@@ -397,6 +430,8 @@ def main() -> None:
         dump["color"] = crow
     if a.speed:
         speed(root, "tg_duck_safe", tuple(int(v) for v in a.speed.split("x")), ["motion", "auto"])
+    if a.color_speed:
+        colour_speed(root, "tg_duck_safe", tuple(int(v) for v in a.color_speed.split("x")))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(dump))

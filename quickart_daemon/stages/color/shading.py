@@ -96,29 +96,33 @@ def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, 
     return off >= SHADED_SHARE * np.maximum(np.bincount(lab, minlength=n), 1)
 
 
-def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray) -> np.ndarray:
-    """Pixels in `want` take the fill of the nearest `known` pixel of the same region (in place).
-    Returns where that happened."""
+def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray | None,
+                      max_dist: float = np.inf) -> np.ndarray:
+    """Pixels in `want` take the fill of the nearest `known` pixel (in place): of the same region
+    (`lab`), or any within `max_dist`. Returns where that happened."""
     if not known.any() or not want.any():
         return np.zeros_like(want)
-    _, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
-                                             labelType=cv2.DIST_LABEL_PIXEL)
+    dist, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
     pos = np.zeros(int(idx.max()) + 1, np.int64)
     pos[idx[known]] = np.flatnonzero(known)
     src = pos[idx]
-    ok = want & (lab.ravel()[src].reshape(lab.shape) == lab)
+    ok = want & (dist <= max_dist)
+    if lab is not None:
+        ok &= lab.ravel()[src].reshape(lab.shape) == lab
     fill[ok] = fill.reshape(-1, fill.shape[-1])[src[ok]]
     return ok
 
 
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
-                  src_reg: np.ndarray, refs, line: np.ndarray | None = None
+                  src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-pixel fill that carries the references' shading into the regions that took their colour
     from them (see the module). Returns the fill; where it is known (carried, a flat region, or
     filled from the region's own carried pixels beside a line, where the moved place still lies in
     the reference region); and per region the share of it whose moved place lies in its reference
-    region (a shape that does not fit is a doubtful match); and, given the drawing's `line` mask,
+    region (a shape that does not fit is a doubtful match); and, given the drawing's `line` mask
+    (and its line width),
     the colour the references give its lines (-1 where they give none: the drawing's ink).
     Carried pixels beside a sharp change of tone are not known (see `tone_edges`)."""
     h, w = lab.shape
@@ -175,8 +179,9 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
     if line is None or not line_known.any():
         return fill, known, fit, None
-    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, lab)
-    return fill, known, fit, np.where(line_known[..., None], line_rgb, -1).astype(np.int16)
+    # a line is one line on both sides of its middle (the half that borders the background too)
+    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
+    return fill, known, fit, np.where(line_known[..., None], line_rgb.astype(np.int16), -1)
 
 
 def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.ndarray:

@@ -222,11 +222,11 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
     m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
 
 
-#: confidence factor of a pixel painted its region's base colour because the reference region
-#: does not cover the matching place (the shading or a colour without lines there is unknown)
-UNCARRIED_CONFIDENCE = 0.5
-#: confidence of background scenery copied from the reference at the same place
-SCENERY_CONFIDENCE = 0.5
+#: confidence of a pixel whose colour is a guess inside a well-matched region: its moved place is
+#: off the reference region (the shading there is unknown), it lies beside a sharp change of the
+#: carried tone, or it is scenery copied from the reference at the same place (it may have
+#: moved). Below the default --low-confidence (0.5), so the map marks it for review.
+UNSURE_CONFIDENCE = 0.4
 
 
 @dataclass
@@ -327,7 +327,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     fill, carried, line_rgb = None, np.zeros(lab.shape, bool), None
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
         fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
-                                                     None if lc else prep.art.coverage > 0.02)
+                                                     None if lc else prep.art.coverage > 0.02, prep.art.line_width)
         conf = np.minimum(conf, fit)
         scenery = paint_scenery(fill, regs.outside[lab], lab, refs[0])
     image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
@@ -341,8 +341,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
                                      palette.apply_style(style, ink_rgb), mode)
     conf_map = conf.astype(np.float32)[lab]
     if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
-        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, conf_map * UNCARRIED_CONFIDENCE)
-        conf_map = np.where(scenery, SCENERY_CONFIDENCE, conf_map)
+        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
+        conf_map = np.where(scenery, UNSURE_CONFIDENCE, conf_map)
     thr = float(params.get("low-confidence", 0.5))
     low = []
     for t in range(1, n + 1):
