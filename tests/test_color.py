@@ -327,19 +327,3 @@ def test_colour_areas_without_lines_and_a_translucent_shadow_move_with_their_par
     r = np.hypot(xs - 82, ys - 60)
     assert conf[disc & (np.abs(r - 20) <= 1)].max() < 128
     assert conf[disc & (np.abs(r - 15) <= 1) & (ys < 50)].min() >= 128
-
-
-def test_scenery_that_has_gone_leaves_the_background_not_its_ghost():
-    """An opaque reference has a bubble (closed by lines) on a grey screen; in the drawing the
-    bubble has gone: the screen continues there, no white ghost of the bubble."""
-    lines_ref = np.full((120, 160, 4), 255, np.uint8)
-    cv2.rectangle(lines_ref, (30, 30), (90, 70), (0, 0, 0, 255), 2)
-    cel = np.full((120, 160, 4), 255, np.uint8)
-    cel[..., :3] = (214, 220, 227)                     # the screen
-    cel[31:70, 31:90, :3] = 255                        # the white bubble
-    cel[lines_ref[..., 0] < 128, :3] = 0
-    lines_tgt = np.full((120, 160, 4), 255, np.uint8)
-    cv2.circle(lines_tgt, (130, 90), 10, (0, 0, 0, 255), 2)  # something else, elsewhere
-    ctx = _ctx(refs={("char", 1): cel}, keys={"char": [1, 2]})
-    out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
-    assert (np.abs(out[35:65, 35:85, :3].astype(int) - (214, 220, 227)).max(axis=2) <= 2).mean() >= 0.95
