@@ -34,6 +34,9 @@ ALIGN_SIZE = 160
 #: RGB distance between neighbouring pixels of one region above which the tone changes sharply
 #: (a gradient changes by a few levels a pixel, a shadow's or a stripe's edge by tens)
 TONE_EDGE = 2 * FLAT_LEVEL
+#: how near (share of the frame's height) a difference between the drawing's and the reference's
+#: lines makes the background there "moved"
+MOVED_NEAR = 0.02
 #: line coverage above which a reference pixel is the line itself (its colour is the line's colour)
 LINE_CORE = 0.5
 
@@ -202,22 +205,29 @@ def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.nda
     return cv2.dilate(edge.astype(np.uint8), k).astype(bool) & carried
 
 
-def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, ref) -> np.ndarray:
+def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: np.ndarray, ref
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """An opaque reference paints its background too (paper, a screen, a sky: parts with no
     lines around them). The background does not move with the characters: where the line art
     shows background, the fill takes the reference's pixel at the same place (in place in
-    `fill`); where the reference's lines stand there (another part's ink), the nearest such
-    pixel continues. (Taking only the reference's own background, not the parts its lines
-    close, removes the ghost of a part that has gone but loses the parts the drawing leaves
-    open: measured worse on the development set.) Returns where the result is not paper
-    (scenery: a guess, since it may have moved). A reference with transparency keeps the
-    background transparent."""
+    `fill`). Whether the scenery there held still shows in the lines: where the drawing's lines
+    (`line`) and the reference's differ nearby, something moved, and a part the reference's lines
+    close there (a duck that has since stepped aside, a bubble that scrolled) is not copied: the
+    nearest background of the reference continues. Where the lines agree, a part that the drawing
+    leaves open (a post drawn without its bottom line) is copied like the background. Returns
+    (scenery: where the result is not paper, moved: where it lies near lines that moved). A
+    reference with transparency keeps the background transparent."""
+    none = np.zeros(outside.shape, bool)
     img = ref.image
     if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
-        return np.zeros(outside.shape, bool)
-    seen = outside & ref.prep.seg.free
+        return none, none
+    r = max(3, int(round(MOVED_NEAR * lab.shape[0])))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    moved = cv2.dilate((line != ~ref.prep.seg.free).astype(np.uint8), k).astype(bool)
+    part = ~ref.prep.regs.outside[ref.prep.seg.labels]
+    seen = outside & ref.prep.seg.free & ~(part & moved)
     fill[seen] = img[seen]
-    hidden = _fill_from_nearest(fill, seen, outside & ~seen, lab)
-    got = seen | hidden
+    got = seen | _fill_from_nearest(fill, seen, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
-    return got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    return scenery, scenery & moved

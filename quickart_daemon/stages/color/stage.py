@@ -224,9 +224,12 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
 
 #: confidence of a pixel whose colour is a guess inside a well-matched region: its moved place is
 #: off the reference region (the shading there is unknown), it lies beside a sharp change of the
-#: carried tone, or it is scenery copied from the reference at the same place (it may have
-#: moved). Below the default --low-confidence (0.5), so the map marks it for review.
+#: carried tone, or it is scenery copied from the reference at the same place where lines moved
+#: nearby. Below the default --low-confidence (0.5), so the map marks it for review.
 UNSURE_CONFIDENCE = 0.4
+#: confidence of scenery copied from the reference at the same place where the lines around
+#: held still (half sure: a colour area without lines may still have moved)
+SCENERY_CONFIDENCE = 0.5
 
 
 @dataclass
@@ -329,7 +332,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
                                                      None if lc else prep.art.coverage > 0.02, prep.art.line_width)
         conf = np.minimum(conf, fit)
-        scenery = paint_scenery(fill, regs.outside[lab], lab, refs[0])
+        scenery, moved = paint_scenery(fill, regs.outside[lab], lab, ~prep.seg.free, refs[0])
     image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
     styles = {}
     for style in palette.styles:
@@ -342,7 +345,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     conf_map = conf.astype(np.float32)[lab]
     if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
         conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
-        conf_map = np.where(scenery, UNSURE_CONFIDENCE, conf_map)
+        conf_map = np.where(scenery, np.where(moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
     thr = float(params.get("low-confidence", 0.5))
     low = []
     for t in range(1, n + 1):
