@@ -327,3 +327,30 @@ def test_colour_areas_without_lines_and_a_translucent_shadow_move_with_their_par
     r = np.hypot(xs - 82, ys - 60)
     assert conf[disc & (np.abs(r - 20) <= 1)].max() < 128
     assert conf[disc & (np.abs(r - 15) <= 1) & (ys < 50)].min() >= 128
+
+
+def test_a_part_that_moved_away_leaves_no_ghost_in_the_scenery():
+    """An opaque reference (a screen, paper) with a shaded part: in the drawing the part has moved
+    on. Where it was, the background shows (the nearest background of the reference), not a
+    copy of the part; where the lines held still, the scenery is copied as before."""
+    def drawing(cx):
+        lines = np.full((120, 160, 4), 255, np.uint8)
+        cv2.circle(lines, (cx, 60), 22, (0, 0, 0, 255), 3)
+        cv2.rectangle(lines, (120, 10), (150, 40), (0, 0, 0, 255), 3)   # a box that holds still
+        return lines
+    lines_ref, lines_tgt = drawing(45), drawing(95)
+    cel = lines_ref.copy()
+    cel[..., :3] = (214, 220, 227)                                      # the screen
+    ys, xs = np.mgrid[0:120, 0:160]
+    disc = np.hypot(xs - 45, ys - 60) < 21
+    cel[disc, :3] = np.stack([120 + ys, 60 + ys // 2, 30 + 0 * ys], 2)[disc]   # a shaded part
+    cel[12:39, 122:149, :3] = (90, 160, 90)
+    cel[lines_ref[..., 0] < 128, :3] = 0
+    ctx = _ctx(refs={("char", 1): cel}, keys={"char": [1, 2]})
+    res = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx)
+    out = res.frames[("char", 2)]
+    was = np.hypot(xs - 45, ys - 60) < 26
+    assert (np.abs(out[was][:, :3].astype(int) - (214, 220, 227)).max(axis=1) <= 2).mean() >= 0.97
+    now = np.hypot(xs - 95, ys - 60) < 18
+    assert (np.linalg.norm(out[now][:, :3].astype(float) - cel[np.roll(now, -50, axis=1)][:, :3], axis=1) <= 8).mean() >= 0.95
+    assert (np.abs(out[15:36, 125:146, :3].astype(int) - (90, 160, 90)).max(axis=2) <= 2).all()

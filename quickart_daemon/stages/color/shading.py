@@ -34,6 +34,8 @@ ALIGN_SIZE = 160
 #: RGB distance between neighbouring pixels of one region above which the tone changes sharply
 #: (a gradient changes by a few levels a pixel, a shadow's or a stripe's edge by tens)
 TONE_EDGE = 2 * FLAT_LEVEL
+#: width (pixels) of a line's anti-aliased fringe in the reference's background
+SCENERY_FRINGE_PX = 3.0
 #: how near (share of the frame's height) a difference between the drawing's and the reference's
 #: lines makes the background there "moved"
 MOVED_NEAR = 0.02
@@ -224,10 +226,17 @@ def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: 
     r = max(3, int(round(MOVED_NEAR * lab.shape[0])))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     moved = cv2.dilate((line != ~ref.prep.seg.free).astype(np.uint8), k).astype(bool)
-    part = ~ref.prep.regs.outside[ref.prep.seg.labels]
-    seen = outside & ref.prep.seg.free & ~(part & moved)
+    rlab = ref.prep.seg.labels
+    part = ~ref.prep.regs.outside[rlab]
+    # a part of the reference that lies on the drawing's background where lines moved (a fin the
+    # dart has taken elsewhere) has moved as a whole, its inside too
+    gone = np.bincount(rlab[outside & moved & part], minlength=ref.prep.regs.n + 1) > 0
+    # the anti-aliased fringe of a reference line: copied where the line still is, never
+    # spread into what was hidden (it would streak grey) nor left where the line has gone
+    fringe = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) < SCENERY_FRINGE_PX
+    seen = outside & ref.prep.seg.free & ~(part & gone[rlab]) & ~(fringe & moved)
     fill[seen] = img[seen]
-    got = seen | _fill_from_nearest(fill, seen, outside & ~seen, lab)
+    got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
     scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
     return scenery, scenery & moved
