@@ -8,9 +8,11 @@ region copies that region's pixels, moved by the region's own motion:
   (the largest overlap of the two masks, by cross-correlation): a part that holds still while
   another part moves over it keeps shift 0 exactly, where the offset of the centroids would
   move with whatever hides it;
+- a pixel whose moved place lies in another piece of the reference that is painted in the same
+  colours (the part was cut in two by an occluder there) copies that piece;
 - pixels whose moved place is off the reference region (the part grew, or came out from behind
-  another) or on the reference's lines (ink fringe, not paint) take the nearest carried pixel of
-  the same region: a gradient continues instead of breaking into the flat base colour;
+  another) or on the reference's lines take the nearest carried pixel of the same region: a
+  gradient continues instead of breaking into the flat base colour;
 - a region the reference paints flat stays its exact base colour (flat cels are painted as
   before, with no noise copied in).
 """
@@ -31,6 +33,8 @@ FRINGE_PX = 1.0
 #: the masks are correlated at a resolution where a region is at most this many pixels across
 #: (the shift is then known to within half a step: shading varies slowly)
 ALIGN_SIZE = 160
+#: share of a region's paint from which a coarse colour counts as one of its colours
+PIECE_SHARE = 0.01
 #: RGB distance between neighbouring pixels of one region above which the tone changes sharply
 #: (a gradient changes by a few levels a pixel, a shadow's or a stripe's edge by tens)
 TONE_EDGE = 2 * FLAT_LEVEL
@@ -101,6 +105,34 @@ def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, 
     return off >= SHADED_SHARE * np.maximum(np.bincount(lab, minlength=n), 1)
 
 
+def _coarse(rgb: np.ndarray) -> np.ndarray:
+    """Colour code on a coarse grid (16 levels a channel)."""
+    q = rgb.astype(np.int64) >> 4
+    return (q[..., 0] << 8) | (q[..., 1] << 4) | q[..., 2]
+
+
+def same_paint(image: np.ndarray, rlab: np.ndarray, away: np.ndarray, region: np.ndarray,
+               sy: np.ndarray, sx: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """For the pixels `sel`: is the reference pixel at (sy, sx) a colour that the reference region
+    `region` (per pixel) itself uses (on the coarse grid, a neighbouring cell counting: a gradient
+    continues)? A colour counts when it makes up at least PIECE_SHARE of the region's paint."""
+    n = int(rlab.max()) + 1
+    lab = rlab[away]
+    code = _coarse(image[..., :3][away])
+    keys, cnt = np.unique(lab.astype(np.int64) * 4096 + code, return_counts=True)
+    total = np.bincount(lab, minlength=n)
+    present = keys[cnt >= PIECE_SHARE * total[keys // 4096]]
+    q = image[sy[sel], sx[sel], :3].astype(np.int64) >> 4
+    reg = region[sel].astype(np.int64) * 4096
+    hit = np.zeros(len(q), bool)
+    for d in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T:
+        c = np.clip(q + d, 0, 15)
+        hit |= np.isin(reg + ((c[:, 0] << 8) | (c[:, 1] << 4) | c[:, 2]), present)
+    out = np.zeros(sel.shape, bool)
+    out[sel] = hit
+    return out
+
+
 def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray | None,
                       max_dist: float = np.inf) -> np.ndarray:
     """Pixels in `want` take the fill of the nearest `known` pixel (in place): of the same region
@@ -166,6 +198,13 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
         inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
         ok = inside & away[sy, sx] & shaded[lab]
+        # a part the reference shows cut in two by an occluder (a flag across a box) is one region
+        # in the drawing: where its moved place lies in another piece painted in the same colours,
+        # that piece's shading continues it
+        off_piece = px & ~inside & shaded[lab] & away[sy, sx] & (ref.image[sy, sx, 3] >= 128) \
+            & ~rregs.outside[rlab[sy, sx]]
+        if off_piece.any():
+            ok |= off_piece & same_paint(ref.image, rlab, away, src_reg[lab], sy, sx, off_piece)
         fill[ok] = ref.image[sy, sx][ok]
         copied |= ok
         inside_all |= inside
