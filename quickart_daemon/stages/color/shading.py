@@ -171,6 +171,10 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     fit = np.ones(n1)
     line_rgb = np.zeros((h, w, 3), np.uint8)
     line_known = np.zeros((h, w), bool)
+    if line is not None:
+        # only strokes: deep inside a solid black area (a mailbox's dark opening) the regions that
+        # share it out move each their own way, and it stays the drawing's ink
+        line = line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= 2 * (line_width + 1))
     ys, xs = np.mgrid[0:h, 0:w]
     for rank, ref in enumerate(refs):
         sel_reg = (src_ref == rank) & (colour >= 0)
