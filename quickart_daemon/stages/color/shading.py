@@ -43,6 +43,9 @@ SCENERY_FRINGE_PX = 3.0
 #: how near (share of the frame's height) a difference between the drawing's and the reference's
 #: lines makes the background there "moved"
 MOVED_NEAR = 0.02
+#: cost of a region's shift per region size (sqrt of its area), against its overlap score (at
+#: most 2: outlines and areas): moving by a whole region size costs an eighth of a perfect fit
+STILL_BIAS = 0.25
 #: line coverage above which a reference pixel is the line itself (its colour is the line's colour)
 LINE_CORE = 0.5
 
@@ -67,6 +70,7 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     The outlines decide where the areas cannot: a part half hidden in one frame fits inside the
     other at many shifts, but its visible outline lies on the other's at one; the areas decide
     where the outlines change (a part that turns a little)."""
+    size = max(float(np.sqrt(t_mask.sum())), 1.0)
     s = max(1, int(np.ceil(max(*t_mask.shape, *r_mask.shape) / ALIGN_SIZE)))
     if s > 1:
         t_mask = cv2.resize(t_mask, (max(1, t_mask.shape[1] // s), max(1, t_mask.shape[0] // s)),
@@ -88,8 +92,12 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     kx = np.where(kx >= wr, kx - W, kx)
     off_y = r_org[1] + ky * s - t_org[1]
     off_x = r_org[0] + kx * s - t_org[0]
+    # most of a drawing holds still between nearby frames: a shift costs STILL_BIAS per region
+    # size, so a part whose shape changed (another part now cuts it elsewhere) is not sent far
+    # off to where its new outline happens to fit
+    moved = np.hypot(off_x[None, :], off_y[:, None]) / size
     near = np.hypot(off_x[None, :] - prior[0], off_y[:, None] - prior[1])
-    score = corr - 1e-6 * corr.max() * near  # ties go to the shift nearest the prior
+    score = corr - STILL_BIAS * moved - 1e-6 * near  # ties go to the shift nearest the prior
     iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
     return np.array([off_x[ix], off_y[iy]])
 
