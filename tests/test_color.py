@@ -382,3 +382,33 @@ def test_a_part_cut_in_two_by_an_occluder_in_the_reference_keeps_both_pieces_sha
     err = np.linalg.norm(out[..., :3].astype(float) - truth[..., :3], axis=2)
     top, bottom = err[25:47, 25:135], err[66:105, 25:135]
     assert (bottom <= 6).mean() >= 0.97 and (top <= 6).mean() >= 0.9, ((bottom <= 6).mean(), (top <= 6).mean())
+
+
+def test_scenery_without_lines_scrolls_with_the_lines_around_it():
+    """A chat on a screen scrolls: white bubbles drawn without lines on a grey screen, the text
+    bars in them are lines. The background follows the shift of its lines there (a pan works the
+    same way): each bubble lands where its text went, not where it was (around its text)."""
+    def screen(dy):
+        lines = np.full((120, 160, 4), 255, np.uint8)
+        cel = np.full((120, 160, 4), 255, np.uint8)
+        cel[..., :3] = (214, 220, 227)
+        for top in (20, 75):
+            cel[top + dy:top + dy + 35, 30:130, :3] = 255           # a bubble, no outline
+            for k in range(3):
+                y = top + dy + 8 + 9 * k
+                cv2.rectangle(lines, (40, y), (100 - 15 * k, y + 3), (0, 0, 0, 255), -1)  # text
+        cel[lines[..., 0] < 128, :3] = 0
+        return lines, cel
+    (lines_ref, cel_ref), (lines_tgt, truth) = screen(0), screen(-12)
+    ctx = _ctx(refs={("char", 1): cel_ref}, keys={"char": [1, 2]})
+    res = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx)
+    out = res.frames[("char", 2)]
+    err = np.linalg.norm(out[..., :3].astype(float) - truth[..., :3], axis=2)
+    # around the text (where the lines show the motion) the bubbles are where they went; a
+    # bubble's margin farther from any line than the lines' neighbourhood is still copied in place
+    text = lines_tgt[..., 0] < 128
+    near = cv2.dilate(text.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~text
+    assert (err[near] <= 8).mean() >= 0.97, (err[near] <= 8).mean()
+    # where the chat moved the map says so
+    conf = res.variants["confidence"][("char", 2)][..., 0]
+    assert (conf[near] < 128).mean() >= 0.9

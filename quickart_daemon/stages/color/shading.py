@@ -64,12 +64,13 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray,
-               prior: np.ndarray) -> np.ndarray:
+               prior: np.ndarray, outlines: bool = True) -> np.ndarray:
     """The offset (x, y) to add to a target pixel to reach its place in the reference: the one
     under which the two masks and their outlines overlap most (ties: the one nearest `prior`).
     The outlines decide where the areas cannot: a part half hidden in one frame fits inside the
     other at many shifts, but its visible outline lies on the other's at one; the areas decide
-    where the outlines change (a part that turns a little)."""
+    where the outlines change (a part that turns a little). Masks that are lines already are
+    compared as they are (`outlines` False)."""
     size = max(float(np.sqrt(t_mask.sum())), 1.0)
     s = max(1, int(np.ceil(max(*t_mask.shape, *r_mask.shape) / ALIGN_SIZE)))
     if s > 1:
@@ -84,7 +85,7 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     def xcorr(a, b):
         c = np.fft.irfft2(np.conj(np.fft.rfft2(a, (H, W))) * np.fft.rfft2(b, (H, W)), (H, W))
         return c / max(float(c.max()), 1e-9)
-    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask)
+    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask) if outlines else xcorr(t_mask, r_mask)
     # corr[k] = sum_p t[p] r[p + k], k wrapped: rows -(ht-1)..hr-1
     ky = np.arange(H)
     ky = np.where(ky >= hr, ky - H, ky)
@@ -258,6 +259,33 @@ def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.nda
     return cv2.dilate(edge.astype(np.uint8), k).astype(bool) & carried
 
 
+def _scenery_moved(fill: np.ndarray, want: np.ndarray, line: np.ndarray, ref, source: np.ndarray) -> np.ndarray:
+    """Background where lines moved (a scrolling screen, a pan): each connected area of it takes
+    the shift that lays the reference's lines best onto the drawing's there, and copies the
+    reference's background (`source`) from the shifted place: colour areas without lines (chat
+    bubbles on a screen) move with the lines around them. Returns where it copied (in place)."""
+    h, w = want.shape
+    done = np.zeros((h, w), bool)
+    n, comp = cv2.connectedComponents(want.astype(np.uint8), connectivity=8)
+    rline = (~ref.prep.seg.free).astype(np.float32)
+    for c in range(1, n):
+        ys, xs = np.nonzero(comp == c)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        t_lines = (line[y0:y1, x0:x1] & (comp[y0:y1, x0:x1] == c)).astype(np.float32)
+        if t_lines.sum() < 4 * max(y1 - y0, x1 - x0) ** 0.5:
+            continue  # too few lines to tell how it moved
+        my, mx = (y1 - y0) // 2, (x1 - x0) // 2
+        ry0, ry1, rx0, rx1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+        off = mask_shift(t_lines, np.array([x0, y0], float), rline[ry0:ry1, rx0:rx1],
+                         np.array([rx0, ry0], float), np.zeros(2), outlines=False)
+        sy = np.clip(ys + int(off[1]), 0, h - 1)
+        sx = np.clip(xs + int(off[0]), 0, w - 1)
+        ok = source[sy, sx]
+        fill[ys[ok], xs[ok]] = ref.image[sy[ok], sx[ok]]
+        done[ys[ok], xs[ok]] = True
+    return done
+
+
 def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: np.ndarray, ref
                   ) -> tuple[np.ndarray, np.ndarray]:
     """An opaque reference paints its background too (paper, a screen, a sky: parts with no
@@ -287,6 +315,7 @@ def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: 
     fringe = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) < SCENERY_FRINGE_PX
     seen = outside & ref.prep.seg.free & ~(part & gone[rlab]) & ~(fringe & moved)
     fill[seen] = img[seen]
+    seen |= _scenery_moved(fill, outside & moved, line, ref, ~part & ref.prep.seg.free)
     got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
     scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
