@@ -412,3 +412,25 @@ def test_scenery_without_lines_scrolls_with_the_lines_around_it():
     # where the chat moved the map says so
     conf = res.variants["confidence"][("char", 2)][..., 0]
     assert (conf[near] < 128).mean() >= 0.9
+
+
+def test_what_held_still_is_the_reference_pixel_for_pixel():
+    """A hold (or the parts that do not take part in the motion): a part whose lines did not move
+    is the reference exactly, its coloured, anti-aliased outline included (no black ink drawn over
+    the reference's orange rim), while another part moves elsewhere."""
+    def drawing(ball_x):
+        lines = np.full((120, 160, 4), 255, np.uint8)
+        cv2.circle(lines, (50, 60), 30, (0, 0, 0, 255), 4, cv2.LINE_AA)
+        cv2.circle(lines, (ball_x, 30), 8, (0, 0, 0, 255), 2, cv2.LINE_AA)
+        return lines
+    lines_ref, lines_tgt = drawing(120), drawing(135)
+    cov = 1.0 - lines_ref[..., :1].astype(np.float32) / 255           # the lines' coverage
+    ys, xs = np.mgrid[0:120, 0:160]
+    inside = (np.hypot(xs - 50, ys - 60) < 30)[..., None]
+    base = np.where(inside, np.float32([255, 213, 39]), np.float32([255, 255, 255]))
+    cel = np.full((120, 160, 4), 255, np.uint8)
+    cel[..., :3] = (cov * np.float32([240, 140, 20]) + (1 - cov) * base + 0.5).astype(np.uint8)  # an orange rim
+    ctx = _ctx(refs={("char", 1): cel}, keys={"char": [1, 2]})
+    out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
+    held = np.hypot(xs - 50, ys - 60) < 36
+    assert (np.abs(out[held][:, :3].astype(int) - cel[held][:, :3]).max(axis=1) <= 3).mean() >= 0.99

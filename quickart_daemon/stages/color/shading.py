@@ -286,8 +286,30 @@ def _scenery_moved(fill: np.ndarray, want: np.ndarray, line: np.ndarray, ref, so
     return done
 
 
-def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: np.ndarray, ref
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def lines_moved(line: np.ndarray, ref) -> np.ndarray:
+    """Where the drawing's lines and the reference's differ nearby (within MOVED_NEAR of the
+    frame's height): something moved there. Elsewhere the drawing holds still."""
+    r = max(3, int(round(MOVED_NEAR * line.shape[0])))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate((line != ~ref.prep.seg.free).astype(np.uint8), k).astype(bool)
+
+
+def hold_still(fill: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.ndarray, outside: np.ndarray,
+               ref) -> np.ndarray:
+    """A region none of whose lines moved, and the lines on the background away from lines that
+    moved, held still (a hold, or the parts of a drawing that do not take part in the motion):
+    the reference there is the answer, pixel for pixel, its lines' colours and anti-aliasing
+    included (in place in `fill`; the background between the lines is `paint_scenery`'s).
+    Returns where the drawing held still (no ink to draw over: the reference's pixels show it)."""
+    still = np.bincount(lab[moved], minlength=len(outside)) == 0
+    still[outside] = False
+    px = still[lab] | (outside[lab] & line & ~moved)
+    fill[px] = ref.image[px]
+    return still[lab] | (outside[lab] & ~moved)
+
+
+def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.ndarray,
+                  ref) -> np.ndarray:
     """An opaque reference paints its background too (paper, a screen, a sky: parts with no
     lines around them). The background does not move with the characters: where the line art
     shows background, the fill takes the reference's pixel at the same place (in place in
@@ -296,15 +318,11 @@ def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: 
     close there (a duck that has since stepped aside, a bubble that scrolled) is not copied: the
     nearest background of the reference continues. Where the lines agree, a part that the drawing
     leaves open (a post drawn without its bottom line) is copied like the background. Returns
-    (scenery: where the result is not paper, moved: where it lies near lines that moved). A
-    reference with transparency keeps the background transparent."""
-    none = np.zeros(outside.shape, bool)
+    where the result is not paper (scenery). A reference with transparency keeps the background
+    transparent."""
     img = ref.image
     if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
-        return none, none
-    r = max(3, int(round(MOVED_NEAR * lab.shape[0])))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    moved = cv2.dilate((line != ~ref.prep.seg.free).astype(np.uint8), k).astype(bool)
+        return np.zeros(outside.shape, bool)
     rlab = ref.prep.seg.labels
     part = ~ref.prep.regs.outside[rlab]
     # a part of the reference that lies on the drawing's background where lines moved (a fin the
@@ -319,4 +337,4 @@ def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: 
     got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
     scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
-    return scenery, scenery & moved
+    return scenery

@@ -13,7 +13,7 @@ from .features import Regions, describe
 from .match import TRANSPARENT, match
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import carry_shading, paint_scenery
+from .shading import carry_shading, hold_still, lines_moved, paint_scenery
 
 
 @dataclass
@@ -328,12 +328,21 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     mode = str(params.get("lines", "keep"))
     trace_px = prep.art.red | prep.art.blue
     fill, carried, line_rgb = None, np.zeros(lab.shape, bool), None
+    coverage = prep.art.coverage
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
         fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
                                                      None if lc else prep.art.coverage > 0.02, prep.art.line_width)
         conf = np.minimum(conf, fit)
-        scenery, moved = paint_scenery(fill, regs.outside[lab], lab, ~prep.seg.free, refs[0])
-    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
+        if refs[0].image.shape[:2] == lab.shape:
+            moved = lines_moved(~prep.seg.free, refs[0])
+            scenery = paint_scenery(fill, regs.outside[lab], lab, ~prep.seg.free, moved, refs[0])
+            if not lc and mode == "keep":  # the reference's pixels, its lines as it draws them
+                still = hold_still(fill, lab, ~prep.seg.free, moved, regs.outside, refs[0])
+                coverage = np.where(still, 0.0, coverage).astype(np.float32)
+                carried |= still
+        else:
+            moved = scenery = np.zeros(lab.shape, bool)
+    image = finish.paint(lab, lut, coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
     styles = {}
     for style in palette.styles:
         slut = lut.copy()
