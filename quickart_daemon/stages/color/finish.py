@@ -41,6 +41,10 @@ def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np
     return changed
 
 
+#: line coverage under which no ink is drawn over the fill
+INK_VISIBLE = 0.02
+
+
 def paint(labels: np.ndarray, lut: np.ndarray, coverage: np.ndarray, ink: np.ndarray, trace: np.ndarray,
           ink_rgb, line_mode: str, fill: np.ndarray | None = None,
           line_rgb: np.ndarray | None = None) -> np.ndarray:
@@ -51,7 +55,7 @@ def paint(labels: np.ndarray, lut: np.ndarray, coverage: np.ndarray, ink: np.nda
         return out
     a = np.where(trace, 0.0, coverage).astype(np.float32)
     a[ink] = np.maximum(a[ink], 0.0)
-    sel = a > 0.02
+    sel = a > INK_VISIBLE
     if not sel.any():
         return out
     aa = a[sel][:, None]

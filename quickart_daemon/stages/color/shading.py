@@ -15,6 +15,11 @@ region copies that region's pixels, moved by the region's own motion:
   gradient continues instead of breaking into the flat base colour;
 - a region the reference paints flat stays its exact base colour (flat cels are painted as
   before, with no noise copied in).
+
+Lines take the colour the reference gives the same stretch of line (coloured outlines). What held
+still (no line moved nearby) is the reference pixel for pixel (`hold_still`). The background
+comes from the reference too (`paint_scenery`): in place where its lines held still, shifted with
+them where they moved, never as the ghost of a part that has gone.
 """
 
 from __future__ import annotations
@@ -27,9 +32,6 @@ import numpy as np
 #: off its base colour is painted flat
 FLAT_LEVEL = 12.0
 SHADED_SHARE = 0.1
-#: distance (pixels) from the reference's lines under which its pixels are line (1: every pixel off the lines is
-#: paint; the fringe beside a line is carried with the line, the shift being exact)
-FRINGE_PX = 1.0
 #: the masks are correlated at a resolution where a region is at most this many pixels across
 #: (the shift is then known to within half a step: shading varies slowly)
 ALIGN_SIZE = 160
@@ -38,6 +40,8 @@ PIECE_SHARE = 0.01
 #: RGB distance between neighbouring pixels of one region above which the tone changes sharply
 #: (a gradient changes by a few levels a pixel, a shadow's or a stripe's edge by tens)
 TONE_EDGE = 2 * FLAT_LEVEL
+#: how far (share of the frame's height) from a sharp change of tone a carried pixel is unsure
+TONE_EDGE_BAND = 0.004
 #: width (pixels) of a line's anti-aliased fringe in the reference's background
 SCENERY_FRINGE_PX = 3.0
 #: how near (share of the frame's height) a difference between the drawing's and the reference's
@@ -164,13 +168,14 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
                   src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-pixel fill that carries the references' shading into the regions that took their colour
-    from them (see the module). Returns the fill; where it is known (carried, a flat region, or
-    filled from the region's own carried pixels beside a line, where the moved place still lies in
-    the reference region); and per region the share of it whose moved place lies in its reference
-    region (a shape that does not fit is a doubtful match); and, given the drawing's `line` mask
-    (and its line width),
-    the colour the references give its lines (-1 where they give none: the drawing's ink).
-    Carried pixels beside a sharp change of tone are not known (see `tone_edges`)."""
+    from them (see the module). Returns
+    - the fill;
+    - where it is known: the moved place lies in the reference region (or the region is flat),
+      and not beside a sharp change of the carried tone (`tone_edges`);
+    - per region the share whose moved place lies in its reference region (a shape that does not
+      fit is a doubtful match);
+    - given the drawing's `line` mask (where ink is drawn) and line width, the colour the
+      references give its lines, (h, w, 3) int16, -1 where they give none (the drawing's ink)."""
     h, w = lab.shape
     n1 = len(colour)
     fill = lut[lab].copy()
@@ -191,9 +196,10 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         if not sel_reg.any():
             continue
         rregs, rlab = ref.prep.regs, ref.prep.seg.labels
-        # copied only from away from the reference's lines: their anti-aliased fringe is ink
-        # mixed into the paint, not shading
-        away = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) >= FRINGE_PX
+        # copied from the pixels off the reference's lines and not touching them (the pixel
+        # right beside a line is mostly its anti-aliasing: ink mixed into the paint)
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        away = ~cv2.dilate((~ref.prep.seg.free).astype(np.uint8), cross).astype(bool)
         base = np.zeros((rregs.n + 1, 3), np.float32)
         for t in np.nonzero(sel_reg)[0]:
             base[src_reg[t]] = lut[t, :3]
@@ -244,7 +250,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
 def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.ndarray:
     """Carried pixels near a sharp change of tone inside their region (a shadow's edge, a ring of
     a target): a shift or a turn of a few pixels puts them on the other side, so their colour is
-    a guess. The band is about 0.4 % of the frame's height wide on either side."""
+    a guess. The band is TONE_EDGE_BAND of the frame's height wide on either side."""
     rgb = fill[..., :3].astype(np.float32)
     step = np.zeros(lab.shape, np.float32)
     for dy, dx in ((0, 1), (1, 0)):
@@ -254,7 +260,7 @@ def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.nda
         step[: step.shape[0] - dy, : step.shape[1] - dx] = np.maximum(step[: step.shape[0] - dy, : step.shape[1] - dx], d)
         step[dy:, dx:] = np.maximum(step[dy:, dx:], d)
     edge = (step > TONE_EDGE) & carried
-    r = max(2, int(round(0.004 * lab.shape[0])))
+    r = max(2, int(round(TONE_EDGE_BAND * lab.shape[0])))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     return cv2.dilate(edge.astype(np.uint8), k).astype(bool) & carried
 
