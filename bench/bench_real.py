@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_real.py [--anims tg_duck_safe,...] [--gaps 2,4,6] [--methods ...]
         [--every N] [--dists 1,4,8] [--no-inbetween] [--no-color] [--json bench/out/real.json]
-        [--speed 1920x1080]
+        [--speed 1920x1080] [--color-speed 1920x1080] [--color-errors]
 
 The development set is the seven real animations of `../shared/realset/make_dev.py` (Telegram
 Desktop's animated stickers, GPL-3.0+: built on this machine, never committed). The bench looks
@@ -44,6 +44,12 @@ wrong ones marks them three times better than chance).
 
 Speed (`--speed WxH`): the stage's seconds per in-between at that size for `motion` (the
 default before issue 14) and `auto`, on one animation scaled up, one thread.
+
+`--color-errors` breaks the colour errors down by where they lie (the background, a wrong region
+colour, shading inside a right region, the rest) with the ceiling of a flat fill (see colour_errors).
+
+Colour speed (`--color-speed WxH`): seconds per coloured frame of the `color` stage at that size
+(tg_duck_safe frame 4 from frame 0, scaled up), one thread.
 
 A contact sheet of the worst in-betweens (key, truth, ours, reference, hold) and of the worst
 colourings (truth, ours, naive, confidence) goes to bench/out/.
@@ -280,7 +286,45 @@ def colour_scores(out: np.ndarray, truth: np.ndarray, lines_rgb: np.ndarray, con
     return acc, low, flagged
 
 
-def colour_bench(root: Path, dists):
+def colour_errors(out: np.ndarray, truth: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """Where the wrong pixels lie, as shares of the scored pixels: (scenery, match, shading, other,
+    flat ceiling). Regions are the stage's own segmentation of the line art. scenery: the background
+    region; match: the region's median output is more than COLOUR_TOL from the truth's median (a
+    wrong region match, or shading carried from the wrong place); shading: the region's colour is
+    right but the truth varies inside it by more than COLOUR_TOL there (a gradient, a shadow, a
+    colour area without lines); other: the rest (line fringes, misplaced tone edges). flat
+    ceiling: the accuracy of painting each region its true median (the best a flat fill can do)."""
+    import cv2
+    from quickart_daemon.stages.color.stage import prepare
+    painted = np.abs(truth.astype(np.int16) - 255).max(axis=2) > 8
+    sel = painted & (cv2.cvtColor(lines[..., :3], cv2.COLOR_RGB2GRAY) >= 128)
+    t, o = truth.astype(np.float32), out.astype(np.float32)
+    wrong = sel & (np.linalg.norm(o - t, axis=2) >= COLOUR_TOL)
+    prep = prepare(lines)
+    lab, outside = prep.seg.labels, prep.regs.outside
+    med_t, med_o = np.zeros((prep.regs.n + 1, 3)), np.zeros((prep.regs.n + 1, 3))
+    for r in np.unique(lab[sel]):
+        m = sel & (lab == r)
+        med_t[r], med_o[r] = np.median(t[m], axis=0), np.median(o[m], axis=0)
+    flat_ok = np.linalg.norm(t - med_t[lab], axis=2) < COLOUR_TOL
+    region_ok = (np.linalg.norm(med_o - med_t, axis=1) < COLOUR_TOL)[lab]
+    inside = wrong & ~outside[lab]
+    n = max(int(sel.sum()), 1)
+    return np.array([(wrong & outside[lab]).sum(), (inside & ~region_ok).sum(), (inside & region_ok & ~flat_ok).sum(),
+                     (inside & region_ok & flat_ok).sum(), (sel & flat_ok).sum()]) / n
+
+
+def print_colour_errors(names, errors, dists):
+    print("\n## Where the colour errors lie (share of scored pixels; see colour_errors)\n")
+    print("| animation | d | ours wrong | scenery | match | shading | other | flat ceiling |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d in dists:
+        for anim in names:
+            v = np.mean([e for (a, dd, e) in errors if a == anim and dd == d], axis=0)
+            print(f"| {anim} | {d} | {v[:4].sum():.3f} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
+
+
+def colour_bench(root: Path, dists, errors: list | None = None):
     from quickart_daemon import stages
     from quickart_daemon.stages.base import StageContext
     from quickart_daemon.timing import schedule_from_timing
@@ -305,6 +349,8 @@ def colour_bench(root: Path, dists):
                 acc_n, _, _ = colour_scores(naive, truth, lines[i][..., :3], None)
                 acc_o, low, flagged = colour_scores(ours, truth, lines[i][..., :3], conf)
                 rows.append((anim, d, i, acc_n, acc_o, low, flagged))
+                if errors is not None:
+                    errors.append((anim, d, colour_errors(ours, truth, lines[i])))
                 worst.append((acc_o, anim, d, i, truth, ours, naive, np.dstack([conf * 255] * 3)))
                 worst = sorted(worst, key=lambda w: w[0])[:4]
             print(f"colour {anim} d={d}: naive {np.mean([x[3] for x in rows if x[0] == anim and x[1] == d]):.3f} "
@@ -357,6 +403,35 @@ def speed(root: Path, anim: str, size: tuple[int, int], methods: list[str]) -> N
         print(f"| {m} | {got[m]:.1f} | {ratio} |", flush=True)
 
 
+def colour_speed(root: Path, anim: str, size: tuple[int, int], reps: int = 2) -> None:
+    """Seconds per coloured frame of the `color` stage at `size`: the line art of frame 4 coloured
+    from frame 0 (its cel and line art), both scaled to the height and centred on white, 1 thread;
+    the reference's own segmentation is part of the cost (a job builds it once per key)."""
+    import cv2
+    from quickart_daemon import stages
+    from quickart_daemon.stages.base import StageContext
+    from quickart_daemon.timing import schedule_from_timing
+    w, h = size
+
+    def fit(im):
+        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
+        canvas = np.full((h, w, 4), 255, np.uint8)
+        x0 = (w - im.shape[1]) // 2
+        canvas[:, x0:x0 + im.shape[1]] = im
+        return canvas
+    cel = fit(load_rgba(root / "color" / anim / "color" / "frame_0000.png"))
+    lines = {i: fit(load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png")) for i in (0, 4)}
+    times = []
+    for _ in range(reps):
+        ctx = StageContext(schedule=schedule_from_timing({"char": [0, 4]}, 1), refs={("char", 0): cel},
+                           models_dir=ROOT / "models")
+        t0 = time.perf_counter()
+        stages.get("color").run({("char", 0): lines[0], ("char", 4): lines[4]}, ctx)
+        times.append(time.perf_counter() - t0)
+    print(f"\n## Colour speed: {anim} at {w}x{h}, frame 4 from frame 0, CPU 1 thread\n")
+    print(f"| seconds per coloured frame (best of {reps}) |\n|---|\n| {min(times):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--anims", default=",".join(INTERP))
@@ -370,6 +445,9 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the raw per-frame scores here")
     ap.add_argument("--speed", default=None, help="WxH: also time the stage (motion = auto before issue 14, "
                                                   "auto) at this size on tg_duck_safe")
+    ap.add_argument("--color-errors", action="store_true", help="also break the colour errors down (scenery, "
+                                                                  "match, shading, other)")
+    ap.add_argument("--color-speed", default=None, help="WxH: also time the color stage at this size on tg_duck_safe")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
@@ -389,14 +467,19 @@ def main() -> None:
         dump["inbetween"] = rows
     if not a.no_color:
         dists = [int(d) for d in a.dists.split(",")]
-        names, crow, cworst = colour_bench(root, dists)
+        errors = [] if a.color_errors else None
+        names, crow, cworst = colour_bench(root, dists, errors)
         print_colour(names, crow, dists)
+        if errors is not None:
+            print_colour_errors(names, errors, dists)
         sheet([list(w[4:]) for w in cworst], [f"{w[1]} d={w[2]} frame {w[3]}: {w[0]:.3f} (truth | ours | naive | "
                                                "confidence)" for w in cworst], OUT / "real_color_worst.png")
         print(f"worst colourings: {OUT / 'real_color_worst.png'}")
         dump["color"] = crow
     if a.speed:
         speed(root, "tg_duck_safe", tuple(int(v) for v in a.speed.split("x")), ["motion", "auto"])
+    if a.color_speed:
+        colour_speed(root, "tg_duck_safe", tuple(int(v) for v in a.color_speed.split("x")))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(dump))

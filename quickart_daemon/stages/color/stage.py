@@ -13,6 +13,7 @@ from .features import Regions, describe
 from .match import TRANSPARENT, match
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
+from .shading import carry_shading, hold_still, lines_moved, paint_scenery
 
 
 @dataclass
@@ -221,84 +222,14 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
     m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
 
 
-#: confidence factor of a pixel painted its region's base colour because the reference region
-#: does not cover the matching place (the shading or a colour without lines there is unknown)
-UNCARRIED_CONFIDENCE = 0.5
-
-
-def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
-                  src_reg: np.ndarray, refs: list[RefModel]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel fill that carries the reference's shading: each region, where it took its colour
-    from a reference region, copies that region's pixels moved by the regions' centroid offset
-    (gradients, soft shadows, highlights and colour areas without lines come along with the
-    part); where the moved place falls outside the reference region (the part changed shape)
-    or the copied pixel is far from the region's colour (another part's ink), the base colour;
-    a region the reference paints flat stays its (exact) base colour. Returns the fill, where it
-    is known (carried, a flat region, or the base colour beside a line), and per region the share
-    of it that lands inside its reference region (a shape that does not fit is a doubtful match)."""
-    h, w = lab.shape
-    fill = lut[lab].copy()
-    carried = np.zeros((h, w), bool)
-    fit = np.ones(len(colour))
-    ys, xs = np.mgrid[0:h, 0:w]
-    for rank, ref in enumerate(refs):
-        sel_reg = (src_ref == rank) & (colour >= 0)
-        sel_reg[0] = False
-        if not sel_reg.any():
-            continue
-        rregs, rlab = ref.prep.regs, ref.prep.seg.labels
-        off = np.zeros((len(sel_reg), 2))
-        off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
-        px = sel_reg[lab]
-        sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
-        sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
-        inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
-        # copied only from away from the reference's lines: their anti-aliased fringe is ink
-        # mixed into the paint, not shading
-        away = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) >= FRINGE_PX
-        usable = inside & away[sy, sx]
-        got = ref.image[sy, sx]
-        dist = np.linalg.norm(got[..., :3].astype(np.float32) - fill[..., :3].astype(np.float32), axis=2)
-        # a region the reference paints flat has no shading to carry: its base colour is exact
-        off_base = np.bincount(lab[usable], (dist > FLAT_LEVEL)[usable], len(sel_reg))
-        shaded = off_base >= SHADED_SHARE * np.maximum(np.bincount(lab[usable], minlength=len(sel_reg)), 1)
-        ok = usable & (dist <= SHADE_RANGE) & shaded[lab]
-        fill[ok] = got[ok]
-        carried |= (inside & shaded[lab]) | (px & ~shaded[lab])
-        has = np.bincount(lab[px], minlength=len(sel_reg))
-        fit[sel_reg] = np.bincount(lab[inside], minlength=len(sel_reg))[sel_reg] / np.maximum(has[sel_reg], 1)
-    return fill, carried, fit
-
-
-def paint_scenery(fill: np.ndarray, outside: np.ndarray, ref: RefModel) -> np.ndarray:
-    """An opaque reference paints its background too (paper, a screen, a sky: parts with no
-    lines around them). The background does not move with the characters: where the line art
-    shows background, the fill takes the reference's pixel at the same place (in place in
-    `fill`); returns where that is not paper (scenery: a guess, since it may have moved). A
-    reference with transparency keeps the background transparent."""
-    img = ref.image
-    if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
-        return np.zeros(outside.shape, bool)
-    sel = outside & ref.prep.seg.free  # not on the reference's lines (another part's ink)
-    fill[sel] = img[sel]
-    paper = np.median(img[..., :3][sel][:: max(1, int(sel.sum()) // 20000)], axis=0) if sel.any() else 255
-    return sel & (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
-
-
-#: confidence of background scenery copied from the reference at the same place
+#: confidence of a pixel whose colour is a guess inside a well-matched region: its moved place is
+#: off the reference region (the shading there is unknown), it lies beside a sharp change of the
+#: carried tone, or it is scenery copied from the reference at the same place where lines moved
+#: nearby. Below the default --low-confidence (0.5), so the map marks it for review.
+UNSURE_CONFIDENCE = 0.4
+#: confidence of scenery copied from the reference at the same place where the lines around
+#: held still (half sure: a colour area without lines may still have moved)
 SCENERY_CONFIDENCE = 0.5
-
-
-#: how far (RGB distance) a carried pixel may be from its region's base colour: a shadow or a
-#: highlight of the part, not a different part's colour or ink
-SHADE_RANGE = 120.0
-#: a reference pixel within this RGB distance of its region's base colour is the flat paint
-#: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
-#: off its base colour is painted flat
-FLAT_LEVEL = 12.0
-SHADED_SHARE = 0.1
-#: distance (pixels) from the reference's lines within which its pixels are line fringe
-FRINGE_PX = 2.0
 
 
 @dataclass
@@ -396,12 +327,23 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         ink_rgb = parse_hex(lc, "line-color")
     mode = str(params.get("lines", "keep"))
     trace_px = prep.art.red | prep.art.blue
-    fill, carried = None, np.zeros(lab.shape, bool)
+    fill, carried, line_rgb = None, np.zeros(lab.shape, bool), None
+    coverage = prep.art.coverage
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
-        fill, carried, fit = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs)
+        fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
+                                                     None if lc else prep.art.coverage > finish.INK_VISIBLE,
+                                                     prep.art.line_width)
         conf = np.minimum(conf, fit)
-        scenery = paint_scenery(fill, regs.outside[lab], refs[0])
-    image = finish.paint(lab, lut, prep.art.coverage, prep.art.ink, trace_px, ink_rgb, mode, fill)
+        if refs[0].image.shape[:2] == lab.shape:
+            moved = lines_moved(~prep.seg.free, refs[0])
+            scenery = paint_scenery(fill, regs.outside[lab], lab, ~prep.seg.free, moved, refs[0])
+            if not lc and mode == "keep":  # the reference's pixels, its lines as it draws them
+                still = hold_still(fill, lab, ~prep.seg.free, moved, regs.outside, refs[0])
+                coverage = np.where(still, 0.0, coverage).astype(np.float32)
+                carried |= still
+        else:
+            moved = scenery = np.zeros(lab.shape, bool)
+    image = finish.paint(lab, lut, coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
     styles = {}
     for style in palette.styles:
         slut = lut.copy()
@@ -412,8 +354,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
                                      palette.apply_style(style, ink_rgb), mode)
     conf_map = conf.astype(np.float32)[lab]
     if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
-        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, conf_map * UNCARRIED_CONFIDENCE)
-        conf_map = np.where(scenery, SCENERY_CONFIDENCE, conf_map)
+        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
+        conf_map = np.where(scenery, np.where(moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
     thr = float(params.get("low-confidence", 0.5))
     low = []
     for t in range(1, n + 1):

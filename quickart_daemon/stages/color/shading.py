@@ -1,0 +1,346 @@
+"""Carrying a shaded reference's pixels into the matched regions of a drawing (issue 14).
+
+Real cels are shaded: gradients, soft shadows, highlights, and colour areas drawn without lines
+(a target's rings, a box's stripes) inside a part. A region that took its colour from a reference
+region copies that region's pixels, moved by the region's own motion:
+
+- the motion is the shift that lays the reference region's shape best onto the region's shape
+  (the largest overlap of the two masks, by cross-correlation): a part that holds still while
+  another part moves over it keeps shift 0 exactly, where the offset of the centroids would
+  move with whatever hides it;
+- a pixel whose moved place lies in another piece of the reference that is painted in the same
+  colours (the part was cut in two by an occluder there) copies that piece;
+- pixels whose moved place is off the reference region (the part grew, or came out from behind
+  another) or on the reference's lines take the nearest carried pixel of the same region: a
+  gradient continues instead of breaking into the flat base colour;
+- a region the reference paints flat stays its exact base colour (flat cels are painted as
+  before, with no noise copied in).
+
+Lines take the colour the reference gives the same stretch of line (coloured outlines). What held
+still (no line moved nearby) is the reference pixel for pixel (`hold_still`). The background
+comes from the reference too (`paint_scenery`): in place where its lines held still, shifted with
+them where they moved, never as the ghost of a part that has gone.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: a reference pixel within this RGB distance of its region's base colour is the flat paint
+#: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
+#: off its base colour is painted flat
+FLAT_LEVEL = 12.0
+SHADED_SHARE = 0.1
+#: the masks are correlated at a resolution where a region is at most this many pixels across
+#: (the shift is then known to within half a step: shading varies slowly)
+ALIGN_SIZE = 160
+#: share of a region's paint from which a coarse colour counts as one of its colours
+PIECE_SHARE = 0.01
+#: RGB distance between neighbouring pixels of one region above which the tone changes sharply
+#: (a gradient changes by a few levels a pixel, a shadow's or a stripe's edge by tens)
+TONE_EDGE = 2 * FLAT_LEVEL
+#: how far (share of the frame's height) from a sharp change of tone a carried pixel is unsure
+TONE_EDGE_BAND = 0.004
+#: width (pixels) of a line's anti-aliased fringe in the reference's background
+SCENERY_FRINGE_PX = 3.0
+#: how near (share of the frame's height) a difference between the drawing's and the reference's
+#: lines makes the background there "moved"
+MOVED_NEAR = 0.02
+#: cost of a region's shift per region size (sqrt of its area), against its overlap score (at
+#: most 2: outlines and areas): moving by a whole region size costs an eighth of a perfect fit
+STILL_BIAS = 0.25
+#: line coverage above which a reference pixel is the line itself (its colour is the line's colour)
+LINE_CORE = 0.5
+
+
+def _crop(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    return (mask_img[y0:y1 + 1, x0:x1 + 1] == label).astype(np.float32), np.array([x0, y0], float)
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """A band about 3 px wide along the inside of a mask's border (the middle of its lines)."""
+    k = np.ones((3, 3), np.uint8)
+    m = np.pad(mask, 1)  # the crop's edge is the mask's edge
+    band = m - cv2.erode(m, k)
+    return cv2.dilate(band, k)[1:-1, 1:-1]
+
+
+def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray,
+               prior: np.ndarray, outlines: bool = True) -> np.ndarray:
+    """The offset (x, y) to add to a target pixel to reach its place in the reference: the one
+    under which the two masks and their outlines overlap most (ties: the one nearest `prior`).
+    The outlines decide where the areas cannot: a part half hidden in one frame fits inside the
+    other at many shifts, but its visible outline lies on the other's at one; the areas decide
+    where the outlines change (a part that turns a little). Masks that are lines already are
+    compared as they are (`outlines` False)."""
+    size = max(float(np.sqrt(t_mask.sum())), 1.0)
+    s = max(1, int(np.ceil(max(*t_mask.shape, *r_mask.shape) / ALIGN_SIZE)))
+    if s > 1:
+        t_mask = cv2.resize(t_mask, (max(1, t_mask.shape[1] // s), max(1, t_mask.shape[0] // s)),
+                            interpolation=cv2.INTER_AREA)
+        r_mask = cv2.resize(r_mask, (max(1, r_mask.shape[1] // s), max(1, r_mask.shape[0] // s)),
+                            interpolation=cv2.INTER_AREA)
+    ht, wt = t_mask.shape
+    hr, wr = r_mask.shape
+    H, W = ht + hr, wt + wr
+
+    def xcorr(a, b):
+        c = np.fft.irfft2(np.conj(np.fft.rfft2(a, (H, W))) * np.fft.rfft2(b, (H, W)), (H, W))
+        return c / max(float(c.max()), 1e-9)
+    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask) if outlines else xcorr(t_mask, r_mask)
+    # corr[k] = sum_p t[p] r[p + k], k wrapped: rows -(ht-1)..hr-1
+    ky = np.arange(H)
+    ky = np.where(ky >= hr, ky - H, ky)
+    kx = np.arange(W)
+    kx = np.where(kx >= wr, kx - W, kx)
+    off_y = r_org[1] + ky * s - t_org[1]
+    off_x = r_org[0] + kx * s - t_org[0]
+    # most of a drawing holds still between nearby frames: a shift costs STILL_BIAS per region
+    # size, so a part whose shape changed (another part now cuts it elsewhere) is not sent far
+    # off to where its new outline happens to fit
+    moved = np.hypot(off_x[None, :], off_y[:, None]) / size
+    near = np.hypot(off_x[None, :] - prior[0], off_y[:, None] - prior[1])
+    score = corr - STILL_BIAS * moved - 1e-6 * near  # ties go to the shift nearest the prior
+    iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
+    return np.array([off_x[ix], off_y[iy]])
+
+
+def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
+    """Per reference region: does the reference paint it with shading (enough of its pixels off
+    its base colour), rather than flat?"""
+    n = len(base_rgb)
+    sel = away & (image[..., 3] >= 128)
+    lab = ref_labels[sel]
+    dist = np.linalg.norm(image[..., :3][sel].astype(np.float32) - base_rgb[lab], axis=1)
+    off = np.bincount(lab, dist > FLAT_LEVEL, n)
+    return off >= SHADED_SHARE * np.maximum(np.bincount(lab, minlength=n), 1)
+
+
+def _coarse(rgb: np.ndarray) -> np.ndarray:
+    """Colour code on a coarse grid (16 levels a channel)."""
+    q = rgb.astype(np.int64) >> 4
+    return (q[..., 0] << 8) | (q[..., 1] << 4) | q[..., 2]
+
+
+def same_paint(image: np.ndarray, rlab: np.ndarray, away: np.ndarray, region: np.ndarray,
+               sy: np.ndarray, sx: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """For the pixels `sel`: is the reference pixel at (sy, sx) a colour that the reference region
+    `region` (per pixel) itself uses (on the coarse grid, a neighbouring cell counting: a gradient
+    continues)? A colour counts when it makes up at least PIECE_SHARE of the region's paint."""
+    n = int(rlab.max()) + 1
+    lab = rlab[away]
+    code = _coarse(image[..., :3][away])
+    keys, cnt = np.unique(lab.astype(np.int64) * 4096 + code, return_counts=True)
+    total = np.bincount(lab, minlength=n)
+    present = keys[cnt >= PIECE_SHARE * total[keys // 4096]]
+    q = image[sy[sel], sx[sel], :3].astype(np.int64) >> 4
+    reg = region[sel].astype(np.int64) * 4096
+    hit = np.zeros(len(q), bool)
+    for d in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T:
+        c = np.clip(q + d, 0, 15)
+        hit |= np.isin(reg + ((c[:, 0] << 8) | (c[:, 1] << 4) | c[:, 2]), present)
+    out = np.zeros(sel.shape, bool)
+    out[sel] = hit
+    return out
+
+
+def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray | None,
+                      max_dist: float = np.inf) -> np.ndarray:
+    """Pixels in `want` take the fill of the nearest `known` pixel (in place): of the same region
+    (`lab`), or any within `max_dist`. Returns where that happened."""
+    if not known.any() or not want.any():
+        return np.zeros_like(want)
+    dist, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    pos = np.zeros(int(idx.max()) + 1, np.int64)
+    pos[idx[known]] = np.flatnonzero(known)
+    src = pos[idx]
+    ok = want & (dist <= max_dist)
+    if lab is not None:
+        ok &= lab.ravel()[src].reshape(lab.shape) == lab
+    fill[ok] = fill.reshape(-1, fill.shape[-1])[src[ok]]
+    return ok
+
+
+def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
+                  src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per-pixel fill that carries the references' shading into the regions that took their colour
+    from them (see the module). Returns
+    - the fill;
+    - where it is known: the moved place lies in the reference region (or the region is flat),
+      and not beside a sharp change of the carried tone (`tone_edges`);
+    - per region the share whose moved place lies in its reference region (a shape that does not
+      fit is a doubtful match);
+    - given the drawing's `line` mask (where ink is drawn) and line width, the colour the
+      references give its lines, (h, w, 3) int16, -1 where they give none (the drawing's ink)."""
+    h, w = lab.shape
+    n1 = len(colour)
+    fill = lut[lab].copy()
+    inside_all = np.zeros((h, w), bool)
+    copied = np.zeros((h, w), bool)
+    flat_px = np.zeros((h, w), bool)
+    fit = np.ones(n1)
+    line_rgb = np.zeros((h, w, 3), np.uint8)
+    line_known = np.zeros((h, w), bool)
+    if line is not None:
+        # only strokes: deep inside a solid black area (a mailbox's dark opening) the regions that
+        # share it out move each their own way, and it stays the drawing's ink
+        line = line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= 2 * (line_width + 1))
+    ys, xs = np.mgrid[0:h, 0:w]
+    for rank, ref in enumerate(refs):
+        sel_reg = (src_ref == rank) & (colour >= 0)
+        sel_reg[0] = False
+        if not sel_reg.any():
+            continue
+        rregs, rlab = ref.prep.regs, ref.prep.seg.labels
+        # copied from the pixels off the reference's lines and not touching them (the pixel
+        # right beside a line is mostly its anti-aliasing: ink mixed into the paint)
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        away = ~cv2.dilate((~ref.prep.seg.free).astype(np.uint8), cross).astype(bool)
+        base = np.zeros((rregs.n + 1, 3), np.float32)
+        for t in np.nonzero(sel_reg)[0]:
+            base[src_reg[t]] = lut[t, :3]
+        shaded_r = shaded_regions(rlab, away, ref.image, base)
+        shaded = sel_reg & shaded_r[src_reg]
+        off = np.zeros((n1, 2))
+        off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
+        for t in np.nonzero(sel_reg)[0]:
+            r = src_reg[t]
+            tm, to = _crop(lab, t, regs.bbox[t])
+            rm, ro = _crop(rlab, r, rregs.bbox[r])
+            off[t] = mask_shift(tm, to, rm, ro, off[t])
+        px = sel_reg[lab]
+        sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
+        sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
+        inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
+        ok = inside & away[sy, sx] & shaded[lab]
+        # a part the reference shows cut in two by an occluder (a flag across a box) is one region
+        # in the drawing: where its moved place lies in another piece painted in the same colours,
+        # that piece's shading continues it
+        off_piece = px & ~inside & shaded[lab] & away[sy, sx] & (ref.image[sy, sx, 3] >= 128) \
+            & ~rregs.outside[rlab[sy, sx]]
+        if off_piece.any():
+            ok |= off_piece & same_paint(ref.image, rlab, away, src_reg[lab], sy, sx, off_piece)
+        fill[ok] = ref.image[sy, sx][ok]
+        copied |= ok
+        inside_all |= inside
+        flat_px |= px & ~shaded[lab]
+        if line is not None:
+            # a line keeps the colour the reference gives the same stretch of line (coloured
+            # outlines: an orange rim round a yellow part, a dark blue one round a blue box)
+            on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx]
+            line_rgb[on] = ref.image[sy, sx, :3][on]
+            line_known |= on
+        has = np.bincount(lab[px], minlength=n1)
+        fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
+    # the rest of a shaded region (beside its lines, or off the reference region) continues the
+    # nearest carried pixel of the same region
+    _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
+    known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
+    if line is None or not line_known.any():
+        return fill, known, fit, None
+    # a line is one line on both sides of its middle (the half that borders the background too)
+    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
+    return fill, known, fit, np.where(line_known[..., None], line_rgb.astype(np.int16), -1)
+
+
+def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """Carried pixels near a sharp change of tone inside their region (a shadow's edge, a ring of
+    a target): a shift or a turn of a few pixels puts them on the other side, so their colour is
+    a guess. The band is TONE_EDGE_BAND of the frame's height wide on either side."""
+    rgb = fill[..., :3].astype(np.float32)
+    step = np.zeros(lab.shape, np.float32)
+    for dy, dx in ((0, 1), (1, 0)):
+        a, b = rgb[: rgb.shape[0] - dy, : rgb.shape[1] - dx], rgb[dy:, dx:]
+        same = lab[: lab.shape[0] - dy, : lab.shape[1] - dx] == lab[dy:, dx:]
+        d = np.where(same, np.linalg.norm(a - b, axis=2), 0)
+        step[: step.shape[0] - dy, : step.shape[1] - dx] = np.maximum(step[: step.shape[0] - dy, : step.shape[1] - dx], d)
+        step[dy:, dx:] = np.maximum(step[dy:, dx:], d)
+    edge = (step > TONE_EDGE) & carried
+    r = max(2, int(round(TONE_EDGE_BAND * lab.shape[0])))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(edge.astype(np.uint8), k).astype(bool) & carried
+
+
+def _scenery_moved(fill: np.ndarray, want: np.ndarray, line: np.ndarray, ref, source: np.ndarray) -> np.ndarray:
+    """Background where lines moved (a scrolling screen, a pan): each connected area of it takes
+    the shift that lays the reference's lines best onto the drawing's there, and copies the
+    reference's background (`source`) from the shifted place: colour areas without lines (chat
+    bubbles on a screen) move with the lines around them. Returns where it copied (in place)."""
+    h, w = want.shape
+    done = np.zeros((h, w), bool)
+    n, comp = cv2.connectedComponents(want.astype(np.uint8), connectivity=8)
+    rline = (~ref.prep.seg.free).astype(np.float32)
+    for c in range(1, n):
+        ys, xs = np.nonzero(comp == c)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        t_lines = (line[y0:y1, x0:x1] & (comp[y0:y1, x0:x1] == c)).astype(np.float32)
+        if t_lines.sum() < 4 * max(y1 - y0, x1 - x0) ** 0.5:
+            continue  # too few lines to tell how it moved
+        my, mx = (y1 - y0) // 2, (x1 - x0) // 2
+        ry0, ry1, rx0, rx1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+        off = mask_shift(t_lines, np.array([x0, y0], float), rline[ry0:ry1, rx0:rx1],
+                         np.array([rx0, ry0], float), np.zeros(2), outlines=False)
+        sy = np.clip(ys + int(off[1]), 0, h - 1)
+        sx = np.clip(xs + int(off[0]), 0, w - 1)
+        ok = source[sy, sx]
+        fill[ys[ok], xs[ok]] = ref.image[sy[ok], sx[ok]]
+        done[ys[ok], xs[ok]] = True
+    return done
+
+
+def lines_moved(line: np.ndarray, ref) -> np.ndarray:
+    """Where the drawing's lines and the reference's differ nearby (within MOVED_NEAR of the
+    frame's height): something moved there. Elsewhere the drawing holds still."""
+    r = max(3, int(round(MOVED_NEAR * line.shape[0])))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate((line != ~ref.prep.seg.free).astype(np.uint8), k).astype(bool)
+
+
+def hold_still(fill: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.ndarray, outside: np.ndarray,
+               ref) -> np.ndarray:
+    """A region none of whose lines moved, and the lines on the background away from lines that
+    moved, held still (a hold, or the parts of a drawing that do not take part in the motion):
+    the reference there is the answer, pixel for pixel, its lines' colours and anti-aliasing
+    included (in place in `fill`; the background between the lines is `paint_scenery`'s).
+    Returns where the drawing held still (no ink to draw over: the reference's pixels show it)."""
+    still = np.bincount(lab[moved], minlength=len(outside)) == 0
+    still[outside] = False
+    px = still[lab] | (outside[lab] & line & ~moved)
+    fill[px] = ref.image[px]
+    return still[lab] | (outside[lab] & ~moved)
+
+
+def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.ndarray,
+                  ref) -> np.ndarray:
+    """An opaque reference paints its background too (paper, a screen, a sky: parts with no
+    lines around them). The background does not move with the characters: where the line art
+    shows background, the fill takes the reference's pixel at the same place (in place in
+    `fill`). Whether the scenery there held still shows in the lines: where the drawing's lines
+    (`line`) and the reference's differ nearby, something moved, and a part the reference's lines
+    close there (a duck that has since stepped aside, a bubble that scrolled) is not copied: the
+    nearest background of the reference continues. Where the lines agree, a part that the drawing
+    leaves open (a post drawn without its bottom line) is copied like the background. Returns
+    where the result is not paper (scenery). A reference with transparency keeps the background
+    transparent."""
+    img = ref.image
+    if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
+        return np.zeros(outside.shape, bool)
+    rlab = ref.prep.seg.labels
+    part = ~ref.prep.regs.outside[rlab]
+    # a part of the reference that lies on the drawing's background where lines moved (a fin the
+    # dart has taken elsewhere) has moved as a whole, its inside too
+    gone = np.bincount(rlab[outside & moved & part], minlength=ref.prep.regs.n + 1) > 0
+    # the anti-aliased fringe of a reference line: copied where the line still is, never
+    # spread into what was hidden (it would streak grey) nor left where the line has gone
+    fringe = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) < SCENERY_FRINGE_PX
+    seen = outside & ref.prep.seg.free & ~(part & gone[rlab]) & ~(fringe & moved)
+    fill[seen] = img[seen]
+    seen |= _scenery_moved(fill, outside & moved, line, ref, ~part & ref.prep.seg.free)
+    got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
+    paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
+    scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    return scenery
