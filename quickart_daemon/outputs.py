@@ -141,9 +141,7 @@ def set_work_aside(staging: Path) -> None:
     kept = kept_work(staging)
     shutil.rmtree(kept, ignore_errors=True)
     kept.mkdir(parents=True)
-    for work in (INPUTS, CHECKPOINTS):
-        if (staging / work).is_dir():
-            os.rename(staging / work, kept / work)
+    _move_work(staging, kept)
 
 
 def prune_kept_work(output_dir: Path, keep: int) -> None:
@@ -165,11 +163,16 @@ def restore_work(staging: Path) -> bool:
         return False
     remove_staging(staging)
     staging.mkdir(parents=True)
-    for work in (INPUTS, CHECKPOINTS):
-        if (kept / work).is_dir():
-            os.rename(kept / work, staging / work)
+    _move_work(kept, staging)
     shutil.rmtree(kept, ignore_errors=True)
     return True
+
+
+def _move_work(source: Path, target: Path) -> None:
+    """Rename a job's snapshot and checkpoint folders from one folder into another (same file system)."""
+    for work in (INPUTS, CHECKPOINTS):
+        if (source / work).is_dir():
+            os.rename(source / work, target / work)
 
 
 def retire_staging(staging: Path, keep: int) -> None:

@@ -20,15 +20,23 @@ from .pipeline import load_pipeline
 from .shot import OUTPUT_DIR
 
 
-def retry_points(cfg: Config, job: Job, stage_runs: list[dict]) -> list[str]:
+def retry_points(cfg: Config, job: Job, stage_runs: list[dict], pipelines: dict | None = None) -> list[str]:
     """The stages of the job's pipeline it can start again at, in order: the first, and each one whose
     earlier steps all finished in its last run under the stages the pipeline now has there, while
-    that run's work is still kept. (`stage_runs`: `db.reads.stage_runs` of the job.)"""
-    try:
-        steps = [step.spec.name for step in load_pipeline(job.pipeline, [cfg.pipelines_dir]).steps]
-    except QuickArtError:
-        return []  # its pipeline is gone or broken: a retry would fail with that sentence
-    if not _work_kept(job):
+    that run's work is still kept. (`stage_runs`: `db.reads.stage_runs` of the job; `pipelines`:
+    a dict that keeps each pipeline's steps over the jobs of one page, so each file is read once.)"""
+    pipelines = {} if pipelines is None else pipelines
+    if job.pipeline not in pipelines:
+        try:
+            pipelines[job.pipeline] = pipeline_steps(cfg, job.pipeline)
+        except QuickArtError:
+            pipelines[job.pipeline] = None  # gone or broken: a retry would fail with that sentence
+    steps = pipelines[job.pipeline]
+    return [] if steps is None else _points(steps, job, stage_runs, _work_kept(job))
+
+
+def _points(steps: list[str], job: Job, stage_runs: list[dict], work_kept: bool) -> list[str]:
+    if not work_kept:
         return steps[:1]
     done = {r["index"]: r["stage"] for r in stage_runs if r["generation"] == job.generation and r["state"] == "done"}
     points = steps[:1]
@@ -45,17 +53,23 @@ def retry_job(cfg: Config, jq, job_id: int, from_stage: str | None = None) -> Jo
     if not from_stage:
         return jq.retry(job_id)
     job = jq.get(job_id)
-    points = retry_points(cfg, job, jq.stage_runs(job_id))
-    steps = [step.spec.name for step in load_pipeline(job.pipeline, [cfg.pipelines_dir]).steps]
+    steps = pipeline_steps(cfg, job.pipeline)
     index = _step_index(job, steps, from_stage)
     if index == 0:
         return jq.retry(job_id)
+    work_kept = _work_kept(job)
+    points = _points(steps, job, jq.stage_runs(job_id), work_kept)
     if index >= len(points):
         why = ("its input snapshot and stage outputs are no longer kept (retry.keep_stage_outputs_of)"
-               if not _work_kept(job) else "the steps before it did not all finish in its last run")
+               if not work_kept else "the steps before it did not all finish in its last run")
         can = f"it can start again at {', '.join(points)}" if len(points) > 1 else "retry it from the start"
         raise QuickArtError(f"job {job_id} cannot start again at {steps[index]}: {why}; {can}")
     return jq.retry(job_id, from_step=index)
+
+
+def pipeline_steps(cfg: Config, pipeline: str) -> list[str]:
+    """The stage of each step of a pipeline as its file says now."""
+    return [step.spec.name for step in load_pipeline(pipeline, [cfg.pipelines_dir]).steps]
 
 
 def _step_index(job: Job, steps: list[str], wanted: str) -> int:

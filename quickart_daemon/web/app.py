@@ -130,7 +130,8 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         ref = studio.shot_ref(cfg, request.path_params["rel"])
         info = studio.shot_versions(ref)
         with reader() as run:
-            jobs = [job_view(j, ref.rel) | {"retry_from": _retry_points(run, j)}
+            pipelines: dict = {}  # each pipeline file read once per page
+            jobs = [job_view(j, ref.rel) | {"retry_from": _retry_points(run, j, pipelines=pipelines)}
                     for j in reads.list_jobs(run, None, str(ref.id), 50)]
         return templates.TemplateResponse(request, "shot.html", {
             "shot": str(ref.id), "rel": ref.rel, "info": info, "jobs": jobs, **writer(request),
@@ -144,14 +145,18 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         job_id = _int(request.path_params["id"])
         with reader() as run:
             job = reads.get_job(run, job_id)
+            stages = reads.stage_runs(run, job.id)
             data = job_view(job, studio.shot_rel(cfg, job.shot)) | {
-                "warnings": list(job.warnings), "stages": reads.stage_runs(run, job.id),
-                "outputs": reads.artifacts(run, job.id), "retry_from": _retry_points(run, job)}
+                "warnings": list(job.warnings), "stages": stages,
+                "outputs": reads.artifacts(run, job.id), "retry_from": _retry_points(run, job, stages)}
         return JSONResponse(data)
 
-    def _retry_points(run, job) -> list[str]:
+    def _retry_points(run, job, stage_runs: list[dict] | None = None, pipelines: dict | None = None) -> list[str]:
         """The stages a finished job can start again at (the first one always, if it has any)."""
-        return rerun.retry_points(cfg, job, reads.stage_runs(run, job.id)) if job.state in FINISHED else []
+        if job.state not in FINISHED:
+            return []
+        stage_runs = reads.stage_runs(run, job.id) if stage_runs is None else stage_runs
+        return rerun.retry_points(cfg, job, stage_runs, pipelines)
 
     def api_job_log(request: Request):
         job_id = _int(request.path_params["id"])
