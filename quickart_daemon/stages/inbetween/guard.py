@@ -245,8 +245,9 @@ def drawn_instead(out: np.ndarray, a: np.ndarray, b: np.ndarray, reusable: dict[
     :func:`between` a and b (full size); `keys`: the numbers of a and b."""
     da, db = _mse(out, a), _mse(out, b)
     if reusable:
-        k = min(reusable, key=lambda x: _mse(out, reusable[x]))
-        if _mse(out, reusable[k]) < min(da, db):
+        distance = {k: _mse(out, drawing) for k, drawing in reusable.items()}
+        k = min(distance, key=distance.get)
+        if distance[k] < min(da, db):
             return reusable[k], "reuse", k
     if expected is not None:
         near, name = (a, keys[0]) if da <= db else (b, keys[1])
