@@ -172,6 +172,7 @@ def inbetween_bench(root: Path, anims, gaps, methods, every: int):
     timing = {m: [0.0, 0] for m in methods}
     worst = []  # (psnr, anim, gap, frame, key, truth, ours, ref, hold)
     sameness = []
+    did = {}  # (anim, gap, frame) -> what auto did there (its report's `did`)
     for anim in anims:
         frames = {i: load_rgba(root / "interp" / anim / f"frame_{i:04d}.png") for i in range(13)}
         for gap in gaps:
@@ -184,6 +185,8 @@ def inbetween_bench(root: Path, anims, gaps, methods, every: int):
                 outs[m], report = run_method(m, frames, keys, wanted, ref)
                 if m == "rife":  # pairs the stage's safety rails held are not the network's answer
                     held = {d for h in report.get("holds", []) for d in h["drawings"]}
+                for rec in report.get("frames", []) if m == "auto" else []:
+                    did[(anim, gap, rec["drawing"])] = rec["did"]
                 timing[m][0] += time.perf_counter() - t0
                 timing[m][1] += len(wanted)
                 for f in wanted:
@@ -202,7 +205,7 @@ def inbetween_bench(root: Path, anims, gaps, methods, every: int):
             print(f"{anim} gap {gap}: " + "  ".join(
                 f"{m} {np.mean([r[4] for r in rows if r[0] == anim and r[1] == gap and r[2] == m]):.2f}"
                 for m in methods), file=sys.stderr, flush=True)
-    return methods, rows, timing, worst, sameness
+    return methods, rows, timing, worst, sameness, did
 
 
 def _mean(rows, idx, **sel):
@@ -238,6 +241,24 @@ def print_inbetween(methods, rows, timing, anims, gaps, sameness):
     if sameness:
         print(f"ours rife vs reference (pairs not held by the safety rails): PSNR {min(sameness):.1f} dB at worst, "
               f"{np.median(sameness):.1f} median (one network: the same answer up to float rounding above ~45 dB)")
+
+
+def print_decisions(rows, did: dict, gaps) -> None:
+    """What `auto` did per in-between (its report's `did`), and how those frames scored against
+    the better of hold and blend on the same frames: where the guard's choices pay and where
+    they cost."""
+    score = {(r[0], r[1], r[2], r[3]): r[4] for r in rows}
+    print("\n### what auto did (count of in-betweens; mean PSNR of auto on them - mean of max(hold, blend) "
+          "per frame; wins / losses against that)\n")
+    print("| gap | did | count | auto | max(hold, blend) | auto - max | wins / losses |")
+    print("|---|---|---|---|---|---|---|")
+    for gap in gaps:
+        for how in sorted({v for (a, g, f), v in did.items() if g == gap}):
+            keys = [(a, f) for (a, g, f), v in did.items() if g == gap and v == how]
+            ours = np.array([score[(a, gap, "auto", f)] for a, f in keys])
+            best = np.array([max(score[(a, gap, "hold", f)], score[(a, gap, "blend", f)]) for a, f in keys])
+            print(f"| {gap} | {how} | {len(keys)} | {ours.mean():.2f} | {best.mean():.2f} | {(ours - best).mean():+.2f} "
+                  f"| {int((ours > best + 0.01).sum())} / {int((ours < best - 0.01).sum())} |")
 
 
 def sheet(tiles: list[list[np.ndarray]], labels: list[str], path: Path, scale: float = 0.5) -> None:
@@ -458,8 +479,10 @@ def main() -> None:
     anims, gaps = a.anims.split(","), [int(g) for g in a.gaps.split(",")]
     dump = {}
     if not a.no_inbetween:
-        methods, rows, timing, worst, same = inbetween_bench(root, anims, gaps, a.methods.split(","), a.every)
+        methods, rows, timing, worst, same, did = inbetween_bench(root, anims, gaps, a.methods.split(","), a.every)
         print_inbetween(methods, rows, timing, anims, gaps, same)
+        if did and {"hold", "blend"} <= set(methods):
+            print_decisions(rows, did, gaps)
         sheet([list(w[4:]) for w in worst], [f"{w[1]} gap {w[2]} frame {w[3]}: {w[0]:.1f} dB  (key | truth | "
                                               f"{methods[-1]} | reference | hold)" for w in worst],
               OUT / "real_inbetween_worst.png")
