@@ -324,11 +324,12 @@ def print_colour_errors(names, errors, dists):
             print(f"| {anim} | {d} | {v[:4].sum():.3f} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
 
 
-def colour_bench(root: Path, dists, errors: list | None = None):
+def colour_bench(root: Path, dists, errors: list | None = None, anims=None):
     from quickart_daemon import stages
     from quickart_daemon.stages.base import StageContext
     from quickart_daemon.timing import schedule_from_timing
-    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir())
+    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir()
+                   and (anims is None or p.name in anims))
     rows = []  # (anim, dist, frame, naive, ours, wrong-under-low)
     worst = []
     for anim in names:
@@ -468,7 +469,7 @@ def main() -> None:
     if not a.no_color:
         dists = [int(d) for d in a.dists.split(",")]
         errors = [] if a.color_errors else None
-        names, crow, cworst = colour_bench(root, dists, errors)
+        names, crow, cworst = colour_bench(root, dists, errors, anims)
         print_colour(names, crow, dists)
         if errors is not None:
             print_colour_errors(names, errors, dists)

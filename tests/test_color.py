@@ -434,3 +434,39 @@ def test_what_held_still_is_the_reference_pixel_for_pixel():
     out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
     held = np.hypot(xs - 50, ys - 60) < 36
     assert (np.abs(out[held][:, :3].astype(int) - cel[held][:, :3]).max(axis=1) <= 3).mean() >= 0.99
+
+
+def _chat(dy: int) -> tuple[np.ndarray, np.ndarray]:
+    """A chat on a screen (line art, cel): white bubbles without outlines on a grey screen, their
+    text bars the only lines inside, the screen's frame (left, right, bottom) holding still. The
+    chat is scrolled by `dy`; bubbles outside the screen are cut off."""
+    lines = np.full((200, 200, 4), 255, np.uint8)
+    cel = np.full((200, 200, 4), 255, np.uint8)
+    cel[:190, 12:188, :3] = (214, 220, 227)
+    for k, top in enumerate((-50, 20, 90, 160, 230)):
+        y0 = top + dy
+        cel[max(0, y0):max(0, min(186, y0 + 50)), 30:170, :3] = 255     # a bubble, no outline
+        for j, (x1, gap) in enumerate(((150, 10), (110, 22), (135, 34))):
+            y = y0 + gap
+            if 0 <= y and y + 5 < 186:
+                cv2.rectangle(lines, (40 + 6 * ((k + j) % 3), y), (x1 - 8 * (k % 2), y + 4), (0, 0, 0, 255), -1)
+    cv2.rectangle(lines, (8, -10), (191, 191), (0, 0, 0, 255), 5)         # the frame, open at the top
+    cel[lines[..., 0] < 128, :3] = 0
+    return lines, cel
+
+
+def test_a_scrolled_chat_moves_its_bubbles_with_their_text_even_far_from_it():
+    """The chat scrolls by more than a bubble's height (tg_ducks_comments: whole bubbles between
+    frames): the few motions of the screen's lines are found over the whole frame, each pixel takes
+    the one its lines took, and a bubble's margin and the grey gaps between bubbles (no line near
+    them) move with the nearest text, while the frame holds still."""
+    (lines_ref, cel_ref), (lines_tgt, truth) = _chat(0), _chat(-45)
+    ctx = _ctx(refs={("char", 1): cel_ref}, keys={"char": [1, 2]})
+    out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
+    err = np.linalg.norm(out[..., :3].astype(float) - truth[..., :3], axis=2)
+    screen = np.zeros((200, 200), bool)
+    screen[4:184, 16:184] = True
+    screen &= cv2.dilate((lines_tgt[..., 0] < 128).astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+    # measured 0.89 (0.65 before: each patch near changed lines took its own shift, short and
+    # mostly wrong, and the rest of the screen stayed in place)
+    assert (err[screen] <= 8).mean() >= 0.85, (err[screen] <= 8).mean()

@@ -336,7 +336,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         conf = np.minimum(conf, fit)
         if refs[0].image.shape[:2] == lab.shape:
             moved = lines_moved(~prep.seg.free, refs[0])
-            scenery = paint_scenery(fill, regs.outside[lab], lab, ~prep.seg.free, moved, refs[0])
+            scenery, shifted = paint_scenery(fill, prep, moved, refs[0])
+            moved |= shifted
             if not lc and mode == "keep":  # the reference's pixels, its lines as it draws them
                 still = hold_still(fill, lab, ~prep.seg.free, moved, regs.outside, refs[0])
                 coverage = np.where(still, 0.0, coverage).astype(np.float32)
