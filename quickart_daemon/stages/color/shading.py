@@ -114,6 +114,20 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     return np.array([off_x[ix], off_y[iy]])
 
 
+def outline_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, off) -> float:
+    """Share of region t's outline (the line pixels it takes) that lands on the reference's lines
+    when moved by `off`. Lines are exact where areas are not: a part that another part hid in the
+    reference (or hides now) overlaps its reference region at the wrong shift, but its outline
+    lies on the reference's outline only at the right one."""
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    ys, xs = np.nonzero((lab[y0:y1 + 1, x0:x1 + 1] == t) & ~free[y0:y1 + 1, x0:x1 + 1])
+    if len(ys) == 0:
+        return 0.0
+    sy, sx = ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
+    ok = (sy >= 0) & (sy < r_line.shape[0]) & (sx >= 0) & (sx < r_line.shape[1])
+    return float(r_line[sy[ok], sx[ok]].sum()) / len(ys)
+
+
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
     """Per reference region: does the reference paint it with shading (enough of its pixels off
     its base colour), rather than flat?"""
@@ -172,8 +186,8 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
 
 
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
-                  src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+                  src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0,
+                  free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-pixel fill that carries the references' shading into the regions that took their colour
     from them (see the module). Returns
     - the fill;
@@ -212,6 +226,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             base[src_reg[t]] = lut[t, :3]
         shaded_r = shaded_regions(rlab, away, ref.image, base)
         shaded = sel_reg & shaded_r[src_reg]
+        r_line = ~ref.prep.seg.free
         off = np.zeros((n1, 2))
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
         for t in np.nonzero(sel_reg)[0]:
@@ -219,6 +234,9 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             tm, to = _crop(lab, t, regs.bbox[t])
             rm, ro = _crop(rlab, r, rregs.bbox[r])
             off[t] = mask_shift(tm, to, rm, ro, off[t])
+            if free is not None and outline_fit(lab, free, t, regs.bbox[t], r_line, np.zeros(2)) >= \
+                    outline_fit(lab, free, t, regs.bbox[t], r_line, off[t]):
+                off[t] = 0  # its outline lies where it lay: it held still, whatever hides it now or hid it then
         px = sel_reg[lab]
         sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
         sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)

@@ -332,7 +332,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
         fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
                                                      None if lc else prep.art.coverage > finish.INK_VISIBLE,
-                                                     prep.art.line_width)
+                                                     prep.art.line_width, prep.seg.free)
         conf = np.minimum(conf, fit)
         if refs[0].image.shape[:2] == lab.shape:
             moved = lines_moved(~prep.seg.free, refs[0])
