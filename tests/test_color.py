@@ -507,3 +507,46 @@ def test_a_part_partly_hidden_in_the_reference_keeps_its_place_by_its_outline():
     below[66:97, 24:67] = True            # the part of it that the reference shows (left of its flag)
     # measured 1.0 (0.0 before: moved up by 38 px, the upper part's darker tones)
     assert (err[below] <= 12).mean() >= 0.95, (err[below] <= 12).mean()
+
+
+def _body(wing: bool, cloud: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A yellow body (tg_duck_safe's duck), optionally with a wing line drawn over its lower left
+    (it cuts a piece off the body) and a small white cloud beside it. Returns (line art, cel)."""
+    lines = np.full((120, 160, 4), 255, np.uint8)
+    cv2.ellipse(lines, (70, 62), (48, 40), 0, 0, 360, (0, 0, 0, 255), 4)
+    if wing:
+        cv2.ellipse(lines, (36, 88), (26, 16), -20, 0, 360, (0, 0, 0, 255), 3)
+    if cloud:
+        cv2.ellipse(lines, (146, 30), (7, 22), 0, 0, 360, (0, 0, 0, 255), 3)
+    cel = lines.copy()
+    free = lines[..., 0] > 128
+    n, comp = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
+    ys, xs = np.mgrid[0:120, 0:160]
+    body = free & (((xs - 70) / 46.0) ** 2 + ((ys - 62) / 38.0) ** 2 <= 1)
+    cel[body, :3] = np.stack([250 - ys // 4, 200 - ys // 3, 40 + 0 * ys], 2)[body]   # shaded yellow
+    if cloud:
+        c = free & (((xs - 146) / 5.0) ** 2 + ((ys - 30) / 20.0) ** 2 <= 1)
+        cel[c, :3] = 255
+    cel[~free, :3] = (200, 110, 20)                                             # an orange rim
+    return lines, cel
+
+
+def test_a_piece_cut_off_by_a_new_line_keeps_the_colour_it_lies_in_by_its_outline():
+    """The wing line is new in the drawing: the piece it cuts off the body lies inside the
+    reference's body, and its outline (the body's rim) lies on the reference's lines where it is.
+    On tg_duck_safe (d = 8) the area-conserving matcher found the body taken by the rest of the body
+    and gave such a piece an unclaimed white highlight far off, with confidence 1; here the match
+    is set by hand, and the outline takes the piece back to the body."""
+    from quickart_daemon.stages.color.match import match
+    from quickart_daemon.stages.color.stage import inside_by_outline, prepare
+    (lines_ref, cel_ref), (lines_tgt, _) = _body(False, True), _body(True, False)
+    colours = Colours()
+    ref = build_ref(1, cel_ref, lines_ref, 0.0, colours)
+    prep = prepare(lines_tgt)
+    m = match(prep.regs, prep.seg.labels, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table))
+    piece, cloud, body = prep.seg.labels[84, 42], ref.prep.seg.labels[30, 146], ref.prep.seg.labels[40, 70]
+    m.colour[piece], m.ref_region[piece], m.confidence[piece] = ref.colour[cloud], cloud, 1.0
+    inside_by_outline(m, prep, ref)
+    assert m.ref_region[piece] == body and m.colour[piece] == ref.colour[body]
+    # the rest of the body, matched to the body, stays
+    assert m.ref_region[prep.seg.labels[40, 70]] == body

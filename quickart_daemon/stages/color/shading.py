@@ -452,6 +452,13 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
     scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
-    # scenery that took a motion is a guess away from its lines, even where it is paper-coloured
-    # (a white chat bubble)
-    return scenery | (got & shifted), shifted
+    # scenery that took a motion is a guess away from its lines, even where it is paper-coloured (a
+    # white chat bubble), when the reference has scenery that is not paper (at least a window's
+    # area of it, SCENERY_WINDOW: not a line's fringe, not a speck); paper is paper whichever way
+    # it moved
+    r = max(3, int(round(SCENERY_WINDOW * lab.shape[0])))
+    ref_scenery = ~part & ref.prep.seg.free & ~fringe & \
+        (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    if int(ref_scenery.sum()) >= (2 * r + 1) ** 2:
+        scenery |= got & shifted
+    return scenery, shifted
