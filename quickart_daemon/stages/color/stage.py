@@ -227,25 +227,29 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
 CONTAINED = 0.9
 
 
-def inside_by_outline(m, prep: Prepared, ref: RefModel) -> None:
+def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -> np.ndarray:
     """A region that lies inside one reference region at the same place (a part that a new line cut
     off: a duck's wing drawn over its body) while the matcher gave it another, distant one (the
     area-conserving assignment finds the body taken and sends the piece to an unclaimed highlight)
     is the region it lies in when its outline lies on the reference's lines where it is better than
-    on its match's at the match's own shift (`outline_fit`): lines are exact
-    evidence of where a part was. Updates the match `m` in place."""
+    on its match's at the match's own shift (`outline_fit`): lines are exact evidence of where a
+    part was. Updates the match `m` in place. With `scenery` (the reference's background is painted
+    and will be copied), a region lying so in the reference's background (a chat's comment box
+    that the reference's lines leave open, closed in the drawing) is background; returns those."""
     lab, rlab = prep.seg.labels, ref.prep.seg.labels
-    if rlab.shape != lab.shape:
-        return
     regs, rregs = prep.regs, ref.prep.regs
+    background = np.zeros(regs.n + 1, bool)
+    if rlab.shape != lab.shape:
+        return background
     n, nr = regs.n, rregs.n
     inter = np.bincount(lab.ravel().astype(np.int64) * (nr + 1) + rlab.ravel(),
                         minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
     r0 = inter.argmax(1)
     share = inter[np.arange(n + 1), r0] / np.maximum(inter.sum(1), 1)
     r_line = ~ref.prep.seg.free
-    cand = (share >= CONTAINED) & (r0 != m.ref_region) & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour) \
-        & ~regs.outside & ~rregs.outside[r0] & (m.ref_region > 0)
+    in_scenery = rregs.outside[r0] & scenery
+    cand = (share >= CONTAINED) & (r0 != m.ref_region) & ~regs.outside & (m.ref_region > 0) & \
+        (in_scenery | (~rregs.outside[r0] & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour)))
     cand[0] = False
     for t in np.nonzero(cand)[0]:
         r = m.ref_region[t]
@@ -254,8 +258,12 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel) -> None:
         off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
         if outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, np.zeros(2)) > \
                 outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off):
+            if in_scenery[t]:
+                background[t] = True
+                continue
             m.colour[t], m.ref_region[t] = ref.colour[r0[t]], r0[t]
             m.confidence[t] = min(m.confidence[t], share[t])
+    return background
 
 
 #: confidence of a pixel whose colour is a guess inside a well-matched region: its moved place is
@@ -300,7 +308,12 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
             m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
                       line_weight=1.0 if ref.from_lines else 0.2)
             stayed_put(m, lab, ref)
-            inside_by_outline(m, prep, ref)
+            # the scenery is painted from the nearest reference when there is no palette to keep to
+            # and the reference is opaque (`paint_scenery`)
+            scenery = rank == 0 and palette.empty and ref.image.shape[:2] == lab.shape \
+                and bool((ref.image[..., 3] == 255).all())
+            background = inside_by_outline(m, prep, ref, scenery)
+            regs.outside[background] = True
             score = m.confidence - 0.03 * rank
             take = score > best
             colour[take], conf[take], best[take] = m.colour[take], m.confidence[take], score[take]
