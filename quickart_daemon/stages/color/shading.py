@@ -75,13 +75,12 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray,
-               prior: np.ndarray, outlines: bool = True) -> np.ndarray:
+               prior: np.ndarray) -> np.ndarray:
     """The offset (x, y) to add to a target pixel to reach its place in the reference: the one
     under which the two masks and their outlines overlap most (ties: the one nearest `prior`).
     The outlines decide where the areas cannot: a part half hidden in one frame fits inside the
     other at many shifts, but its visible outline lies on the other's at one; the areas decide
-    where the outlines change (a part that turns a little). Masks that are lines already are
-    compared as they are (`outlines` False)."""
+    where the outlines change (a part that turns a little)."""
     size = max(float(np.sqrt(t_mask.sum())), 1.0)
     s = max(1, int(np.ceil(max(*t_mask.shape, *r_mask.shape) / ALIGN_SIZE)))
     if s > 1:
@@ -96,7 +95,7 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     def xcorr(a, b):
         c = np.fft.irfft2(np.conj(np.fft.rfft2(a, (H, W))) * np.fft.rfft2(b, (H, W)), (H, W))
         return c / max(float(c.max()), 1e-9)
-    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask) if outlines else xcorr(t_mask, r_mask)
+    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask)
     # corr[k] = sum_p t[p] r[p + k], k wrapped: rows -(ht-1)..hr-1
     ky = np.arange(H)
     ky = np.where(ky >= hr, ky - H, ky)
@@ -301,11 +300,17 @@ def _shifted(img: np.ndarray, off) -> np.ndarray:
     return out
 
 
+def _window(height: int) -> int:
+    """Half-width in pixels of the window that chooses a scenery motion (SCENERY_WINDOW)."""
+    return max(3, int(round(SCENERY_WINDOW * height)))
+
+
 def scenery_motions(t_lines: np.ndarray, r_lines: np.ndarray, k: int) -> list[np.ndarray]:
-    """Up to `k` shifts (x, y; added to a drawing pixel to reach the reference), besides none, under which the
-    reference's lines `r_lines` lie on the drawing's `t_lines`: the peaks of their cross-correlation
-    over the whole frame (at most 2 x ALIGN_SIZE cells across), each at least PEAK_SHARE of the best. No cost on a shift's length: a chat scrolls by a whole bubble, and
-    which candidate holds where is decided locally (`scenery_layers`)."""
+    """Up to `k` shifts (x, y; added to a drawing pixel to reach the reference), besides none, under
+    which the reference's lines `r_lines` lie on the drawing's `t_lines`: the peaks of their
+    cross-correlation over the whole frame (at most 2 x ALIGN_SIZE cells across), each at least
+    PEAK_SHARE of the best. No cost on a shift's length (a chat scrolls by a whole bubble): which
+    candidate holds where is decided locally (`scenery_layers`)."""
     h, w = t_lines.shape
     s = max(1, int(np.ceil(max(h, w) / (2 * ALIGN_SIZE))))
     t = cv2.resize(t_lines.astype(np.float32), (max(1, w // s), max(1, h // s)), interpolation=cv2.INTER_AREA)
@@ -320,7 +325,7 @@ def scenery_motions(t_lines: np.ndarray, r_lines: np.ndarray, k: int) -> list[np
     out: list[np.ndarray] = []
     # motions nearer each other than the window that chooses between them (`scenery_layers`) are
     # one motion (a shift by one dash of a dashed text line); holding still is always a candidate
-    sep = max(2, int(round(SCENERY_WINDOW * h / s)))
+    sep = max(2, _window(h) // s)
     near = lambda y, x: np.ix_(np.abs(ky - y) <= sep, np.abs(kx - x) <= sep)
     c[near(0, 0)] = -np.inf
     best = float(c.max())
@@ -339,13 +344,10 @@ def scenery_layers(t_lines: np.ndarray, r_lines: np.ndarray, want: np.ndarray, l
                    motions: list[np.ndarray]) -> np.ndarray:
     """Per pixel of `want`, which of `motions` (the first: none) its scenery took (index): the one
     under which the reference's lines agree best with the drawing's in a window around it
-    (SCENERY_WINDOW of the frame's height: a few text lines), ties to the first. Holding still is
-    judged on all lines, a motion on the lines that moved (pixels where only one drawing has a
-    line): a screen's frame that holds still beside the text does not vote against the text's
-    scroll. A pixel with no line in its window takes the choice of the nearest decided pixel of
-    its region (a bubble's margin moves with its text)."""
-    h, w = want.shape
-    r = max(3, int(round(SCENERY_WINDOW * h)))
+    (SCENERY_WINDOW of the frame's height: a few text lines), ties to the first. A pixel with no
+    line in its window takes the choice of the nearest decided pixel of its region (a bubble's
+    margin moves with its text, the gap between two bubbles too)."""
+    r = _window(want.shape[0])
     box = lambda m: cv2.boxFilter(m.astype(np.float32), -1, (2 * r + 1, 2 * r + 1), normalize=False)
     dice = lambda a, b: 2 * box(a & b) / np.maximum(box(a) + box(b), 1.0)
     best = dice(t_lines, r_lines)
@@ -378,7 +380,7 @@ def _scenery_moved(fill: np.ndarray, prep, moved: np.ndarray, ref, source: np.nd
     # screen's frame that held still would pull every candidate its way), and, as a stroke that
     # moved can fall in part on another one by chance (text lines a line apart), the lines where
     # something moved
-    sep = max(2, int(round(SCENERY_WINDOW * lab.shape[0])))
+    sep = _window(lab.shape[0])
     motions = [np.zeros(2, int)]
     for cand in scenery_motions(tline & ~rline, rline & ~tline, SCENERY_MOTIONS) + \
             scenery_motions(tline & moved, rline & moved, SCENERY_MOTIONS):
@@ -456,7 +458,7 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     # white chat bubble), when the reference has scenery that is not paper (at least a window's
     # area of it, SCENERY_WINDOW: not a line's fringe, not a speck); paper is paper whichever way
     # it moved
-    r = max(3, int(round(SCENERY_WINDOW * lab.shape[0])))
+    r = _window(lab.shape[0])
     ref_scenery = ~part & ref.prep.seg.free & ~fringe & \
         (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
     if int(ref_scenery.sum()) >= (2 * r + 1) ** 2:
