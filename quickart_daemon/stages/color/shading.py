@@ -61,7 +61,7 @@ STILL_BIAS = 0.25
 LINE_CORE = 0.5
 
 
-def _crop(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
+def crop_region(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, x1, y1 = (int(v) for v in bbox)
     return (mask_img[y0:y1 + 1, x0:x1 + 1] == label).astype(np.float32), np.array([x0, y0], float)
 
@@ -230,8 +230,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
         for t in np.nonzero(sel_reg)[0]:
             r = src_reg[t]
-            tm, to = _crop(lab, t, regs.bbox[t])
-            rm, ro = _crop(rlab, r, rregs.bbox[r])
+            tm, to = crop_region(lab, t, regs.bbox[t])
+            rm, ro = crop_region(rlab, r, rregs.bbox[r])
             off[t] = mask_shift(tm, to, rm, ro, off[t])
             if free is not None and outline_fit(lab, free, t, regs.bbox[t], r_line, np.zeros(2)) >= \
                     outline_fit(lab, free, t, regs.bbox[t], r_line, off[t]):
@@ -423,6 +423,12 @@ def hold_still(fill: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.nd
     return still[lab] | (outside[lab] & ~moved)
 
 
+def paints_scenery(ref, shape) -> bool:
+    """Does the reference paint the background of a drawing of this shape (an opaque cel of the
+    same size: a screen, paper, a sky), so that `paint_scenery` copies it?"""
+    return ref.image.shape[:2] == tuple(shape[:2]) and not (ref.image[..., 3] < 255).any()
+
+
 def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.ndarray, np.ndarray]:
     """An opaque reference paints its background too (paper, a screen, a sky: parts with no
     lines around them). The background does not move with the characters: where the line art
@@ -437,7 +443,7 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     the background transparent."""
     img, lab = ref.image, prep.seg.labels
     outside = prep.regs.outside[lab]
-    if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
+    if not paints_scenery(ref, fill.shape):
         return np.zeros(outside.shape, bool), np.zeros(outside.shape, bool)
     rlab = ref.prep.seg.labels
     part = ~ref.prep.regs.outside[rlab]

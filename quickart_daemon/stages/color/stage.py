@@ -13,7 +13,8 @@ from .features import Regions, describe
 from .match import TRANSPARENT, match
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import _crop, carry_shading, hold_still, lines_moved, mask_shift, outline_fit, paint_scenery
+from .shading import (carry_shading, crop_region, hold_still, lines_moved, mask_shift, outline_fit, paint_scenery,
+                      paints_scenery)
 
 
 @dataclass
@@ -253,8 +254,8 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
     cand[0] = False
     for t in np.nonzero(cand)[0]:
         r = m.ref_region[t]
-        tm, to = _crop(lab, t, regs.bbox[t])
-        rm, ro = _crop(rlab, r, rregs.bbox[r])
+        tm, to = crop_region(lab, t, regs.bbox[t])
+        rm, ro = crop_region(rlab, r, rregs.bbox[r])
         off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
         if outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, np.zeros(2)) > \
                 outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off):
@@ -308,11 +309,8 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
             m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
                       line_weight=1.0 if ref.from_lines else 0.2)
             stayed_put(m, lab, ref)
-            # the scenery is painted from the nearest reference when there is no palette to keep to
-            # and the reference is opaque (`paint_scenery`)
-            scenery = rank == 0 and palette.empty and ref.image.shape[:2] == lab.shape \
-                and bool((ref.image[..., 3] == 255).all())
-            background = inside_by_outline(m, prep, ref, scenery)
+            # the nearest reference paints the background when there is no palette to keep to
+            background = inside_by_outline(m, prep, ref, rank == 0 and palette.empty and paints_scenery(ref, lab.shape))
             regs.outside[background] = True
             score = m.confidence - 0.03 * rank
             take = score > best
