@@ -32,8 +32,9 @@ pixel to the nearest truth line pixel) and (every truth line pixel to the neares
 pixel), as in AnimeInbet (Siyao et al. 2023). A blurred or ghosted frame loses lines or doubles
 them, so the chamfer distance goes up where PSNR may not.
 
-Colour (the four animations with line art): the line art of frame i is coloured from the colour
-frame i - d (d = `--dists`, frames before i where they exist, else after). Accuracy is the share
+Colour (the four animations with line art; `--anims` selects among them too): the line art of
+frame i is coloured from the colour frame i - d (d = `--dists`, frames before i where they exist,
+else after). Accuracy is the share
 of the truth's painted pixels (not paper, not line: line art grey >= 128 there) whose output
 colour is within COLOUR_TOL (RGB distance) of the truth. Naive: every line-art region (4-connected
 non-line pixels) takes the median reference colour at the same place (no motion, no matching).
