@@ -32,8 +32,9 @@ pixel to the nearest truth line pixel) and (every truth line pixel to the neares
 pixel), as in AnimeInbet (Siyao et al. 2023). A blurred or ghosted frame loses lines or doubles
 them, so the chamfer distance goes up where PSNR may not.
 
-Colour (the four animations with line art): the line art of frame i is coloured from the colour
-frame i - d (d = `--dists`, frames before i where they exist, else after). Accuracy is the share
+Colour (the four animations with line art; `--anims` selects among them too): the line art of
+frame i is coloured from the colour frame i - d (d = `--dists`, frames before i where they exist,
+else after). Accuracy is the share
 of the truth's painted pixels (not paper, not line: line art grey >= 128 there) whose output
 colour is within COLOUR_TOL (RGB distance) of the truth. Naive: every line-art region (4-connected
 non-line pixels) takes the median reference colour at the same place (no motion, no matching).
@@ -345,11 +346,12 @@ def print_colour_errors(names, errors, dists):
             print(f"| {anim} | {d} | {v[:4].sum():.3f} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
 
 
-def colour_bench(root: Path, dists, errors: list | None = None):
+def colour_bench(root: Path, dists, errors: list | None = None, anims=None):
     from quickart_daemon import stages
     from quickart_daemon.stages.base import StageContext
     from quickart_daemon.timing import schedule_from_timing
-    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir())
+    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir()
+                   and (anims is None or p.name in anims))
     rows = []  # (anim, dist, frame, naive, ours, wrong-under-low)
     worst = []
     for anim in names:
@@ -491,7 +493,7 @@ def main() -> None:
     if not a.no_color:
         dists = [int(d) for d in a.dists.split(",")]
         errors = [] if a.color_errors else None
-        names, crow, cworst = colour_bench(root, dists, errors)
+        names, crow, cworst = colour_bench(root, dists, errors, anims)
         print_colour(names, crow, dists)
         if errors is not None:
             print_colour_errors(names, errors, dists)

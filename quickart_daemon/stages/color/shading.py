@@ -47,6 +47,13 @@ SCENERY_FRINGE_PX = 3.0
 #: how near (share of the frame's height) a difference between the drawing's and the reference's
 #: lines makes the background there "moved"
 MOVED_NEAR = 0.02
+#: half-width (share of the frame's height) of the window in which the lines decide which motion a
+#: piece of scenery took (a few lines of text: enough lines to tell the motions apart)
+SCENERY_WINDOW = 0.05
+#: motions of the scenery tried beside holding still, and the least correlation (share of the best)
+#: that makes a shift a candidate
+SCENERY_MOTIONS = 3
+PEAK_SHARE = 0.3
 #: cost of a region's shift per region size (sqrt of its area), against its overlap score (at
 #: most 2: outlines and areas): moving by a whole region size costs an eighth of a perfect fit
 STILL_BIAS = 0.25
@@ -54,7 +61,7 @@ STILL_BIAS = 0.25
 LINE_CORE = 0.5
 
 
-def _crop(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
+def crop_region(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, x1, y1 = (int(v) for v in bbox)
     return (mask_img[y0:y1 + 1, x0:x1 + 1] == label).astype(np.float32), np.array([x0, y0], float)
 
@@ -68,13 +75,12 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray,
-               prior: np.ndarray, outlines: bool = True) -> np.ndarray:
+               prior: np.ndarray) -> np.ndarray:
     """The offset (x, y) to add to a target pixel to reach its place in the reference: the one
     under which the two masks and their outlines overlap most (ties: the one nearest `prior`).
     The outlines decide where the areas cannot: a part half hidden in one frame fits inside the
     other at many shifts, but its visible outline lies on the other's at one; the areas decide
-    where the outlines change (a part that turns a little). Masks that are lines already are
-    compared as they are (`outlines` False)."""
+    where the outlines change (a part that turns a little)."""
     size = max(float(np.sqrt(t_mask.sum())), 1.0)
     s = max(1, int(np.ceil(max(*t_mask.shape, *r_mask.shape) / ALIGN_SIZE)))
     if s > 1:
@@ -89,7 +95,7 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     def xcorr(a, b):
         c = np.fft.irfft2(np.conj(np.fft.rfft2(a, (H, W))) * np.fft.rfft2(b, (H, W)), (H, W))
         return c / max(float(c.max()), 1e-9)
-    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask) if outlines else xcorr(t_mask, r_mask)
+    corr = xcorr(_outline(t_mask), _outline(r_mask)) + xcorr(t_mask, r_mask)
     # corr[k] = sum_p t[p] r[p + k], k wrapped: rows -(ht-1)..hr-1
     ky = np.arange(H)
     ky = np.where(ky >= hr, ky - H, ky)
@@ -105,6 +111,20 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     score = corr - STILL_BIAS * moved - 1e-6 * near  # ties go to the shift nearest the prior
     iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
     return np.array([off_x[ix], off_y[iy]])
+
+
+def outline_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, off) -> float:
+    """Share of region t's outline (the line pixels it takes) that lands on the reference's lines
+    when moved by `off`. Lines are exact where areas are not: a part that another part hid in the
+    reference (or hides now) overlaps its reference region at the wrong shift, but its outline
+    lies on the reference's outline only at the right one."""
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    ys, xs = np.nonzero((lab[y0:y1 + 1, x0:x1 + 1] == t) & ~free[y0:y1 + 1, x0:x1 + 1])
+    if len(ys) == 0:
+        return 0.0
+    sy, sx = ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
+    ok = (sy >= 0) & (sy < r_line.shape[0]) & (sx >= 0) & (sx < r_line.shape[1])
+    return float(r_line[sy[ok], sx[ok]].sum()) / len(ys)
 
 
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
@@ -165,8 +185,8 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
 
 
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
-                  src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+                  src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0,
+                  free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-pixel fill that carries the references' shading into the regions that took their colour
     from them (see the module). Returns
     - the fill;
@@ -205,13 +225,17 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             base[src_reg[t]] = lut[t, :3]
         shaded_r = shaded_regions(rlab, away, ref.image, base)
         shaded = sel_reg & shaded_r[src_reg]
+        r_line = ~ref.prep.seg.free
         off = np.zeros((n1, 2))
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
         for t in np.nonzero(sel_reg)[0]:
             r = src_reg[t]
-            tm, to = _crop(lab, t, regs.bbox[t])
-            rm, ro = _crop(rlab, r, rregs.bbox[r])
+            tm, to = crop_region(lab, t, regs.bbox[t])
+            rm, ro = crop_region(rlab, r, rregs.bbox[r])
             off[t] = mask_shift(tm, to, rm, ro, off[t])
+            if free is not None and outline_fit(lab, free, t, regs.bbox[t], r_line, np.zeros(2)) >= \
+                    outline_fit(lab, free, t, regs.bbox[t], r_line, off[t]):
+                off[t] = 0  # its outline lies where it lay: it held still, whatever hides it now or hid it then
         px = sel_reg[lab]
         sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
         sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
@@ -265,31 +289,116 @@ def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.nda
     return cv2.dilate(edge.astype(np.uint8), k).astype(bool) & carried
 
 
-def _scenery_moved(fill: np.ndarray, want: np.ndarray, line: np.ndarray, ref, source: np.ndarray) -> np.ndarray:
-    """Background where lines moved (a scrolling screen, a pan): each connected area of it takes
-    the shift that lays the reference's lines best onto the drawing's there, and copies the
-    reference's background (`source`) from the shifted place: colour areas without lines (chat
-    bubbles on a screen) move with the lines around them. Returns where it copied (in place)."""
-    h, w = want.shape
-    done = np.zeros((h, w), bool)
-    n, comp = cv2.connectedComponents(want.astype(np.uint8), connectivity=8)
-    rline = (~ref.prep.seg.free).astype(np.float32)
-    for c in range(1, n):
-        ys, xs = np.nonzero(comp == c)
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        t_lines = (line[y0:y1, x0:x1] & (comp[y0:y1, x0:x1] == c)).astype(np.float32)
-        if t_lines.sum() < 4 * max(y1 - y0, x1 - x0) ** 0.5:
-            continue  # too few lines to tell how it moved
-        my, mx = (y1 - y0) // 2, (x1 - x0) // 2
-        ry0, ry1, rx0, rx1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
-        off = mask_shift(t_lines, np.array([x0, y0], float), rline[ry0:ry1, rx0:rx1],
-                         np.array([rx0, ry0], float), np.zeros(2), outlines=False)
-        sy = np.clip(ys + int(off[1]), 0, h - 1)
-        sx = np.clip(xs + int(off[0]), 0, w - 1)
-        ok = source[sy, sx]
-        fill[ys[ok], xs[ok]] = ref.image[sy[ok], sx[ok]]
-        done[ys[ok], xs[ok]] = True
-    return done
+def _shifted(img: np.ndarray, off) -> np.ndarray:
+    """out[p] = img[p + off] (zero where p + off is off the frame)."""
+    h, w = img.shape[:2]
+    dx, dy = int(off[0]), int(off[1])
+    out = np.zeros_like(img)
+    ys0, ys1, xs0, xs1 = max(0, -dy), min(h, h - dy), max(0, -dx), min(w, w - dx)
+    if ys1 > ys0 and xs1 > xs0:
+        out[ys0:ys1, xs0:xs1] = img[ys0 + dy:ys1 + dy, xs0 + dx:xs1 + dx]
+    return out
+
+
+def _window(height: int) -> int:
+    """Half-width in pixels of the window that chooses a scenery motion (SCENERY_WINDOW)."""
+    return max(3, int(round(SCENERY_WINDOW * height)))
+
+
+def scenery_motions(t_lines: np.ndarray, r_lines: np.ndarray, k: int) -> list[np.ndarray]:
+    """Up to `k` shifts (x, y; added to a drawing pixel to reach the reference), besides none, under
+    which the reference's lines `r_lines` lie on the drawing's `t_lines`: the peaks of their
+    cross-correlation over the whole frame (at most 2 x ALIGN_SIZE cells across), each at least
+    PEAK_SHARE of the best. No cost on a shift's length (a chat scrolls by a whole bubble): which
+    candidate holds where is decided locally (`scenery_layers`)."""
+    h, w = t_lines.shape
+    s = max(1, int(np.ceil(max(h, w) / (2 * ALIGN_SIZE))))
+    t = cv2.resize(t_lines.astype(np.float32), (max(1, w // s), max(1, h // s)), interpolation=cv2.INTER_AREA)
+    r = cv2.resize(r_lines.astype(np.float32), (max(1, w // s), max(1, h // s)), interpolation=cv2.INTER_AREA)
+    hh, ww = t.shape
+    H, W = 2 * hh, 2 * ww
+    c = np.fft.irfft2(np.conj(np.fft.rfft2(t, (H, W))) * np.fft.rfft2(r, (H, W)), (H, W))
+    ky = np.arange(H)
+    ky = np.where(ky >= hh, ky - H, ky)
+    kx = np.arange(W)
+    kx = np.where(kx >= ww, kx - W, kx)
+    out: list[np.ndarray] = []
+    # motions nearer each other than the window that chooses between them (`scenery_layers`) are
+    # one motion (a shift by one dash of a dashed text line); holding still is always a candidate
+    sep = max(2, _window(h) // s)
+    near = lambda y, x: np.ix_(np.abs(ky - y) <= sep, np.abs(kx - x) <= sep)
+    c[near(0, 0)] = -np.inf
+    best = float(c.max())
+    if best <= 1e-6:
+        return out
+    for _ in range(k):
+        iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
+        if c[iy, ix] < PEAK_SHARE * best:
+            break
+        out.append(np.array([kx[ix] * s, ky[iy] * s]))
+        c[near(ky[iy], kx[ix])] = -np.inf
+    return out
+
+
+def scenery_layers(t_lines: np.ndarray, r_lines: np.ndarray, want: np.ndarray, lab: np.ndarray,
+                   motions: list[np.ndarray]) -> np.ndarray:
+    """Per pixel of `want`, which of `motions` (the first: none) its scenery took (index): the one
+    under which the reference's lines agree best with the drawing's in a window around it
+    (SCENERY_WINDOW of the frame's height: a few text lines), ties to the first. A pixel with no
+    line in its window takes the choice of the nearest decided pixel of its region (a bubble's
+    margin moves with its text, the gap between two bubbles too)."""
+    r = _window(want.shape[0])
+    box = lambda m: cv2.boxFilter(m.astype(np.float32), -1, (2 * r + 1, 2 * r + 1), normalize=False)
+    dice = lambda a, b: 2 * box(a & b) / np.maximum(box(a) + box(b), 1.0)
+    best = dice(t_lines, r_lines)
+    pick = np.where(best > 0, 0, -1).astype(np.int32)
+    for i, off in enumerate(motions[1:], 1):
+        agree = dice(t_lines, _shifted(r_lines, off))
+        take = agree > best
+        best[take], pick[take] = agree[take], i
+    pick[~want] = -1
+    known = pick >= 0
+    spread = pick[..., None].copy()
+    _fill_from_nearest(spread, known, want & ~known, lab)
+    return spread[..., 0]
+
+
+def _scenery_moved(fill: np.ndarray, prep, moved: np.ndarray, ref, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The background, where its own lines moved (a scrolling screen, a pan): the few motions that
+    lay the reference's moved scenery lines on the drawing's (`scenery_motions`) and holding still
+    are the candidates, every pixel of the background takes the one its surrounding lines took
+    (`scenery_layers`; a pixel far from any line, the one of its nearest lines: a bubble's margin
+    moves with its text) and copies the reference's background (`source`) from its moved place.
+    Returns where it copied (in place) and where the scenery moved (the reference's pixel at the
+    same place is not its colour)."""
+    lab, rlab = prep.seg.labels, ref.prep.seg.labels
+    outside = prep.regs.outside[lab]
+    tline = ~prep.seg.free & outside
+    rline = ~ref.prep.seg.free & ref.prep.regs.outside[rlab]
+    none = np.zeros_like(outside)
+    # the motion shows in the lines that moved: the pixels where only one drawing has a line (a
+    # screen's frame that held still would pull every candidate its way), and, as a stroke that
+    # moved can fall in part on another one by chance (text lines a line apart), the lines where
+    # something moved
+    sep = _window(lab.shape[0])
+    motions = [np.zeros(2, int)]
+    for cand in scenery_motions(tline & ~rline, rline & ~tline, SCENERY_MOTIONS) + \
+            scenery_motions(tline & moved, rline & moved, SCENERY_MOTIONS):
+        if all(np.abs(cand - m).max() > sep for m in motions):
+            motions.append(cand)
+    if len(motions) == 1:
+        return none, none
+    pick = scenery_layers(tline, rline, outside, lab, motions)
+    h, w = outside.shape
+    ys, xs = np.nonzero(pick > 0)
+    off = np.array(motions)[pick[ys, xs]]
+    sy, sx = ys + off[:, 1], xs + off[:, 0]
+    ok = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+    ok[ok] = source[sy[ok], sx[ok]]
+    fill[ys[ok], xs[ok]] = ref.image[sy[ok], sx[ok]]
+    copied = none.copy()
+    copied[ys[ok], xs[ok]] = True
+    return copied, pick > 0
 
 
 def lines_moved(line: np.ndarray, ref) -> np.ndarray:
@@ -314,21 +423,28 @@ def hold_still(fill: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.nd
     return still[lab] | (outside[lab] & ~moved)
 
 
-def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.ndarray,
-                  ref) -> np.ndarray:
+def paints_scenery(ref, shape) -> bool:
+    """Does the reference paint the background of a drawing of this shape (an opaque cel of the
+    same size: a screen, paper, a sky), so that `paint_scenery` copies it?"""
+    return ref.image.shape[:2] == tuple(shape[:2]) and not (ref.image[..., 3] < 255).any()
+
+
+def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.ndarray, np.ndarray]:
     """An opaque reference paints its background too (paper, a screen, a sky: parts with no
     lines around them). The background does not move with the characters: where the line art
     shows background, the fill takes the reference's pixel at the same place (in place in
     `fill`). Whether the scenery there held still shows in the lines: where the drawing's lines
-    (`line`) and the reference's differ nearby, something moved, and a part the reference's lines
+    and the reference's differ nearby (`moved`), something moved, and a part the reference's lines
     close there (a duck that has since stepped aside, a bubble that scrolled) is not copied: the
     nearest background of the reference continues. Where the lines agree, a part that the drawing
-    leaves open (a post drawn without its bottom line) is copied like the background. Returns
-    where the result is not paper (scenery). A reference with transparency keeps the background
-    transparent."""
-    img = ref.image
-    if img.shape[:2] != fill.shape[:2] or (img[..., 3] < 255).any():
-        return np.zeros(outside.shape, bool)
+    leaves open (a post drawn without its bottom line) is copied like the background; where the
+    scenery's own lines moved, it moves with them (`_scenery_moved`). Returns where the result is
+    scenery (not paper, or moved) and where the scenery moved. A reference with transparency keeps
+    the background transparent."""
+    img, lab = ref.image, prep.seg.labels
+    outside = prep.regs.outside[lab]
+    if not paints_scenery(ref, fill.shape):
+        return np.zeros(outside.shape, bool), np.zeros(outside.shape, bool)
     rlab = ref.prep.seg.labels
     part = ~ref.prep.regs.outside[rlab]
     # a part of the reference that lies on the drawing's background where lines moved (a fin the
@@ -339,8 +455,18 @@ def paint_scenery(fill: np.ndarray, outside: np.ndarray, lab: np.ndarray, line: 
     fringe = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) < SCENERY_FRINGE_PX
     seen = outside & ref.prep.seg.free & ~(part & gone[rlab]) & ~(fringe & moved)
     fill[seen] = img[seen]
-    seen |= _scenery_moved(fill, outside & moved, line, ref, ~part & ref.prep.seg.free)
+    copied, shifted = _scenery_moved(fill, prep, moved, ref, ~part & ref.prep.seg.free & ~fringe)
+    seen = (seen & ~shifted) | copied
     got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
     scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
-    return scenery
+    # scenery that took a motion is a guess away from its lines, even where it is paper-coloured (a
+    # white chat bubble), when the reference has scenery that is not paper (at least a window's
+    # area of it, SCENERY_WINDOW: not a line's fringe, not a speck); paper is paper whichever way
+    # it moved
+    r = _window(lab.shape[0])
+    ref_scenery = ~part & ref.prep.seg.free & ~fringe & \
+        (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    if int(ref_scenery.sum()) >= (2 * r + 1) ** 2:
+        scenery |= got & shifted
+    return scenery, shifted

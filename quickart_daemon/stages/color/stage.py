@@ -13,7 +13,8 @@ from .features import Regions, describe
 from .match import TRANSPARENT, match
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import carry_shading, hold_still, lines_moved, paint_scenery
+from .shading import (carry_shading, crop_region, hold_still, lines_moved, mask_shift, outline_fit, paint_scenery,
+                      paints_scenery)
 
 
 @dataclass
@@ -222,6 +223,50 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
     m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
 
 
+#: share of a region lying inside one reference region at the same place from which that region is
+#: a candidate for it (`inside_by_outline`)
+CONTAINED = 0.9
+
+
+def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -> np.ndarray:
+    """A region that lies inside one reference region at the same place (a part that a new line cut
+    off: a duck's wing drawn over its body) while the matcher gave it another, distant one (the
+    area-conserving assignment finds the body taken and sends the piece to an unclaimed highlight)
+    is the region it lies in when its outline lies on the reference's lines where it is better than
+    on its match's at the match's own shift (`outline_fit`): lines are exact evidence of where a
+    part was. Updates the match `m` in place. With `scenery` (the reference's background is painted
+    and will be copied), a region lying so in the reference's background (a chat's comment box
+    that the reference's lines leave open, closed in the drawing) is background; returns those."""
+    lab, rlab = prep.seg.labels, ref.prep.seg.labels
+    regs, rregs = prep.regs, ref.prep.regs
+    background = np.zeros(regs.n + 1, bool)
+    if rlab.shape != lab.shape:
+        return background
+    n, nr = regs.n, rregs.n
+    inter = np.bincount(lab.ravel().astype(np.int64) * (nr + 1) + rlab.ravel(),
+                        minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+    r0 = inter.argmax(1)
+    share = inter[np.arange(n + 1), r0] / np.maximum(inter.sum(1), 1)
+    r_line = ~ref.prep.seg.free
+    in_scenery = rregs.outside[r0] & scenery
+    cand = (share >= CONTAINED) & (r0 != m.ref_region) & ~regs.outside & (m.ref_region > 0) & \
+        (in_scenery | (~rregs.outside[r0] & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour)))
+    cand[0] = False
+    for t in np.nonzero(cand)[0]:
+        r = m.ref_region[t]
+        tm, to = crop_region(lab, t, regs.bbox[t])
+        rm, ro = crop_region(rlab, r, rregs.bbox[r])
+        off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
+        if outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, np.zeros(2)) > \
+                outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off):
+            if in_scenery[t]:
+                background[t] = True
+                continue
+            m.colour[t], m.ref_region[t] = ref.colour[r0[t]], r0[t]
+            m.confidence[t] = min(m.confidence[t], share[t])
+    return background
+
+
 #: confidence of a pixel whose colour is a guess inside a well-matched region: its moved place is
 #: off the reference region (the shading there is unknown), it lies beside a sharp change of the
 #: carried tone, or it is scenery copied from the reference at the same place where lines moved
@@ -264,6 +309,9 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
             m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
                       line_weight=1.0 if ref.from_lines else 0.2)
             stayed_put(m, lab, ref)
+            # the nearest reference paints the background when there is no palette to keep to
+            background = inside_by_outline(m, prep, ref, rank == 0 and palette.empty and paints_scenery(ref, lab.shape))
+            regs.outside[background] = True
             score = m.confidence - 0.03 * rank
             take = score > best
             colour[take], conf[take], best[take] = m.colour[take], m.confidence[take], score[take]
@@ -332,11 +380,12 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
     if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
         fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
                                                      None if lc else prep.art.coverage > finish.INK_VISIBLE,
-                                                     prep.art.line_width)
+                                                     prep.art.line_width, prep.seg.free)
         conf = np.minimum(conf, fit)
         if refs[0].image.shape[:2] == lab.shape:
             moved = lines_moved(~prep.seg.free, refs[0])
-            scenery = paint_scenery(fill, regs.outside[lab], lab, ~prep.seg.free, moved, refs[0])
+            scenery, shifted = paint_scenery(fill, prep, moved, refs[0])
+            moved |= shifted & scenery  # the scenery there moved: not the reference at the same place
             if not lc and mode == "keep":  # the reference's pixels, its lines as it draws them
                 still = hold_still(fill, lab, ~prep.seg.free, moved, regs.outside, refs[0])
                 coverage = np.where(still, 0.0, coverage).astype(np.float32)
