@@ -619,3 +619,55 @@ def test_a_region_whose_outline_held_still_is_not_the_part_that_swung_away():
     err = np.linalg.norm(out[..., :3].astype(float) - truth[..., :3], axis=2)
     # measured 1.0 (0.0 before: the flag's red)
     assert (err[24:47, 24:136] <= 12).mean() >= 0.95, (err[24:47, 24:136] <= 12).mean()
+
+
+def _mailbox_inside(envelope_in: bool, decoy=None) -> tuple[np.ndarray, np.ndarray]:
+    """A mailbox's dark inside and an envelope that lies, in the reference, to its left or, in the
+    drawing, inside the box (the dark inside is then a ring round it); `decoy`: the top left corner
+    of a frame as big as the box drawn in the reference (lines that lie there by chance, like the
+    box's front edges round tg_mailbox's envelope). Returns (line art, cel)."""
+    lines = np.full((160, 260, 4), 255, np.uint8)
+    cv2.rectangle(lines, (140, 30), (240, 130), (0, 0, 0, 255), 3)
+    if decoy is not None:
+        cv2.rectangle(lines, (int(decoy[0]), int(decoy[1])), (int(decoy[0]) + 100, int(decoy[1]) + 100), (0, 0, 0, 255), 3)
+    ex = 165 if envelope_in else 25
+    cv2.rectangle(lines, (ex, 55), (ex + 50, 105), (0, 0, 0, 255), 3)
+    cel = lines.copy()
+    cel[32:129, 142:239, :3] = (40, 40, 42)                 # the box's inside
+    cel[57:104, ex + 2:ex + 49, :3] = (190, 190, 190)       # the envelope
+    cel[lines[..., 0] < 128, :3] = 0
+    return lines, cel
+
+
+def test_an_outline_that_held_still_on_its_own_lines_beats_one_that_lies_on_other_lines_by_chance():
+    """tg_mailbox (frame 9 from 1): the envelope went into the box; the box's dark inside is now a
+    ring round it, matched to the reference's envelope. At the shift that lays it on the envelope
+    its outer rim lies on other lines by chance (there the box's front edges; here a decoy frame
+    drawn just there): on all the reference's lines it fits there as well as where it is. On the
+    lines of the regions at its place that held still (the box's inside) more than half of its
+    outline lies, more than on the envelope's own lines: it is the box's inside."""
+    from quickart_daemon.stages.color.match import match
+    from quickart_daemon.stages.color.shading import crop_region, mask_shift, outline_fit
+    from quickart_daemon.stages.color.stage import held_by_outline, prepare
+    prep = prepare(_mailbox_inside(True)[0])
+    lab = prep.seg.labels
+    ring = lab[40, 190]
+    plain = build_ref(1, _mailbox_inside(False)[1], _mailbox_inside(False)[0], 0.0, Colours())
+    envelope = plain.prep.seg.labels[80, 50]
+    off = mask_shift(*crop_region(lab, ring, prep.regs.bbox[ring]),
+                     *crop_region(plain.prep.seg.labels, envelope, plain.prep.regs.bbox[envelope]),
+                     plain.prep.regs.centroid[envelope] - prep.regs.centroid[ring])
+    lines_ref, cel_ref = _mailbox_inside(False, decoy=(140 + off[0], 30 + off[1]))
+    colours = Colours()
+    ref = build_ref(1, cel_ref, lines_ref, 0.0, colours)
+    m = match(prep.regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table))
+    envelope, inside = ref.prep.seg.labels[80, 50], ref.prep.seg.labels[40, 190]
+    assert prep.regs.full_area[ring] > 5000  # one region round the envelope
+    m.colour[ring], m.ref_region[ring], m.confidence[ring] = ref.colour[envelope], envelope, 1.0
+    # on all the reference's lines, the outline fits no better where it is than at the envelope's
+    # shift (the decoy): that test alone keeps the envelope
+    r_line = ~ref.prep.seg.free
+    assert outline_fit(lab, prep.seg.free, ring, prep.regs.bbox[ring], r_line, off) >= \
+        outline_fit(lab, prep.seg.free, ring, prep.regs.bbox[ring], r_line, np.zeros(2))
+    held_by_outline(m, prep, ref)
+    assert m.ref_region[ring] == inside and m.colour[ring] == ref.colour[inside]

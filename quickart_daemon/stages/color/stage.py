@@ -13,7 +13,7 @@ from .features import Regions, describe
 from .match import TRANSPARENT, match
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import (carry_shading, crop_region, hold_still, lines_moved, mask_shift, outline_fit, paint_scenery,
+from .shading import (border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift, outline_fit, paint_scenery,
                       paints_scenery)
 
 
@@ -270,11 +270,16 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
 #: least share of a region that a reference region at the same place must cover to be a candidate
 #: for it in `held_by_outline` (a piece of it, not a sliver along its edge)
 HELD_SHARE = 0.1
+#: share of a region's outline that must lie on the lines of the regions that held still at its
+#: place for that to count as evidence on its own (more than half of it)
+HELD_MOST = 0.5
 
 
 def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     """A region whose outline lies on the reference's lines where it is better than at its match's
-    own shift (`outline_fit`) held still, whatever the matcher's areas and positions said: a box's
+    own shift (`outline_fit`; or, on more than half of it, on the lines of the reference regions
+    that held still at its place better than on its match's own lines, `border_fit`: the inside
+    of a mailbox whose rim an envelope's edge now follows) held still, whatever the matcher's areas and positions said: a box's
     upper part that a flag hid in two pieces in the reference is not the flag, which has swung
     away (tg_mailbox: the area-conserving matcher gave the box's top the reference's flag, and the
     flag the box). It takes the reference region at its place that also held still (the shift that
@@ -296,27 +301,36 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     zero = np.zeros(2)
     cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < 0.5)
     cand[0] = False
+    reach = int(np.ceil(prep.art.line_width)) + 1  # a region's lines: those within a line's width of it
     for t in np.nonzero(cand)[0]:
         r = m.ref_region[t]
         tm, to = crop_region(lab, t, regs.bbox[t])
         rm, ro = crop_region(rlab, r, rregs.bbox[r])
-        fit0 = outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, zero)
         off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
-        if fit0 <= outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off):
-            continue
+        fit_m = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, [r], off, reach)
         # the shift is known to about one step of mask_shift's grid (plus a pixel of line)
         tol = 2.0 + max(tm.shape) / 160.0
+        held = []
         for rp in np.argsort(-share[t]):
             if share[t, rp] < HELD_SHARE:
                 break
-            if rp == r or rp == 0 or rregs.outside[rp] or ref.colour[rp] < 0 or ref.colour[rp] == m.colour[t]:
+            if rp == r or rp == 0 or rregs.outside[rp] or ref.colour[rp] < 0:
                 continue
             rm, ro = crop_region(rlab, rp, rregs.bbox[rp])
             if np.abs(mask_shift(tm, to, rm, ro, zero)).max() <= tol:
-                vetoed.append((int(t), int(r)))
-                m.colour[t], m.ref_region[t] = ref.colour[rp], rp
-                m.confidence[t] = min(m.confidence[t], fit0)
-                break
+                held.append(int(rp))
+        if not held or ref.colour[held[0]] == m.colour[t]:
+            continue
+        # the evidence: its outline lies on the lines where it is better than at its match's shift,
+        # either on all the reference's lines or on the lines of the regions that held still there;
+        # the latter, a looser test (those regions' lines may pass under a part that moved over
+        # them), only when it is more than half of its outline
+        fit0 = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, held, zero, reach)
+        all0 = outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, zero)
+        if (fit0 > max(fit_m, HELD_MOST)) or all0 > outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off):
+            vetoed.append((int(t), int(r)))
+            m.colour[t], m.ref_region[t] = ref.colour[held[0]], held[0]
+            m.confidence[t] = min(m.confidence[t], max(fit0, all0))
     return np.array(vetoed, int).reshape(-1, 2)
 
 
