@@ -308,6 +308,10 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
         rm, ro = crop_region(rlab, r, rregs.bbox[r])
         off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
         fit_m = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, [r], off, reach)
+        all0 = outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, zero)
+        on_all = all0 > outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
+        if not on_all and all0 <= max(fit_m, HELD_MOST):
+            continue  # no evidence either way (the fit on some lines is at most that on all of them)
         # the shift is known to about one step of mask_shift's grid (plus a pixel of line)
         tol = 2.0 + max(tm.shape) / 160.0
         held = []
@@ -326,8 +330,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
         # the latter, a looser test (those regions' lines may pass under a part that moved over
         # them), only when it is more than half of its outline
         fit0 = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, held, zero, reach)
-        all0 = outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, zero)
-        if (fit0 > max(fit_m, HELD_MOST)) or all0 > outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off):
+        if on_all or fit0 > max(fit_m, HELD_MOST):
             vetoed.append((int(t), int(r)))
             m.colour[t], m.ref_region[t] = ref.colour[held[0]], held[0]
             m.confidence[t] = min(m.confidence[t], max(fit0, all0))
