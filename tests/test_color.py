@@ -671,3 +671,25 @@ def test_an_outline_that_held_still_on_its_own_lines_beats_one_that_lies_on_othe
         outline_fit(lab, prep.seg.free, ring, prep.regs.bbox[ring], r_line, np.zeros(2))
     held_by_outline(m, prep, ref)
     assert m.ref_region[ring] == inside and m.colour[ring] == ref.colour[inside]
+
+
+def test_a_moved_part_whose_outline_does_not_fit_its_match_is_unsure():
+    """tg_darts (frame 4 from 12): a dart's fin that turned on its way was matched, with confidence
+    0.6-1, to a piece of the board far off. A region whose match is not at its place moved; it is
+    as sure as its outline lies on its match's own lines at the match's shift (here the swung flag,
+    matched by hand to a piece of the box's top it does not fit): below --low-confidence, so the
+    map marks it."""
+    from quickart_daemon.stages.color.match import match
+    from quickart_daemon.stages.color.stage import held_by_outline, prepare
+    (lines_ref, cel_ref), (lines_tgt, _) = _box_top_and_flag(False), _box_top_and_flag(True)
+    colours = Colours()
+    ref = build_ref(1, cel_ref, lines_ref, 0.0, colours)
+    prep = prepare(lines_tgt)
+    m = match(prep.regs, prep.seg.labels, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table))
+    flag, piece = prep.seg.labels[76, 80], ref.prep.seg.labels[35, 30]
+    body = prep.seg.labels[95, 130]
+    m.colour[flag], m.ref_region[flag], m.confidence[flag] = ref.colour[piece], piece, 1.0
+    m.confidence[body] = 1.0
+    held_by_outline(m, prep, ref)
+    assert m.confidence[flag] < 0.5, m.confidence[flag]   # measured 0.17 (1.0 before)
+    assert m.confidence[body] == 1.0                      # a region at its match's place keeps its own

@@ -287,7 +287,9 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     may have cut it in pieces) and differs from its match. Updates the match `m` in place (the
     confidence is at most the outline's fit there) and returns the vetoed pairs (region, its old
     match) so that the matcher can be run again without them: the reference region it left is
-    free for the part that really moved."""
+    free for the part that really moved. A region whose match is not at its place and that keeps it
+    moved: it is at most as sure as its outline lies on its match's own lines at the match's shift
+    (a part that turned, or a wrong match, fits badly: the confidence map marks it)."""
     lab, rlab = prep.seg.labels, ref.prep.seg.labels
     regs, rregs = prep.regs, ref.prep.regs
     vetoed: list[tuple[int, int]] = []
@@ -308,6 +310,10 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
         rm, ro = crop_region(rlab, r, rregs.bbox[r])
         off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
         fit_m = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, [r], off, reach)
+        # a part that moved (its match is not at its place) is as sure as its outline lies on its
+        # match's own lines at the match's shift: a part that turned, or a wrong match, fits badly
+        sure = m.confidence[t]
+        m.confidence[t] = min(sure, fit_m)
         all0 = outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, zero)
         on_all = all0 > outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
         if not on_all and all0 <= max(fit_m, HELD_MOST):
@@ -333,7 +339,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
         if on_all or fit0 > max(fit_m, HELD_MOST):
             vetoed.append((int(t), int(r)))
             m.colour[t], m.ref_region[t] = ref.colour[held[0]], held[0]
-            m.confidence[t] = min(m.confidence[t], max(fit0, all0))
+            m.confidence[t] = min(sure, max(fit0, all0))
     return np.array(vetoed, int).reshape(-1, 2)
 
 
