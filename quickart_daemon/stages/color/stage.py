@@ -13,8 +13,8 @@ from .features import Regions, describe
 from .match import TRANSPARENT, match
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import (border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift, outline_fit, paint_scenery,
-                      paints_scenery)
+from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
+                      outline_fit, paint_scenery, paints_scenery)
 
 
 @dataclass
@@ -279,9 +279,9 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     """A region whose outline lies on the reference's lines where it is better than at its match's
     own shift (`outline_fit`; or, on more than half of it, on the lines of the reference regions
     that held still at its place better than on its match's own lines, `border_fit`: the inside
-    of a mailbox whose rim an envelope's edge now follows) held still, whatever the matcher's areas and positions said: a box's
-    upper part that a flag hid in two pieces in the reference is not the flag, which has swung
-    away (tg_mailbox: the area-conserving matcher gave the box's top the reference's flag, and the
+    of a mailbox whose rim an envelope's edge now follows) held still, whatever the matcher's areas
+    and positions said: a box's upper part that a flag hid in two pieces in the reference is not
+    the flag, which has swung away (tg_mailbox: the area-conserving matcher gave the box's top the reference's flag, and the
     flag the box). It takes the reference region at its place that also held still (the shift that
     lays that region on it best is about none; the largest of them: an occluder in the reference
     may have cut it in pieces) and differs from its match. Updates the match `m` in place (the
@@ -319,7 +319,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
         if not on_all and all0 <= max(fit_m, HELD_MOST):
             continue  # no evidence either way (the fit on some lines is at most that on all of them)
         # the shift is known to about one step of mask_shift's grid (plus a pixel of line)
-        tol = 2.0 + max(tm.shape) / 160.0
+        tol = 2.0 + max(tm.shape) / ALIGN_SIZE
         held = []
         for rp in np.argsort(-share[t]):
             if share[t, rp] < HELD_SHARE:
