@@ -108,7 +108,9 @@ def _geo_support(P: np.ndarray, At: np.ndarray, Dt: np.ndarray, edges: tuple) ->
 
 
 def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_colour: np.ndarray,
-          n_colours: int, iterations: int | None = None, line_weight: float = 1.0) -> MatchResult:
+          n_colours: int, iterations: int | None = None, line_weight: float = 1.0,
+          veto: np.ndarray | None = None) -> MatchResult:
+    """`veto`: (target, reference) region pairs ruled out by other evidence (their outlines)."""
     nt, nr = tgt.n, ref.n
     iterations = ITERATIONS if iterations is None else iterations
     T = np.array([t for t in range(1, nt + 1) if not tgt.outside[t]], int)
@@ -151,6 +153,11 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
     out_t = tgt.adj[np.ix_(T, out_ids)].sum(1) / np.maximum(tgt.adj[T].sum(1), 1)
     hole_r = (ref_colour[R] == TRANSPARENT).astype(np.float64)
     c_hole = W_HOLE * out_t[:, None] * hole_r[None, :]
+    if veto is not None and len(veto):
+        ti, ri = np.full(nt + 1, -1), np.full(nr + 1, -1)
+        ti[T], ri[R] = np.arange(nT), np.arange(len(R))
+        a, b = ti[veto[:, 0]], ri[veto[:, 1]]
+        c_hole[a[(a >= 0) & (b >= 0)], b[(a >= 0) & (b >= 0)]] += W_HOLE
     base = (c_hole + 1.2 * c_area + 1.5 * c_shape * small_t + W_LINE * line_weight * c_line - 2.5 * ov)
     # neighbourhood: row-normalised adjacency of the target, reachability within the reference
     At = tgt.adj[np.ix_(T, T)].astype(np.float64)

@@ -127,6 +127,28 @@ def outline_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndar
     return float(r_line[sy[ok], sx[ok]].sum()) / len(ys)
 
 
+def border_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, rlab: np.ndarray,
+               rset, off, reach: int) -> float:
+    """Share of region t's outline (the line pixels it takes) that lands, moved by `off`, on the
+    reference's lines within `reach` pixels of the reference regions `rset`: `outline_fit` with the
+    lines of those regions only, so that a region whose outline lies on other lines by chance (the
+    inside of a box whose rim is also an envelope's edge) is not taken for them."""
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    ys, xs = np.nonzero((lab[y0:y1 + 1, x0:x1 + 1] == t) & ~free[y0:y1 + 1, x0:x1 + 1])
+    if len(ys) == 0:
+        return 0.0
+    sy, sx = ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
+    h, w = r_line.shape
+    cy0, cy1 = max(0, int(sy.min()) - reach), min(h, int(sy.max()) + reach + 1)
+    cx0, cx1 = max(0, int(sx.min()) - reach), min(w, int(sx.max()) + reach + 1)
+    if cy1 <= cy0 or cx1 <= cx0:
+        return 0.0
+    near = cv2.dilate(np.isin(rlab[cy0:cy1, cx0:cx1], rset).astype(np.uint8),
+                      np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool) & r_line[cy0:cy1, cx0:cx1]
+    ok = (sy >= cy0) & (sy < cy1) & (sx >= cx0) & (sx < cx1)
+    return float(near[sy[ok] - cy0, sx[ok] - cx0].sum()) / len(ys)
+
+
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
     """Per reference region: does the reference paint it with shading (enough of its pixels off
     its base colour), rather than flat?"""

@@ -13,8 +13,8 @@ from .features import Regions, describe
 from .match import TRANSPARENT, match
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import (carry_shading, crop_region, hold_still, lines_moved, mask_shift, outline_fit, paint_scenery,
-                      paints_scenery)
+from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
+                      outline_fit, paint_scenery, paints_scenery)
 
 
 @dataclass
@@ -267,6 +267,82 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
     return background
 
 
+#: least share of a region that a reference region at the same place must cover to be a candidate
+#: for it in `held_by_outline` (a piece of it, not a sliver along its edge)
+HELD_SHARE = 0.1
+#: share of a region's outline that must lie on the lines of the regions that held still at its
+#: place for that to count as evidence on its own (more than half of it)
+HELD_MOST = 0.5
+
+
+def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
+    """A region whose outline lies on the reference's lines where it is better than at its match's
+    own shift (`outline_fit`; or, on more than half of it, on the lines of the reference regions
+    that held still at its place better than on its match's own lines, `border_fit`: the inside
+    of a mailbox whose rim an envelope's edge now follows) held still, whatever the matcher's areas
+    and positions said: a box's upper part that a flag hid in two pieces in the reference is not
+    the flag, which has swung away (tg_mailbox: the area-conserving matcher gave the box's top the reference's flag, and the
+    flag the box). It takes the reference region at its place that also held still (the shift that
+    lays that region on it best is about none; the largest of them: an occluder in the reference
+    may have cut it in pieces) and differs from its match. Updates the match `m` in place (the
+    confidence is at most the outline's fit there) and returns the vetoed pairs (region, its old
+    match) so that the matcher can be run again without them: the reference region it left is
+    free for the part that really moved. A region whose match is not at its place and that keeps it
+    moved: it is at most as sure as its outline lies on its match's own lines at the match's shift
+    (a part that turned, or a wrong match, fits badly: the confidence map marks it)."""
+    lab, rlab = prep.seg.labels, ref.prep.seg.labels
+    regs, rregs = prep.regs, ref.prep.regs
+    vetoed: list[tuple[int, int]] = []
+    if rlab.shape != lab.shape:
+        return np.zeros((0, 2), int)
+    n, nr = regs.n, rregs.n
+    inter = np.bincount(lab.ravel().astype(np.int64) * (nr + 1) + rlab.ravel(),
+                        minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+    share = inter / np.maximum(inter.sum(1, keepdims=True), 1)
+    r_line = ~ref.prep.seg.free
+    zero = np.zeros(2)
+    cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < 0.5)
+    cand[0] = False
+    reach = int(np.ceil(prep.art.line_width)) + 1  # a region's lines: those within a line's width of it
+    for t in np.nonzero(cand)[0]:
+        r = m.ref_region[t]
+        tm, to = crop_region(lab, t, regs.bbox[t])
+        rm, ro = crop_region(rlab, r, rregs.bbox[r])
+        off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
+        fit_m = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, [r], off, reach)
+        # a part that moved (its match is not at its place) is as sure as its outline lies on its
+        # match's own lines at the match's shift: a part that turned, or a wrong match, fits badly
+        sure = m.confidence[t]
+        m.confidence[t] = min(sure, fit_m)
+        all0 = outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, zero)
+        on_all = all0 > outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
+        if not on_all and all0 <= max(fit_m, HELD_MOST):
+            continue  # no evidence either way (the fit on some lines is at most that on all of them)
+        # the shift is known to about one step of mask_shift's grid (plus a pixel of line)
+        tol = 2.0 + max(tm.shape) / ALIGN_SIZE
+        held = []
+        for rp in np.argsort(-share[t]):
+            if share[t, rp] < HELD_SHARE:
+                break
+            if rp == r or rp == 0 or rregs.outside[rp] or ref.colour[rp] < 0:
+                continue
+            rm, ro = crop_region(rlab, rp, rregs.bbox[rp])
+            if np.abs(mask_shift(tm, to, rm, ro, zero)).max() <= tol:
+                held.append(int(rp))
+        if not held or ref.colour[held[0]] == m.colour[t]:
+            continue
+        # the evidence: its outline lies on the lines where it is better than at its match's shift,
+        # either on all the reference's lines or on the lines of the regions that held still there;
+        # the latter, a looser test (those regions' lines may pass under a part that moved over
+        # them), only when it is more than half of its outline
+        fit0 = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, held, zero, reach)
+        if on_all or fit0 > max(fit_m, HELD_MOST):
+            vetoed.append((int(t), int(r)))
+            m.colour[t], m.ref_region[t] = ref.colour[held[0]], held[0]
+            m.confidence[t] = min(sure, max(fit0, all0))
+    return np.array(vetoed, int).reshape(-1, 2)
+
+
 #: confidence of a pixel whose colour is a guess inside a well-matched region: its moved place is
 #: off the reference region (the shading there is unknown), it lies beside a sharp change of the
 #: carried tone, or it is scenery copied from the reference at the same place where lines moved
@@ -309,6 +385,12 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
             m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
                       line_weight=1.0 if ref.from_lines else 0.2)
             stayed_put(m, lab, ref)
+            vetoed = held_by_outline(m, prep, ref)
+            if len(vetoed):  # the reference regions they left are free for the parts that moved
+                m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
+                          line_weight=1.0 if ref.from_lines else 0.2, veto=vetoed)
+                stayed_put(m, lab, ref)
+                held_by_outline(m, prep, ref)
             # the nearest reference paints the background when there is no palette to keep to
             background = inside_by_outline(m, prep, ref, rank == 0 and palette.empty and paints_scenery(ref, lab.shape))
             regs.outside[background] = True
