@@ -472,13 +472,19 @@ def test_a_scrolled_chat_moves_its_bubbles_with_their_text_even_far_from_it():
     assert (err[screen] <= 8).mean() >= 0.85, (err[screen] <= 8).mean()
 
 
+def _boxed_lines() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 160x120 line art of a box outline (the mailbox tests' start), and its pixel rows, columns."""
+    lines = np.full((120, 160, 4), 255, np.uint8)
+    cv2.rectangle(lines, (20, 20), (140, 100), (0, 0, 0, 255), 3)
+    ys, xs = np.mgrid[0:120, 0:160]
+    return lines, ys, xs
+
+
 def _box_and_flag(flag_across: bool) -> tuple[np.ndarray, np.ndarray]:
     """A box that holds still, shaded top to bottom, and a flag that lies over the box's lower
     right corner or slants across the box's upper part (the mailbox of tg_mailbox). Returns
     (line art, cel)."""
-    lines = np.full((120, 160, 4), 255, np.uint8)
-    ys, xs = np.mgrid[0:120, 0:160]
-    cv2.rectangle(lines, (20, 20), (140, 100), (0, 0, 0, 255), 3)
+    lines, ys, xs = _boxed_lines()
     flag = np.zeros((120, 160), np.uint8)
     if flag_across:
         cv2.line(flag, (8, 26), (152, 58), 1, 12)
@@ -587,9 +593,7 @@ def test_a_region_the_drawing_closes_in_the_references_scenery_is_scenery():
 def _box_top_and_flag(swung: bool) -> tuple[np.ndarray, np.ndarray]:
     """A box with a lighter top, and a wide flag that stands up across the top (cutting it in two
     pieces) or has swung down across the box's lower part (tg_mailbox). Returns (line art, cel)."""
-    lines = np.full((120, 160, 4), 255, np.uint8)
-    ys, xs = np.mgrid[0:120, 0:160]
-    cv2.rectangle(lines, (20, 20), (140, 100), (0, 0, 0, 255), 3)
+    lines, ys, xs = _boxed_lines()
     cv2.line(lines, (20, 50), (140, 50), (0, 0, 0, 255), 3)
     flag = np.zeros((120, 160), np.uint8)
     if swung:
