@@ -36,6 +36,12 @@ class MatchResult:
     ref_region: np.ndarray  # (n+1,) best reference region
 
 
+def region_overlap(lab: np.ndarray, n: int, rlab: np.ndarray, nr: int) -> np.ndarray:
+    """Pixels shared at the same place by each region (0..n) of `lab` and each (0..nr) of `rlab`."""
+    pair = lab.astype(np.int64) * (nr + 1) + rlab
+    return np.bincount(pair.ravel(), minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+
+
 def _overlap(t_lab: np.ndarray, r_lab: np.ndarray, shift: np.ndarray, nt: int, nr: int) -> np.ndarray:
     """ov[t, r]: share of target region t that lands on reference region r after moving the
     reference by `shift` (pixels), both label maps at the same resolution (subsampled)."""
@@ -50,8 +56,7 @@ def _overlap(t_lab: np.ndarray, r_lab: np.ndarray, shift: np.ndarray, nt: int, n
     xs0, xs1 = max(0, dx), min(ww, ww + dx)
     if ys1 > ys0 and xs1 > xs0:
         moved[ys0:ys1, xs0:xs1] = rl[ys0 - dy:ys1 - dy, xs0 - dx:xs1 - dx]
-    code = tl.astype(np.int64).ravel() * (nr + 1) + moved.ravel()
-    m = np.bincount(code, minlength=(nt + 1) * (nr + 1)).reshape(nt + 1, nr + 1).astype(np.float64)
+    m = region_overlap(tl, nt, moved, nr).astype(np.float64)
     return m / np.maximum(m.sum(1, keepdims=True), 1)
 
 

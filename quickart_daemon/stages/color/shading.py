@@ -113,18 +113,23 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     return np.array([off_x[ix], off_y[iy]])
 
 
+def _moved_outline(lab: np.ndarray, free: np.ndarray, t: int, bbox, off) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of region t's outline (the line pixels it takes) moved by `off` (x, y)."""
+    x0, y0, x1, y1 = (int(v) for v in bbox)
+    ys, xs = np.nonzero((lab[y0:y1 + 1, x0:x1 + 1] == t) & ~free[y0:y1 + 1, x0:x1 + 1])
+    return ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
+
+
 def outline_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, off) -> float:
     """Share of region t's outline (the line pixels it takes) that lands on the reference's lines
     when moved by `off`. Lines are exact where areas are not: a part that another part hid in the
     reference (or hides now) overlaps its reference region at the wrong shift, but its outline
     lies on the reference's outline only at the right one."""
-    x0, y0, x1, y1 = (int(v) for v in bbox)
-    ys, xs = np.nonzero((lab[y0:y1 + 1, x0:x1 + 1] == t) & ~free[y0:y1 + 1, x0:x1 + 1])
-    if len(ys) == 0:
+    sy, sx = _moved_outline(lab, free, t, bbox, off)
+    if len(sy) == 0:
         return 0.0
-    sy, sx = ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
     ok = (sy >= 0) & (sy < r_line.shape[0]) & (sx >= 0) & (sx < r_line.shape[1])
-    return float(r_line[sy[ok], sx[ok]].sum()) / len(ys)
+    return float(r_line[sy[ok], sx[ok]].sum()) / len(sy)
 
 
 def border_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, rlab: np.ndarray,
@@ -133,11 +138,9 @@ def border_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarr
     reference's lines within `reach` pixels of the reference regions `rset`: `outline_fit` with the
     lines of those regions only, so that a region whose outline lies on other lines by chance (the
     inside of a box whose rim is also an envelope's edge) is not taken for them."""
-    x0, y0, x1, y1 = (int(v) for v in bbox)
-    ys, xs = np.nonzero((lab[y0:y1 + 1, x0:x1 + 1] == t) & ~free[y0:y1 + 1, x0:x1 + 1])
-    if len(ys) == 0:
+    sy, sx = _moved_outline(lab, free, t, bbox, off)
+    if len(sy) == 0:
         return 0.0
-    sy, sx = ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
     h, w = r_line.shape
     cy0, cy1 = max(0, int(sy.min()) - reach), min(h, int(sy.max()) + reach + 1)
     cx0, cx1 = max(0, int(sx.min()) - reach), min(w, int(sx.max()) + reach + 1)
@@ -146,7 +149,7 @@ def border_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarr
     near = cv2.dilate(np.isin(rlab[cy0:cy1, cx0:cx1], rset).astype(np.uint8),
                       np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool) & r_line[cy0:cy1, cx0:cx1]
     ok = (sy >= cy0) & (sy < cy1) & (sx >= cx0) & (sx < cx1)
-    return float(near[sy[ok] - cy0, sx[ok] - cx0].sum()) / len(ys)
+    return float(near[sy[ok] - cy0, sx[ok] - cx0].sum()) / len(sy)
 
 
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:

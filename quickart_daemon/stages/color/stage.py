@@ -10,7 +10,7 @@ import numpy as np
 
 from . import finish, trace
 from .features import Regions, describe
-from .match import TRANSPARENT, match
+from .match import TRANSPARENT, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
@@ -210,9 +210,8 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
     rlab = ref.prep.seg.labels
     if rlab.shape != lab.shape:
         return
-    n, nr = int(lab.max()), int(rlab.max())
-    pair = lab.astype(np.int64) * (nr + 1) + rlab
-    inter = np.bincount(pair.ravel(), minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+    n = int(lab.max())
+    inter = region_overlap(lab, n, rlab, int(rlab.max()))
     area_t, area_r = inter.sum(1), inter.sum(0)
     best = inter.argmax(1)
     iou = inter[np.arange(n + 1), best] / np.maximum(area_t + area_r[best] - inter[np.arange(n + 1), best], 1)
@@ -221,6 +220,15 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
     m.colour[sel] = ref.colour[best[sel]]
     m.ref_region[sel] = best[sel]
     m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
+
+
+def match_reference(regs: Regions, lab: np.ndarray, ref: RefModel, n_colours: int, veto: np.ndarray | None = None):
+    """The drawing's regions matched to the reference's (`match`, without the `veto`ed pairs), the
+    regions that stayed put taking the region they lie on (`stayed_put`)."""
+    m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, n_colours,
+              line_weight=1.0 if ref.from_lines else 0.2, veto=veto)
+    stayed_put(m, lab, ref)
+    return m
 
 
 #: share of a region lying inside one reference region at the same place from which that region is
@@ -242,9 +250,8 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
     background = np.zeros(regs.n + 1, bool)
     if rlab.shape != lab.shape:
         return background
-    n, nr = regs.n, rregs.n
-    inter = np.bincount(lab.ravel().astype(np.int64) * (nr + 1) + rlab.ravel(),
-                        minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+    n = regs.n
+    inter = region_overlap(lab, n, rlab, rregs.n)
     r0 = inter.argmax(1)
     share = inter[np.arange(n + 1), r0] / np.maximum(inter.sum(1), 1)
     r_line = ~ref.prep.seg.free
@@ -295,9 +302,8 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     vetoed: list[tuple[int, int]] = []
     if rlab.shape != lab.shape:
         return np.zeros((0, 2), int)
-    n, nr = regs.n, rregs.n
-    inter = np.bincount(lab.ravel().astype(np.int64) * (nr + 1) + rlab.ravel(),
-                        minlength=(n + 1) * (nr + 1)).reshape(n + 1, nr + 1)
+    n = regs.n
+    inter = region_overlap(lab, n, rlab, rregs.n)
     share = inter / np.maximum(inter.sum(1, keepdims=True), 1)
     r_line = ~ref.prep.seg.free
     zero = np.zeros(2)
@@ -382,14 +388,10 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
         ref_role_same = np.zeros(n + 1, bool)
         role, partner = trace.roles(regs)
         for rank, ref in enumerate(refs):
-            m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
-                      line_weight=1.0 if ref.from_lines else 0.2)
-            stayed_put(m, lab, ref)
+            m = match_reference(regs, lab, ref, len(colours.table))
             vetoed = held_by_outline(m, prep, ref)
             if len(vetoed):  # the reference regions they left are free for the parts that moved
-                m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table),
-                          line_weight=1.0 if ref.from_lines else 0.2, veto=vetoed)
-                stayed_put(m, lab, ref)
+                m = match_reference(regs, lab, ref, len(colours.table), vetoed)
                 held_by_outline(m, prep, ref)
             # the nearest reference paints the background when there is no palette to keep to
             background = inside_by_outline(m, prep, ref, rank == 0 and palette.empty and paints_scenery(ref, lab.shape))
