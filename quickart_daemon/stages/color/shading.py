@@ -7,7 +7,8 @@ region copies that region's pixels, moved by the region's own motion:
 - the motion is the shift that lays the reference region's shape best onto the region's shape
   (the largest overlap of the two masks, by cross-correlation): a part that holds still while
   another part moves over it keeps shift 0 exactly, where the offset of the centroids would
-  move with whatever hides it;
+  move with whatever hides it; a part that turned (its shape's inertia ellipse turned, and the
+  turned shape fits the reference's better than the shifted one) carries its shading turned;
 - a pixel whose moved place lies in another piece of the reference that is painted in the same
   colours (the part was cut in two by an occluder there) copies that piece;
 - pixels whose moved place is off the reference region (the part grew, or came out from behind
@@ -59,6 +60,9 @@ PEAK_SHARE = 0.3
 STILL_BIAS = 0.25
 #: line coverage above which a reference pixel is the line itself (its colour is the line's colour)
 LINE_CORE = 0.5
+#: a shape has a direction (its turn can be read from its inertia ellipse) when its major axis is
+#: at least this many times its minor: clearly longer than wide
+ELONGATED = 1.5
 
 
 def crop_region(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +154,55 @@ def border_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarr
                       np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool) & r_line[cy0:cy1, cx0:cx1]
     ok = (sy >= cy0) & (sy < cy1) & (sx >= cx0) & (sx < cx1)
     return float(near[sy[ok] - cy0, sx[ok] - cx0].sum()) / len(sy)
+
+
+def _moment_frame(mask: np.ndarray, org: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(centre, axes) of a mask's inertia ellipse: axes (2, 2) has the major and the minor axis
+    as rows, each scaled by its standard deviation; None where the shape has no direction (a
+    round shape: the major axis is less than ELONGATED times the minor)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 9:
+        return None
+    pts = np.stack([xs, ys], 1).astype(np.float64)
+    centre = pts.mean(0)
+    w, v = np.linalg.eigh(np.cov((pts - centre).T) + 1e-9 * np.eye(2))
+    if w[1] < ELONGATED ** 2 * max(w[0], 1e-9):
+        return None
+    return centre + org, (v[:, ::-1] * np.sqrt(np.maximum(w[::-1], 1e-9))).T
+
+
+def turns(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray) -> list[np.ndarray]:
+    """Affine maps (2, 3) from the target's place to the reference's that lay the inertia ellipse
+    of the target's shape onto the reference's (a part that turned, squashed or stretched), one
+    per sign of the major axis (the ellipse does not tell the ends apart; no mirror images).
+    Empty where either shape has no direction."""
+    ft, fr = _moment_frame(t_mask, t_org), _moment_frame(r_mask, r_org)
+    if ft is None or fr is None:
+        return []
+    (ct, at), (cr, ar) = ft, fr
+    out = []
+    for flip in (1.0, -1.0):
+        # target axes -> reference axes, keeping the handedness (the minor axis follows)
+        b = ar * flip
+        if np.linalg.det(at) * np.linalg.det(b) < 0:
+            b = b * np.array([[1.0], [-1.0]])
+        lin = b.T @ np.linalg.inv(at.T)
+        out.append(np.hstack([lin, (cr - lin @ ct)[:, None]]))
+    return out
+
+
+def map_fit(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np.ndarray, affine: np.ndarray) -> float:
+    """Intersection over union of the target's shape mapped by `affine` (2, 3) and the reference's."""
+    ys, xs = np.nonzero(t_mask)
+    if len(xs) == 0:
+        return 0.0
+    q = affine @ np.stack([xs + t_org[0], ys + t_org[1], np.ones(len(xs))])
+    qx = np.rint(q[0] - r_org[0]).astype(int)
+    qy = np.rint(q[1] - r_org[1]).astype(int)
+    ok = (qx >= 0) & (qy >= 0) & (qx < r_mask.shape[1]) & (qy < r_mask.shape[0])
+    # distinct reference pixels hit: a map that shrinks the shape onto a corner is no fit
+    hit = len(np.unique(qy[ok][r_mask[qy[ok], qx[ok]] > 0] * r_mask.shape[1] + qx[ok][r_mask[qy[ok], qx[ok]] > 0]))
+    return hit / max(float(len(xs) + r_mask.sum() - hit), 1.0)
 
 
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
@@ -253,6 +306,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         r_line = ~ref.prep.seg.free
         off = np.zeros((n1, 2))
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
+        turned = {}
         for t in np.nonzero(sel_reg)[0]:
             r = src_reg[t]
             tm, to = crop_region(lab, t, regs.bbox[t])
@@ -261,9 +315,25 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             if free is not None and outline_fit(lab, free, t, regs.bbox[t], r_line, np.zeros(2)) >= \
                     outline_fit(lab, free, t, regs.bbox[t], r_line, off[t]):
                 off[t] = 0  # its outline lies where it lay: it held still, whatever hides it now or hid it then
+            elif shaded[t]:
+                # a part that turned (or squashed) carries its shading turned with it, where the
+                # turned shape fits the reference's better than the shifted one does
+                shift = np.array([[1.0, 0.0, off[t, 0]], [0.0, 1.0, off[t, 1]]])
+                best, best_fit = None, map_fit(tm, to, rm, ro, shift)
+                for a in turns(tm, to, rm, ro):
+                    f = map_fit(tm, to, rm, ro, a)
+                    if f > best_fit:
+                        best, best_fit = a, f
+                if best is not None:
+                    turned[t] = best
         px = sel_reg[lab]
-        sx = np.clip(np.rint(xs + off[lab, 0]), 0, rlab.shape[1] - 1).astype(int)
-        sy = np.clip(np.rint(ys + off[lab, 1]), 0, rlab.shape[0] - 1).astype(int)
+        fx, fy = xs + off[lab, 0], ys + off[lab, 1]
+        for t, a in turned.items():
+            m = lab == t
+            fx[m] = a[0, 0] * xs[m] + a[0, 1] * ys[m] + a[0, 2]
+            fy[m] = a[1, 0] * xs[m] + a[1, 1] * ys[m] + a[1, 2]
+        sx = np.clip(np.rint(fx), 0, rlab.shape[1] - 1).astype(int)
+        sy = np.clip(np.rint(fy), 0, rlab.shape[0] - 1).astype(int)
         inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
         ok = inside & away[sy, sx] & shaded[lab]
         # a part the reference shows cut in two by an occluder (a flag across a box) is one region
