@@ -293,6 +293,40 @@ def test_coloured_outlines_keep_the_references_colour():
     assert (np.abs(out[core][:, :3].astype(int) - (20, 60, 140)).max(axis=1) <= 8).mean() >= 0.9
 
 
+def _two_rimmed_parts(r_disc: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
+    """A yellow disc with an orange outline and a teal ellipse with a dark teal one (a duck, a
+    dart: each part's lines have their own colour). Returns (line art, cel)."""
+    lines = np.full((120, 200, 4), 255, np.uint8)
+    cv2.circle(lines, (55 + dx, 60), r_disc, (0, 0, 0, 255), 4)
+    cv2.ellipse(lines, (150, 60), (18, 40), 0, 0, 360, (0, 0, 0, 255), 4)
+    ys, xs = np.mgrid[0:120, 0:200]
+    cel = lines.copy()
+    ink = lines[..., 0] < 128
+    disc = np.hypot(xs - 55 - dx, ys - 60) < r_disc
+    dart = ((xs - 150) / 18.0) ** 2 + ((ys - 60) / 40.0) ** 2 < 1
+    cel[disc & ~ink, :3] = (255, 213, 39)
+    cel[dart & ~ink, :3] = (65, 225, 229)
+    cel[ink & (np.hypot(xs - 55 - dx, ys - 60) < r_disc + 4), :3] = (250, 140, 20)
+    cel[ink & (np.hypot(xs - 55 - dx, ys - 60) >= r_disc + 4), :3] = (7, 100, 105)
+    return lines, cel
+
+
+def test_a_moved_part_whose_lines_are_not_found_keeps_its_outline_colour():
+    """A part that grew and moved (its outline lands on none of the reference's lines at any
+    shift: the duck's back at d = 8) kept the drawing's black ink on its lines, a thick black
+    band round an orange-rimmed duck. A stroke whose own stretch of line is not found takes the
+    colour the reference gives its part's outline; the part that held still keeps its own."""
+    lines_ref, cel_ref = _two_rimmed_parts(28, 0)
+    lines_tgt, _ = _two_rimmed_parts(38, 6)
+    ctx = _ctx(refs={("char", 1): cel_ref}, keys={"char": [1, 2]})
+    out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
+    core = lines_tgt[..., 0] == 0
+    xs = np.mgrid[0:120, 0:200][1]
+    near = lambda rgb: np.abs(out[..., :3].astype(int) - rgb).max(axis=2) <= 12
+    assert near((250, 140, 20))[core & (xs < 110)].mean() >= 0.9
+    assert near((7, 100, 105))[core & (xs >= 110)].mean() >= 0.9
+
+
 def _target_board(dx: int) -> tuple[np.ndarray, np.ndarray]:
     """A disc drawn by its outline only, painted with red and white rings and a translucent
     shadow (a darker crescent) that no line draws (a dartboard): colour areas without lines."""

@@ -209,6 +209,29 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
     return ok
 
 
+def rim_colours(ref) -> np.ndarray:
+    """Per reference region, the colour the reference gives its outline (the median of the line
+    pixels it takes, on the line's core), (n+1, 3) int16, -1 for a region with no line painted.
+    Coloured lines are a property of the part (an orange rim round a yellow duck, a dark teal one
+    round a teal dart): a stroke whose own stretch of line is not found in the reference (the part
+    moved, turned or grew) still has its part's line colour; on a black-ink cel this is black."""
+    rlab = ref.prep.seg.labels
+    n = int(rlab.max()) + 1
+    core = (ref.prep.art.coverage >= LINE_CORE) & ~ref.prep.seg.free & (ref.image[..., 3] >= 128)
+    out = np.full((n, 3), -1, np.int16)
+    lk = rlab[core].astype(np.int64)
+    if lk.size == 0:
+        return out
+    counts = np.bincount(lk, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    has = counts > 0
+    for ch in range(3):  # the median per region: sort by region, then value
+        v = ref.image[..., ch][core].astype(np.int64)
+        order = np.lexsort((v, lk))
+        out[has, ch] = v[order][(starts + counts // 2)[has]]
+    return out
+
+
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
                   src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0,
                   free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -230,6 +253,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     fit = np.ones(n1)
     line_rgb = np.zeros((h, w, 3), np.uint8)
     line_known = np.zeros((h, w), bool)
+    rim_rgb = np.zeros((h, w, 3), np.uint8)  # the colour of each stroke's part's outline (rim_colours)
+    rim_known = np.zeros((h, w), bool)
     if line is not None:
         # only strokes: deep inside a solid black area (a mailbox's dark opening) the regions that
         # share it out move each their own way, and it stays the drawing's ink
@@ -283,15 +308,25 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx]
             line_rgb[on] = ref.image[sy, sx, :3][on]
             line_known |= on
+            rim = rim_colours(ref)[src_reg[lab]]
+            part = px & line & (rim[..., 0] >= 0)
+            rim_rgb[part] = rim[part]
+            rim_known |= part
         has = np.bincount(lab[px], minlength=n1)
         fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
     # the rest of a shaded region (beside its lines, or off the reference region) continues the
     # nearest carried pixel of the same region
     _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
     known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
-    if line is None or not line_known.any():
+    if line is None or not (line_known | rim_known).any():
         return fill, known, fit, None
     # a line is one line on both sides of its middle (the half that borders the background too)
+    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
+    # a stroke whose stretch of line is not found nearby takes its part's outline colour, and
+    # passes it on to the other half of its line
+    rim_only = rim_known & ~line_known
+    line_rgb[rim_only] = rim_rgb[rim_only]
+    line_known |= rim_only
     line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
     return fill, known, fit, np.where(line_known[..., None], line_rgb.astype(np.int16), -1)
 
