@@ -327,6 +327,43 @@ def test_a_moved_part_whose_lines_are_not_found_keeps_its_outline_colour():
     assert near((7, 100, 105))[core & (xs >= 110)].mean() >= 0.9
 
 
+def test_a_line_takes_its_own_parts_line_colour_not_anothers_it_lands_on():
+    """A part that grew (a disc inside a blue ring in the reference, filling the ring's place now):
+    its outline lands on the ring's dark blue outer line, another part's. Its lines take the colour
+    of its own part's lines (the orange rim round the yellow disc), not the line they land on (a
+    dart's fins that took the dartboard's dark red rim)."""
+    from quickart_daemon.stages.color.finish import INK_VISIBLE
+    from quickart_daemon.stages.color.shading import carry_shading
+    from quickart_daemon.stages.color.stage import prepare
+    lines_ref = np.full((120, 120, 4), 255, np.uint8)
+    cv2.circle(lines_ref, (60, 60), 20, (0, 0, 0, 255), 3)
+    cv2.circle(lines_ref, (60, 60), 40, (0, 0, 0, 255), 3)
+    ys, xs = np.mgrid[0:120, 0:120]
+    r = np.hypot(xs - 60, ys - 60)
+    ink = lines_ref[..., 0] < 128
+    cel = lines_ref.copy()
+    cel[(r < 20) & ~ink, :3] = (255, 213, 39)
+    cel[(r >= 20) & (r < 40) & ~ink, :3] = (40, 120, 220)
+    cel[ink & (r < 30), :3] = (250, 140, 20)   # the disc's orange rim
+    cel[ink & (r >= 30), :3] = (10, 30, 110)   # the ring's dark blue rim
+    lines_tgt = np.full((120, 120, 4), 255, np.uint8)
+    cv2.circle(lines_tgt, (60, 60), 40, (0, 0, 0, 255), 3)
+    colours = Colours()
+    ref = build_ref(1, cel, lines_ref, 0.0, colours)
+    prep = prepare(lines_tgt)
+    lab, n = prep.seg.labels, prep.seg.n
+    t, disc = lab[60, 60], ref.prep.seg.labels[60, 60]
+    colour = np.full(n + 1, -1)
+    colour[t] = ref.colour[disc]
+    lut = np.zeros((n + 1, 4), np.uint8)
+    lut[t] = (255, 213, 39, 255)
+    src_ref, src_reg = np.where(colour >= 0, 0, -1), np.where(colour >= 0, disc, 0)
+    _, _, _, line_rgb = carry_shading(lab, prep.regs, lut, colour, src_ref, src_reg, [ref],
+                                      prep.art.coverage > INK_VISIBLE, prep.art.line_width, prep.seg.free)
+    core = lines_tgt[..., 0] == 0
+    assert (np.abs(line_rgb[core].astype(int) - (250, 140, 20)).max(axis=1) <= 12).mean() >= 0.9
+
+
 def _target_board(dx: int) -> tuple[np.ndarray, np.ndarray]:
     """A disc drawn by its outline only, painted with red and white rings and a translucent
     shadow (a darker crescent) that no line draws (a dartboard): colour areas without lines."""

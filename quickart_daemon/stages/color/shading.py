@@ -304,8 +304,12 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         flat_px |= px & ~shaded[lab]
         if line is not None:
             # a line keeps the colour the reference gives the same stretch of line (coloured
-            # outlines: an orange rim round a yellow part, a dark blue one round a blue box)
-            on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx]
+            # outlines: an orange rim round a yellow part, a dark blue one round a blue box): a
+            # line of its own reference region (the line pixels a region takes are its outline),
+            # not another part's that its moved place happens to cross (a dart's fin's lines on
+            # the board's dark red rim)
+            on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx] \
+                & (rlab[sy, sx] == src_reg[lab])
             line_rgb[on] = ref.image[sy, sx, :3][on]
             line_known |= on
             rim = rim_colours(ref)[src_reg[lab]]
