@@ -209,27 +209,44 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
     return ok
 
 
+def modal_colours(lab: np.ndarray, rgb: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The colour of each label (0..n) among pixels with labels `lab` and colours `rgb` (k, 3): the
+    most frequent coarse colour (16 levels a channel: a gradient's neighbouring steps fall together,
+    a highlight or a shadow is another colour), its value there the per-channel median (two paints
+    are never mixed). Returns (colours (n+1, 3) int64, pixel counts (n+1,); 0: no colour)."""
+    lab = lab.astype(np.int64)
+    med = np.zeros((n + 1, 3), np.int64)
+    if lab.size == 0:
+        return med, np.zeros(n + 1, np.int64)
+    coarse = _coarse(rgb)
+    pair = lab * 4096 + coarse
+    u, cnt = np.unique(pair, return_counts=True)
+    order = np.lexsort((-cnt, u // 4096))
+    first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
+    modal = np.full(n + 1, -1, np.int64)
+    modal[u[order][first] // 4096] = u[order][first] % 4096
+    pick = coarse == modal[lab]
+    lk = lab[pick]
+    counts = np.bincount(lk, minlength=n + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for ch in range(3):  # its value there: the median (sort by label, then value)
+        v = rgb[pick, ch].astype(np.int64)
+        order = np.lexsort((v, lk))
+        med[:, ch] = v[order][np.minimum(starts + counts // 2, lk.size - 1)]
+    return med, counts
+
+
 def rim_colours(ref) -> np.ndarray:
-    """Per reference region, the colour the reference gives its outline (the median of the line
+    """Per reference region, the colour the reference gives its outline (`modal_colours` of the line
     pixels it takes, on the line's core), (n+1, 3) int16, -1 for a region with no line painted.
     Coloured lines are a property of the part (an orange rim round a yellow duck, a dark teal one
     round a teal dart): a stroke whose own stretch of line is not found in the reference (the part
     moved, turned or grew) still has its part's line colour; on a black-ink cel this is black."""
     rlab = ref.prep.seg.labels
-    n = int(rlab.max()) + 1
+    n = int(rlab.max())
     core = (ref.prep.art.coverage >= LINE_CORE) & ~ref.prep.seg.free & (ref.image[..., 3] >= 128)
-    out = np.full((n, 3), -1, np.int16)
-    lk = rlab[core].astype(np.int64)
-    if lk.size == 0:
-        return out
-    counts = np.bincount(lk, minlength=n)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    has = counts > 0
-    for ch in range(3):  # the median per region: sort by region, then value
-        v = ref.image[..., ch][core].astype(np.int64)
-        order = np.lexsort((v, lk))
-        out[has, ch] = v[order][(starts + counts // 2)[has]]
-    return out
+    med, counts = modal_colours(rlab[core], ref.image[..., :3][core], n)
+    return np.where(counts[:, None] > 0, med, -1).astype(np.int16)
 
 
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
