@@ -329,10 +329,11 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
                 & (rlab[sy, sx] == src_reg[lab])
             line_rgb[on] = ref.image[sy, sx, :3][on]
             line_known |= on
-            rim = rim_colours(ref)[src_reg[lab]]
-            part = px & line & (rim[..., 0] >= 0)
-            rim_rgb[part] = rim[part]
-            rim_known |= part
+            if ref.from_lines:  # (without the key's line art every colour edge of the cel is a "line")
+                rim = rim_colours(ref)[src_reg[lab]]
+                part = px & line & (rim[..., 0] >= 0)
+                rim_rgb[part] = rim[part]
+                rim_known |= part
         has = np.bincount(lab[px], minlength=n1)
         fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
     # the rest of a shaded region (beside its lines, or off the reference region) continues the
