@@ -364,6 +364,41 @@ def test_a_line_takes_its_own_parts_line_colour_not_anothers_it_lands_on():
     assert (np.abs(line_rgb[core].astype(int) - (250, 140, 20)).max(axis=1) <= 12).mean() >= 0.9
 
 
+def _card_by_a_solid_black_opening(x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+    """A solid black opening (drawn solid in the line art, as a mailbox's inside) and a card shaded
+    light above and darker below (an envelope) with its top-left corner at (x, y). Returns
+    (line art, cel); the cel is transparent around them."""
+    lines = np.full((140, 220, 4), 255, np.uint8)
+    cv2.rectangle(lines, (20, 20), (80, 120), (0, 0, 0, 255), -1)
+    cv2.rectangle(lines, (x, y), (x + 60, y + 50), (255, 255, 255, 255), -1)
+    cv2.rectangle(lines, (x, y), (x + 60, y + 50), (0, 0, 0, 255), 3)
+    ys, xs = np.mgrid[0:140, 0:220]
+    cel = lines.copy()
+    card = (xs > x + 1) & (xs < x + 59) & (ys > y + 1) & (ys < y + 49)
+    cel[card & (ys < y + 25), :3] = (235, 235, 235)
+    cel[card & (ys >= y + 25), :3] = (150, 150, 150)
+    drawn = (xs >= x) & (xs <= x + 60) & (ys >= y) & (ys <= y + 50) | (xs >= 20) & (xs <= 80) & (ys >= 20) & (ys <= 120)
+    cel[~drawn, 3] = 0
+    return lines, cel
+
+
+def test_a_part_moved_over_a_solid_black_area_keeps_its_shading():
+    """A card (the mailbox's envelope) that moved in front of a solid black opening: its outline
+    "lay on the reference's lines" with no shift, since every pixel of a solid black area is line,
+    so it was taken for a part that held still, found none of its reference's pixels there and
+    was painted flat (the envelope's light top in its darker grey, tg_mailbox frame 5 from 1). An
+    outline lies on strokes and on the edges of a solid area, not inside it: the card's shading
+    comes with its own motion."""
+    lines_ref, cel_ref = _card_by_a_solid_black_opening(140, 70)
+    lines_tgt, truth = _card_by_a_solid_black_opening(50, 30)
+    ctx = _ctx(refs={("char", 1): cel_ref}, keys={"char": [1, 2]})
+    out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
+    ys, xs = np.mgrid[0:140, 0:220]
+    card = (xs > 53) & (xs < 107) & (ys > 33) & (ys < 77) & (np.abs(ys - 55) > 3)  # off the tone edge
+    right = np.abs(out[..., :3].astype(int) - truth[..., :3].astype(int)).max(axis=2) <= 12
+    assert right[card].mean() >= 0.9
+
+
 def _target_board(dx: int) -> tuple[np.ndarray, np.ndarray]:
     """A disc drawn by its outline only, painted with red and white rings and a translucent
     shadow (a darker crescent) that no line draws (a dartboard): colour areas without lines."""

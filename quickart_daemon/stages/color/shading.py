@@ -61,6 +61,17 @@ STILL_BIAS = 0.25
 LINE_CORE = 0.5
 
 
+def outline_lines(prep) -> np.ndarray:
+    """The lines of a drawing where an outline can lie: its strokes and the edges of its solid black
+    areas (line pixels within a line's width + 1 px of paper, as for a region's lines in
+    `border_fit`), not their inside. A part drawn solid black (a mailbox's dark opening) is line
+    everywhere: an envelope that moved in front of it had its outline "on the reference's lines"
+    with no shift, and was taken for a part that held still (painted flat, tg_mailbox)."""
+    line = ~prep.seg.free
+    reach = prep.art.line_width + 1
+    return line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= reach)
+
+
 def crop_region(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, x1, y1 = (int(v) for v in bbox)
     return (mask_img[y0:y1 + 1, x0:x1 + 1] == label).astype(np.float32), np.array([x0, y0], float)
@@ -292,7 +303,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             base[src_reg[t]] = lut[t, :3]
         shaded_r = shaded_regions(rlab, away, ref.image, base)
         shaded = sel_reg & shaded_r[src_reg]
-        r_line = ~ref.prep.seg.free
+        r_line = outline_lines(ref.prep)
         off = np.zeros((n1, 2))
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
         for t in np.nonzero(sel_reg)[0]:

@@ -14,7 +14,7 @@ from .match import TRANSPARENT, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
-                      modal_colours, outline_fit, paint_scenery, paints_scenery)
+                      modal_colours, outline_fit, outline_lines, paint_scenery, paints_scenery)
 
 
 @dataclass
@@ -237,7 +237,7 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
     inter = region_overlap(lab, n, rlab, rregs.n)
     r0 = inter.argmax(1)
     share = inter[np.arange(n + 1), r0] / np.maximum(inter.sum(1), 1)
-    r_line = ~ref.prep.seg.free
+    r_line = outline_lines(ref.prep)
     in_scenery = rregs.outside[r0] & scenery
     cand = (share >= CONTAINED) & (r0 != m.ref_region) & ~regs.outside & (m.ref_region > 0) & \
         (in_scenery | (~rregs.outside[r0] & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour)))
@@ -288,7 +288,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     n = regs.n
     inter = region_overlap(lab, n, rlab, rregs.n)
     share = inter / np.maximum(inter.sum(1, keepdims=True), 1)
-    r_line = ~ref.prep.seg.free
+    r_line = outline_lines(ref.prep)
     zero = np.zeros(2)
     cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < 0.5)
     cand[0] = False
