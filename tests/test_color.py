@@ -293,6 +293,112 @@ def test_coloured_outlines_keep_the_references_colour():
     assert (np.abs(out[core][:, :3].astype(int) - (20, 60, 140)).max(axis=1) <= 8).mean() >= 0.9
 
 
+def _two_rimmed_parts(r_disc: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
+    """A yellow disc with an orange outline and a teal ellipse with a dark teal one (a duck, a
+    dart: each part's lines have their own colour). Returns (line art, cel)."""
+    lines = np.full((120, 200, 4), 255, np.uint8)
+    cv2.circle(lines, (55 + dx, 60), r_disc, (0, 0, 0, 255), 4)
+    cv2.ellipse(lines, (150, 60), (18, 40), 0, 0, 360, (0, 0, 0, 255), 4)
+    ys, xs = np.mgrid[0:120, 0:200]
+    cel = lines.copy()
+    ink = lines[..., 0] < 128
+    disc = np.hypot(xs - 55 - dx, ys - 60) < r_disc
+    dart = ((xs - 150) / 18.0) ** 2 + ((ys - 60) / 40.0) ** 2 < 1
+    cel[disc & ~ink, :3] = (255, 213, 39)
+    cel[dart & ~ink, :3] = (65, 225, 229)
+    cel[ink & (np.hypot(xs - 55 - dx, ys - 60) < r_disc + 4), :3] = (250, 140, 20)
+    cel[ink & (np.hypot(xs - 55 - dx, ys - 60) >= r_disc + 4), :3] = (7, 100, 105)
+    return lines, cel
+
+
+def test_a_moved_part_whose_lines_are_not_found_keeps_its_outline_colour():
+    """A part that grew and moved (its outline lands on none of the reference's lines at any
+    shift: the duck's back at d = 8) kept the drawing's black ink on its lines, a thick black
+    band round an orange-rimmed duck. A stroke whose own stretch of line is not found takes the
+    colour the reference gives its part's outline; the part that held still keeps its own."""
+    lines_ref, cel_ref = _two_rimmed_parts(28, 0)
+    lines_tgt, _ = _two_rimmed_parts(38, 6)
+    ctx = _ctx(refs={("char", 1): cel_ref}, keys={"char": [1, 2]})
+    out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
+    core = lines_tgt[..., 0] == 0
+    xs = np.mgrid[0:120, 0:200][1]
+    near = lambda rgb: np.abs(out[..., :3].astype(int) - rgb).max(axis=2) <= 12
+    assert near((250, 140, 20))[core & (xs < 110)].mean() >= 0.9
+    assert near((7, 100, 105))[core & (xs >= 110)].mean() >= 0.9
+
+
+def test_a_line_takes_its_own_parts_line_colour_not_anothers_it_lands_on():
+    """A part that grew (a disc inside a blue ring in the reference, filling the ring's place now):
+    its outline lands on the ring's dark blue outer line, another part's. Its lines take the colour
+    of its own part's lines (the orange rim round the yellow disc), not the line they land on (a
+    dart's fins that took the dartboard's dark red rim)."""
+    from quickart_daemon.stages.color.finish import INK_VISIBLE
+    from quickart_daemon.stages.color.shading import carry_shading
+    from quickart_daemon.stages.color.stage import prepare
+    lines_ref = np.full((120, 120, 4), 255, np.uint8)
+    cv2.circle(lines_ref, (60, 60), 20, (0, 0, 0, 255), 3)
+    cv2.circle(lines_ref, (60, 60), 40, (0, 0, 0, 255), 3)
+    ys, xs = np.mgrid[0:120, 0:120]
+    r = np.hypot(xs - 60, ys - 60)
+    ink = lines_ref[..., 0] < 128
+    cel = lines_ref.copy()
+    cel[(r < 20) & ~ink, :3] = (255, 213, 39)
+    cel[(r >= 20) & (r < 40) & ~ink, :3] = (40, 120, 220)
+    cel[ink & (r < 30), :3] = (250, 140, 20)   # the disc's orange rim
+    cel[ink & (r >= 30), :3] = (10, 30, 110)   # the ring's dark blue rim
+    lines_tgt = np.full((120, 120, 4), 255, np.uint8)
+    cv2.circle(lines_tgt, (60, 60), 40, (0, 0, 0, 255), 3)
+    colours = Colours()
+    ref = build_ref(1, cel, lines_ref, 0.0, colours)
+    prep = prepare(lines_tgt)
+    lab, n = prep.seg.labels, prep.seg.n
+    t, disc = lab[60, 60], ref.prep.seg.labels[60, 60]
+    colour = np.full(n + 1, -1)
+    colour[t] = ref.colour[disc]
+    lut = np.zeros((n + 1, 4), np.uint8)
+    lut[t] = (255, 213, 39, 255)
+    src_ref, src_reg = np.where(colour >= 0, 0, -1), np.where(colour >= 0, disc, 0)
+    _, _, _, line_rgb = carry_shading(lab, prep.regs, lut, colour, src_ref, src_reg, [ref],
+                                      prep.art.coverage > INK_VISIBLE, prep.art.line_width, prep.seg.free)
+    core = lines_tgt[..., 0] == 0
+    assert (np.abs(line_rgb[core].astype(int) - (250, 140, 20)).max(axis=1) <= 12).mean() >= 0.9
+
+
+def _card_by_a_solid_black_opening(x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+    """A solid black opening (drawn solid in the line art, as a mailbox's inside) and a card shaded
+    light above and darker below (an envelope) with its top-left corner at (x, y). Returns
+    (line art, cel); the cel is transparent around them."""
+    lines = np.full((140, 220, 4), 255, np.uint8)
+    cv2.rectangle(lines, (20, 20), (80, 120), (0, 0, 0, 255), -1)
+    cv2.rectangle(lines, (x, y), (x + 60, y + 50), (255, 255, 255, 255), -1)
+    cv2.rectangle(lines, (x, y), (x + 60, y + 50), (0, 0, 0, 255), 3)
+    ys, xs = np.mgrid[0:140, 0:220]
+    cel = lines.copy()
+    card = (xs > x + 1) & (xs < x + 59) & (ys > y + 1) & (ys < y + 49)
+    cel[card & (ys < y + 25), :3] = (235, 235, 235)
+    cel[card & (ys >= y + 25), :3] = (150, 150, 150)
+    drawn = (xs >= x) & (xs <= x + 60) & (ys >= y) & (ys <= y + 50) | (xs >= 20) & (xs <= 80) & (ys >= 20) & (ys <= 120)
+    cel[~drawn, 3] = 0
+    return lines, cel
+
+
+def test_a_part_moved_over_a_solid_black_area_keeps_its_shading():
+    """A card (the mailbox's envelope) that moved in front of a solid black opening: its outline
+    "lay on the reference's lines" with no shift, since every pixel of a solid black area is line,
+    so it was taken for a part that held still, found none of its reference's pixels there and
+    was painted flat (the envelope's light top in its darker grey, tg_mailbox frame 5 from 1). An
+    outline lies on strokes and on the edges of a solid area, not inside it: the card's shading
+    comes with its own motion."""
+    lines_ref, cel_ref = _card_by_a_solid_black_opening(140, 70)
+    lines_tgt, truth = _card_by_a_solid_black_opening(50, 30)
+    ctx = _ctx(refs={("char", 1): cel_ref}, keys={"char": [1, 2]})
+    out = stages.get("color").run({("char", 1): lines_ref, ("char", 2): lines_tgt}, ctx).frames[("char", 2)]
+    ys, xs = np.mgrid[0:140, 0:220]
+    card = (xs > 53) & (xs < 107) & (ys > 33) & (ys < 77) & (np.abs(ys - 55) > 3)  # off the tone edge
+    right = np.abs(out[..., :3].astype(int) - truth[..., :3].astype(int)).max(axis=2) <= 12
+    assert right[card].mean() >= 0.9
+
+
 def _target_board(dx: int) -> tuple[np.ndarray, np.ndarray]:
     """A disc drawn by its outline only, painted with red and white rings and a translucent
     shadow (a darker crescent) that no line draws (a dartboard): colour areas without lines."""

@@ -65,6 +65,17 @@ LINE_CORE = 0.5
 ELONGATED = 1.5
 
 
+def outline_lines(prep) -> np.ndarray:
+    """The lines of a drawing where an outline can lie: its strokes and the edges of its solid black
+    areas (line pixels within a line's width + 1 px of paper, as for a region's lines in
+    `border_fit`), not their inside. A part drawn solid black (a mailbox's dark opening) is line
+    everywhere: an envelope that moved in front of it had its outline "on the reference's lines"
+    with no shift, and was taken for a part that held still (painted flat, tg_mailbox)."""
+    line = ~prep.seg.free
+    reach = prep.art.line_width + 1
+    return line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= reach)
+
+
 def crop_region(mask_img: np.ndarray, label: int, bbox) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, x1, y1 = (int(v) for v in bbox)
     return (mask_img[y0:y1 + 1, x0:x1 + 1] == label).astype(np.float32), np.array([x0, y0], float)
@@ -262,6 +273,46 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
     return ok
 
 
+def modal_colours(lab: np.ndarray, rgb: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The colour of each label (0..n) among pixels with labels `lab` and colours `rgb` (k, 3): the
+    most frequent coarse colour (16 levels a channel: a gradient's neighbouring steps fall together,
+    a highlight or a shadow is another colour), its value there the per-channel median (two paints
+    are never mixed). Returns (colours (n+1, 3) int64, pixel counts (n+1,); 0: no colour)."""
+    lab = lab.astype(np.int64)
+    med = np.zeros((n + 1, 3), np.int64)
+    if lab.size == 0:
+        return med, np.zeros(n + 1, np.int64)
+    coarse = _coarse(rgb)
+    pair = lab * 4096 + coarse
+    u, cnt = np.unique(pair, return_counts=True)
+    order = np.lexsort((-cnt, u // 4096))
+    first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
+    modal = np.full(n + 1, -1, np.int64)
+    modal[u[order][first] // 4096] = u[order][first] % 4096
+    pick = coarse == modal[lab]
+    lk = lab[pick]
+    counts = np.bincount(lk, minlength=n + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for ch in range(3):  # its value there: the median (sort by label, then value)
+        v = rgb[pick, ch].astype(np.int64)
+        order = np.lexsort((v, lk))
+        med[:, ch] = v[order][np.minimum(starts + counts // 2, lk.size - 1)]
+    return med, counts
+
+
+def rim_colours(ref) -> np.ndarray:
+    """Per reference region, the colour the reference gives its outline (`modal_colours` of the line
+    pixels it takes, on the line's core), (n+1, 3) int16, -1 for a region with no line painted.
+    Coloured lines are a property of the part (an orange rim round a yellow duck, a dark teal one
+    round a teal dart): a stroke whose own stretch of line is not found in the reference (the part
+    moved, turned or grew) still has its part's line colour; on a black-ink cel this is black."""
+    rlab = ref.prep.seg.labels
+    n = int(rlab.max())
+    core = (ref.prep.art.coverage >= LINE_CORE) & ~ref.prep.seg.free & (ref.image[..., 3] >= 128)
+    med, counts = modal_colours(rlab[core], ref.image[..., :3][core], n)
+    return np.where(counts[:, None] > 0, med, -1).astype(np.int16)
+
+
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
                   src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0,
                   free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -283,6 +334,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     fit = np.ones(n1)
     line_rgb = np.zeros((h, w, 3), np.uint8)
     line_known = np.zeros((h, w), bool)
+    rim_rgb = np.zeros((h, w, 3), np.uint8)  # the colour of each stroke's part's outline (rim_colours)
+    rim_known = np.zeros((h, w), bool)
     if line is not None:
         # only strokes: deep inside a solid black area (a mailbox's dark opening) the regions that
         # share it out move each their own way, and it stays the drawing's ink
@@ -303,7 +356,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             base[src_reg[t]] = lut[t, :3]
         shaded_r = shaded_regions(rlab, away, ref.image, base)
         shaded = sel_reg & shaded_r[src_reg]
-        r_line = ~ref.prep.seg.free
+        r_line = outline_lines(ref.prep)
         off = np.zeros((n1, 2))
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
         turned = {}
@@ -349,19 +402,34 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         flat_px |= px & ~shaded[lab]
         if line is not None:
             # a line keeps the colour the reference gives the same stretch of line (coloured
-            # outlines: an orange rim round a yellow part, a dark blue one round a blue box)
-            on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx]
+            # outlines: an orange rim round a yellow part, a dark blue one round a blue box): a
+            # line of its own reference region (the line pixels a region takes are its outline),
+            # not another part's that its moved place happens to cross (a dart's fin's lines on
+            # the board's dark red rim)
+            on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx] \
+                & (rlab[sy, sx] == src_reg[lab])
             line_rgb[on] = ref.image[sy, sx, :3][on]
             line_known |= on
+            if ref.from_lines:  # (without the key's line art every colour edge of the cel is a "line")
+                rim = rim_colours(ref)[src_reg[lab]]
+                part = px & line & (rim[..., 0] >= 0)
+                rim_rgb[part] = rim[part]
+                rim_known |= part
         has = np.bincount(lab[px], minlength=n1)
         fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
     # the rest of a shaded region (beside its lines, or off the reference region) continues the
     # nearest carried pixel of the same region
     _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
     known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
-    if line is None or not line_known.any():
+    if line is None or not (line_known | rim_known).any():
         return fill, known, fit, None
     # a line is one line on both sides of its middle (the half that borders the background too)
+    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
+    # a stroke whose stretch of line is not found nearby takes its part's outline colour, and
+    # passes it on to the other half of its line
+    rim_only = rim_known & ~line_known
+    line_rgb[rim_only] = rim_rgb[rim_only]
+    line_known |= rim_only
     line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
     return fill, known, fit, np.where(line_known[..., None], line_rgb.astype(np.int16), -1)
 

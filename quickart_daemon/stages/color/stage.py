@@ -14,7 +14,7 @@ from .match import TRANSPARENT, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
-                      outline_fit, paint_scenery, paints_scenery)
+                      modal_colours, outline_fit, outline_lines, paint_scenery, paints_scenery)
 
 
 @dataclass
@@ -114,24 +114,7 @@ def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int
     pick = use & painted & keep[lab]
     if not pick.any():
         return out
-    # the paint: the most frequent coarse colour (16 levels a channel: a gradient's neighbouring
-    # steps fall together, a highlight or a shadow is another colour) ...
-    coarse = ((c[:, 0].astype(np.int64) >> 4) << 8) | ((c[:, 1].astype(np.int64) >> 4) << 4) | (c[:, 2] >> 4)
-    pair = lab[pick].astype(np.int64) * 4096 + coarse[pick]
-    u, cnt = np.unique(pair, return_counts=True)
-    order = np.lexsort((-cnt, u // 4096))
-    first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
-    modal = np.full(n + 1, -1, np.int64)
-    modal[u[order][first] // 4096] = u[order][first] % 4096
-    pick &= coarse == modal[lab]
-    lk = lab[pick]
-    med = np.zeros((n + 1, 3), np.int64)
-    counts = np.bincount(lk, minlength=n + 1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    for ch in range(3):  # ... its value there: the median
-        v = c[pick, ch].astype(np.int64)
-        order = np.lexsort((v, lk))  # by region, then value
-        med[:, ch] = v[order][np.minimum(starts + counts // 2, lk.size - 1)]
+    med, counts = modal_colours(lab[pick], c[pick, :3], n)
     for r in np.nonzero(counts > 0)[0]:
         out[r] = colours.add(tuple(int(x) for x in med[r]))
     return out
@@ -254,7 +237,7 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
     inter = region_overlap(lab, n, rlab, rregs.n)
     r0 = inter.argmax(1)
     share = inter[np.arange(n + 1), r0] / np.maximum(inter.sum(1), 1)
-    r_line = ~ref.prep.seg.free
+    r_line = outline_lines(ref.prep)
     in_scenery = rregs.outside[r0] & scenery
     cand = (share >= CONTAINED) & (r0 != m.ref_region) & ~regs.outside & (m.ref_region > 0) & \
         (in_scenery | (~rregs.outside[r0] & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour)))
@@ -305,7 +288,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     n = regs.n
     inter = region_overlap(lab, n, rlab, rregs.n)
     share = inter / np.maximum(inter.sum(1, keepdims=True), 1)
-    r_line = ~ref.prep.seg.free
+    r_line = outline_lines(ref.prep)
     zero = np.zeros(2)
     cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < 0.5)
     cand[0] = False
