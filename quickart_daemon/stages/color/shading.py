@@ -10,9 +10,12 @@ region copies that region's pixels, moved by the region's own motion:
   move with whatever hides it;
 - a pixel whose moved place lies in another piece of the reference that is painted in the same
   colours (the part was cut in two by an occluder there) copies that piece;
-- pixels whose moved place is off the reference region (the part grew, or came out from behind
-  another) or on the reference's lines take the nearest carried pixel of the same region: a
-  gradient continues instead of breaking into the flat base colour;
+- pixels whose moved place is on the reference's lines take the nearest carried pixel of the
+  same region: a gradient continues instead of breaking into the flat base colour;
+- pixels whose moved place is off the reference region (the part came out from behind another,
+  or grew) take the nearest carried pixel of the same region at the same depth in it (distance
+  from its outline: shading follows a part's shape), not the nearest one, which cuts wedges of
+  the neighbouring rings or bands into what was hidden (`fill_hidden`);
 - a region the reference paints flat stays its exact base colour (flat cels are painted as
   before, with no noise copied in).
 
@@ -209,6 +212,34 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
     return ok
 
 
+def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray, bbox: np.ndarray) -> None:
+    """Pixels in `want` (their region's shading is unknown there: another part hid it in the
+    reference, or the part grew or turned) continue the `known` fill of their own region (in
+    place): the nearest known pixel at the same depth in the region (its distance from the
+    region's outline, to the pixel), or, where no known pixel has that depth, the nearest one.
+    Shading and colour areas without lines follow a part's shape (rings round a board's centre,
+    a shadow or a rim light along its edge): a hidden stretch of a ring continues that ring,
+    where the nearest visible pixel would cut wedges of the rings beside it into it. A pixel
+    whose nearest known pixel lies in another region is too far from its own region's shading
+    to continue it: it keeps the region's base colour."""
+    want = _fill_from_nearest(fill, known, want, lab)
+    for t in np.unique(lab[want]):
+        x0, y0, x1, y1 = (int(v) for v in bbox[t])
+        inside = lab[y0:y1 + 1, x0:x1 + 1] == t
+        k = known[y0:y1 + 1, x0:x1 + 1] & inside
+        w = want[y0:y1 + 1, x0:x1 + 1] & inside
+        depth = np.rint(cv2.distanceTransform(np.pad(inside, 1).astype(np.uint8), cv2.DIST_L2,
+                                              cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]).astype(int)
+        for level in np.unique(depth[w]):
+            on = depth == level
+            if not (k & on).any():
+                continue
+            ys, xs = np.nonzero(on)  # the level's ring: all of it that can matter
+            cy, cx = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+            f = fill[y0:y1 + 1, x0:x1 + 1][cy, cx]  # a view: filled in place
+            _fill_from_nearest(f, (k & on)[cy, cx], (w & on)[cy, cx], None)
+
+
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
                   src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0,
                   free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -285,9 +316,12 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             line_known |= on
         has = np.bincount(lab[px], minlength=n1)
         fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
-    # the rest of a shaded region (beside its lines, or off the reference region) continues the
-    # nearest carried pixel of the same region
-    _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
+    # the rest of a shaded region continues its own carried shading: beside its lines (where the
+    # reference's pixel is mostly its lines' anti-aliasing) the nearest carried pixel, where its
+    # moved place is off the reference region (hidden there, or the part grew) `fill_hidden`
+    want = ~copied & ~flat_px & (lut[lab][..., 3] > 0)
+    copied |= _fill_from_nearest(fill, copied, want & inside_all, lab)
+    fill_hidden(fill, copied, want & ~inside_all, lab, regs.bbox)
     known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
     if line is None or not line_known.any():
         return fill, known, fit, None
