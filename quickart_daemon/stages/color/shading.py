@@ -16,6 +16,10 @@ region copies that region's pixels, moved by the region's own motion:
   or grew) take the nearest carried pixel of the same region at the same depth in it (distance
   from its outline: shading follows a part's shape), not the nearest one, which cuts wedges of
   the neighbouring rings or bands into what was hidden (`fill_hidden`);
+- a carried pixel beside a part that has gone (a reference line, moved with the region, with no
+  line of the drawing near it) whose tone differs from what the rest of its region gives there
+  (`drop_ghosts`: the nearest carried pixel and the nearest at the same depth agree on another
+  tone) was the shadow or light of that part: it takes the region's tone;
 - a region the reference paints flat stays its exact base colour (flat cels are painted as
   before, with no noise copied in).
 
@@ -212,7 +216,8 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
     return ok
 
 
-def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray, bbox: np.ndarray) -> None:
+def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray, bbox: np.ndarray,
+                nearest: bool = True) -> np.ndarray:
     """Pixels in `want` (their region's shading is unknown there: another part hid it in the
     reference, or the part grew or turned) continue the `known` fill of their own region (in
     place): the nearest known pixel at the same depth in the region (its distance from the
@@ -221,8 +226,11 @@ def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.n
     a shadow or a rim light along its edge): a hidden stretch of a ring continues that ring,
     where the nearest visible pixel would cut wedges of the rings beside it into it. A pixel
     whose nearest known pixel lies in another region is too far from its own region's shading
-    to continue it: it keeps the region's base colour."""
-    want = _fill_from_nearest(fill, known, want, lab)
+    to continue it: it keeps the region's base colour. Without `nearest`, only the depth fill
+    (no fallback). Returns where it filled by depth."""
+    by_depth = np.zeros_like(want)
+    if nearest:
+        want = _fill_from_nearest(fill, known, want, lab)
     for t in np.unique(lab[want]):
         x0, y0, x1, y1 = (int(v) for v in bbox[t])
         inside = lab[y0:y1 + 1, x0:x1 + 1] == t
@@ -237,7 +245,53 @@ def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.n
             ys, xs = np.nonzero(on)  # the level's ring: all of it that can matter
             cy, cx = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
             f = fill[y0:y1 + 1, x0:x1 + 1][cy, cx]  # a view: filled in place
-            _fill_from_nearest(f, (k & on)[cy, cx], (w & on)[cy, cx], None)
+            by_depth[y0:y1 + 1, x0:x1 + 1][cy, cx] |= _fill_from_nearest(f, (k & on)[cy, cx], (w & on)[cy, cx], None)
+    return by_depth
+
+
+def beside_gone(lab: np.ndarray, free: np.ndarray, bbox: np.ndarray, regions, off: np.ndarray,
+                r_line: np.ndarray) -> np.ndarray:
+    """Pixels of `regions` near (MOVED_NEAR of the frame's height) a reference line that, moved
+    with the region (`off`), has no line of the drawing near it: a part that lay there in the
+    reference has gone, and what the reference paints beside it (the shadow it cast, its
+    reflected light) may be its own, not the region's."""
+    h, w = lab.shape
+    reach = max(3, int(round(MOVED_NEAR * h)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    near_line = cv2.dilate((~free).astype(np.uint8), k).astype(bool)
+    out = np.zeros((h, w), bool)
+    for t in regions:
+        x0, y0, x1, y1 = (int(v) for v in bbox[t])
+        x0, y0, x1, y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach + 1), min(h, y1 + reach + 1)
+        dx, dy = int(round(off[t, 0])), int(round(off[t, 1]))
+        moved_line = np.zeros((y1 - y0, x1 - x0), bool)
+        ry0, ry1 = max(y0 + dy, 0), min(y1 + dy, r_line.shape[0])
+        rx0, rx1 = max(x0 + dx, 0), min(x1 + dx, r_line.shape[1])
+        if ry1 <= ry0 or rx1 <= rx0:
+            continue
+        moved_line[ry0 - y0 - dy:ry1 - y0 - dy, rx0 - x0 - dx:rx1 - x0 - dx] = r_line[ry0:ry1, rx0:rx1]
+        gone = moved_line & ~near_line[y0:y1, x0:x1]
+        if gone.any():
+            out[y0:y1, x0:x1] |= cv2.dilate(gone.astype(np.uint8), k).astype(bool) & (lab[y0:y1, x0:x1] == t)
+    return out
+
+
+def drop_ghosts(fill: np.ndarray, carried: np.ndarray, doubt: np.ndarray, lab: np.ndarray, bbox: np.ndarray) -> None:
+    """Carried pixels beside a part that has gone (`doubt`, `beside_gone`) take the tone that two
+    guesses from the rest of their region's carried pixels agree on (within TONE_EDGE) — the
+    nearest at the same depth (`fill_hidden`) and the nearest — where theirs differs from both by
+    more (in place): the shadow that a flag cast on a box does not stay when the flag has swung
+    away. Where the guesses disagree (a region shaded across, not along its outline) or one of
+    them agrees with the carried tone (a board's rings beside where a dart hung), it stays."""
+    rest = carried & ~doubt
+    nearest = fill.copy()
+    far = lambda a, b: np.linalg.norm(a[..., :3].astype(np.float32) - b[..., :3], axis=2) > TONE_EDGE
+    odd = _fill_from_nearest(nearest, rest, doubt, lab) & far(nearest, fill)
+    if not odd.any():
+        return
+    by_depth = fill.copy()
+    ghost = fill_hidden(by_depth, rest, odd, lab, bbox, nearest=False) & far(by_depth, fill) & ~far(by_depth, nearest)
+    fill[ghost] = by_depth[ghost]
 
 
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
@@ -256,6 +310,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     n1 = len(colour)
     fill = lut[lab].copy()
     inside_all = np.zeros((h, w), bool)
+    doubt = np.zeros((h, w), bool)
     copied = np.zeros((h, w), bool)
     flat_px = np.zeros((h, w), bool)
     fit = np.ones(n1)
@@ -305,6 +360,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         if off_piece.any():
             ok |= off_piece & same_paint(ref.image, rlab, away, src_reg[lab], sy, sx, off_piece)
         fill[ok] = ref.image[sy, sx][ok]
+        if free is not None:
+            doubt |= beside_gone(lab, free, regs.bbox, np.nonzero(shaded)[0], off, r_line) & ok
         copied |= ok
         inside_all |= inside
         flat_px |= px & ~shaded[lab]
@@ -316,6 +373,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             line_known |= on
         has = np.bincount(lab[px], minlength=n1)
         fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
+    # what a part that has gone cast on the region (its shadow) is not the region's shading
+    drop_ghosts(fill, copied, doubt, lab, regs.bbox)
     # the rest of a shaded region continues its own carried shading: beside its lines (where the
     # reference's pixel is mostly its lines' anti-aliasing) the nearest carried pixel, where its
     # moved place is off the reference region (hidden there, or the part grew) `fill_hidden`
