@@ -729,7 +729,7 @@ def test_rings_hidden_behind_an_occluder_in_the_reference_continue_around_the_pa
     ys, xs = np.mgrid[0:120, 0:160]
     r = np.hypot(xs - 60, ys - 60)
     hidden = (np.hypot(xs - 80, ys - 60) < 15) & (r < 36)
-    # a ring's edge is a guess to a pixel either way; measured 0.96 (the nearest visible pixel: 0.62)
+    # a ring's edge is a guess to a pixel either way; measured 0.95 (the nearest visible pixel: 0.62)
     sure = hidden & (np.abs(r - np.rint(r / 10) * 10) > 1.5)
     err = np.linalg.norm(out[..., :3].astype(float) - truth[..., :3], axis=2)
     assert (err[sure] <= 40).mean() >= 0.9, (err[sure] <= 40).mean()

@@ -238,14 +238,25 @@ def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.n
         w = want[y0:y1 + 1, x0:x1 + 1] & inside
         depth = np.rint(cv2.distanceTransform(np.pad(inside, 1).astype(np.uint8), cv2.DIST_L2,
                                               cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]).astype(int)
-        for level in np.unique(depth[w]):
-            on = depth == level
-            if not (k & on).any():
+        ky, kx = np.nonzero(k)
+        wy, wx = np.nonzero(w)
+        kd, wd = depth[ky, kx], depth[wy, wx]
+        ko, wo = np.argsort(kd, kind="stable"), np.argsort(wd, kind="stable")
+        kd, wd = kd[ko], wd[wo]
+        f = fill[y0:y1 + 1, x0:x1 + 1]  # a view: filled in place
+        got = by_depth[y0:y1 + 1, x0:x1 + 1]
+        for level in np.unique(wd):
+            ks = ko[np.searchsorted(kd, level):np.searchsorted(kd, level, "right")]
+            if len(ks) == 0:
                 continue
-            ys, xs = np.nonzero(on)  # the level's ring: all of it that can matter
-            cy, cx = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
-            f = fill[y0:y1 + 1, x0:x1 + 1][cy, cx]  # a view: filled in place
-            by_depth[y0:y1 + 1, x0:x1 + 1][cy, cx] |= _fill_from_nearest(f, (k & on)[cy, cx], (w & on)[cy, cx], None)
+            ws = wo[np.searchsorted(wd, level):np.searchsorted(wd, level, "right")]
+            step = max(1, 1_000_000 // len(ks))  # a level's ring is thin: compare its pixels directly
+            for i in range(0, len(ws), step):
+                c = ws[i:i + step]
+                d2 = (wy[c, None] - ky[None, ks]) ** 2 + (wx[c, None] - kx[None, ks]) ** 2
+                src = ks[np.argmin(d2, axis=1)]
+                f[wy[c], wx[c]] = f[ky[src], kx[src]]
+                got[wy[c], wx[c]] = True
     return by_depth
 
 
