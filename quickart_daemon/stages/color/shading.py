@@ -11,9 +11,16 @@ region copies that region's pixels, moved by the region's own motion:
   turned shape fits the reference's better than the shifted one) carries its shading turned;
 - a pixel whose moved place lies in another piece of the reference that is painted in the same
   colours (the part was cut in two by an occluder there) copies that piece;
-- pixels whose moved place is off the reference region (the part grew, or came out from behind
-  another) or on the reference's lines take the nearest carried pixel of the same region: a
-  gradient continues instead of breaking into the flat base colour;
+- pixels whose moved place is on the reference's lines take the nearest carried pixel of the
+  same region: a gradient continues instead of breaking into the flat base colour;
+- pixels whose moved place is off the reference region (the part came out from behind another,
+  or grew) take the nearest carried pixel of the same region at the same depth in it (distance
+  from its outline: shading follows a part's shape), not the nearest one, which cuts wedges of
+  the neighbouring rings or bands into what was hidden (`fill_hidden`);
+- a carried pixel beside a part that has gone (a reference line, moved with the region, with no
+  line of the drawing near it) whose tone differs from what the rest of its region gives there
+  (`drop_ghosts`: the nearest carried pixel and the nearest at the same depth agree on another
+  tone) was the shadow or light of that part: it takes the region's tone;
 - a region the reference paints flat stays its exact base colour (flat cels are painted as
   before, with no noise copied in).
 
@@ -313,6 +320,95 @@ def rim_colours(ref) -> np.ndarray:
     return np.where(counts[:, None] > 0, med, -1).astype(np.int16)
 
 
+def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray, bbox: np.ndarray,
+                nearest: bool = True) -> np.ndarray:
+    """Pixels in `want` (their region's shading is unknown there: another part hid it in the
+    reference, or the part grew or turned) continue the `known` fill of their own region (in
+    place): the nearest known pixel at the same depth in the region (its distance from the
+    region's outline, to the pixel), or, where no known pixel has that depth, the nearest one.
+    Shading and colour areas without lines follow a part's shape (rings round a board's centre,
+    a shadow or a rim light along its edge): a hidden stretch of a ring continues that ring,
+    where the nearest visible pixel would cut wedges of the rings beside it into it. A pixel
+    whose nearest known pixel lies in another region is too far from its own region's shading
+    to continue it: it keeps the region's base colour. Without `nearest`, only the depth fill
+    (no fallback). Returns where it filled by depth."""
+    by_depth = np.zeros_like(want)
+    if nearest:
+        want = _fill_from_nearest(fill, known, want, lab)
+    for t in np.unique(lab[want]):
+        x0, y0, x1, y1 = (int(v) for v in bbox[t])
+        inside = lab[y0:y1 + 1, x0:x1 + 1] == t
+        k = known[y0:y1 + 1, x0:x1 + 1] & inside
+        w = want[y0:y1 + 1, x0:x1 + 1] & inside
+        depth = np.rint(cv2.distanceTransform(np.pad(inside, 1).astype(np.uint8), cv2.DIST_L2,
+                                              cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]).astype(int)
+        ky, kx = np.nonzero(k)
+        wy, wx = np.nonzero(w)
+        kd, wd = depth[ky, kx], depth[wy, wx]
+        ko, wo = np.argsort(kd, kind="stable"), np.argsort(wd, kind="stable")
+        kd, wd = kd[ko], wd[wo]
+        f = fill[y0:y1 + 1, x0:x1 + 1]  # a view: filled in place
+        got = by_depth[y0:y1 + 1, x0:x1 + 1]
+        for level in np.unique(wd):
+            ks = ko[np.searchsorted(kd, level):np.searchsorted(kd, level, "right")]
+            if len(ks) == 0:
+                continue
+            ws = wo[np.searchsorted(wd, level):np.searchsorted(wd, level, "right")]
+            step = max(1, 1_000_000 // len(ks))  # a level's ring is thin: compare its pixels directly
+            for i in range(0, len(ws), step):
+                c = ws[i:i + step]
+                d2 = (wy[c, None] - ky[None, ks]) ** 2 + (wx[c, None] - kx[None, ks]) ** 2
+                src = ks[np.argmin(d2, axis=1)]
+                f[wy[c], wx[c]] = f[ky[src], kx[src]]
+                got[wy[c], wx[c]] = True
+    return by_depth
+
+
+def beside_gone(lab: np.ndarray, free: np.ndarray, bbox: np.ndarray, regions, off: np.ndarray,
+                r_line: np.ndarray) -> np.ndarray:
+    """Pixels of `regions` near (MOVED_NEAR of the frame's height) a reference line that, moved
+    with the region (`off`), has no line of the drawing near it: a part that lay there in the
+    reference has gone, and what the reference paints beside it (the shadow it cast, its
+    reflected light) may be its own, not the region's."""
+    h, w = lab.shape
+    reach = max(3, int(round(MOVED_NEAR * h)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    near_line = cv2.dilate((~free).astype(np.uint8), k).astype(bool)
+    out = np.zeros((h, w), bool)
+    for t in regions:
+        x0, y0, x1, y1 = (int(v) for v in bbox[t])
+        x0, y0, x1, y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach + 1), min(h, y1 + reach + 1)
+        dx, dy = int(round(off[t, 0])), int(round(off[t, 1]))
+        moved_line = np.zeros((y1 - y0, x1 - x0), bool)
+        ry0, ry1 = max(y0 + dy, 0), min(y1 + dy, r_line.shape[0])
+        rx0, rx1 = max(x0 + dx, 0), min(x1 + dx, r_line.shape[1])
+        if ry1 <= ry0 or rx1 <= rx0:
+            continue
+        moved_line[ry0 - y0 - dy:ry1 - y0 - dy, rx0 - x0 - dx:rx1 - x0 - dx] = r_line[ry0:ry1, rx0:rx1]
+        gone = moved_line & ~near_line[y0:y1, x0:x1]
+        if gone.any():
+            out[y0:y1, x0:x1] |= cv2.dilate(gone.astype(np.uint8), k).astype(bool) & (lab[y0:y1, x0:x1] == t)
+    return out
+
+
+def drop_ghosts(fill: np.ndarray, carried: np.ndarray, doubt: np.ndarray, lab: np.ndarray, bbox: np.ndarray) -> None:
+    """Carried pixels beside a part that has gone (`doubt`, `beside_gone`) take the tone that two
+    guesses from the rest of their region's carried pixels agree on (within TONE_EDGE) — the
+    nearest at the same depth (`fill_hidden`) and the nearest — where theirs differs from both by
+    more (in place): the shadow that a flag cast on a box does not stay when the flag has swung
+    away. Where the guesses disagree (a region shaded across, not along its outline) or one of
+    them agrees with the carried tone (a board's rings beside where a dart hung), it stays."""
+    rest = carried & ~doubt
+    nearest = fill.copy()
+    far = lambda a, b: np.linalg.norm(a[..., :3].astype(np.float32) - b[..., :3], axis=2) > TONE_EDGE
+    odd = _fill_from_nearest(nearest, rest, doubt, lab) & far(nearest, fill)
+    if not odd.any():
+        return
+    by_depth = fill.copy()
+    ghost = fill_hidden(by_depth, rest, odd, lab, bbox, nearest=False) & far(by_depth, fill) & ~far(by_depth, nearest)
+    fill[ghost] = by_depth[ghost]
+
+
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
                   src_reg: np.ndarray, refs, line: np.ndarray | None = None, line_width: float = 1.0,
                   free: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -329,6 +425,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     n1 = len(colour)
     fill = lut[lab].copy()
     inside_all = np.zeros((h, w), bool)
+    doubt = np.zeros((h, w), bool)
     copied = np.zeros((h, w), bool)
     flat_px = np.zeros((h, w), bool)
     fit = np.ones(n1)
@@ -397,6 +494,10 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         if off_piece.any():
             ok |= off_piece & same_paint(ref.image, rlab, away, src_reg[lab], sy, sx, off_piece)
         fill[ok] = ref.image[sy, sx][ok]
+        if free is not None:
+            # (its lines moved by the region's shift: a region that turned is left out)
+            shifted = [t for t in np.nonzero(shaded)[0] if t not in turned]
+            doubt |= beside_gone(lab, free, regs.bbox, shifted, off, r_line) & ok
         copied |= ok
         inside_all |= inside
         flat_px |= px & ~shaded[lab]
@@ -417,9 +518,14 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
                 rim_known |= part
         has = np.bincount(lab[px], minlength=n1)
         fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
-    # the rest of a shaded region (beside its lines, or off the reference region) continues the
-    # nearest carried pixel of the same region
-    _fill_from_nearest(fill, copied, ~copied & ~flat_px & (lut[lab][..., 3] > 0), lab)
+    # what a part that has gone cast on the region (its shadow) is not the region's shading
+    drop_ghosts(fill, copied, doubt, lab, regs.bbox)
+    # the rest of a shaded region continues its own carried shading: beside its lines (where the
+    # reference's pixel is mostly its lines' anti-aliasing) the nearest carried pixel, where its
+    # moved place is off the reference region (hidden there, or the part grew) `fill_hidden`
+    want = ~copied & ~flat_px & (lut[lab][..., 3] > 0)
+    copied |= _fill_from_nearest(fill, copied, want & inside_all, lab)
+    fill_hidden(fill, copied, want & ~inside_all, lab, regs.bbox)
     known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
     if line is None or not (line_known | rim_known).any():
         return fill, known, fit, None
