@@ -307,16 +307,17 @@ def modal_colours(lab: np.ndarray, rgb: np.ndarray, n: int) -> tuple[np.ndarray,
     return med, counts
 
 
-def rim_colours(ref) -> np.ndarray:
-    """Per reference region, the colour the reference gives its outline (`modal_colours` of the line
-    pixels it takes, on the line's core), (n+1, 3) int16, -1 for a region with no line painted.
-    Coloured lines are a property of the part (an orange rim round a yellow duck, a dark teal one
-    round a teal dart): a stroke whose own stretch of line is not found in the reference (the part
-    moved, turned or grew) still has its part's line colour; on a black-ink cel this is black."""
-    rlab = ref.prep.seg.labels
+def rim_colours(prep, image: np.ndarray) -> np.ndarray:
+    """Per region of a reference (`prep`, its cel `image`), the colour the cel gives its outline
+    (`modal_colours` of the line pixels it takes, on the line's core), (n+1, 3) int16, -1 for a
+    region with no line painted. Coloured lines are a property of the part (an orange rim round a
+    yellow duck, a dark teal one round a teal dart): a stroke whose own stretch of line is not found
+    in the reference (the part moved, turned or grew) still has its part's line colour; on a
+    black-ink cel this is black."""
+    rlab = prep.seg.labels
     n = int(rlab.max())
-    core = (ref.prep.art.coverage >= LINE_CORE) & ~ref.prep.seg.free & (ref.image[..., 3] >= 128)
-    med, counts = modal_colours(rlab[core], ref.image[..., :3][core], n)
+    core = (prep.art.coverage >= LINE_CORE) & ~prep.seg.free & (image[..., 3] >= 128)
+    med, counts = modal_colours(rlab[core], image[..., :3][core], n)
     return np.where(counts[:, None] > 0, med, -1).astype(np.int16)
 
 
@@ -453,7 +454,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
             base[src_reg[t]] = lut[t, :3]
         shaded_r = shaded_regions(rlab, away, ref.image, base)
         shaded = sel_reg & shaded_r[src_reg]
-        r_line = outline_lines(ref.prep)
+        r_line = ref.outline
         off = np.zeros((n1, 2))
         off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
         turned = {}
@@ -511,8 +512,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
                 & (rlab[sy, sx] == src_reg[lab])
             line_rgb[on] = ref.image[sy, sx, :3][on]
             line_known |= on
-            if ref.from_lines:  # (without the key's line art every colour edge of the cel is a "line")
-                rim = rim_colours(ref)[src_reg[lab]]
+            if ref.rim is not None:
+                rim = ref.rim[src_reg[lab]]
                 part = px & line & (rim[..., 0] >= 0)
                 rim_rgb[part] = rim[part]
                 rim_known |= part

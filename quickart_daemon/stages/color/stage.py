@@ -14,7 +14,7 @@ from .match import TRANSPARENT, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
-                      modal_colours, outline_fit, outline_lines, paint_scenery, paints_scenery)
+                      modal_colours, outline_fit, outline_lines, paint_scenery, paints_scenery, rim_colours)
 
 
 @dataclass
@@ -73,6 +73,9 @@ class RefModel:
     prep: Prepared
     colour: np.ndarray               # (n+1,) index into the global colour table or TRANSPARENT
     from_lines: bool                 # regions come from the key's line art (else from the cel's colours)
+    outline: np.ndarray              # where an outline can lie on its lines (`outline_lines`)
+    rim: np.ndarray | None           # its regions' line colours (`rim_colours`); None without the
+                                     # key's line art (then every colour edge of the cel is a "line")
 
 
 @dataclass
@@ -159,7 +162,9 @@ def build_ref(frame: int, cel: np.ndarray, lines: np.ndarray | None, gap: float,
         prep = Prepared(art, seg, describe(seg))
         from_lines = False
     col = region_colours(prep.seg.labels, prep.seg.free, cel, prep.seg.n, colours)
-    return RefModel(frame, cel, prep, col, from_lines)
+    # built once per reference: every drawing coloured from it asks for them
+    return RefModel(frame, cel, prep, col, from_lines, outline_lines(prep),
+                    rim_colours(prep, cel) if from_lines else None)
 
 
 def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[int, int]]:
@@ -237,7 +242,7 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
     inter = region_overlap(lab, n, rlab, rregs.n)
     r0 = inter.argmax(1)
     share = inter[np.arange(n + 1), r0] / np.maximum(inter.sum(1), 1)
-    r_line = outline_lines(ref.prep)
+    r_line = ref.outline
     in_scenery = rregs.outside[r0] & scenery
     cand = (share >= CONTAINED) & (r0 != m.ref_region) & ~regs.outside & (m.ref_region > 0) & \
         (in_scenery | (~rregs.outside[r0] & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour)))
@@ -288,7 +293,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     n = regs.n
     inter = region_overlap(lab, n, rlab, rregs.n)
     share = inter / np.maximum(inter.sum(1, keepdims=True), 1)
-    r_line = outline_lines(ref.prep)
+    r_line = ref.outline
     zero = np.zeros(2)
     cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < 0.5)
     cand[0] = False
