@@ -154,6 +154,23 @@ def outline_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndar
     return float(r_line[sy[ok], sx[ok]].sum()) / len(sy)
 
 
+def region_shift(lab: np.ndarray, regs, t: int, rlab: np.ndarray, rregs, r: int):
+    """(shift, (mask, origin) of region t, (mask, origin) of reference region r): the two regions
+    cropped to their boxes and the shift that lays r best on t (`mask_shift`, from the offset of
+    their centroids)."""
+    tm, to = crop_region(lab, t, regs.bbox[t])
+    rm, ro = crop_region(rlab, r, rregs.bbox[r])
+    return mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t]), (tm, to), (rm, ro)
+
+
+def outline_fits(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, off) -> tuple[float, float]:
+    """`outline_fit` of region t at no shift and at `off` (its match's shift): an outline that lies
+    on the reference's lines better where it lay than where its shape went says the part held
+    still, whatever hides it now or hid it then."""
+    return (outline_fit(lab, free, t, bbox, r_line, np.zeros(2)),
+            outline_fit(lab, free, t, bbox, r_line, off))
+
+
 def border_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, rlab: np.ndarray,
                rset, off, reach: int) -> float:
     """Share of region t's outline (the line pixels it takes) that lands, moved by `off`, on the
@@ -221,6 +238,19 @@ def map_fit(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org: np
     # distinct reference pixels hit: a map that shrinks the shape onto a corner is no fit
     hit = len(np.unique(qy[ok][r_mask[qy[ok], qx[ok]] > 0] * r_mask.shape[1] + qx[ok][r_mask[qy[ok], qx[ok]] > 0]))
     return hit / max(float(len(xs) + r_mask.sum() - hit), 1.0)
+
+
+def best_turn(t_crop, r_crop, off) -> np.ndarray | None:
+    """The map of `turns` ((2, 3) affine) under which the target's shape (`t_crop`: mask, origin)
+    fits the reference region's (`r_crop`) better (`map_fit`) than under the shift `off`; None
+    where none does (the part moved without turning, or its shape has no direction)."""
+    shift = np.array([[1.0, 0.0, off[0]], [0.0, 1.0, off[1]]])
+    best, best_fit = None, map_fit(*t_crop, *r_crop, shift)
+    for a in turns(*t_crop, *r_crop):
+        f = map_fit(*t_crop, *r_crop, a)
+        if f > best_fit:
+            best, best_fit = a, f
+    return best
 
 
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
@@ -456,33 +486,28 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         shaded = sel_reg & shaded_r[src_reg]
         r_line = ref.outline
         off = np.zeros((n1, 2))
-        off[sel_reg] = rregs.centroid[src_reg[sel_reg]] - regs.centroid[sel_reg]
         turned = {}
         for t in np.nonzero(sel_reg)[0]:
-            r = src_reg[t]
-            tm, to = crop_region(lab, t, regs.bbox[t])
-            rm, ro = crop_region(rlab, r, rregs.bbox[r])
-            off[t] = mask_shift(tm, to, rm, ro, off[t])
-            if free is not None and outline_fit(lab, free, t, regs.bbox[t], r_line, np.zeros(2)) >= \
-                    outline_fit(lab, free, t, regs.bbox[t], r_line, off[t]):
-                off[t] = 0  # its outline lies where it lay: it held still, whatever hides it now or hid it then
-            elif shaded[t]:
-                # a part that turned (or squashed) carries its shading turned with it, where the
-                # turned shape fits the reference's better than the shifted one does
-                shift = np.array([[1.0, 0.0, off[t, 0]], [0.0, 1.0, off[t, 1]]])
-                best, best_fit = None, map_fit(tm, to, rm, ro, shift)
-                for a in turns(tm, to, rm, ro):
-                    f = map_fit(tm, to, rm, ro, a)
-                    if f > best_fit:
-                        best, best_fit = a, f
-                if best is not None:
-                    turned[t] = best
+            off[t], t_crop, r_crop = region_shift(lab, regs, t, rlab, rregs, src_reg[t])
+            if free is not None:
+                at_rest, at_shift = outline_fits(lab, free, t, regs.bbox[t], r_line, off[t])
+                if at_rest >= at_shift:
+                    off[t] = 0  # it held still (a tie too: copying in place is the safe guess)
+                    continue
+            if shaded[t]:
+                # a part that turned (or squashed) carries its shading turned with it
+                turn = best_turn(t_crop, r_crop, off[t])
+                if turn is not None:
+                    turned[t] = turn
         px = sel_reg[lab]
         fx, fy = xs + off[lab, 0], ys + off[lab, 1]
         for t, a in turned.items():
-            m = lab == t
-            fx[m] = a[0, 0] * xs[m] + a[0, 1] * ys[m] + a[0, 2]
-            fy[m] = a[1, 0] * xs[m] + a[1, 1] * ys[m] + a[1, 2]
+            x0, y0, x1, y1 = (int(v) for v in regs.bbox[t])
+            box = np.s_[y0:y1 + 1, x0:x1 + 1]
+            m = lab[box] == t
+            bx, by = xs[box][m], ys[box][m]
+            fx[box][m] = a[0, 0] * bx + a[0, 1] * by + a[0, 2]
+            fy[box][m] = a[1, 0] * bx + a[1, 1] * by + a[1, 2]
         sx = np.clip(np.rint(fx), 0, rlab.shape[1] - 1).astype(int)
         sy = np.clip(np.rint(fy), 0, rlab.shape[0] - 1).astype(int)
         inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)

@@ -14,7 +14,8 @@ from .match import TRANSPARENT, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
-                      modal_colours, outline_fit, outline_lines, paint_scenery, paints_scenery, rim_colours)
+                      modal_colours, outline_fits, outline_lines, paint_scenery, paints_scenery, region_shift,
+                      rim_colours)
 
 
 @dataclass
@@ -248,12 +249,9 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
         (in_scenery | (~rregs.outside[r0] & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour)))
     cand[0] = False
     for t in np.nonzero(cand)[0]:
-        r = m.ref_region[t]
-        tm, to = crop_region(lab, t, regs.bbox[t])
-        rm, ro = crop_region(rlab, r, rregs.bbox[r])
-        off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
-        if outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, np.zeros(2)) > \
-                outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off):
+        off, _, _ = region_shift(lab, regs, t, rlab, rregs, m.ref_region[t])
+        at_rest, at_shift = outline_fits(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
+        if at_rest > at_shift:  # strictly: a tie is no evidence against the matcher
             if in_scenery[t]:
                 background[t] = True
                 continue
@@ -300,16 +298,14 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     reach = int(np.ceil(prep.art.line_width)) + 1  # a region's lines: those within a line's width of it
     for t in np.nonzero(cand)[0]:
         r = m.ref_region[t]
-        tm, to = crop_region(lab, t, regs.bbox[t])
-        rm, ro = crop_region(rlab, r, rregs.bbox[r])
-        off = mask_shift(tm, to, rm, ro, rregs.centroid[r] - regs.centroid[t])
+        off, (tm, to), _ = region_shift(lab, regs, t, rlab, rregs, r)
         fit_m = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, [r], off, reach)
         # a part that moved (its match is not at its place) is as sure as its outline lies on its
         # match's own lines at the match's shift: a part that turned, or a wrong match, fits badly
         sure = m.confidence[t]
         m.confidence[t] = min(sure, fit_m)
-        all0 = outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, zero)
-        on_all = all0 > outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
+        all0, at_shift = outline_fits(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
+        on_all = all0 > at_shift
         if not on_all and all0 <= max(fit_m, HELD_MOST):
             continue  # no evidence either way (the fit on some lines is at most that on all of them)
         # the shift is known to about one step of mask_shift's grid (plus a pixel of line)
