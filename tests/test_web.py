@@ -335,6 +335,64 @@ def test_symlinks_out_of_the_root_are_refused(client, farm, tmp_path):
         (farm.root / "DEMO" / "sq010" / "sh0099").unlink()
 
 
+def test_the_version_zip_never_holds_a_file_from_outside_the_studio(client, farm, tmp_path):
+    """W1: a link in a version folder to /etc/passwd or to a config with the web token must not be
+    delivered inside the zip (nor read by the thumbnail or the version description)."""
+    secret = tmp_path / "config.yaml"
+    secret.write_text("web:\n  token: s3cret-token\n")
+    version = farm.root / SHOT / "quickart" / "v001"
+    links = [version / "comp" / "sh0010.9999.png", version / "frames" / "passwd", version / "leak.otio"]
+    for link in links:
+        link.symlink_to(secret)
+    (version / "comp" / "sh0010.9998.png").symlink_to("/etc/passwd")
+    links.append(version / "comp" / "sh0010.9998.png")
+    try:
+        with client.stream("GET", f"/download/{SHOT}/quickart/v001.zip") as r:
+            assert r.status_code == 200
+            data = b"".join(r.iter_bytes())
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        assert zf.testzip() is None
+        names = zf.namelist()
+        assert "sh0010_v001/manifest.json" in names  # the version's own files are still there
+        assert not any(n.endswith(("9999.png", "9998.png", "passwd", "leak.otio")) for n in names), names
+        assert b"s3cret-token" not in data and b"root:x:0:0" not in data
+    finally:
+        for link in links:
+            link.unlink()
+
+
+def test_a_version_folder_linked_out_of_the_studio_is_not_served(client, farm, tmp_path):
+    outside = tmp_path / "v777"
+    shutil.copytree(farm.root / SHOT / "quickart" / "v001", outside)
+    (outside / "manifest.json").write_text('{"job_id": 4242}')
+    link = farm.root / SHOT / "quickart" / "v777"
+    link.symlink_to(outside)
+    try:
+        for url in (f"/download/{SHOT}/quickart/v777.zip", f"/api/shot/{SHOT}/versions/v777",
+                    f"/thumbs/{SHOT}/v777.png", f"/api/shot/{SHOT}/versions/v777/manifest"):
+            r = client.get(url)
+            assert r.status_code == 404 and "4242" not in r.text, url
+    finally:
+        link.unlink()
+
+
+def test_a_manifest_linked_out_of_the_studio_is_not_read(client, farm, tmp_path):
+    version = farm.root / SHOT / "quickart" / "v001"
+    real = version / "manifest.json"
+    kept = real.read_bytes()
+    outside = tmp_path / "manifest.json"
+    outside.write_text('{"job_id": 4242, "pipeline": {"name": "secret-pipeline"}}')
+    real.unlink()
+    real.symlink_to(outside)
+    try:
+        v = client.get(f"/api/shot/{SHOT}/versions/v001").json()
+        assert v["job_id"] != 4242 and v["pipeline"] != "secret-pipeline"
+        assert client.get(f"/api/shot/{SHOT}/versions/v001/manifest").status_code == 404
+    finally:
+        real.unlink()
+        real.write_bytes(kept)
+
+
 def zip_of(entries) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:

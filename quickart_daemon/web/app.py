@@ -253,7 +253,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         version = version[:-4]
         entries = studio.version_zip_files(ref, version)
         name = f"{ref.id.shot}_{version}.zip"
-        return StreamingResponse(studio.stream_zip(entries), media_type="application/zip",
+        return StreamingResponse(studio.stream_zip(ref.root, entries), media_type="application/zip",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     # -- write actions --------------------------------------------------------------------------

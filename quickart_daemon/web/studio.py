@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
+import stat
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -26,6 +28,8 @@ from ..images import image_size
 from ..naming import ShotId
 from ..outputs import VERSION_RE, read_latest, versions
 from ..shot import read_settings, shot_id_for
+
+log = logging.getLogger("quickart.web")
 
 
 class NotInStudio(QuickArtError):
@@ -68,6 +72,42 @@ def inside_root(root: Path, relative: str) -> Path:
     return target
 
 
+def open_inside(root: Path, path: Path):
+    """`path` opened for reading (a binary file object) only if it is a regular file whose real
+    path lies inside the studio root; else NotInStudio or NotFound.
+
+    Every file the page reads goes through here, so a link inside a version folder (to
+    /etc/passwd, to config.yaml with the web token) is never opened. The check is made on the
+    file actually opened (/proc/self/fd names it), so a link swapped in between check and open
+    cannot slip through; a FIFO is opened without blocking and then refused as not a file."""
+    base = root.resolve()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise NotFound(f"{path.name}: no such file") from None
+    except OSError as exc:
+        raise NotFound(f"{path.name}: cannot be read ({exc.strerror})") from None
+    try:
+        real = _opened_path(fd, path)
+        if not real.is_relative_to(base):
+            raise NotInStudio(f"{path.name}: not a file inside the studio root")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotFound(f"{path.name}: not a file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _opened_path(fd: int, path: Path) -> Path:
+    """The real path of an open file: the kernel's name for it where /proc has one."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return Path(os.path.realpath(path))
+
+
 @dataclass(frozen=True)
 class ShotRef:
     """A shot folder named by its path relative to the root (as the page's URLs carry it)."""
@@ -75,6 +115,7 @@ class ShotRef:
     rel: str
     dir: Path
     id: ShotId
+    root: Path  # the studio root, resolved: nothing outside it is opened
 
     @property
     def output_dir(self) -> Path:
@@ -89,7 +130,7 @@ def shot_ref(cfg: Config, rel: str) -> ShotRef:
         shot = shot_id_for(folder, cfg.root, cfg.naming_rules)
     except QuickArtError:
         raise NotFound(f"{rel} is not a shot folder") from None
-    return ShotRef(cfg.naming_rules.format_shot_path(shot), folder, shot)
+    return ShotRef(cfg.naming_rules.format_shot_path(shot), folder, shot, cfg.root.resolve())
 
 
 def shot_rel(cfg: Config, shot: ShotId) -> str:
@@ -104,6 +145,8 @@ def version_dir(ref: ShotRef, version: str) -> Path:
     folder = ref.output_dir / version
     if not folder.is_dir():
         raise NotFound(f"{ref.id} has no {version}")
+    if not folder.resolve().is_relative_to(ref.root):  # a version folder linked to elsewhere
+        raise NotInStudio(f"{ref.id} {version} is not a folder inside the studio root")
     return folder
 
 
@@ -126,7 +169,7 @@ def describe_version(cfg: Config, ref: ShotRef, version: str) -> dict:
     (comp, each layer, each stage folder) and overlay (stage variants) with its frame files."""
     folder = version_dir(ref, version)
     naming = cfg.naming_rules
-    manifest = _read_json(folder / "manifest.json")
+    manifest = _read_json(ref.root, folder / "manifest.json")
     timing = manifest.get("timing") or {}
     try:
         fps = float(timing.get("fps") or read_settings(ref.dir).fps or cfg.timing.fps)
@@ -187,11 +230,12 @@ def _range(sequences: list[dict]) -> list[int]:
     return [min(frames), max(frames)] if frames else [0, 0]
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(root: Path, path: Path) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open_inside(root, path) as fh:
+            data = json.loads(fh.read().decode("utf-8"))
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, QuickArtError):
         return {}
 
 
@@ -211,7 +255,7 @@ def thumbnail(cfg: Config, ref: ShotRef, version: str) -> Path:
     if not source.is_file():
         raise NotFound(f"{ref.id} {version} has no frames to show")
     from PIL import Image
-    with Image.open(source) as img:
+    with open_inside(ref.root, source) as fh, Image.open(fh) as img:
         if img.width * img.height > cfg.max_image_pixels:
             raise NotFound(f"{source.name} is larger than max_image_pixels")
         img.thumbnail((THUMB_WIDTH, THUMB_WIDTH))
@@ -246,7 +290,8 @@ class _Chunks(io.RawIOBase):
 
 
 def version_zip_files(ref: ShotRef, version: str) -> list[tuple[Path, str]]:
-    """(file, name in the zip) for a version's download, all under `{shot}_vNNN/`."""
+    """(file, name in the zip) for a version's download, all under `{shot}_vNNN/`: regular files
+    only, and `stream_zip` opens each through `open_inside` (a link out of the studio is left out)."""
     folder = version_dir(ref, version)
     top = f"{ref.id.shot}_{version}"
     files = [(folder / name, f"{top}/{name}") for name in ZIP_FILES if (folder / name).is_file()]
@@ -258,12 +303,18 @@ def version_zip_files(ref: ShotRef, version: str) -> list[tuple[Path, str]]:
     return files
 
 
-def stream_zip(files: list[tuple[Path, str]], chunk: int = 1 << 20) -> Iterator[bytes]:
-    """The zip of `files`, yielded piece by piece (PNGs are compressed already: stored)."""
+def stream_zip(root: Path, files: list[tuple[Path, str]], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The zip of `files`, yielded piece by piece (PNGs are compressed already: stored). A file
+    that is not a regular file inside the studio root is left out, never opened."""
     sink = _Chunks()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zf:
         for path, name in files:
-            with open(path, "rb") as src, zf.open(zipfile.ZipInfo.from_file(path, name), "w") as dst:
+            try:
+                src = open_inside(root, path)
+            except QuickArtError as exc:
+                log.warning("action=web_zip_skip file=%s reason=%s", name, exc)
+                continue
+            with src, zf.open(zipfile.ZipInfo.from_file(path, name), "w") as dst:
                 while data := src.read(chunk):
                     dst.write(data)
                     yield sink.take()
