@@ -583,6 +583,61 @@ def test_the_local_user_writes_without_the_token_and_other_users_do_not(tmp_path
         stop(web)
 
 
+def test_a_rebound_host_name_is_not_trusted_as_the_local_user(tmp_path):
+    """W3: with web.host 0.0.0.0 and a token, a page on another host name that resolves to
+    127.0.0.1 (DNS rebinding) reaches the page over loopback as the user's own browser; only a
+    loopback Host is that browser."""
+    port = free_port()
+    config = write_config(tmp_path, port=port, host="0.0.0.0")
+    jq = open_queue(load_config(config))
+    from quickart_daemon.naming import ShotId
+    job = jq.enqueue(ShotId("DEMO", "sq010", "sh0010"), str(tmp_path / "studio" / SHOT), "looks", source="submit")
+    log = open(tmp_path / "web.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config), "web"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: listening_addresses(port), 30, "the page to be served", proc)
+        prio = f"http://127.0.0.1:{port}/api/jobs/{job.id}/priority"
+        rebound = {"X-Requested-By": "quickart", "Host": f"rebind.example:{port}",
+                   "Origin": f"http://rebind.example:{port}"}
+        status, body = local_request(prio, rebound)
+        assert status == 403 and "web token" in body, (status, body)
+        assert jq.get(job.id).priority == 0
+        status, body = local_request(prio, rebound | {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"})
+        assert status == 200 and jq.get(job.id).priority == 50
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def test_no_other_site_can_frame_the_page_and_types_are_never_sniffed(client):
+    """W4: an evil page framed the farm and one click retried a job."""
+    for url in ("/", f"/shots/{SHOT}", "/api/farm", f"/files/{SHOT}/quickart/v001/contact.png", "/nonexistent"):
+        r = client.get(url)
+        assert r.headers["x-frame-options"] == "DENY", url
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], url
+        assert r.headers["x-content-type-options"] == "nosniff", url
+
+
+def test_html_in_a_version_is_never_served_as_a_page(client, farm):
+    """W5: /files served HTML from a version as text/html."""
+    version = farm.root / SHOT / "quickart" / "v001"
+    page = version / "evil.html"
+    page.write_text("<script>fetch('/api/jobs/1/retry', {method: 'POST'})</script>")
+    svg = version / "comp" / "evil.svg"
+    svg.write_text("<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>")
+    try:
+        for url in (f"/files/{SHOT}/quickart/v001/evil.html", f"/files/{SHOT}/quickart/v001/comp/evil.svg"):
+            r = client.get(url)
+            assert r.status_code == 200 and "html" not in r.headers["content-type"] and "svg" not in r.headers["content-type"]
+            assert r.headers["content-disposition"].startswith("attachment"), url
+        r = client.get(f"/files/{SHOT}/quickart/v001/manifest.json")
+        assert r.headers["content-type"].startswith("text/plain") and r.headers["content-disposition"].startswith("inline")
+    finally:
+        page.unlink()
+        svg.unlink()
+
+
 def test_a_missing_chromium_fails_in_one_line_saying_how_to_install_it(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
     with pytest.raises(pytest.fail.Exception) as failed:

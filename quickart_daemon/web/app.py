@@ -69,6 +69,10 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
     def local_user(request: Request) -> str | None:
         """The login name of a trusted user of this machine at the other end of a loopback connection
         (`web.trust_local_user` for the page's own user, `web.local_users`), else None."""
+        if not _is_loopback_host(request.headers.get("host", "")):
+            # a page on another name that resolves to 127.0.0.1 (DNS rebinding, with web.host 0.0.0.0)
+            # reaches us from a loopback socket too: only a loopback Host is the user's own browser here
+            return None
         uid = peer.loopback_peer_uid(request.client, request.scope.get("server"))
         if uid is None:
             return None
@@ -235,7 +239,9 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
             raise studio.NotFound(f"{rel}: only files of version folders are served")
         ref = studio.shot_ref(cfg, "/".join(parts[:marker]))
         path = studio.version_file(cfg, ref, parts[marker + 1], "/".join(parts[marker + 2:]))
-        return FileResponse(path, headers=IMMUTABLE, content_disposition_type="inline")
+        media_type, disposition = _served_as(path.name)
+        return FileResponse(path, headers=IMMUTABLE, media_type=media_type, filename=path.name,
+                            content_disposition_type=disposition)
 
     def thumb(request: Request):
         ref = studio.shot_ref(cfg, request.path_params["rel"])
@@ -357,11 +363,57 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         yield
         feed.stop()  # its thread starts with the first page that listens
 
-    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
+                                               Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
                     exception_handlers={QuickArtError: on_error, HTTPException: on_error, Exception: on_error},
                     lifespan=lifespan)
     app.state.feed = feed
     return app
+
+
+#: what /files serves inline: images as themselves, text as plain text; anything else (HTML a
+#: stage or a person put in a version, say) is a download, so no page of ours ever runs it
+INLINE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+                ".gif": "image/gif", ".json": "text/plain; charset=utf-8", ".otio": "text/plain; charset=utf-8",
+                ".log": "text/plain; charset=utf-8", ".txt": "text/plain; charset=utf-8",
+                ".csv": "text/plain; charset=utf-8", ".yaml": "text/plain; charset=utf-8"}
+#: on every answer: no other site may frame the page (a framed farm is one click from a retry),
+#: no browser guesses a type the server did not give
+SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+                    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (it does not buffer, so the live feed and zips still stream)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in SECURITY_HEADERS if name not in names]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _served_as(name: str) -> tuple[str, str]:
+    """(media type, content disposition) of a version file served by /files."""
+    media_type = INLINE_TYPES.get(Path(name).suffix.lower())
+    return (media_type, "inline") if media_type else ("application/octet-stream", "attachment")
+
+
+def _is_loopback_host(host: str) -> bool:
+    """Whether a Host header names this machine's loopback (`localhost:8750`, `[::1]:8750`, `127.0.0.1`)."""
+    host = host.strip().lower()
+    name = host[: host.index("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    return name in LOOPBACK
 
 
 def _login_name(uid: int) -> str | None:
