@@ -638,6 +638,25 @@ def test_html_in_a_version_is_never_served_as_a_page(client, farm):
         svg.unlink()
 
 
+def test_a_page_from_before_a_restart_of_the_web_server_is_told_to_reload(client):
+    """W8: after the web server restarted, the farm page stayed stale while showing "live": its
+    event stream named numbers of the old server's feed."""
+    page = client.get("/").text
+    epoch = json.loads(page.split('id="initial"', 1)[1].split(">", 1)[1].split("</script>", 1)[0])["epoch"]
+    assert epoch == client.app.state.feed.epoch
+    for query in ("seq=7&epoch=0123456789ab", "seq=999999"):  # another server's epoch; numbers it never gave
+        with client.stream("GET", f"/api/events?{query}") as r:
+            lines = [line for line in r.iter_lines() if line.startswith("data:")]
+        assert lines == ['data: {"type": "reload"}'], query
+
+
+def test_huge_job_ids_are_a_one_line_404(client):
+    """W8/T4: /api/jobs/<a number too large for the database> answered 500 with a traceback."""
+    for url in ("/api/jobs/99999999999999999999999", "/api/jobs/-99999999999999999999/log"):
+        r = client.get(url)
+        assert r.status_code == 404 and "Traceback" not in r.text and "internal error" not in r.text, (url, r.text)
+
+
 def test_a_missing_chromium_fails_in_one_line_saying_how_to_install_it(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
     with pytest.raises(pytest.fail.Exception) as failed:
@@ -739,6 +758,9 @@ def test_in_a_real_browser(tmp_path, stage_package):
             row.locator('button[data-act="retry"]').click()
             expect(farm_page.locator('#jobs tr[data-id="1"] .version')).to_have_text("v003", timeout=30_000)
             assert ran.read_text() == "tint\ntint\n", "jobs 1 and 2 ran the first step once each, the retry not"
+            # W8: "priority +" on the farm page sends the row's priority, not its progress cell ("100%")
+            farm_page.locator('#jobs tr[data-id="1"] button[data-act="priority"]').click()
+            expect(farm_page.locator("#toast")).to_contain_text("only a queued job's priority can change")
             assert errors == [], errors
             browser.close()
     finally:

@@ -128,7 +128,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         data = farm_data(request)
         return templates.TemplateResponse(request, "farm.html", {
             **data, "states": [s.value for s in JobState], "seq": feed.seq, **writer(request),
-            "initial": _script_json({"seq": feed.seq, "filters": data["filters"]})})
+            "initial": _script_json({"seq": feed.seq, "epoch": feed.epoch, "filters": data["filters"]})})
 
     def shot_page(request: Request):
         ref = studio.shot_ref(cfg, request.path_params["rel"])
@@ -208,13 +208,17 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         """Server-sent events: the feed's updates after `?seq=N` (the number the page was rendered at)."""
         feed.start()
         seq = _int(request.query_params.get("seq", "0"))
+        epoch = request.query_params.get("epoch")
 
         async def stream():
             nonlocal seq
             quiet = 0.0
             yield "retry: 1000\n\n"
             while not feed.stopped:
-                latest, items = feed.since(seq)
+                latest, items = feed.since(seq, epoch)
+                if any(item.get("type") == "reload" for item in items):
+                    yield 'data: {"type": "reload"}\n\n'
+                    return
                 for item in items:
                     yield f"data: {json.dumps(item, default=str)}\n\n"
                 if items:
@@ -429,11 +433,18 @@ def _script_json(data) -> str:
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: the largest id a database column holds (SQLite and PostgreSQL BIGINT): larger is no job, not a 500
+MAX_ID = 2**63 - 1
+
+
 def _int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except (TypeError, ValueError):
         raise studio.NotFound(f"{text!r} is not a number") from None
+    if abs(value) > MAX_ID:
+        raise studio.NotFound(f"no such number here: {text[:24]}")
+    return value
 
 
 async def _json_body(request: Request) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections import deque
 from datetime import timedelta
 
@@ -49,6 +50,9 @@ class Feed:
         self.shot_rel = shot_rel
         self.interval = interval
         self.seq = 0
+        # numbers of one feed mean nothing to another: a page rendered before the web server
+        # restarted names this epoch, learns it is gone and reloads instead of staying stale
+        self.epoch = uuid.uuid4().hex[:12]
         self.events: deque[tuple[int, dict]] = deque(maxlen=KEEP_EVENTS)
         self._seen: dict[int, dict] = {}
         self._counts: dict | None = None
@@ -73,12 +77,14 @@ class Feed:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def since(self, seq: int) -> tuple[int, list[dict]]:
-        """(latest sequence number, the events after `seq`); a page too far behind gets a reload."""
+    def since(self, seq: int, epoch: str | None = None) -> tuple[int, list[dict]]:
+        """(latest sequence number, the events after `seq`); a page too far behind, or rendered by
+        another feed (before a restart of the web server), gets a reload."""
         with self._lock:
             latest = self.seq
             events = [e for s, e in self.events if s > seq]
-            if seq and self.events and self.events[0][0] > seq + 1:
+            if (epoch is not None and epoch != self.epoch) or seq > latest or \
+                    (seq and self.events and self.events[0][0] > seq + 1):
                 events = [{"type": "reload"}]
         return latest, events
 

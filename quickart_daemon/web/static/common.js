@@ -56,7 +56,7 @@ document.addEventListener("click", async (event) => {
   const id = row.dataset.id, act = button.dataset.act;
   try {
     const from = row.querySelector("select.retry-from");
-    const body = act === "priority" ? {priority: Number(row.querySelector(".prio, td:nth-child(5)").textContent) + 10}
+    const body = act === "priority" ? {priority: Number(row.querySelector(".prio").textContent) + 10}
       : act === "retry" && from && from.value ? {from_stage: from.value} : {};
     const job = await api("POST", `/api/jobs/${id}/${act}`, body);
     toast(`job ${id}: ${act} → ${job.state}${act === "priority" ? ", priority " + job.priority : ""}`);

@@ -65,7 +65,8 @@ function showNodes(nodes) {
 
 function connect() {
   const live = document.getElementById("live");
-  const source = new EventSource("/api/events?seq=" + initial.seq);
+  // the epoch names this server's feed: after a restart the new server answers "reload"
+  const source = new EventSource("/api/events?seq=" + initial.seq + "&epoch=" + initial.epoch);
   source.onopen = () => { live.className = "live on"; };
   source.onerror = () => { live.className = "live off"; };
   source.onmessage = (message) => {
