@@ -168,7 +168,7 @@ def cmd_job(args, cfg: Config) -> int:
         _print_json(data)
         return 0
     print(f"job {job.id}  {job.state.value}  {job.shot}  pipeline {job.pipeline}  attempt {job.attempts}/{job.max_attempts}")
-    print(f"  shot folder: {job.shot_path}")
+    print(f"  shot folder: {cfg.root / cfg.naming_rules.format_shot_path(job.shot)}")
     print(f"  node: {job.node or '-'}  slot: {job.slot or '-'}  created {_ago(job.created_at)}")
     for st in data["stages"]:
         line = f"  stage {st['stage']:<18} {st['state']:<6} {st['seconds']:>8.2f}s"

@@ -25,7 +25,7 @@ def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority
     shot = shot_id_for(shot_dir, cfg.root, cfg.naming_rules)
     files = input_files(shot_dir, cfg.root)
     sig = signature(files, shot_dir)  # relative paths: a root mounted elsewhere is not a new drop
-    shot_pk = jq.upsert_shot(shot, str(shot_dir.resolve()))
+    shot_pk = jq.upsert_shot(shot, cfg.naming_rules.format_shot_path(shot))
     rel = [str(f.relative_to(shot_dir)) for f in files]
     last = None if force else jq.last_drop(shot_pk)
     key = drop_key(sig, last and last[0], forced=force)
@@ -42,7 +42,7 @@ def submit_shot(cfg: Config, jq: JobQueue, shot_dir: Path, source: str, priority
     pipeline = settings.pipeline or cfg.pipeline
     requires_gpu, node_group = parse_requirements(
         [*pipeline_requirements(pipeline, [cfg.pipelines_dir]), *(settings.requires or [])], str(shot_dir))
-    job = jq.enqueue(shot, str(shot_dir.resolve()), pipeline, signature=sig, files=rel, source=source,
+    job = jq.enqueue(shot, cfg.naming_rules.format_shot_path(shot), pipeline, signature=sig, files=rel, source=source,
                      priority=priority, key=key, requires_gpu=requires_gpu, node_group=node_group)
     if job is None:
         log.info("action=seen_by_another_node shot=%s", shot)

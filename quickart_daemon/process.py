@@ -30,7 +30,7 @@ from .publish import Provenance, Version, publish_version
 from .jobs import DropInfo
 from .queue import Job, JobQueue, JobState, LeaseLost
 from .run import Checkpoints, read_inputs, run_pipeline
-from .shot import OUTPUT_DIR, load_shot
+from .shot import OUTPUT_DIR, load_shot, shot_folder
 from .snapshot import Snapshot, load_snapshot, take_snapshot
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,12 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
     `retry=False` (a person running the shot in the foreground) makes every failure final."""
     controls = controls or Controls()
     started = time.monotonic()
+    try:  # checked before anything on disk is touched (a shot folder linked out of the studio root)
+        shot_dir = shot_folder(cfg, job.shot)
+    except QuickArtError as exc:
+        return jq.fail(job.id, owner, str(exc), retryable=False)
     hb = Heartbeat(jq, job, owner, cfg.queue.heartbeat_seconds, controls)
     hb.start()
-    shot_dir = Path(job.shot_path)
     attempt = _Attempt(shot_dir, staging_dir(shot_dir / OUTPUT_DIR, job.id))
     try:
         version = _run_attempt(cfg, jq, job, owner, device, controls, hb, attempt, on_progress, started)

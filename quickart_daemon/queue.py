@@ -257,17 +257,22 @@ class JobQueue:
 
     # -- shots and drops ---------------------------------------------------------------
     def upsert_shot(self, shot: ShotId, path: str) -> int:
+        """The shot's row, found by its name (the unique key); `path` is its folder relative to the
+        studio root (kept up to date: a renamed naming convention, an older row's absolute path)."""
+        named = (Shot.show == shot.show) & (Shot.seq == shot.seq) & (Shot.name == shot.shot)
         try:
             with self.sessions.begin() as s:
-                row = s.scalar(select(Shot).where(Shot.path == path))
+                row = s.scalar(select(Shot).where(named))
                 if row is None:
                     row = Shot(show=shot.show, seq=shot.seq, name=shot.shot, path=path)
                     s.add(row)
-                    s.flush()
+                elif row.path != path:
+                    row.path = path
+                s.flush()
                 return row.id
         except IntegrityError:  # another node added the shot at the same moment: it is there now
             with self.sessions() as s:
-                found = s.scalar(select(Shot.id).where(Shot.path == path))
+                found = s.scalar(select(Shot.id).where(named))
             if found is None:
                 raise
             return found

@@ -17,7 +17,7 @@ from .errors import QuickArtError
 from .jobs import Job
 from .outputs import INPUTS, kept_work, staging_dir
 from .pipeline import load_pipeline
-from .shot import OUTPUT_DIR
+from .shot import OUTPUT_DIR, shot_folder
 
 
 def retry_points(cfg: Config, job: Job, stage_runs: list[dict], pipelines: dict | None = None) -> list[str]:
@@ -32,7 +32,7 @@ def retry_points(cfg: Config, job: Job, stage_runs: list[dict], pipelines: dict 
         except QuickArtError:
             pipelines[job.pipeline] = None  # gone or broken: a retry would fail with that sentence
     steps = pipelines[job.pipeline]
-    return [] if steps is None else _points(steps, job, stage_runs, _work_kept(job))
+    return [] if steps is None else _points(steps, job, stage_runs, _work_kept(cfg, job))
 
 
 def _points(steps: list[str], job: Job, stage_runs: list[dict], work_kept: bool) -> list[str]:
@@ -57,7 +57,7 @@ def retry_job(cfg: Config, jq, job_id: int, from_stage: str | None = None) -> Jo
     index = _step_index(job, steps, from_stage)
     if index == 0:
         return jq.retry(job_id)
-    work_kept = _work_kept(job)
+    work_kept = _work_kept(cfg, job)
     points = _points(steps, job, jq.stage_runs(job_id), work_kept)
     if index >= len(points):
         why = ("its input snapshot and stage outputs are no longer kept (retry.keep_stage_outputs_of)"
@@ -84,8 +84,9 @@ def _step_index(job: Job, steps: list[str], wanted: str) -> int:
                         + ", ".join(steps))
 
 
-def _work_kept(job: Job) -> bool:
+def _work_kept(cfg: Config, job: Job) -> bool:
     """Whether the job's last run left what a retry from a stage starts from: its snapshot, set aside
-    when it ended, or still in its staging folder (a job cancelled while it waited for a retry)."""
-    staging = staging_dir(Path(job.shot_path) / OUTPUT_DIR, job.id)
+    when it ended, or still in its staging folder (a job cancelled while it waited for a retry).
+    Only looks (the folder is this node's, inside its studio root): nothing is moved here."""
+    staging = staging_dir(shot_folder(cfg, job.shot) / OUTPUT_DIR, job.id)
     return (kept_work(staging) / INPUTS).is_dir() or (staging / INPUTS).is_dir()

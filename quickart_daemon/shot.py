@@ -71,6 +71,15 @@ class ShotInputs:
         return self.dir / OUTPUT_DIR
 
 
+def shot_folder(cfg: Config, shot: ShotId) -> Path:
+    """The shot's folder on this node: its name under this node's studio root. The database keeps
+    shot folders relative to the root (nodes may mount it at different paths, a studio may be
+    copied), so a folder is never taken from a path another node or an older copy recorded."""
+    folder = cfg.root / cfg.naming_rules.format_shot_path(shot)
+    shot_id_for(folder, cfg.root, cfg.naming_rules)  # refuses a shot folder linked out of the root
+    return folder
+
+
 def shot_id_for(shot_dir: Path, root: Path, naming: Naming) -> ShotId:
     try:
         rel = shot_dir.resolve().relative_to(root.resolve())

@@ -27,3 +27,19 @@ def test_upgrade_twice_is_harmless_and_wal_is_on(tmp_path):
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 1234
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_shot_paths_become_relative_to_the_studio_root(db_url):
+    """Issue 23 P1: rows of a database made before 0008 hold the absolute folder of the node that saw
+    the shot first; after the upgrade they hold the folder relative to the studio root."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0007")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO shots (show, seq, name, path, created_at) VALUES "
+                          "('DEMO', 'sq010', 'sh0010', '/mnt/studio/DEMO/sq010/sh0010', CURRENT_TIMESTAMP), "
+                          "('DEMO', 'sq010', 'sh0020', '/srv/DEMO/DEMO/sq010/sh0020', CURRENT_TIMESTAMP), "
+                          "('ODD', 'a', 'b', '/somewhere/else', CURRENT_TIMESTAMP)"))
+    upgrade(engine)
+    with engine.connect() as conn:
+        paths = dict(conn.execute(text("SELECT name, path FROM shots")).all())
+    assert paths == {"sh0010": "DEMO/sq010/sh0010", "sh0020": "DEMO/sq010/sh0020", "b": "/somewhere/else"}

@@ -153,3 +153,35 @@ def test_the_queue_carries_only_finished_steps(make_config, db_url):
     assert jq.retry(job.id, from_step=1).inputs_generation == 0
     jq.cancel(job.id)
     assert jq.retry(job.id).inputs_generation is None
+
+
+def test_a_copied_studio_runs_its_shots_again_and_never_touches_the_original(studio, tmp_path):
+    """Issue 23 P1 and W2: a studio copied elsewhere (with its database, which names the original's
+    folders) failed every scan with an IntegrityError, and a retry from a stage moved the original's
+    .kept/job-N out and back before failing. The copy acts on its own folders only."""
+    import shutil
+    from quickart_daemon.config import load_config
+
+    cfg, shot, log = studio
+    jq = open_queue(cfg)
+    job = run_job(cfg, jq, submit_shot(cfg, jq, shot, "test", force=True))
+    assert job.state is JobState.DONE
+    kept = shot / "quickart" / ".kept" / f"job-{job.id}"
+    before = sorted(str(p.relative_to(shot)) for p in shot.rglob("*"))
+    stamp = kept.stat().st_mtime_ns
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.yaml", "pipelines", "studio", "state"):
+        src = tmp_path / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, copy / name)
+    cfg2 = load_config(copy / "config.yaml")
+    shot2 = copy / shot.relative_to(tmp_path)
+    jq2 = open_queue(cfg2)
+    assert submit_shot(cfg2, jq2, shot2, "test", force=True) is not None  # was: IntegrityError on every scan
+    again = retry_job(cfg2, jq2, job.id, "test-tint2")
+    again = process_job(cfg2, jq2, jq2.claim(again.id, "copy:1", "copy", "cpu"), "copy:1", retry=False)
+    assert again.state is JobState.DONE, again.error
+    assert (shot2 / "quickart" / "v002").is_dir()
+    assert sorted(str(p.relative_to(shot)) for p in shot.rglob("*")) == before, "the original was touched"
+    assert kept.stat().st_mtime_ns == stamp

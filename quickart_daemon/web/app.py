@@ -20,7 +20,7 @@ import logging
 import os
 import tempfile
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -169,12 +169,17 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
             outputs = reads.artifacts(run, job.id)
         ref = studio.shot_ref(cfg, studio.shot_rel(cfg, job.shot))
         candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log",
-                      f"{job.shot_path}/{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"]
+                      f"{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"]
         for path in filter(None, candidates):
-            try:  # a path on the job row is another node's: keep its part below the shot folder
-                inner = Path(path).relative_to(job.shot_path).as_posix()
+            # a path on the job row may be another node's (its own mount of the root): keep the
+            # part from the shot's output folder on, and look for it in this node's shot folder
+            parts = PurePosixPath(path).parts
+            if studio.OUTPUT_DIR not in parts:
+                continue
+            inner = "/".join(parts[len(parts) - 1 - parts[::-1].index(studio.OUTPUT_DIR):])
+            try:
                 found = studio.inside_root(cfg.root, f"{ref.rel}/{inner}")
-            except (ValueError, QuickArtError):
+            except QuickArtError:
                 continue
             if found.is_file():
                 return Response(found.read_text(encoding="utf-8", errors="replace"), media_type="text/plain")
