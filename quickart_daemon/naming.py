@@ -17,6 +17,9 @@ from pathlib import PurePosixPath
 from .errors import NamingError
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+#: frame and version numbers: ASCII digits only (``\d`` also matches "１" and other Unicode digits,
+#: which int() accepts, so "sh1200.１０１７.png" would become key 1017)
+DIGITS = "[0-9]"
 _FIELD = re.compile(r"\{(show|seq|shot|layer|frame|version)\}")
 DEFAULT_LAYER = "main"
 
@@ -59,7 +62,7 @@ class Template:
             elif name in seen:
                 parts.append(f"(?P={name})")
             elif name in ("frame", "version"):
-                parts.append(rf"(?P<{name}>\d{{{self.padding if name == 'frame' else 1},}})")
+                parts.append(rf"(?P<{name}>{DIGITS}{{{self.padding if name == 'frame' else 1},}})")
             else:
                 parts.append(rf"(?P<{name}>{NAME_PATTERN})")
             seen.add(name)
@@ -140,7 +143,7 @@ class Naming:
             return f"a .{ext} file is not read; export the drawing as PNG"
         if not filename.startswith(shot) and filename.lower().startswith(shot.lower()):
             return f"it starts {filename[:len(shot)]!r} but the shot folder is {shot!r} (names are case-sensitive)"
-        frame = re.search(r"[._-](-?)(\d+)$", stem)
+        frame = re.search(rf"[._-](-?)({DIGITS}+)$", stem)
         if frame and frame.group(1):
             return f"frame -{frame.group(2)} is negative; frames are 0 or more"
         if frame and len(frame.group(2)) < self.frame_padding:
@@ -173,7 +176,7 @@ class Naming:
 
 
 # Names inside the stage folder interface: ``{anything}.{frame}.png``.
-_FOLDER_FRAME = re.compile(r"^(?P<stem>.*)\.(?P<frame>\d+)\.png$")
+_FOLDER_FRAME = re.compile(rf"^(?P<stem>.*)\.(?P<frame>{DIGITS}+)\.png$")
 
 
 def parse_folder_frame(filename: str) -> tuple[str, int] | None:
