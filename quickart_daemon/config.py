@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +20,11 @@ from .errors import ConfigError
 from .naming import Naming
 
 SYSTEM_CONFIG = Path("/etc/quickart/config.yaml")
+
+
+#: frames per second, in config.yaml and shot.yaml: finite and within what editorial takes
+#: (an infinite or 1e-300 fps gives OTIO times like RationalTime(inf, inf) in the shared sequence timeline)
+Fps = Annotated[float, Field(ge=1, le=1000, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -53,7 +58,7 @@ class TimingConfig(_Section):
     default: int = Field(2, ge=1, le=12)
     hold_last: int | None = Field(None, ge=1)
     start_frame: int = Field(1001, ge=0)
-    fps: float = Field(24.0, gt=0)
+    fps: Fps = 24.0
 
 
 class LimitsConfig(_Section):

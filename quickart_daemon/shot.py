@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import drops
-from .config import Config
+from .config import Config, Fps
 from .errors import ShotFolderInvalid
 from .images import image_size
 from .naming import Naming, ShotId
@@ -37,7 +37,7 @@ class ShotSettings(BaseModel):
         return [value] if isinstance(value, str) else value
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    fps: float | None = Field(None, gt=0)
+    fps: Fps | None = None
     timing: int | None = Field(None, ge=1, le=12)
     hold_last: int | None = Field(None, ge=1)
     start_frame: int | None = Field(None, ge=0)

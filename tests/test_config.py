@@ -34,6 +34,10 @@ def test_shipped_config_is_valid_and_documents_every_setting():
     ("naming: {key_file: '{shot}.png'}", "naming.key_file"),
     ("timing: {default: 13}", "timing.default"),
     ("layers_order: ['*', bg, '*']", "layers_order"),
+    ("timing: {fps: .inf}", "timing.fps"),  # issue 23 D4: non-finite or absurd fps breaks the OTIO timelines
+    ("timing: {fps: .nan}", "timing.fps"),
+    ("timing: {fps: 1e-300}", "timing.fps"),
+    ("timing: {fps: 100000}", "timing.fps"),
 ])
 def test_bad_values_name_the_key(text, key, tmp_path):
     with pytest.raises(ConfigError) as err:

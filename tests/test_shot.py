@@ -68,3 +68,17 @@ def test_folder_outside_the_naming_convention(make_config):
     (bad / "keys").mkdir(parents=True)
     with pytest.raises(ShotFolderInvalid, match="not a shot folder"):
         load_shot(bad, cfg)
+
+
+@pytest.mark.parametrize("fps", [".inf", "-.inf", ".nan", "1e-300", "0.5", "1001"])
+def test_shot_yaml_fps_must_be_finite_and_sane(make_config, fps):
+    """Issue 23 D4: `fps: .inf` or `1e-300` was accepted and broke the sequence OTIO (RationalTime(inf, inf));
+    fps is refused at load, in one sentence naming the key."""
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001,), fx=False)
+    (shot_dir / "shot.yaml").write_text(f"fps: {fps}\n")
+    with pytest.raises(ShotFolderInvalid, match="shot.yaml: fps: ") as err:
+        load_shot(shot_dir, cfg)
+    assert "\n" not in str(err.value)
+    (shot_dir / "shot.yaml").write_text("fps: 23.976\n")
+    assert load_shot(shot_dir, cfg).fps == 23.976
