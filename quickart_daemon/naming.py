@@ -109,6 +109,12 @@ class Naming:
                                 ("comp_file", self.comp_file, {"shot", "frame"})):
             if not need <= set(tpl.fields):
                 raise NamingError(f"naming.{name}: template {tpl.text!r} must contain {', '.join('{%s}' % n for n in sorted(need))}")
+        for name, tpl in (("output_file", self.output_file), ("comp_file", self.comp_file)):
+            # output names are file names inside the version's folders: a "/" or ".." would write
+            # frames into other folders, outside the version
+            if any(bad in tpl.text for bad in ("/", "\\", "..")):
+                raise NamingError(f"naming.{name}: template {tpl.text!r} is a file name inside the version "
+                                  "folder; it may not contain '/', '\\' or '..'")
 
     # shot folders ---------------------------------------------------------------
     def parse_shot_path(self, relative: str | PurePosixPath) -> ShotId | None:

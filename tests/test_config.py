@@ -38,6 +38,11 @@ def test_shipped_config_is_valid_and_documents_every_setting():
     ("timing: {fps: .nan}", "timing.fps"),
     ("timing: {fps: 1e-300}", "timing.fps"),
     ("timing: {fps: 100000}", "timing.fps"),
+    # issue 23 D6: output names that leave the version folder
+    ("naming: {output_file: '../../{shot}_{layer}.{frame}.png'}", "naming.output_file"),
+    ("naming: {output_file: '{layer}/{shot}.{frame}.png'}", "naming.output_file"),
+    ("naming: {output_file: '{shot}_{layer}..{frame}.png'}", "naming.output_file"),
+    ("naming: {comp_file: '/tmp/{shot}.{frame}.png'}", "naming.comp_file"),
 ])
 def test_bad_values_name_the_key(text, key, tmp_path):
     with pytest.raises(ConfigError) as err:
