@@ -13,11 +13,11 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .naming import Naming
+from .yamlfile import parse_yaml, read_yaml_text
 
 SYSTEM_CONFIG = Path("/etc/quickart/config.yaml")
 
@@ -177,16 +177,11 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
     path = find_config(explicit)
     if path is None:
         raise ConfigError("no config found: pass --config FILE, set QUICKART_CONFIG, or create ./config.yaml")
-    return parse_config(path.read_text(encoding="utf-8"), path)
+    return parse_config(read_yaml_text(path, ConfigError), path)
 
 
 def parse_config(text: str, path: Path) -> Config:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = parse_yaml(text, path, ConfigError) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping of settings")
     data.pop("source", None)

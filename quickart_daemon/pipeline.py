@@ -14,13 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import stages
 from .errors import PipelineError, UnknownStage
 from .naming import NAME_PATTERN
 from .stages.base import StageSpec
+from .yamlfile import read_yaml
 
 
 class _StepFile(BaseModel):
@@ -103,10 +103,7 @@ def parse_requirements(tokens: list[str], where: str) -> tuple[bool, str | None]
 def pipeline_requirements(name: str, search: list[Path]) -> list[str]:
     """The `requires:` entries of a pipeline file, read without loading any stage (the watcher calls this)."""
     path = find_pipeline(name, search)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, PipelineError) or {}
     value = data.get("requires") or [] if isinstance(data, dict) else []
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
@@ -132,11 +129,9 @@ def load_pipeline(name: str, search: list[Path]) -> Pipeline:
 
 def parse_pipeline(path: Path) -> Pipeline:
     """Read and validate a pipeline file; every problem found is named, with the file and the step."""
+    data = read_yaml(path, PipelineError)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = _PipelineFile.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         raise PipelineError("; ".join(f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                                       for e in exc.errors())) from None

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import drops
@@ -21,6 +20,7 @@ from .errors import ShotFolderInvalid
 from .images import image_size
 from .naming import Naming, ShotId
 from .timing import Schedule, load_schedule
+from .yamlfile import read_yaml
 
 OUTPUT_DIR = "quickart"
 #: the longest output file name we write: 255 bytes (NAME_MAX on Linux file systems) less the
@@ -87,11 +87,9 @@ def read_settings(shot_dir: Path) -> ShotSettings:
     path = shot_dir / "shot.yaml"
     if not path.is_file():
         return ShotSettings()
+    data = read_yaml(path, ShotFolderInvalid) or {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return ShotSettings.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ShotFolderInvalid(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"

@@ -82,3 +82,16 @@ def test_shot_yaml_fps_must_be_finite_and_sane(make_config, fps):
     assert "\n" not in str(err.value)
     (shot_dir / "shot.yaml").write_text("fps: 23.976\n")
     assert load_shot(shot_dir, cfg).fps == 23.976
+
+
+@pytest.mark.parametrize("text,line", [("fps: 24\ntiming: 2: 3\n", 2), ("fps: 24\nlight: [1, 2\n", 3),
+                                       ("fps: 24\n---\nfps: 25\n", 2), ("fps: 24\nlight: 'x\n", 3)])
+def test_invalid_shot_yaml_is_one_sentence_with_file_and_line(make_config, text, line):
+    """Issue 23 T5: invalid YAML in shot.yaml gave PyYAML's 7-line message; now one sentence, file and line."""
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001,), fx=False)
+    (shot_dir / "shot.yaml").write_text(text)
+    with pytest.raises(ShotFolderInvalid) as err:
+        load_shot(shot_dir, cfg)
+    assert str(err.value).startswith(f"{shot_dir / 'shot.yaml'}: line {line}: not valid YAML: ")
+    assert "\n" not in str(err.value)
