@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, quoted
 from .naming import Naming
 from .yamlfile import parse_yaml, read_yaml_text
 
@@ -191,7 +191,7 @@ def parse_config(text: str, path: Path) -> Config:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown setting (check the spelling against config.yaml's comments)" if err["type"] == "extra_forbidden" else err["msg"]
-        got = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        got = "" if err["type"] == "extra_forbidden" else f" (got {quoted(err.get('input'))})"
         raise ConfigError(f"{path}: {key}: {msg}{got}") from None
     cfg = _resolve_paths(cfg, path.resolve().parent).model_copy(update={"source": path.resolve()})
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zipfile
 
 import pytest
@@ -95,3 +96,36 @@ def test_invalid_shot_yaml_is_one_sentence_with_file_and_line(make_config, text,
         load_shot(shot_dir, cfg)
     assert str(err.value).startswith(f"{shot_dir / 'shot.yaml'}: line {line}: not valid YAML: ")
     assert "\n" not in str(err.value)
+
+
+def yaml_bomb(levels: int, key: str = "light") -> str:
+    """A 'billion laughs': each level is 9 aliases of the one before; 9 levels are 9**9 values in 421 bytes."""
+    names = "abcdefghij"
+    lines = [f"{key}:", "  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for prev, name in zip(names, names[1:levels]):
+        lines.append(f"  {name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("levels", [6, 9])
+def test_shot_yaml_alias_bomb_is_refused_at_load(make_config, levels):
+    """Issue 23 U1: a few hundred bytes of anchors under `light:` expanded to gigabytes later in the job;
+    aliases expanding past the bound are refused when shot.yaml is read, in one sentence."""
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001,), fx=False)
+    (shot_dir / "shot.yaml").write_text(yaml_bomb(levels))
+    started = time.monotonic()
+    with pytest.raises(ShotFolderInvalid, match=r"shot.yaml: line \d+: its aliases \(\*name\) expand to more than"):
+        load_shot(shot_dir, cfg)
+    assert time.monotonic() - started < 2
+    (shot_dir / "shot.yaml").write_text("light: {a: &a [1, 2], b: *a}\n")  # an alias or two is fine
+    assert load_shot(shot_dir, cfg).settings.light == {"a": [1, 2], "b": [1, 2]}
+
+
+@pytest.mark.parametrize("text", ["light: &a [*a]\n", "fps: 24\n" + "#" * (2 << 20) + "\n"])
+def test_shot_yaml_loops_and_huge_files_are_refused(make_config, text):
+    cfg = make_config()
+    shot_dir = write_demo_studio(cfg.root, size=(160, 90), keys=(1001,), fx=False)
+    (shot_dir / "shot.yaml").write_text(text)
+    with pytest.raises(ShotFolderInvalid, match="shot.yaml: .*(alias refers to the value that contains|bytes, more than)"):
+        load_shot(shot_dir, cfg)
