@@ -56,12 +56,14 @@ def is_ignored_name(name: str) -> bool:
 
 
 # inputs ---------------------------------------------------------------------------
-def input_files(shot_dir: Path, root: Path | None = None) -> list[Path]:
+def input_files(shot_dir: Path, root: Path | None = None, skipped: list[str] | None = None) -> list[Path]:
     """Every input file of a shot, sorted; the ``_READY`` marker is not an input.
 
     ``root`` is the studio root: a symlink that resolves outside it raises DropError
     (a drop must not pull in files from elsewhere on the server). Without ``root``
-    the shot folder itself is the boundary.
+    the shot folder itself is the boundary. Only regular files are inputs: a FIFO, socket
+    or device named like a key is left out (opening a FIFO blocks forever), with a line in
+    ``skipped`` saying so.
     """
     shot_dir = Path(shot_dir)
     boundary = Path(root if root is not None else shot_dir).resolve()
@@ -82,7 +84,28 @@ def input_files(shot_dir: Path, root: Path | None = None) -> list[Path]:
         elif name in INPUT_DIRS:
             found += _walk(Path(entry.path), boundary)
     found += _walk(shot_dir / OUTPUT_DIR / UNPACKED_DIR, boundary)
-    return sorted(p for p in found if p.name != MARKER)
+    regular = []
+    for path in sorted(p for p in found if p.name != MARKER):
+        odd = not_regular(path)
+        if odd is None:
+            regular.append(path)
+        elif skipped is not None:
+            skipped.append(f"{path}: {odd}, not a file; left alone")
+    return regular
+
+
+def not_regular(path: Path) -> str | None:
+    """What `path` is when it is not a regular file ("a FIFO", ...), from stat alone (never opened);
+    None for a regular file, or one that vanished (a move in progress: the next look sees it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
 def _walk(top: Path, boundary: Path) -> list[Path]:
@@ -151,8 +174,12 @@ def check_complete(files: Iterable[Path]) -> list[str]:
     problems: list[str] = []
     for path in files:
         path = Path(path)
+        if not_regular(path) is not None:
+            problems.append(f"{path}: {not_regular(path)}, not a file")
+            continue
         try:
-            with open(path, "rb") as fh:
+            # O_NONBLOCK: should it become a FIFO between the stat and here, open() still returns
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size == 0 and path.name != "shot.yaml":  # an empty shot.yaml is valid: no overrides
                     problems.append(f"{path}: zero bytes (copy not finished?)")

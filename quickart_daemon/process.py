@@ -160,8 +160,8 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
     attempt.snapshot, fresh = _snapshot(cfg, job, attempt, drop)
     shot = load_shot(attempt.shot_dir, cfg, inputs=attempt.snapshot.folder)  # limits checked before any stage loads
     pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
-    if fresh and shot.problems:
-        jq.warn(job.id, owner, [attempt.shown(p) for p in shot.problems])
+    if fresh and (attempt.snapshot.skipped or shot.problems):
+        jq.warn(job.id, owner, [*attempt.snapshot.skipped, *(attempt.shown(p) for p in shot.problems)])
     checkpoints = Checkpoints(attempt.staging / CHECKPOINTS, cfg.max_image_pixels)
     done = {i: StageReport(i, r.name, r.seconds, r.report, checkpoints.folder(i, r.name))
             for i, r in jq.done_stages(job.id).items()}

@@ -125,12 +125,13 @@ def _collect(folder_files: list[Path], shot: str, naming: Naming, problems: list
     return found
 
 
-def shot_files(shot_dir: Path, cfg: Config) -> list[Path]:
+def shot_files(shot_dir: Path, cfg: Config, skipped: list[str] | None = None) -> list[Path]:
     """The files a job of this shot reads: the inputs, with zip drops unpacked (only the unpacked
-    folders of zips still in keys/ count: a replaced zip's old frames do not)."""
+    folders of zips still in keys/ count: a replaced zip's old frames do not); what is not a regular
+    file is left out, with a line in `skipped`."""
     current = set(drops.unpack_zip_drops(shot_dir, cfg.root))
     unpacked = shot_dir / OUTPUT_DIR / drops.UNPACKED_DIR
-    return [f for f in drops.input_files(shot_dir, cfg.root)
+    return [f for f in drops.input_files(shot_dir, cfg.root, skipped)
             if not f.is_relative_to(unpacked) or any(f.is_relative_to(c) for c in current)]
 
 
@@ -144,10 +145,10 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
     shot_id = shot_id_for(shot_dir, cfg.root, naming)
     source = inputs if inputs is not None else shot_dir
     settings = read_settings(source)
-    files = sorted(p for p in inputs.rglob("*") if p.is_file() and not p.name.startswith(".")) \
-        if inputs is not None else shot_files(shot_dir, cfg)
-    unpacked = source / OUTPUT_DIR / drops.UNPACKED_DIR
     problems: list[str] = []
+    files = sorted(p for p in inputs.rglob("*") if p.is_file() and not p.name.startswith(".")) \
+        if inputs is not None else shot_files(shot_dir, cfg, problems)
+    unpacked = source / OUTPUT_DIR / drops.UNPACKED_DIR
     by_dir: dict[str, list[Path]] = {"keys": [], "refs": [], "hints": []}
     for f in files:
         top = f.relative_to(source).parts[0]

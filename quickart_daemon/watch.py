@@ -362,12 +362,15 @@ class DropWatcher:
         if not shot.is_dir():
             self._finish(shot, gen, None)
             return
+        skipped: list[str] = []
         try:
-            files = input_files(shot, self.root)
+            files = input_files(shot, self.root, skipped)
         except DropError as exc:
             self._problem(shot, exc.message)
             self._finish(shot, gen, "refused")
             return
+        for problem in skipped:  # a FIFO named like a key: never opened, never waited for
+            self._problem(shot, problem)
         if not files:
             self._finish(shot, gen, None)
             return

@@ -1,0 +1,62 @@
+"""Bad input (issue 23): every bad file is one sentence on the job or in the status notices, never a
+hang or a traceback, and the inputs are never modified. Real files, a real SQLite file, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from quickart_daemon.queue import JobState, open_queue
+from quickart_daemon.tools.synth import write_demo_studio
+from quickart_daemon.watch import DropWatcher
+
+SHOT = "sh0010"
+
+
+def qa(*args, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quickart_daemon.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def watcher_takes(cfg, shot: Path, timeout: float = 10) -> tuple[list[Path], list[str]]:
+    """What the daemon's watcher does with the shot (drops taken, problems reported), in a thread that
+    may not hang: a check stuck in open() would stop the watcher for the whole studio."""
+    taken, problems = [], []
+    watcher = DropWatcher(cfg.root, cfg.naming_rules, settle_seconds=0, check_interval=0.05,
+                          on_drop=taken.append, on_problem=lambda s, p: problems.append(p))
+
+    def check():
+        watcher.scan_all()
+        for _ in range(4):  # settle mode: the same files at two checks
+            watcher.check_now()
+            time.sleep(0.06)
+
+    thread = threading.Thread(target=check, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"the watcher hangs on {shot}"
+    return taken, problems
+
+
+# -- S1. a FIFO named like a key -------------------------------------------------------------------
+
+def test_a_fifo_named_like_a_key_is_left_alone_and_reported(make_config):
+    cfg = make_config(pipeline="blend")
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1005), fx=False)
+    fifo = shot / "keys" / f"{SHOT}_char.1003.png"
+    os.mkfifo(fifo)
+    taken, problems = watcher_takes(cfg, shot)
+    assert taken == [shot]
+    assert any(str(fifo) in p and "FIFO" in p for p in problems), problems
+    r = qa("--config", cfg.source, "run", shot)  # hung in open() before
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {fifo}: a FIFO (named pipe), not a file; left alone" in r.stdout
+    job = open_queue(cfg).list()[0]
+    assert job.state is JobState.DONE and any("FIFO" in w for w in job.warnings)
+    assert (shot / "keys").joinpath(fifo.name).exists()  # left where it is
