@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import DropError, UnsafeArchive
+from .errors import DropError, ImageError, UnsafeArchive
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,10 @@ UNPACKED_DIR = "unpacked"
 
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", "~")
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})  # .DS_Store is hidden already
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: first bytes of what else gets saved under a .png name, to say what the file is
+_OTHER_FORMATS = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"),
+                  (b"BM", "BMP"), (b"8BPS", "Photoshop (PSD)"), (b"RIFF", "WebP"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"))
 _PNG_END = b"IEND\xaeB`\x82"  # IEND chunk type + its constant CRC
 _PNG_TAIL = 1024  # how far from the end we look for IEND (tolerates a little trailing junk)
 _RATIO_MIN_BYTES = 1 << 20  # tiny text files legitimately compress past 200:1; bombs are big
@@ -53,6 +56,31 @@ def is_ignored_name(name: str) -> bool:
     """True for names that are never inputs: editor temp files, partial downloads, OS litter."""
     lower = name.lower()
     return name.startswith(("~", ".")) or lower.endswith(_IGNORED_SUFFIXES) or lower in _IGNORED_NAMES
+
+
+def not_png(path: Path, head: bytes) -> str | None:
+    """Why a .png file whose first bytes are `head` is not a PNG (one sentence), or None when it is one.
+    The one rule for a shot's pictures: a .png that is something else is a bad file, never an
+    unfinished copy, for the watcher and for `quickart run` alike."""
+    if head[:8] == PNG_SIGNATURE:
+        return None
+    if not head:
+        return f"{path}: empty file (zero bytes); was the copy interrupted?"
+    what = next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
+    return (f"{path}: a {what} file named .png; export it as PNG" if what else
+            f"{path}: not a readable image (its first bytes are not a PNG signature); export it as PNG")
+
+
+def check_png(path: Path) -> None:
+    """Raise ImageError when a shot's picture is not a PNG (`not_png`); reads 8 bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    problem = not_png(path, head)
+    if problem:
+        raise ImageError(problem)
 
 
 # inputs ---------------------------------------------------------------------------
@@ -166,9 +194,11 @@ def signature(files: Iterable[Path], base: Path | None = None) -> str:
     return h.hexdigest()
 
 
-def check_complete(files: Iterable[Path]) -> list[str]:
+def check_complete(files: Iterable[Path], bad: list[str] | None = None) -> list[str]:
     """Problems that make a drop incomplete (a copy in progress, or a broken file); [] = complete.
 
+    A .png that is another format (`not_png`) is a bad file, not an unfinished copy: with
+    `bad` given, it goes there instead (the watcher takes the drop, and the job fails naming it).
     Reads at most a few bytes per file: no decoding.
     """
     problems: list[str] = []
@@ -186,8 +216,12 @@ def check_complete(files: Iterable[Path]) -> list[str]:
                     continue
                 suffix = path.suffix.lower()
                 if suffix == ".png":
-                    if fh.read(8) != _PNG_SIGNATURE:
-                        problems.append(f"{path}: not a PNG file (bad signature)")
+                    head = fh.read(8)
+                    problem = not_png(path, head)
+                    if problem:
+                        # only zeros: space a copy reserved and has not written yet (keep waiting)
+                        unfinished = not head.strip(b"\0")
+                        (bad if bad is not None and not unfinished else problems).append(problem)
                         continue
                     fh.seek(max(0, size - _PNG_TAIL))
                     if _PNG_END not in fh.read():

@@ -166,6 +166,11 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
         raise ShotFolderInvalid(f"{shot_dir}: no key drawings in keys/ (expected names like "
                                 f"{naming.format_key_name(shot_id.shot, 'char', cfg.timing.start_frame)}){ignored}")
     check_limits(shot_id.shot, keys, settings, cfg)
+    refs = _collect(by_dir["refs"], shot_id.shot, naming, problems, "reference", shown)
+    hints = _collect(by_dir["hints"], shot_id.shot, naming, problems, "hint", shown)
+    for table in (keys, refs, hints):  # another format saved as .png is bad input, here as in the watcher
+        for path in (p for frames in table.values() for p in frames.values()):
+            drops.check_png(path)
     for layer, frames in keys.items():
         sizes = {frame: image_size(p) for frame, p in frames.items()}
         if len(set(sizes.values())) > 1:
@@ -174,8 +179,6 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
             raise ShotFolderInvalid(f"{shot_id}: layer {layer}: keys differ in size: frame {first} is "
                                     f"{'x'.join(map(str, sizes[first]))}, frame {odd} is "
                                     f"{'x'.join(map(str, sizes[odd]))}; export every key of a layer at one size")
-    refs = _collect(by_dir["refs"], shot_id.shot, naming, problems, "reference", shown)
-    hints = _collect(by_dir["hints"], shot_id.shot, naming, problems, "hint", shown)
     timing = settings.timing or cfg.timing.default
     schedule = load_schedule(source, {l: sorted(f) for l, f in keys.items()}, timing,
                              settings.hold_last or cfg.timing.hold_last,

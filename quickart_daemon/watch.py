@@ -397,7 +397,10 @@ class DropWatcher:
             if not stable:
                 self._retry_later(shot, gen, self.check_interval)
                 return
-        problems = check_complete(files)
+        bad: list[str] = []
+        problems = check_complete(files, bad)
+        for problem in bad:  # a TIFF saved as .png: reported, and the job fails naming it; no waiting
+            self._problem(shot, problem)
         if problems:
             for problem in problems:
                 self._problem(shot, problem)

@@ -60,3 +60,25 @@ def test_a_fifo_named_like_a_key_is_left_alone_and_reported(make_config):
     job = open_queue(cfg).list()[0]
     assert job.state is JobState.DONE and any("FIFO" in w for w in job.warnings)
     assert (shot / "keys").joinpath(fifo.name).exists()  # left where it is
+
+
+# -- S2. a TIFF saved as .png ----------------------------------------------------------------------
+
+def test_a_tiff_saved_as_png_is_a_bad_key_for_run_and_for_the_watcher(make_config):
+    """One rule: `run` rendered it and the daemon waited forever ("copy not finished?"); now the watcher
+    takes the drop, reporting the file, and the job fails at once naming it, as `run` does."""
+    from PIL import Image
+    cfg = make_config(pipeline="blend")
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1005), fx=False)
+    tiff = shot / "keys" / f"{SHOT}_char.1005.png"
+    Image.open(tiff).save(tiff, format="TIFF")
+    before = tiff.read_bytes()
+    taken, problems = watcher_takes(cfg, shot)
+    sentence = f"{tiff}: a TIFF file named .png; export it as PNG"
+    assert taken == [shot] and sentence in problems, problems
+    r = qa("--config", cfg.source, "run", shot)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().endswith(sentence), r.stderr
+    job = open_queue(cfg).list()[0]
+    assert job.state is JobState.FAILED and job.attempts == 1 and job.error == sentence
+    assert tiff.read_bytes() == before
