@@ -171,6 +171,7 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
     for table in (keys, refs, hints):  # another format saved as .png is bad input, here as in the watcher
         for path in (p for frames in table.values() for p in frames.values()):
             drops.check_png(path)
+    layer_sizes: dict[str, tuple[int, int]] = {}
     for layer, frames in keys.items():
         sizes = {frame: image_size(p) for frame, p in frames.items()}
         if len(set(sizes.values())) > 1:
@@ -179,6 +180,13 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
             raise ShotFolderInvalid(f"{shot_id}: layer {layer}: keys differ in size: frame {first} is "
                                     f"{'x'.join(map(str, sizes[first]))}, frame {odd} is "
                                     f"{'x'.join(map(str, sizes[odd]))}; export every key of a layer at one size")
+        layer_sizes[layer] = sizes[min(sizes)]
+    if len(set(layer_sizes.values())) > 1:  # the comp stacks the layers: they must line up pixel for pixel
+        a = min(layer_sizes)
+        b = next(layer for layer in sorted(layer_sizes) if layer_sizes[layer] != layer_sizes[a])
+        raise ShotFolderInvalid(f"{shot_id}: layers differ in size: layer {a} is {'x'.join(map(str, layer_sizes[a]))}, "
+                                f"layer {b} is {'x'.join(map(str, layer_sizes[b]))}; export every layer of a shot "
+                                "at one size")
     timing = settings.timing or cfg.timing.default
     schedule = load_schedule(source, {l: sorted(f) for l, f in keys.items()}, timing,
                              settings.hold_last or cfg.timing.hold_last,

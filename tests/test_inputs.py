@@ -82,3 +82,26 @@ def test_a_tiff_saved_as_png_is_a_bad_key_for_run_and_for_the_watcher(make_confi
     job = open_queue(cfg).list()[0]
     assert job.state is JobState.FAILED and job.attempts == 1 and job.error == sentence
     assert tiff.read_bytes() == before
+
+
+# -- T1. layers of different sizes -------------------------------------------------------------------
+
+def test_layers_of_different_sizes_fail_at_load_in_one_sentence_without_retry(make_config):
+    """They failed at publish, with a traceback, after every stage ran, and were retried."""
+    from PIL import Image
+
+    from quickart_daemon.intake import submit_shot
+    from quickart_daemon.process import process_job
+    cfg = make_config(pipeline="blend", retry={"backoff_seconds": 0})
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1005))
+    for fx in (shot / "keys").glob(f"{SHOT}_fx.*.png"):
+        Image.open(fx).resize((80, 45)).save(fx)
+    jq = open_queue(cfg)
+    job = jq.claim(submit_shot(cfg, jq, shot, "watch").id, "test:1", "test", "cpu")
+    job = process_job(cfg, jq, job, "test:1")
+    assert job.state is JobState.FAILED and job.attempts == 1, "bad input: failed at once, not retried"
+    assert job.error == (f"DEMO/sq010/{SHOT}: layers differ in size: layer char is 64x36, layer fx is 80x45; "
+                         "export every layer of a shot at one size")
+    assert not jq.done_stages(job.id), "no stage ran"
+    r = qa("--config", cfg.source, "job", job.id)
+    assert "layers differ in size" in r.stdout and "Traceback" not in r.stdout + r.stderr
