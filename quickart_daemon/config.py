@@ -69,6 +69,8 @@ class LimitsConfig(_Section):
     max_frames_per_shot: int = Field(20_000, ge=1)
     max_hold_last: int = Field(1000, ge=1)
     max_keys_per_drop: int = Field(5000, ge=1)
+    # frame numbers end up as OTIO times and database integers: 99999999999999999999 is a typo, not a shot
+    max_frame: int = Field(9_999_999, ge=1)
 
 
 class DatabaseConfig(_Section):

@@ -192,6 +192,10 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
                              settings.hold_last or cfg.timing.hold_last,
                              settings.start_frame if settings.start_frame is not None else cfg.timing.start_frame,
                              cfg.limits.max_frames_per_shot)
+    last = schedule.frame_range()[1]  # an exposure sheet numbers frames too
+    if last > cfg.limits.max_frame:
+        raise ShotFolderInvalid(f"the shot's frames run to {last:,} ({schedule.source}), more than limits.max_frame "
+                                f"({cfg.limits.max_frame:,}); check the frame numbers, or raise the limit in config.yaml")
     palette = source / "refs" / "palette.yaml"
     return ShotInputs(
         id=shot_id, dir=shot_dir, settings=settings, fps=settings.fps or cfg.timing.fps, timing=timing,
@@ -207,6 +211,10 @@ def check_limits(shot: str, keys: dict[str, dict[int, Path]], settings: ShotSett
     output name must fit the file system (a 230-character layer name is the shot's fault, not a fault
     a retry fixes)."""
     limits, naming = cfg.limits, cfg.naming_rules
+    start = settings.start_frame if settings.start_frame is not None else cfg.timing.start_frame
+    if start > limits.max_frame:
+        raise ShotFolderInvalid(f"start_frame {start:,} is more than limits.max_frame ({limits.max_frame:,}); "
+                                "fix shot.yaml, or raise the limit in config.yaml")
     count = sum(len(frames) for frames in keys.values())
     if count > limits.max_keys_per_drop:
         raise ShotFolderInvalid(f"{count:,} key drawings, more than limits.max_keys_per_drop "
@@ -223,6 +231,10 @@ def check_limits(shot: str, keys: dict[str, dict[int, Path]], settings: ShotSett
                     f"layer {layer}: keys {frames[a].name} and {frames[b].name} are {b - a:,} frames apart, more "
                     f"than limits.max_frames_between_keys ({limits.max_frames_between_keys:,}); check the frame "
                     "numbers, or raise the limit in config.yaml")
+        if ordered[-1] > limits.max_frame:
+            raise ShotFolderInvalid(f"layer {layer}: key {frames[ordered[-1]].name} is frame {ordered[-1]:,}, more than "
+                                    f"limits.max_frame ({limits.max_frame:,}); check the frame number, or raise the "
+                                    "limit in config.yaml")
         name = naming.format_output_name(shot, layer, ordered[-1])
         if len(name.encode()) > MAX_OUTPUT_NAME_BYTES:
             raise ShotFolderInvalid(

@@ -105,3 +105,28 @@ def test_layers_of_different_sizes_fail_at_load_in_one_sentence_without_retry(ma
     assert not jq.done_stages(job.id), "no stage ran"
     r = qa("--config", cfg.source, "job", job.id)
     assert "layers differ in size" in r.stdout and "Traceback" not in r.stdout + r.stderr
+
+
+# -- T2. frame numbers --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["one-far-key", "start-frame"])
+def test_frame_numbers_are_bounded_at_load(make_config, case):
+    """A single key at frame 99999999999999999999 passed the limits (no gap to measure) and failed in OTIO
+    after every stage; limits.max_frame bounds keys and start_frame before anything is decoded."""
+    from PIL import Image
+    cfg = make_config(pipeline="blend")
+    shot = cfg.root / "DEMO" / "sq010" / "sh0200"
+    (shot / "keys").mkdir(parents=True)
+    key = Image.new("RGBA", (64, 36), (0, 0, 0, 255))
+    if case == "one-far-key":
+        key.save(shot / "keys" / "sh0200.99999999999999999999.png")
+        why = "is frame 99,999,999,999,999,999,999, more than limits.max_frame (9,999,999)"
+    else:
+        key.save(shot / "keys" / "sh0200.1001.png")
+        (shot / "shot.yaml").write_text("start_frame: 99999999999999999999\n")
+        why = "start_frame 99,999,999,999,999,999,999 is more than limits.max_frame"
+    r = qa("--config", cfg.source, "run", shot)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and why in r.stderr, r.stderr
+    job = open_queue(cfg).list()[0]
+    assert job.state is JobState.FAILED and job.attempts == 1 and why in job.error
+    assert not open_queue(cfg).done_stages(job.id), "no stage ran"
