@@ -71,6 +71,9 @@ class LimitsConfig(_Section):
     max_keys_per_drop: int = Field(5000, ge=1)
     # frame numbers end up as OTIO times and database integers: 99999999999999999999 is a typo, not a shot
     max_frame: int = Field(9_999_999, ge=1)
+    # one input file, checked (stat) before it is read and copied into a job's snapshot: a PNG is about its
+    # raw pixels at most, and the default max_image_pixels (1e8) of 8-bit RGBA are 400 MB
+    max_file_bytes: int = Field(512 * 1024**2, ge=1)
 
 
 class DatabaseConfig(_Section):

@@ -130,3 +130,44 @@ def test_frame_numbers_are_bounded_at_load(make_config, case):
     job = open_queue(cfg).list()[0]
     assert job.state is JobState.FAILED and job.attempts == 1 and why in job.error
     assert not open_queue(cfg).done_stages(job.id), "no stage ran"
+
+
+# -- U3. a key's size on disk ------------------------------------------------------------------------
+
+def padded_png(path: Path, image, pad_bytes: int) -> None:
+    """A valid PNG made big on disk: a private ancillary chunk of zeros before IEND, written sparse."""
+    import io
+    import struct
+    import zlib
+    data = io.BytesIO()
+    image.save(data, format="PNG")
+    png = data.getvalue()
+    iend = png.rindex(b"IEND") - 4
+    crc = zlib.crc32(b"quAr")
+    zeros = bytes(1 << 20)
+    for _ in range(pad_bytes >> 20):
+        crc = zlib.crc32(zeros, crc)
+    with open(path, "wb") as fh:
+        fh.write(png[:iend] + struct.pack(">I", pad_bytes) + b"quAr")
+        fh.seek(pad_bytes, os.SEEK_CUR)  # a hole: no disk space, no time
+        fh.write(struct.pack(">I", crc) + png[iend:])
+
+
+def test_a_key_too_big_on_disk_is_refused_before_it_is_read(make_config):
+    """A sparse 1 GiB valid PNG was read whole and copied into every job's kept inputs; limits.max_file_bytes
+    (default 512 MiB: the default max_image_pixels of 8-bit RGBA are 400 MB) is checked from stat first."""
+    from PIL import Image
+
+    from quickart_daemon.config import Config
+    assert Config().limits.max_file_bytes == 512 * 1024**2
+    cfg = make_config(pipeline="blend", limits={"max_file_bytes": 4 << 20})
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1005), fx=False)
+    big = shot / "keys" / f"{SHOT}_char.1005.png"
+    padded_png(big, Image.open(big), 8 << 20)
+    assert Image.open(big).size == (64, 36)
+    r = qa("--config", cfg.source, "run", shot)
+    why = f"{big}: {big.stat().st_size:,} bytes, more than limits.max_file_bytes (4,194,304)"
+    assert r.returncode == 1 and "Traceback" not in r.stderr and why in r.stderr, r.stderr
+    job = open_queue(cfg).list()[0]
+    assert job.state is JobState.FAILED and job.attempts == 1 and why in job.error
+    assert not [p for p in (shot / "quickart").rglob("*.png") if p.stat().st_size > 1 << 20], "nothing copied"
