@@ -243,7 +243,8 @@ def cmd_stage(args, cfg: Config) -> int:
     from . import stages
     from .timing import schedule_from_timing
     from .stages.base import StageContext
-    from .folders import read_frames, write_frames
+    from .folders import frame_files, read_frames, write_frames
+    from .shot import check_file_sizes, check_key_limits
     spec = stages.get(args.stage_name)
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     if out_dir.resolve() == in_dir.resolve() or out_dir.resolve().is_relative_to(in_dir.resolve()):
@@ -251,13 +252,20 @@ def cmd_stage(args, cfg: Config) -> int:
                             "inputs: choose another folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise QuickArtError(f"--out {out_dir} is a file, not a folder")
-    frames, padding = read_frames(in_dir, cfg.max_image_pixels)
-    if not frames:
+    # the shot's limits, from names and sizes before anything is decoded (keys 1 and 99999999 were
+    # decoded and in-betweened until the kernel killed the command)
+    found = {folder: frame_files(folder) for folder in (in_dir, Path(args.ref or in_dir), Path(args.hints or in_dir))}
+    keys: dict[str, dict[int, Path]] = {}
+    for (stem, frame), path in found[in_dir].items():
+        keys.setdefault(stem, {})[frame] = path
+    if not keys:
         raise QuickArtError(f"{args.in_dir}: no frames named {{anything}}.{{frame}}.png")
-    keys: dict[str, list[int]] = {}
-    for stem, frame in frames:
-        keys.setdefault(stem, []).append(frame)
-    schedule = schedule_from_timing({k: sorted(v) for k, v in keys.items()}, args.timing)
+    check_key_limits(keys, cfg.limits)
+    check_file_sizes({p: p.stat().st_size for files in found.values() for p in files.values()},
+                     cfg.limits.max_file_bytes)
+    schedule = schedule_from_timing({k: sorted(v) for k, v in keys.items()}, args.timing,
+                                    max_frames=cfg.limits.max_frames_per_shot)
+    frames, padding = read_frames(in_dir, cfg.max_image_pixels)
     refs = read_frames(Path(args.ref), cfg.max_image_pixels)[0] if args.ref else {}
     hints = read_frames(Path(args.hints), cfg.max_image_pixels)[0] if args.hints else {}
     params = {o.name: getattr(args, "opt_" + o.name.replace("-", "_")) for o in spec.options}

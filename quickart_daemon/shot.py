@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import drops
-from .config import Config, Fps
+from .config import Config, Fps, LimitsConfig
 from .errors import ShotFolderInvalid
 from .images import image_size
 from .naming import Naming, ShotId
@@ -215,14 +215,27 @@ def check_limits(shot: str, keys: dict[str, dict[int, Path]], settings: ShotSett
     if start > limits.max_frame:
         raise ShotFolderInvalid(f"start_frame {start:,} is more than limits.max_frame ({limits.max_frame:,}); "
                                 "fix shot.yaml, or raise the limit in config.yaml")
-    count = sum(len(frames) for frames in keys.values())
-    if count > limits.max_keys_per_drop:
-        raise ShotFolderInvalid(f"{count:,} key drawings, more than limits.max_keys_per_drop "
-                                f"({limits.max_keys_per_drop:,}); split the shot, or raise the limit in config.yaml")
     hold_last = settings.hold_last or cfg.timing.hold_last
     if hold_last is not None and hold_last > limits.max_hold_last:
         raise ShotFolderInvalid(f"hold_last {hold_last:,} is more than limits.max_hold_last "
                                 f"({limits.max_hold_last:,}) frames; fix shot.yaml, or raise the limit in config.yaml")
+    check_key_limits(keys, limits)
+    for layer, frames in keys.items():
+        last = max(frames)
+        name = naming.format_output_name(shot, layer, last)
+        if len(name.encode()) > MAX_OUTPUT_NAME_BYTES:
+            raise ShotFolderInvalid(
+                f"{frames[last].name}: layer name {layer[:24]}... gives output names of {len(name.encode())} "
+                f"bytes; file systems take {MAX_OUTPUT_NAME_BYTES} here: shorten the layer name")
+
+
+def check_key_limits(keys: dict[str, dict[int, Path]], limits: LimitsConfig) -> None:
+    """The `limits` on keys that their names alone tell (how many, how far apart, how high a frame):
+    a shot's keys, or the frames `quickart stage` is given."""
+    count = sum(len(frames) for frames in keys.values())
+    if count > limits.max_keys_per_drop:
+        raise ShotFolderInvalid(f"{count:,} key drawings, more than limits.max_keys_per_drop "
+                                f"({limits.max_keys_per_drop:,}); split the shot, or raise the limit in config.yaml")
     for layer, frames in keys.items():
         ordered = sorted(frames)
         for a, b in zip(ordered, ordered[1:]):
@@ -235,8 +248,12 @@ def check_limits(shot: str, keys: dict[str, dict[int, Path]], settings: ShotSett
             raise ShotFolderInvalid(f"layer {layer}: key {frames[ordered[-1]].name} is frame {ordered[-1]:,}, more than "
                                     f"limits.max_frame ({limits.max_frame:,}); check the frame number, or raise the "
                                     "limit in config.yaml")
-        name = naming.format_output_name(shot, layer, ordered[-1])
-        if len(name.encode()) > MAX_OUTPUT_NAME_BYTES:
-            raise ShotFolderInvalid(
-                f"{frames[ordered[-1]].name}: layer name {layer[:24]}... gives output names of {len(name.encode())} "
-                f"bytes; file systems take {MAX_OUTPUT_NAME_BYTES} here: shorten the layer name")
+
+
+def check_file_sizes(sizes: dict[Path, int | None], limit: int) -> None:
+    """limits.max_file_bytes, from sizes stat gave (None: the file vanished), before a byte is read:
+    a sparse 1 GiB "PNG" is refused unread."""
+    for path, size in sizes.items():
+        if size is not None and size > limit:
+            raise ShotFolderInvalid(f"{path}: {size:,} bytes, more than limits.max_file_bytes ({limit:,}); "
+                                    "re-export it smaller, or raise the limit in config.yaml")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from . import drops
 from .config import Config
-from .errors import DropChanged, OutputError, ShotFolderInvalid
-from .shot import shot_files
+from .errors import DropChanged, OutputError
+from .shot import check_file_sizes, shot_files
 
 RECORD = ".snapshot.json"
 
@@ -60,7 +60,7 @@ def take_snapshot(shot_dir: Path, cfg: Config, folder: Path, owner: str, drop_si
         skipped: list[str] = []
         paths = shot_files(shot_dir, cfg, skipped)
         before = {p: _stamp(p) for p in paths}
-        check_file_sizes(before, cfg.limits.max_file_bytes)  # before a byte is read or copied
+        check_file_sizes({p: s and s[0] for p, s in before.items()}, cfg.limits.max_file_bytes)  # nothing read yet
         for path in paths:
             rel = path.relative_to(shot_dir)
             data = path.read_bytes()  # read once: what is hashed is what is used
@@ -84,14 +84,6 @@ def take_snapshot(shot_dir: Path, cfg: Config, folder: Path, owner: str, drop_si
         shutil.rmtree(partial, ignore_errors=True)
         raise OutputError(f"{exc.filename or folder}: cannot copy the shot's inputs: {exc.strerror or exc}") from None
     return Snapshot(folder, owner, files, tuple(skipped))
-
-
-def check_file_sizes(stamps: dict[Path, tuple[int, int] | None], limit: int) -> None:
-    """limits.max_file_bytes, from the sizes stat gave: a sparse 1 GiB "PNG" is refused unread."""
-    for path, stamp in stamps.items():
-        if stamp is not None and stamp[0] > limit:
-            raise ShotFolderInvalid(f"{path}: {stamp[0]:,} bytes, more than limits.max_file_bytes ({limit:,}); "
-                                    "re-export it smaller, or raise the limit in config.yaml")
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -171,3 +171,33 @@ def test_a_key_too_big_on_disk_is_refused_before_it_is_read(make_config):
     job = open_queue(cfg).list()[0]
     assert job.state is JobState.FAILED and job.attempts == 1 and why in job.error
     assert not [p for p in (shot / "quickart").rglob("*.png") if p.stat().st_size > 1 << 20], "nothing copied"
+
+
+# -- U2. `quickart stage` applies the limits -----------------------------------------------------------
+
+def stage_folder(folder: Path, frames: list[int]) -> Path:
+    from PIL import Image
+    folder.mkdir()
+    for frame in frames:
+        Image.new("RGBA", (16, 9), (0, 0, 0, 255)).save(folder / f"a.{frame:04d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("frames,limits,why", [
+    ([1, 99999999], {}, "are 99,999,998 frames apart, more than limits.max_frames_between_keys (1,000)"),
+    ([1, 50], {"max_frames_between_keys": 10}, "are 49 frames apart, more than limits.max_frames_between_keys (10)"),
+    ([99999999999999], {}, "is frame 99,999,999,999,999, more than limits.max_frame"),
+    ([1, 3, 5], {"max_keys_per_drop": 2}, "3 key drawings, more than limits.max_keys_per_drop (2)"),
+    ([1, 9], {"max_frames_per_shot": 5}, "more than limits.max_frames_per_shot (5)"),
+    ([1, 3], {"max_file_bytes": 50}, "bytes, more than limits.max_file_bytes (50)"),
+])
+def test_stage_applies_the_limits_before_decoding(tmp_path, frames, limits, why):
+    """keys 1 and 99999999 were in-betweened until the kernel killed the command at 8.6 GB."""
+    import yaml
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"limits": limits}))
+    src = stage_folder(tmp_path / "in", frames)
+    started = time.monotonic()
+    r = qa("--config", tmp_path / "config.yaml", "stage", "inbetween-blend", "--in", src, "--out", tmp_path / "out")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert why in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
