@@ -471,16 +471,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:
         import sqlite3
-        if isinstance(exc, sqlite3.OperationalError):  # the status commands' stdlib reader
+        # DatabaseError, not only OperationalError: a file that is not SQLite ("file is not a database")
+        if isinstance(exc, sqlite3.DatabaseError):  # the status commands' stdlib reader
             why = str(exc)
         else:
-            from sqlalchemy.exc import OperationalError
-            if not isinstance(exc, OperationalError):
+            from sqlalchemy.exc import DatabaseError
+            if not isinstance(exc, DatabaseError):
                 raise
             why = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
         db = cfg.database if cfg is not None else None
         hint = (f"; another process held it longer than database.busy_timeout_ms ({db.busy_timeout_ms} ms), try again"
-                if db is not None and "locked" in why else "")
+                if db is not None and "locked" in why else
+                "; database.url names a file that is not QuickArt's SQLite database" if "not a database" in why else "")
         print(f"quickart: database {db.url if db else '?'}: {why}{hint}", file=sys.stderr)
         return 1
 

@@ -201,3 +201,18 @@ def test_stage_applies_the_limits_before_decoding(tmp_path, frames, limits, why)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert why in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
+
+
+# -- T3. a database file that is not SQLite ---------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["status"], ["jobs"], ["job", "1"], ["cancel", "1"], ["retry", "1"],
+                                     ["nodes"], ["db", "upgrade"], ["daemon"]])
+def test_a_database_file_that_is_not_sqlite_is_one_sentence(make_config, command):
+    cfg = make_config()
+    db = cfg.state_dir / "quickart.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"these are not the tables you are looking for\n" * 100)
+    r = qa("--config", cfg.source, *command)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr == (f"quickart: database sqlite:///{db}: file is not a database; database.url names a file "
+                        "that is not QuickArt's SQLite database\n")
