@@ -144,6 +144,8 @@ def cmd_jobs(args, cfg: Config) -> int:
         states = [JobState(s) for s in args.state.split(",")] if args.state else None
     except ValueError:
         raise QuickArtError(f"--state: one or more of {', '.join(s.value for s in JobState)}") from None
+    if not 1 <= args.limit <= reads.MAX_ID:
+        raise QuickArtError(f"--limit {args.limit}: give a whole number from 1 to {reads.MAX_ID:,}")
     with _reader(cfg) as run:
         jobs = reads.list_jobs(run, states, args.shot, args.limit)
     if args.json:

@@ -216,3 +216,32 @@ def test_a_database_file_that_is_not_sqlite_is_one_sentence(make_config, command
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr == (f"quickart: database sqlite:///{db}: file is not a database; database.url names a file "
                         "that is not QuickArt's SQLite database\n")
+
+
+# -- T4. ids too large for the database -------------------------------------------------------------------
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize("command,said", [(["job", HUGE], f"no job {HUGE}"), (["cancel", HUGE], f"no job {HUGE}"),
+                                          (["retry", HUGE], f"no job {HUGE}"),
+                                          (["jobs", "--limit", HUGE], f"--limit {HUGE}: give a whole number from 1")])
+def test_ids_too_large_for_the_database_are_one_sentence(make_config, command, said):
+    from quickart_daemon.db.session import make_engine, upgrade
+    cfg = make_config()
+    upgrade(make_engine(cfg.database.url, cfg.database.busy_timeout_ms))
+    r = qa("--config", cfg.source, *command)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"quickart: {said}") and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_web_api_job_id_too_large_is_a_404_sentence(make_config):
+    from starlette.testclient import TestClient
+
+    from quickart_daemon.web.app import create_app
+    cfg = make_config()
+    open_queue(cfg)
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        for path in (f"/api/jobs/{HUGE}", f"/api/jobs/-{HUGE}/log"):
+            r = client.get(path)
+            assert r.status_code == 404 and "Traceback" not in r.text and HUGE in r.text, r.text

@@ -379,9 +379,12 @@ def _script_json(data) -> str:
 
 def _int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except (TypeError, ValueError):
-        raise studio.NotFound(f"{text!r} is not a number") from None
+        raise studio.NotFound(f"{text[:40]!r} is not a number") from None
+    if abs(value) > reads.MAX_ID:  # more than the database stores: nothing has that number
+        raise studio.NotFound(f"{text[:40]}: no such number here (at most {reads.MAX_ID:,})")
+    return value
 
 
 async def _json_body(request: Request) -> dict:
