@@ -9,7 +9,7 @@ unknown stage or parameter fails at load, naming the file.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,28 @@ def parse_pipeline(path: Path) -> Pipeline:
     if not steps:
         raise PipelineError(f"{path}: every step was skipped; nothing would run")
     return Pipeline(spec.name, path, tuple(steps), tuple(notes))
+
+
+def with_shot_params(pipeline: Pipeline, overrides: dict[str, dict[str, Any]], where: Path) -> Pipeline:
+    """The pipeline with a shot's `stages:` overrides (shot.yaml) merged into its steps' params, so each
+    step carries the parameters its stage gets (and the manifest records them). An override naming a
+    stage the pipeline does not run, or a parameter the stage does not take, is refused as a pipeline
+    file's would be: silently ignored, a typo would look like it had done nothing."""
+    problems = []
+    for name, params in overrides.items():
+        spec = next((s.spec for s in pipeline.steps if s.spec.name == name), None)
+        if spec is None:
+            problems.append(f"{where}: stages.{name}: pipeline {pipeline.name} has no stage {name!r}; its stages: "
+                            f"{', '.join(dict.fromkeys(s.spec.name for s in pipeline.steps))}")
+            continue
+        unknown = set(params) - {o.name for o in spec.options}
+        if unknown:
+            problems.append(f"{where}: stages.{name}: unknown parameter(s) {', '.join(sorted(unknown))}; {name} takes: "
+                            f"{', '.join(o.name for o in spec.options) or 'none'}")
+    if problems:
+        raise PipelineError("; ".join(problems))
+    steps = tuple(replace(s, params={**s.params, **overrides.get(s.spec.name, {})}) for s in pipeline.steps)
+    return replace(pipeline, steps=steps)
 
 
 def _input_index(name: str | None, earlier: list[Step]) -> int | None:

@@ -245,3 +245,38 @@ def test_web_api_job_id_too_large_is_a_404_sentence(make_config):
         for path in (f"/api/jobs/{HUGE}", f"/api/jobs/-{HUGE}/log"):
             r = client.get(path)
             assert r.status_code == 404 and "Traceback" not in r.text and HUGE in r.text, r.text
+
+
+# -- D5. stage parameters in shot.yaml -----------------------------------------------------------------
+
+def tint_shot(make_config, tmp_path, shot_yaml: str):
+    import yaml
+    (tmp_path / "pipelines").mkdir(exist_ok=True)
+    (tmp_path / "pipelines" / "p.yaml").write_text(yaml.safe_dump({"name": "p", "stages": [
+        {"stage": "test-tint", "params": {"log": str(tmp_path / "tint.log"), "tag": "from-pipeline", "shift": 0}},
+        {"stage": "hold"}]}))
+    cfg = make_config(pipelines_dir="pipelines", pipeline="p")
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1005), fx=False)
+    (shot / "shot.yaml").write_text(shot_yaml)
+    return cfg, shot
+
+
+def test_a_misspelt_stage_parameter_in_shot_yaml_is_refused(make_config, tmp_path, stage_package):
+    """It was ignored silently (pipeline files refuse it); refused the same way, naming shot.yaml."""
+    cfg, shot = tint_shot(make_config, tmp_path, "stages:\n  test-tint: {shfit: 40}\n")
+    r = qa("--config", cfg.source, "run", shot)
+    why = (f"{shot / 'shot.yaml'}: stages.test-tint: unknown parameter(s) shfit; test-tint takes: log, tag, shift")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and why in r.stderr, r.stderr
+    job = open_queue(cfg).list()[0]
+    assert job.state is JobState.FAILED and job.attempts == 1 and job.error == why
+    assert not (tmp_path / "tint.log").exists(), "no stage ran"
+
+
+def test_the_manifest_records_the_params_each_stage_got(make_config, tmp_path, stage_package):
+    import json
+    cfg, shot = tint_shot(make_config, tmp_path, "stages:\n  test-tint: {tag: from-shot, shift: 40}\n")
+    r = qa("--config", cfg.source, "run", shot)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "tint.log").read_text() == "from-shot\n"
+    steps = json.loads((shot / "quickart" / "v001" / "manifest.json").read_text())["pipeline"]["steps"]
+    assert steps[0]["params"] == {"log": str(tmp_path / "tint.log"), "tag": "from-shot", "shift": 40}
