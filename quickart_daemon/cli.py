@@ -219,6 +219,7 @@ def cmd_run(args, cfg: Config) -> int:
     from .process import process_job
     from .queue import open_queue
     setup_logging("WARNING")
+    logging.getLogger("quickart_daemon.process").addFilter(_not_the_outcome)  # added once, however many runs
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the job like Ctrl-C: recorded, not left running
     jq = open_queue(cfg)
     job = submit_shot(cfg, jq, Path(args.shot_dir), "run", force=True)
@@ -233,6 +234,11 @@ def cmd_run(args, cfg: Config) -> int:
         job = process_job(cfg, jq, job, owner, device, on_progress=progress, retry=False)
     from .summary import report_job
     return report_job(jq, job)
+
+
+def _not_the_outcome(record: logging.LogRecord) -> bool:
+    """`quickart run` prints a failure once, in its summary, not also as the worker's log line."""
+    return not record.getMessage().startswith("action=failed")
 
 
 def _interrupt(signum, frame):
@@ -467,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `quickart status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet too
+        return 141  # 128 + SIGPIPE, as a shell tool killed by it
     except OSError as exc:  # a folder that cannot be made or read (state_dir under a file, in /proc, ...)
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"quickart: {where}{exc.strerror or exc}", file=sys.stderr)

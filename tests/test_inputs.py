@@ -280,3 +280,32 @@ def test_the_manifest_records_the_params_each_stage_got(make_config, tmp_path, s
     assert (tmp_path / "tint.log").read_text() == "from-shot\n"
     steps = json.loads((shot / "quickart" / "v001" / "manifest.json").read_text())["pipeline"]["steps"]
     assert steps[0]["params"] == {"log": str(tmp_path / "tint.log"), "tag": "from-shot", "shift": 40}
+
+
+# -- cosmetics -------------------------------------------------------------------------------------------
+
+def test_status_into_a_closed_pipe_is_quiet(make_config):
+    """`quickart status | head`: a "Broken pipe" traceback before."""
+    from quickart_daemon.db.session import make_engine, upgrade
+    cfg = make_config()
+    upgrade(make_engine(cfg.database.url, cfg.database.busy_timeout_ms))
+    proc = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(cfg.source), "status"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before a line is written
+    assert proc.stderr.read() == "" and proc.wait(60) == 141
+
+
+def test_run_prints_a_failure_once(make_config):
+    cfg = make_config(pipeline="blend")
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1005), fx=False)
+    from PIL import Image
+    tiff = shot / "keys" / f"{SHOT}_char.1005.png"
+    Image.open(tiff).save(tiff, format="TIFF")
+    r = qa("--config", cfg.source, "run", shot)
+    assert r.returncode == 1 and (r.stdout + r.stderr).count("a TIFF file named .png") == 1, r.stdout + r.stderr
+
+
+def test_stage_in_a_file_says_it_is_a_file(tmp_path):
+    (tmp_path / "a.1001.png").write_bytes(b"x")
+    r = qa("stage", "hold", "--in", tmp_path / "a.1001.png", "--out", tmp_path / "out")
+    assert r.returncode == 1 and r.stderr == f"quickart: {tmp_path / 'a.1001.png'}: a file, not a folder\n"
