@@ -144,6 +144,8 @@ def cmd_jobs(args, cfg: Config) -> int:
         states = [JobState(s) for s in args.state.split(",")] if args.state else None
     except ValueError:
         raise QuickArtError(f"--state: one or more of {', '.join(s.value for s in JobState)}") from None
+    if not 1 <= args.limit <= reads.MAX_ID:
+        raise QuickArtError(f"--limit {args.limit}: give a whole number from 1 to {reads.MAX_ID:,}")
     with _reader(cfg) as run:
         jobs = reads.list_jobs(run, states, args.shot, args.limit)
     if args.json:
@@ -217,6 +219,7 @@ def cmd_run(args, cfg: Config) -> int:
     from .process import process_job
     from .queue import open_queue
     setup_logging("WARNING")
+    logging.getLogger("quickart_daemon.process").addFilter(_not_the_outcome)  # added once, however many runs
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the job like Ctrl-C: recorded, not left running
     jq = open_queue(cfg)
     job = submit_shot(cfg, jq, Path(args.shot_dir), "run", force=True)
@@ -233,6 +236,11 @@ def cmd_run(args, cfg: Config) -> int:
     return report_job(jq, job)
 
 
+def _not_the_outcome(record: logging.LogRecord) -> bool:
+    """`quickart run` prints a failure once, in its summary, not also as the worker's log line."""
+    return not record.getMessage().startswith("action=failed")
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -243,7 +251,8 @@ def cmd_stage(args, cfg: Config) -> int:
     from . import stages
     from .timing import schedule_from_timing
     from .stages.base import StageContext
-    from .folders import read_frames, write_frames
+    from .folders import frame_files, read_frames, write_frames
+    from .shot import check_file_sizes, check_key_limits
     spec = stages.get(args.stage_name)
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     if out_dir.resolve() == in_dir.resolve() or out_dir.resolve().is_relative_to(in_dir.resolve()):
@@ -251,13 +260,20 @@ def cmd_stage(args, cfg: Config) -> int:
                             "inputs: choose another folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise QuickArtError(f"--out {out_dir} is a file, not a folder")
-    frames, padding = read_frames(in_dir, cfg.max_image_pixels)
-    if not frames:
+    # the shot's limits, from names and sizes before anything is decoded (keys 1 and 99999999 were
+    # decoded and in-betweened until the kernel killed the command)
+    found = {folder: frame_files(folder) for folder in (in_dir, Path(args.ref or in_dir), Path(args.hints or in_dir))}
+    keys: dict[str, dict[int, Path]] = {}
+    for (stem, frame), path in found[in_dir].items():
+        keys.setdefault(stem, {})[frame] = path
+    if not keys:
         raise QuickArtError(f"{args.in_dir}: no frames named {{anything}}.{{frame}}.png")
-    keys: dict[str, list[int]] = {}
-    for stem, frame in frames:
-        keys.setdefault(stem, []).append(frame)
-    schedule = schedule_from_timing({k: sorted(v) for k, v in keys.items()}, args.timing)
+    check_key_limits(keys, cfg.limits)
+    check_file_sizes({p: p.stat().st_size for files in found.values() for p in files.values()},
+                     cfg.limits.max_file_bytes)
+    schedule = schedule_from_timing({k: sorted(v) for k, v in keys.items()}, args.timing,
+                                    max_frames=cfg.limits.max_frames_per_shot)
+    frames, padding = read_frames(in_dir, cfg.max_image_pixels)
     refs = read_frames(Path(args.ref), cfg.max_image_pixels)[0] if args.ref else {}
     hints = read_frames(Path(args.hints), cfg.max_image_pixels)[0] if args.hints else {}
     params = {o.name: getattr(args, "opt_" + o.name.replace("-", "_")) for o in spec.options}
@@ -457,22 +473,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `quickart status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet too
+        return 141  # 128 + SIGPIPE, as a shell tool killed by it
     except OSError as exc:  # a folder that cannot be made or read (state_dir under a file, in /proc, ...)
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"quickart: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         import sqlite3
-        if isinstance(exc, sqlite3.OperationalError):  # the status commands' stdlib reader
+        # DatabaseError, not only OperationalError: a file that is not SQLite ("file is not a database")
+        if isinstance(exc, sqlite3.DatabaseError):  # the status commands' stdlib reader
             why = str(exc)
         else:
-            from sqlalchemy.exc import OperationalError
-            if not isinstance(exc, OperationalError):
+            from sqlalchemy.exc import DatabaseError
+            if not isinstance(exc, DatabaseError):
                 raise
             why = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
         db = cfg.database if cfg is not None else None
         hint = (f"; another process held it longer than database.busy_timeout_ms ({db.busy_timeout_ms} ms), try again"
-                if db is not None and "locked" in why else "")
+                if db is not None and "locked" in why else
+                "; database.url names a file that is not QuickArt's SQLite database" if "not a database" in why else "")
         print(f"quickart: database {db.url if db else '?'}: {why}{hint}", file=sys.stderr)
         return 1
 

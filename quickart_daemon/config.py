@@ -11,15 +11,20 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, quoted
 from .naming import Naming
+from .yamlfile import parse_yaml, read_yaml_text
 
 SYSTEM_CONFIG = Path("/etc/quickart/config.yaml")
+
+
+#: frames per second, in config.yaml and shot.yaml: finite and within what editorial takes
+#: (an infinite or 1e-300 fps gives OTIO times like RationalTime(inf, inf) in the shared sequence timeline)
+Fps = Annotated[float, Field(ge=1, le=1000, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -53,7 +58,7 @@ class TimingConfig(_Section):
     default: int = Field(2, ge=1, le=12)
     hold_last: int | None = Field(None, ge=1)
     start_frame: int = Field(1001, ge=0)
-    fps: float = Field(24.0, gt=0)
+    fps: Fps = 24.0
 
 
 class LimitsConfig(_Section):
@@ -64,6 +69,11 @@ class LimitsConfig(_Section):
     max_frames_per_shot: int = Field(20_000, ge=1)
     max_hold_last: int = Field(1000, ge=1)
     max_keys_per_drop: int = Field(5000, ge=1)
+    # frame numbers end up as OTIO times and database integers: 99999999999999999999 is a typo, not a shot
+    max_frame: int = Field(9_999_999, ge=1)
+    # one input file, checked (stat) before it is read and copied into a job's snapshot: a PNG is about its
+    # raw pixels at most, and the default max_image_pixels (1e8) of 8-bit RGBA are 400 MB
+    max_file_bytes: int = Field(512 * 1024**2, ge=1)
 
 
 class DatabaseConfig(_Section):
@@ -172,16 +182,11 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
     path = find_config(explicit)
     if path is None:
         raise ConfigError("no config found: pass --config FILE, set QUICKART_CONFIG, or create ./config.yaml")
-    return parse_config(path.read_text(encoding="utf-8"), path)
+    return parse_config(read_yaml_text(path, ConfigError), path)
 
 
 def parse_config(text: str, path: Path) -> Config:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = parse_yaml(text, path, ConfigError) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping of settings")
     data.pop("source", None)
@@ -191,7 +196,7 @@ def parse_config(text: str, path: Path) -> Config:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown setting (check the spelling against config.yaml's comments)" if err["type"] == "extra_forbidden" else err["msg"]
-        got = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        got = "" if err["type"] == "extra_forbidden" else f" (got {quoted(err.get('input'))})"
         raise ConfigError(f"{path}: {key}: {msg}{got}") from None
     cfg = _resolve_paths(cfg, path.resolve().parent).model_copy(update={"source": path.resolve()})
     try:

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import DropError, UnsafeArchive
+from .errors import DropError, ImageError, UnsafeArchive
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,10 @@ UNPACKED_DIR = "unpacked"
 
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", "~")
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})  # .DS_Store is hidden already
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: first bytes of what else gets saved under a .png name, to say what the file is
+_OTHER_FORMATS = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"),
+                  (b"BM", "BMP"), (b"8BPS", "Photoshop (PSD)"), (b"RIFF", "WebP"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"))
 _PNG_END = b"IEND\xaeB`\x82"  # IEND chunk type + its constant CRC
 _PNG_TAIL = 1024  # how far from the end we look for IEND (tolerates a little trailing junk)
 _RATIO_MIN_BYTES = 1 << 20  # tiny text files legitimately compress past 200:1; bombs are big
@@ -55,13 +58,40 @@ def is_ignored_name(name: str) -> bool:
     return name.startswith(("~", ".")) or lower.endswith(_IGNORED_SUFFIXES) or lower in _IGNORED_NAMES
 
 
+def not_png(path: Path, head: bytes) -> str | None:
+    """Why a .png file whose first bytes are `head` is not a PNG (one sentence), or None when it is one.
+    The one rule for a shot's pictures: a .png that is something else is a bad file, never an
+    unfinished copy, for the watcher and for `quickart run` alike."""
+    if head[:8] == PNG_SIGNATURE:
+        return None
+    if not head:
+        return f"{path}: empty file (zero bytes); was the copy interrupted?"
+    what = next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
+    return (f"{path}: a {what} file named .png; export it as PNG" if what else
+            f"{path}: not a readable image (its first bytes are not a PNG signature); export it as PNG")
+
+
+def check_png(path: Path) -> None:
+    """Raise ImageError when a shot's picture is not a PNG (`not_png`); reads 8 bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    problem = not_png(path, head)
+    if problem:
+        raise ImageError(problem)
+
+
 # inputs ---------------------------------------------------------------------------
-def input_files(shot_dir: Path, root: Path | None = None) -> list[Path]:
+def input_files(shot_dir: Path, root: Path | None = None, skipped: list[str] | None = None) -> list[Path]:
     """Every input file of a shot, sorted; the ``_READY`` marker is not an input.
 
     ``root`` is the studio root: a symlink that resolves outside it raises DropError
     (a drop must not pull in files from elsewhere on the server). Without ``root``
-    the shot folder itself is the boundary.
+    the shot folder itself is the boundary. Only regular files are inputs: a FIFO, socket
+    or device named like a key is left out (opening a FIFO blocks forever), with a line in
+    ``skipped`` saying so.
     """
     shot_dir = Path(shot_dir)
     boundary = Path(root if root is not None else shot_dir).resolve()
@@ -82,7 +112,28 @@ def input_files(shot_dir: Path, root: Path | None = None) -> list[Path]:
         elif name in INPUT_DIRS:
             found += _walk(Path(entry.path), boundary)
     found += _walk(shot_dir / OUTPUT_DIR / UNPACKED_DIR, boundary)
-    return sorted(p for p in found if p.name != MARKER)
+    regular = []
+    for path in sorted(p for p in found if p.name != MARKER):
+        odd = not_regular(path)
+        if odd is None:
+            regular.append(path)
+        elif skipped is not None:
+            skipped.append(f"{path}: {odd}, not a file; left alone")
+    return regular
+
+
+def not_regular(path: Path) -> str | None:
+    """What `path` is when it is not a regular file ("a FIFO", ...), from stat alone (never opened);
+    None for a regular file, or one that vanished (a move in progress: the next look sees it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
 def _walk(top: Path, boundary: Path) -> list[Path]:
@@ -143,24 +194,34 @@ def signature(files: Iterable[Path], base: Path | None = None) -> str:
     return h.hexdigest()
 
 
-def check_complete(files: Iterable[Path]) -> list[str]:
+def check_complete(files: Iterable[Path], bad: list[str] | None = None) -> list[str]:
     """Problems that make a drop incomplete (a copy in progress, or a broken file); [] = complete.
 
+    A .png that is another format (`not_png`) is a bad file, not an unfinished copy: with
+    `bad` given, it goes there instead (the watcher takes the drop, and the job fails naming it).
     Reads at most a few bytes per file: no decoding.
     """
     problems: list[str] = []
     for path in files:
         path = Path(path)
+        if not_regular(path) is not None:
+            problems.append(f"{path}: {not_regular(path)}, not a file")
+            continue
         try:
-            with open(path, "rb") as fh:
+            # O_NONBLOCK: should it become a FIFO between the stat and here, open() still returns
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size == 0 and path.name != "shot.yaml":  # an empty shot.yaml is valid: no overrides
                     problems.append(f"{path}: zero bytes (copy not finished?)")
                     continue
                 suffix = path.suffix.lower()
                 if suffix == ".png":
-                    if fh.read(8) != _PNG_SIGNATURE:
-                        problems.append(f"{path}: not a PNG file (bad signature)")
+                    head = fh.read(8)
+                    problem = not_png(path, head)
+                    if problem:
+                        # only zeros: space a copy reserved and has not written yet (keep waiting)
+                        unfinished = not head.strip(b"\0")
+                        (bad if bad is not None and not unfinished else problems).append(problem)
                         continue
                     fh.seek(max(0, size - _PNG_TAIL))
                     if _PNG_END not in fh.read():

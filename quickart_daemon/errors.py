@@ -6,6 +6,17 @@ the job row, so it names the thing and, where there is one, the fix.
 """
 
 
+#: the longest message kept: messages quote people's input (file names, YAML values, sheet cells),
+#: and a job row, a status line or a log line must stay readable whatever that input is
+MAX_MESSAGE_CHARS = 2000
+
+
+def quoted(value, limit: int = 80) -> str:
+    """repr() of a value taken from input, cut to `limit` characters, for quoting in a message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 class QuickArtError(Exception):
     """QuickArt failed."""
 
@@ -13,7 +24,10 @@ class QuickArtError(Exception):
     retryable = False
 
     def __init__(self, message: str | None = None):
-        super().__init__(message or (self.__doc__ or "").strip())
+        message = message or (self.__doc__ or "").strip()
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[:MAX_MESSAGE_CHARS]}... (message cut at {MAX_MESSAGE_CHARS:,} characters)"
+        super().__init__(message)
 
     @property
     def message(self) -> str:

@@ -25,7 +25,7 @@ DEFAULT_PADDING = 4
 def frame_files(folder: Path) -> dict[FrameKey, Path]:
     """(stem, frame) -> path for every ``{stem}.{frame}.png`` directly in `folder` (hidden files skipped)."""
     if not folder.is_dir():
-        raise QuickArtError(f"{folder}: no such folder")
+        raise QuickArtError(f"{folder}: {'a file, not a folder' if folder.exists() else 'no such folder'}")
     found: dict[FrameKey, Path] = {}
     for path in sorted(folder.iterdir()):
         parsed = parse_folder_frame(path.name)

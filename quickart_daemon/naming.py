@@ -17,6 +17,9 @@ from pathlib import PurePosixPath
 from .errors import NamingError
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+#: frame and version numbers: ASCII digits only (``\d`` also matches "１" and other Unicode digits,
+#: which int() accepts, so "sh1200.１０１７.png" would become key 1017)
+DIGITS = "[0-9]"
 _FIELD = re.compile(r"\{(show|seq|shot|layer|frame|version)\}")
 DEFAULT_LAYER = "main"
 
@@ -59,7 +62,7 @@ class Template:
             elif name in seen:
                 parts.append(f"(?P={name})")
             elif name in ("frame", "version"):
-                parts.append(rf"(?P<{name}>\d{{{self.padding if name == 'frame' else 1},}})")
+                parts.append(rf"(?P<{name}>{DIGITS}{{{self.padding if name == 'frame' else 1},}})")
             else:
                 parts.append(rf"(?P<{name}>{NAME_PATTERN})")
             seen.add(name)
@@ -106,6 +109,12 @@ class Naming:
                                 ("comp_file", self.comp_file, {"shot", "frame"})):
             if not need <= set(tpl.fields):
                 raise NamingError(f"naming.{name}: template {tpl.text!r} must contain {', '.join('{%s}' % n for n in sorted(need))}")
+        for name, tpl in (("output_file", self.output_file), ("comp_file", self.comp_file)):
+            # output names are file names inside the version's folders: a "/" or ".." would write
+            # frames into other folders, outside the version
+            if any(bad in tpl.text for bad in ("/", "\\", "..")):
+                raise NamingError(f"naming.{name}: template {tpl.text!r} is a file name inside the version "
+                                  "folder; it may not contain '/', '\\' or '..'")
 
     # shot folders ---------------------------------------------------------------
     def parse_shot_path(self, relative: str | PurePosixPath) -> ShotId | None:
@@ -140,7 +149,7 @@ class Naming:
             return f"a .{ext} file is not read; export the drawing as PNG"
         if not filename.startswith(shot) and filename.lower().startswith(shot.lower()):
             return f"it starts {filename[:len(shot)]!r} but the shot folder is {shot!r} (names are case-sensitive)"
-        frame = re.search(r"[._-](-?)(\d+)$", stem)
+        frame = re.search(rf"[._-](-?)({DIGITS}+)$", stem)
         if frame and frame.group(1):
             return f"frame -{frame.group(2)} is negative; frames are 0 or more"
         if frame and len(frame.group(2)) < self.frame_padding:
@@ -173,7 +182,7 @@ class Naming:
 
 
 # Names inside the stage folder interface: ``{anything}.{frame}.png``.
-_FOLDER_FRAME = re.compile(r"^(?P<stem>.*)\.(?P<frame>\d+)\.png$")
+_FOLDER_FRAME = re.compile(rf"^(?P<stem>.*)\.(?P<frame>{DIGITS}+)\.png$")
 
 
 def parse_folder_frame(filename: str) -> tuple[str, int] | None:

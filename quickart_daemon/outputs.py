@@ -27,7 +27,7 @@ from pathlib import Path
 from .errors import OutputError
 from .images import write_bytes_atomic
 
-VERSION_RE = re.compile(r"^v(\d{3,})$")
+VERSION_RE = re.compile(r"^v([0-9]{3,})$")  # ASCII digits only
 CHECKPOINTS = ".stages"  # in the staging folder: stage outputs, for resuming
 INPUTS = ".inputs"  # in the staging folder: the job's snapshot of the shot's inputs
 LATEST = "latest.json"

@@ -9,18 +9,18 @@ unknown stage or parameter fails at load, naming the file.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import stages
 from .errors import PipelineError, UnknownStage
 from .naming import NAME_PATTERN
 from .stages.base import StageSpec
+from .yamlfile import read_yaml
 
 
 class _StepFile(BaseModel):
@@ -103,10 +103,7 @@ def parse_requirements(tokens: list[str], where: str) -> tuple[bool, str | None]
 def pipeline_requirements(name: str, search: list[Path]) -> list[str]:
     """The `requires:` entries of a pipeline file, read without loading any stage (the watcher calls this)."""
     path = find_pipeline(name, search)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, PipelineError) or {}
     value = data.get("requires") or [] if isinstance(data, dict) else []
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
@@ -132,11 +129,9 @@ def load_pipeline(name: str, search: list[Path]) -> Pipeline:
 
 def parse_pipeline(path: Path) -> Pipeline:
     """Read and validate a pipeline file; every problem found is named, with the file and the step."""
+    data = read_yaml(path, PipelineError)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = _PipelineFile.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         raise PipelineError("; ".join(f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                                       for e in exc.errors())) from None
@@ -187,6 +182,28 @@ def parse_pipeline(path: Path) -> Pipeline:
     if not steps:
         raise PipelineError(f"{path}: every step was skipped; nothing would run")
     return Pipeline(spec.name, path, tuple(steps), tuple(notes))
+
+
+def with_shot_params(pipeline: Pipeline, overrides: dict[str, dict[str, Any]], where: Path) -> Pipeline:
+    """The pipeline with a shot's `stages:` overrides (shot.yaml) merged into its steps' params, so each
+    step carries the parameters its stage gets (and the manifest records them). An override naming a
+    stage the pipeline does not run, or a parameter the stage does not take, is refused as a pipeline
+    file's would be: silently ignored, a typo would look like it had done nothing."""
+    problems = []
+    for name, params in overrides.items():
+        spec = next((s.spec for s in pipeline.steps if s.spec.name == name), None)
+        if spec is None:
+            problems.append(f"{where}: stages.{name}: pipeline {pipeline.name} has no stage {name!r}; its stages: "
+                            f"{', '.join(dict.fromkeys(s.spec.name for s in pipeline.steps))}")
+            continue
+        unknown = set(params) - {o.name for o in spec.options}
+        if unknown:
+            problems.append(f"{where}: stages.{name}: unknown parameter(s) {', '.join(sorted(unknown))}; {name} takes: "
+                            f"{', '.join(o.name for o in spec.options) or 'none'}")
+    if problems:
+        raise PipelineError("; ".join(problems))
+    steps = tuple(replace(s, params={**s.params, **overrides.get(s.spec.name, {})}) for s in pipeline.steps)
+    return replace(pipeline, steps=steps)
 
 
 def _input_index(name: str | None, earlier: list[Step]) -> int | None:

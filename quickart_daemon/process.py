@@ -25,7 +25,7 @@ from .config import Config
 from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
 from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, restore_work, retire_staging, staging_dir
-from .pipeline import StageReport, load_pipeline
+from .pipeline import StageReport, load_pipeline, with_shot_params
 from .publish import Provenance, Version, publish_version
 from .jobs import DropInfo
 from .queue import Job, JobQueue, JobState, LeaseLost
@@ -162,9 +162,10 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
     drop = jq.drop(job.drop_id) if job.drop_id is not None else None
     attempt.snapshot, fresh = _snapshot(cfg, job, attempt, drop)
     shot = load_shot(attempt.shot_dir, cfg, inputs=attempt.snapshot.folder)  # limits checked before any stage loads
-    pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
-    if fresh and shot.problems:
-        jq.warn(job.id, owner, [attempt.shown(p) for p in shot.problems])
+    pipeline = with_shot_params(load_pipeline(job.pipeline, [cfg.pipelines_dir]), shot.settings.stages,
+                                attempt.shot_dir / "shot.yaml")
+    if fresh and (attempt.snapshot.skipped or shot.problems):
+        jq.warn(job.id, owner, [*attempt.snapshot.skipped, *(attempt.shown(p) for p in shot.problems)])
     checkpoints = Checkpoints(attempt.staging / CHECKPOINTS, cfg.max_image_pixels)
     done = {i: StageReport(i, r.name, r.seconds, r.report, checkpoints.folder(i, r.name))
             for i, r in jq.done_stages(job.id).items()}

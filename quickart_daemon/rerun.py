@@ -73,7 +73,7 @@ def pipeline_steps(cfg: Config, pipeline: str) -> list[str]:
 
 
 def _step_index(job: Job, steps: list[str], wanted: str) -> int:
-    if wanted.isdigit() and 1 <= int(wanted) <= len(steps):
+    if wanted.isascii() and wanted.isdigit() and 1 <= int(wanted) <= len(steps):
         return int(wanted) - 1
     if steps.count(wanted) == 1:
         return steps.index(wanted)

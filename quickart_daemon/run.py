@@ -110,7 +110,7 @@ def run_pipeline(inputs: Inputs, shot: ShotInputs, pipeline: Pipeline, checkpoin
         progress(name, i / n)
         given = output_of(step.input)
         ctx = StageContext(
-            schedule=shot.schedule, params={**step.params, **shot.settings.stages.get(name, {})},
+            schedule=shot.schedule, params=dict(step.params),  # shot.yaml's overrides included (with_shot_params)
             shot_settings=shot.settings.model_dump(), refs=inputs.refs, hints=inputs.hints,
             palette_path=shot.palette, device=device, models_dir=models_dir, scratch_dir=checkpoints.root,
             progress=lambda d, total, i=i, name=name: progress(name, (i + d / max(total, 1)) / n),

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import drops
-from .config import Config
+from .config import Config, Fps, LimitsConfig
 from .errors import ShotFolderInvalid
 from .images import image_size
 from .naming import Naming, ShotId
 from .timing import Schedule, load_schedule
+from .yamlfile import read_yaml
 
 OUTPUT_DIR = "quickart"
 #: the longest output file name we write: 255 bytes (NAME_MAX on Linux file systems) less the
@@ -37,7 +37,7 @@ class ShotSettings(BaseModel):
         return [value] if isinstance(value, str) else value
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    fps: float | None = Field(None, gt=0)
+    fps: Fps | None = None
     timing: int | None = Field(None, ge=1, le=12)
     hold_last: int | None = Field(None, ge=1)
     start_frame: int | None = Field(None, ge=0)
@@ -96,11 +96,9 @@ def read_settings(shot_dir: Path) -> ShotSettings:
     path = shot_dir / "shot.yaml"
     if not path.is_file():
         return ShotSettings()
+    data = read_yaml(path, ShotFolderInvalid) or {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return ShotSettings.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ShotFolderInvalid(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -136,12 +134,13 @@ def _collect(folder_files: list[Path], shot: str, naming: Naming, problems: list
     return found
 
 
-def shot_files(shot_dir: Path, cfg: Config) -> list[Path]:
+def shot_files(shot_dir: Path, cfg: Config, skipped: list[str] | None = None) -> list[Path]:
     """The files a job of this shot reads: the inputs, with zip drops unpacked (only the unpacked
-    folders of zips still in keys/ count: a replaced zip's old frames do not)."""
+    folders of zips still in keys/ count: a replaced zip's old frames do not); what is not a regular
+    file is left out, with a line in `skipped`."""
     current = set(drops.unpack_zip_drops(shot_dir, cfg.root))
     unpacked = shot_dir / OUTPUT_DIR / drops.UNPACKED_DIR
-    return [f for f in drops.input_files(shot_dir, cfg.root)
+    return [f for f in drops.input_files(shot_dir, cfg.root, skipped)
             if not f.is_relative_to(unpacked) or any(f.is_relative_to(c) for c in current)]
 
 
@@ -155,10 +154,10 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
     shot_id = shot_id_for(shot_dir, cfg.root, naming)
     source = inputs if inputs is not None else shot_dir
     settings = read_settings(source)
-    files = sorted(p for p in inputs.rglob("*") if p.is_file() and not p.name.startswith(".")) \
-        if inputs is not None else shot_files(shot_dir, cfg)
-    unpacked = source / OUTPUT_DIR / drops.UNPACKED_DIR
     problems: list[str] = []
+    files = sorted(p for p in inputs.rglob("*") if p.is_file() and not p.name.startswith(".")) \
+        if inputs is not None else shot_files(shot_dir, cfg, problems)
+    unpacked = source / OUTPUT_DIR / drops.UNPACKED_DIR
     by_dir: dict[str, list[Path]] = {"keys": [], "refs": [], "hints": []}
     for f in files:
         top = f.relative_to(source).parts[0]
@@ -176,6 +175,12 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
         raise ShotFolderInvalid(f"{shot_dir}: no key drawings in keys/ (expected names like "
                                 f"{naming.format_key_name(shot_id.shot, 'char', cfg.timing.start_frame)}){ignored}")
     check_limits(shot_id.shot, keys, settings, cfg)
+    refs = _collect(by_dir["refs"], shot_id.shot, naming, problems, "reference", shown)
+    hints = _collect(by_dir["hints"], shot_id.shot, naming, problems, "hint", shown)
+    for table in (keys, refs, hints):  # another format saved as .png is bad input, here as in the watcher
+        for path in (p for frames in table.values() for p in frames.values()):
+            drops.check_png(path)
+    layer_sizes: dict[str, tuple[int, int]] = {}
     for layer, frames in keys.items():
         sizes = {frame: image_size(p) for frame, p in frames.items()}
         if len(set(sizes.values())) > 1:
@@ -184,13 +189,22 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
             raise ShotFolderInvalid(f"{shot_id}: layer {layer}: keys differ in size: frame {first} is "
                                     f"{'x'.join(map(str, sizes[first]))}, frame {odd} is "
                                     f"{'x'.join(map(str, sizes[odd]))}; export every key of a layer at one size")
-    refs = _collect(by_dir["refs"], shot_id.shot, naming, problems, "reference", shown)
-    hints = _collect(by_dir["hints"], shot_id.shot, naming, problems, "hint", shown)
+        layer_sizes[layer] = sizes[min(sizes)]
+    if len(set(layer_sizes.values())) > 1:  # the comp stacks the layers: they must line up pixel for pixel
+        a = min(layer_sizes)
+        b = next(layer for layer in sorted(layer_sizes) if layer_sizes[layer] != layer_sizes[a])
+        raise ShotFolderInvalid(f"{shot_id}: layers differ in size: layer {a} is {'x'.join(map(str, layer_sizes[a]))}, "
+                                f"layer {b} is {'x'.join(map(str, layer_sizes[b]))}; export every layer of a shot "
+                                "at one size")
     timing = settings.timing or cfg.timing.default
     schedule = load_schedule(source, {l: sorted(f) for l, f in keys.items()}, timing,
                              settings.hold_last or cfg.timing.hold_last,
                              settings.start_frame if settings.start_frame is not None else cfg.timing.start_frame,
                              cfg.limits.max_frames_per_shot)
+    last = schedule.frame_range()[1]  # an exposure sheet numbers frames too
+    if last > cfg.limits.max_frame:
+        raise ShotFolderInvalid(f"the shot's frames run to {last:,} ({schedule.source}), more than limits.max_frame "
+                                f"({cfg.limits.max_frame:,}); check the frame numbers, or raise the limit in config.yaml")
     palette = source / "refs" / "palette.yaml"
     return ShotInputs(
         id=shot_id, dir=shot_dir, settings=settings, fps=settings.fps or cfg.timing.fps, timing=timing,
@@ -206,14 +220,31 @@ def check_limits(shot: str, keys: dict[str, dict[int, Path]], settings: ShotSett
     output name must fit the file system (a 230-character layer name is the shot's fault, not a fault
     a retry fixes)."""
     limits, naming = cfg.limits, cfg.naming_rules
-    count = sum(len(frames) for frames in keys.values())
-    if count > limits.max_keys_per_drop:
-        raise ShotFolderInvalid(f"{count:,} key drawings, more than limits.max_keys_per_drop "
-                                f"({limits.max_keys_per_drop:,}); split the shot, or raise the limit in config.yaml")
+    start = settings.start_frame if settings.start_frame is not None else cfg.timing.start_frame
+    if start > limits.max_frame:
+        raise ShotFolderInvalid(f"start_frame {start:,} is more than limits.max_frame ({limits.max_frame:,}); "
+                                "fix shot.yaml, or raise the limit in config.yaml")
     hold_last = settings.hold_last or cfg.timing.hold_last
     if hold_last is not None and hold_last > limits.max_hold_last:
         raise ShotFolderInvalid(f"hold_last {hold_last:,} is more than limits.max_hold_last "
                                 f"({limits.max_hold_last:,}) frames; fix shot.yaml, or raise the limit in config.yaml")
+    check_key_limits(keys, limits)
+    for layer, frames in keys.items():
+        last = max(frames)
+        name = naming.format_output_name(shot, layer, last)
+        if len(name.encode()) > MAX_OUTPUT_NAME_BYTES:
+            raise ShotFolderInvalid(
+                f"{frames[last].name}: layer name {layer[:24]}... gives output names of {len(name.encode())} "
+                f"bytes; file systems take {MAX_OUTPUT_NAME_BYTES} here: shorten the layer name")
+
+
+def check_key_limits(keys: dict[str, dict[int, Path]], limits: LimitsConfig) -> None:
+    """The `limits` on keys that their names alone tell (how many, how far apart, how high a frame):
+    a shot's keys, or the frames `quickart stage` is given."""
+    count = sum(len(frames) for frames in keys.values())
+    if count > limits.max_keys_per_drop:
+        raise ShotFolderInvalid(f"{count:,} key drawings, more than limits.max_keys_per_drop "
+                                f"({limits.max_keys_per_drop:,}); split the shot, or raise the limit in config.yaml")
     for layer, frames in keys.items():
         ordered = sorted(frames)
         for a, b in zip(ordered, ordered[1:]):
@@ -222,8 +253,16 @@ def check_limits(shot: str, keys: dict[str, dict[int, Path]], settings: ShotSett
                     f"layer {layer}: keys {frames[a].name} and {frames[b].name} are {b - a:,} frames apart, more "
                     f"than limits.max_frames_between_keys ({limits.max_frames_between_keys:,}); check the frame "
                     "numbers, or raise the limit in config.yaml")
-        name = naming.format_output_name(shot, layer, ordered[-1])
-        if len(name.encode()) > MAX_OUTPUT_NAME_BYTES:
-            raise ShotFolderInvalid(
-                f"{frames[ordered[-1]].name}: layer name {layer[:24]}... gives output names of {len(name.encode())} "
-                f"bytes; file systems take {MAX_OUTPUT_NAME_BYTES} here: shorten the layer name")
+        if ordered[-1] > limits.max_frame:
+            raise ShotFolderInvalid(f"layer {layer}: key {frames[ordered[-1]].name} is frame {ordered[-1]:,}, more than "
+                                    f"limits.max_frame ({limits.max_frame:,}); check the frame number, or raise the "
+                                    "limit in config.yaml")
+
+
+def check_file_sizes(sizes: dict[Path, int | None], limit: int) -> None:
+    """limits.max_file_bytes, from sizes stat gave (None: the file vanished), before a byte is read:
+    a sparse 1 GiB "PNG" is refused unread."""
+    for path, size in sizes.items():
+        if size is not None and size > limit:
+            raise ShotFolderInvalid(f"{path}: {size:,} bytes, more than limits.max_file_bytes ({limit:,}); "
+                                    "re-export it smaller, or raise the limit in config.yaml")

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import drops
 from .config import Config
 from .errors import DropChanged, OutputError
-from .shot import shot_files
+from .shot import check_file_sizes, shot_files
 
 RECORD = ".snapshot.json"
 
@@ -31,6 +31,7 @@ class Snapshot:
     folder: Path
     owner: str  # the job (and generation) it was taken for: a staging folder left by another is not reused
     files: dict[str, dict]  # path relative to the shot folder -> {"sha256": ..., "bytes": ...}
+    skipped: tuple[str, ...] = ()  # what was left out, and why (a FIFO named like a key): the job's warnings
 
     def manifest_inputs(self) -> list[dict]:
         return [{"path": rel, **info} for rel, info in sorted(self.files.items())]
@@ -39,7 +40,7 @@ class Snapshot:
 def load_snapshot(folder: Path) -> Snapshot | None:
     try:
         data = json.loads((folder / RECORD).read_text())
-        return Snapshot(folder, str(data["owner"]), dict(data["files"]))
+        return Snapshot(folder, str(data["owner"]), dict(data["files"]), tuple(data.get("skipped", ())))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none, or one cut short by a crash: take it again
 
@@ -56,8 +57,10 @@ def take_snapshot(shot_dir: Path, cfg: Config, folder: Path, owner: str, drop_si
     shutil.rmtree(partial, ignore_errors=True)
     files: dict[str, dict] = {}
     try:
-        paths = shot_files(shot_dir, cfg)
+        skipped: list[str] = []
+        paths = shot_files(shot_dir, cfg, skipped)
         before = {p: _stamp(p) for p in paths}
+        check_file_sizes({p: s and s[0] for p, s in before.items()}, cfg.limits.max_file_bytes)  # nothing read yet
         for path in paths:
             rel = path.relative_to(shot_dir)
             data = path.read_bytes()  # read once: what is hashed is what is used
@@ -67,7 +70,7 @@ def take_snapshot(shot_dir: Path, cfg: Config, folder: Path, owner: str, drop_si
         changed = [p for p in paths if _stamp(p) != before[p]]
         if changed:
             raise DropChanged(f"{changed[0]} changed while this job read the shot; the newer drop gets its own job")
-        (partial / RECORD).write_text(json.dumps({"owner": owner, "files": files}))
+        (partial / RECORD).write_text(json.dumps({"owner": owner, "files": files, "skipped": skipped}))
         shutil.rmtree(folder, ignore_errors=True)
         os.rename(partial, folder)
     except DropChanged:
@@ -80,7 +83,7 @@ def take_snapshot(shot_dir: Path, cfg: Config, folder: Path, owner: str, drop_si
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise OutputError(f"{exc.filename or folder}: cannot copy the shot's inputs: {exc.strerror or exc}") from None
-    return Snapshot(folder, owner, files)
+    return Snapshot(folder, owner, files, tuple(skipped))
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -319,6 +319,8 @@ def read_timesheet_csv(path: Path, keys: dict[str, list[int]], start_frame: int)
     first = prev = None
     for line, row in rows[1:]:
         try:
+            if not row[0].isascii():  # int() takes "１００１" too; frame numbers are ASCII digits
+                raise ValueError
             frame = int(row[0])
         except ValueError:
             raise TimingError(
@@ -435,7 +437,7 @@ def _xdts_cell(values, path: Path, where: str) -> Cell:
 
 
 def _name(value: str) -> str:
-    return str(int(value)) if value.isdigit() else value  # "01" and "1" are the same drawing
+    return str(int(value)) if value.isascii() and value.isdigit() else value  # "01" and "1": one drawing
 
 
 def _read_text(path: Path) -> str:

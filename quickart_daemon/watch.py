@@ -362,12 +362,15 @@ class DropWatcher:
         if not shot.is_dir():
             self._finish(shot, gen, None)
             return
+        skipped: list[str] = []
         try:
-            files = input_files(shot, self.root)
+            files = input_files(shot, self.root, skipped)
         except DropError as exc:
             self._problem(shot, exc.message)
             self._finish(shot, gen, "refused")
             return
+        for problem in skipped:  # a FIFO named like a key: never opened, never waited for
+            self._problem(shot, problem)
         if not files:
             self._finish(shot, gen, None)
             return
@@ -394,7 +397,10 @@ class DropWatcher:
             if not stable:
                 self._retry_later(shot, gen, self.check_interval)
                 return
-        problems = check_complete(files)
+        bad: list[str] = []
+        problems = check_complete(files, bad)
+        for problem in bad:  # a TIFF saved as .png: reported, and the job fails naming it; no waiting
+            self._problem(shot, problem)
         if problems:
             for problem in problems:
                 self._problem(shot, problem)

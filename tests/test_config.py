@@ -34,6 +34,15 @@ def test_shipped_config_is_valid_and_documents_every_setting():
     ("naming: {key_file: '{shot}.png'}", "naming.key_file"),
     ("timing: {default: 13}", "timing.default"),
     ("layers_order: ['*', bg, '*']", "layers_order"),
+    ("timing: {fps: .inf}", "timing.fps"),  # issue 23 D4: non-finite or absurd fps breaks the OTIO timelines
+    ("timing: {fps: .nan}", "timing.fps"),
+    ("timing: {fps: 1e-300}", "timing.fps"),
+    ("timing: {fps: 100000}", "timing.fps"),
+    # issue 23 D6: output names that leave the version folder
+    ("naming: {output_file: '../../{shot}_{layer}.{frame}.png'}", "naming.output_file"),
+    ("naming: {output_file: '{layer}/{shot}.{frame}.png'}", "naming.output_file"),
+    ("naming: {output_file: '{shot}_{layer}..{frame}.png'}", "naming.output_file"),
+    ("naming: {comp_file: '/tmp/{shot}.{frame}.png'}", "naming.comp_file"),
 ])
 def test_bad_values_name_the_key(text, key, tmp_path):
     with pytest.raises(ConfigError) as err:
@@ -67,3 +76,26 @@ def test_daemon_refuses_to_start_on_a_bad_config(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "retry.max_attempts" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_alias_bomb_is_one_short_line(tmp_path):
+    """Issue 23 U6: a config whose aliases expand (here 9**6 values) printed the whole expansion as a
+    'one-line' error (226 MB for a bigger bomb); it is refused before validation, and quoted input is cut."""
+    from test_shot import yaml_bomb
+    text = yaml_bomb(6, key="anchors").replace("anchors:\n", "x_anchors:\n") + "timing: {fps: *f}\n"
+    with pytest.raises(ConfigError, match=r"line \d+: its aliases") as err:
+        parse_config(text, tmp_path / "config.yaml")
+    assert len(str(err.value)) < 300
+    with pytest.raises(ConfigError, match="timing.fps") as err:
+        parse_config("timing: {fps: [" + "lol, " * 10_000 + "]}\n", tmp_path / "config.yaml")
+    assert len(str(err.value)) < 300
+
+
+def test_pipeline_alias_bomb_is_refused(tmp_path):
+    from quickart_daemon.errors import PipelineError
+    from quickart_daemon.pipeline import parse_pipeline
+    from test_shot import yaml_bomb
+    path = tmp_path / "bomb.yaml"
+    path.write_text("name: bomb\nstages: [{stage: hold}]\n" + yaml_bomb(9, key="x"))
+    with pytest.raises(PipelineError, match=r"bomb.yaml: line \d+: its aliases"):
+        parse_pipeline(path)

@@ -53,3 +53,12 @@ def test_bad_templates_are_refused():
 def test_folder_frames():
     assert parse_folder_frame("anything.goes.0012.png") == ("anything.goes", 12)
     assert parse_folder_frame("x.png") is None
+
+
+@pytest.mark.parametrize("name", ["sh1200.１０１７.png", "sh1200_char.１０１７.png", "sh1200_char.١٠١٧.png"])
+def test_frames_in_non_ascii_digits_are_not_keys(name):
+    """Issue 23 D7: `\\d` matches any Unicode digit and int() reads them, so a full-width frame number
+    became key 1017; only ASCII digits are frame numbers, and the name is reported."""
+    assert N.parse_key_name(name, "sh1200") is None
+    assert parse_folder_frame(name) is None
+    assert "contains" in N.why_not_key_name(name, "sh1200")

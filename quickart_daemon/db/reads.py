@@ -25,7 +25,14 @@ FROM jobs j JOIN shots s ON s.id = j.shot_id
 """
 
 
+#: the largest id (and LIMIT) the databases store: a 64-bit signed integer. A bigger number typed
+#: by a person is "no job N", not an overflow inside the driver
+MAX_ID = 2**63 - 1
+
+
 def get_job(run: Run, job_id: int) -> Job:
+    if not 1 <= job_id <= MAX_ID:
+        raise JobNotFound(f"no job {job_id}")
     rows = run(JOB_SELECT + " WHERE j.id = :id", {"id": job_id})
     if not rows:
         raise JobNotFound(f"no job {job_id}")

@@ -438,17 +438,13 @@ def _script_json(data) -> str:
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-#: the largest id a database column holds (SQLite and PostgreSQL BIGINT): larger is no job, not a 500
-MAX_ID = 2**63 - 1
-
-
 def _int(text: str) -> int:
     try:
         value = int(text)
     except (TypeError, ValueError):
-        raise studio.NotFound(f"{text!r} is not a number") from None
-    if abs(value) > MAX_ID:
-        raise studio.NotFound(f"no such number here: {text[:24]}")
+        raise studio.NotFound(f"{text[:40]!r} is not a number") from None
+    if abs(value) > reads.MAX_ID:  # more than the database stores: nothing has that number
+        raise studio.NotFound(f"{text[:40]}: no such number here (at most {reads.MAX_ID:,})")
     return value
 
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ...errors import StageFailed
+from ...yamlfile import read_yaml
 
 RGB = tuple[int, int, int]
 
@@ -124,10 +124,7 @@ def load_palette(path: Path | None) -> Palette:
     if path is None:
         return Palette()
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise StageFailed(f"{path}: cannot read the palette: {exc}") from None
+    data = read_yaml(path, StageFailed) or {}
     if not isinstance(data, dict) or not isinstance(data.get("colors", {}), dict):
         raise StageFailed(f"{path}: a palette needs `colors: {{name: \"#rrggbb\"}}`")
     colors = {str(k): parse_hex(v, f"{path.name}: colors.{k}") for k, v in (data.get("colors") or {}).items()}
