@@ -58,10 +58,15 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
         yield
 
 
+def shot_lock(output_dir: Path) -> AbstractContextManager[None]:
+    """The shot's version lock: whoever holds it numbers versions and writes latest.json."""
+    return file_lock(output_dir / ".lock", "publish a version")
+
+
 @contextmanager
 def version_slot(output_dir: Path) -> Iterator[int]:
     """Hold the shot's version lock and yield the next free version number."""
-    with file_lock(output_dir / ".lock", "publish a version"):
+    with shot_lock(output_dir):
         yield (versions(output_dir) or [0])[-1] + 1
 
 
@@ -73,6 +78,10 @@ class PublishLocks:
 
     def version_slot(self, output_dir: Path) -> AbstractContextManager[int]:
         return version_slot(output_dir)
+
+    def shot(self, output_dir: Path) -> AbstractContextManager[None]:
+        """The version lock without taking a number (finishing an interrupted publish)."""
+        return shot_lock(output_dir)
 
     def sequence(self, path: Path) -> AbstractContextManager[None]:
         return file_lock(path.with_name(f".{path.name}.lock"), "update the sequence timeline")
@@ -97,8 +106,29 @@ def commit_version(staging: Path, output_dir: Path, version: int, latest: dict |
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot publish version: {exc.strerror or exc}") from None
     if latest is not None:
-        write_json(output_dir / LATEST, latest)
+        point_latest(output_dir, latest)
     return final
+
+
+def point_latest(output_dir: Path, latest: dict) -> None:
+    """Inside the shot's version lock: write latest.json. A temporary copy left by a writer killed
+    mid-write is stale (only the lock's holder writes latest.json): remove it."""
+    for stale in output_dir.glob(f".{LATEST}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    write_json(output_dir / LATEST, latest)
+
+
+def version_made_by(output_dir: Path, series: str) -> tuple[int, dict] | None:
+    """(number, manifest) of the newest version whose manifest names the job attempt series `series`
+    (its job, generation and creation time): a publish that was cut short after the rename."""
+    for number in reversed(versions(output_dir)):
+        try:
+            manifest = json.loads((output_dir / f"v{number:03d}" / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("job_series") == series:
+            return number, manifest
+    return None
 
 
 def write_json(path: Path, data) -> None:

@@ -26,7 +26,7 @@ from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
 from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, restore_work, retire_staging, staging_dir
 from .pipeline import StageReport, load_pipeline
-from .publish import Provenance, Version, publish_version
+from .publish import Provenance, Version, finish_interrupted_publish, publish_version
 from .jobs import DropInfo
 from .queue import Job, JobQueue, JobState, LeaseLost
 from .run import Checkpoints, read_inputs, run_pipeline
@@ -157,6 +157,15 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
                  attempt: _Attempt, on_progress, started: float) -> Version:
     """Read the shot (from the job's snapshot), run the pipeline from its last checkpoint, publish."""
     drop = jq.drop(job.drop_id) if job.drop_id is not None else None
+    # one version per run of a job: a resumed attempt that finds its own version finishes that publish
+    series = f"job {job.id} generation {job.generation} created {job.created_at.isoformat()}"
+    attempt.phase = "publishing"
+    published = finish_interrupted_publish(job.shot, attempt.staging.parent, series, drop, naming=cfg.naming_rules,
+                                           studio_root=cfg.root, locks=jq.publish_locks(job))
+    if published is not None:
+        log.info("action=publish_finished job=%s shot=%s version=v%03d", job.id, job.shot, published.number)
+        return published
+    attempt.phase = "loading the shot"
     attempt.snapshot, fresh = _snapshot(cfg, job, attempt, drop)
     shot = load_shot(attempt.shot_dir, cfg, inputs=attempt.snapshot.folder)  # limits checked before any stage loads
     pipeline = load_pipeline(job.pipeline, [cfg.pipelines_dir])
@@ -193,7 +202,7 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
         models_dir=cfg.models_dir, before_stage=before_stage, progress=progress, on_stage_done=record)
     attempt.phase, attempt.stage = "publishing", None
     attempt.job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
-    made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop)
+    made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop, series)
     return publish_version(shot, pipeline, drawings, reports, staging=attempt.staging, naming=cfg.naming_rules,
                            studio_root=cfg.root, made_by=made_by, locks=jq.publish_locks(job))
 

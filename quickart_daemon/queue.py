@@ -191,6 +191,19 @@ class DatabasePublishLocks:
             yield number
 
     @contextmanager
+    def shot(self, output_dir: Path) -> Iterator[None]:
+        """The shot's version lock without taking a number (finishing an interrupted publish)."""
+        from . import outputs
+
+        if not self.jq.shared:
+            with outputs.shot_lock(output_dir):
+                yield
+            return
+        with self.jq.sessions.begin() as s:
+            s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
+            yield
+
+    @contextmanager
     def sequence(self, path: Path) -> Iterator[None]:
         if not self.jq.shared:
             from . import outputs

@@ -1,0 +1,67 @@
+"""Issue 23: publishing that is cut short, timelines that cannot be written, shot folders that move,
+clocks that disagree, leftovers, and jobs or daemons nobody can see. One test (or more) per item, with
+real files, a real SQLite file (PostgreSQL where the item is about many nodes) and the real daemon."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from quickart_daemon import outputs
+from quickart_daemon.intake import submit_shot
+from quickart_daemon.process import process_job
+from quickart_daemon.queue import JobState, open_queue
+from quickart_daemon.tools.synth import write_demo_studio
+
+SHOT = "sh0010"
+
+
+def one_attempt(cfg, jq, job, owner="test:1"):
+    return process_job(cfg, jq, jq.claim(job.id, owner, "test", "cpu"), owner)
+
+
+def sequence_clips(cfg, seq="sq010") -> list[str]:
+    return [c.name for c in otio.adapters.read_from_file(str(cfg.root / "DEMO" / "editorial" / f"{seq}.otio"))
+            .find_clips()]
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing after it runs, no handler records anything."""
+
+
+# -- D8. a kill between the version's rename and latest.json -------------------------------------------
+
+def test_a_kill_between_the_rename_and_latest_json_is_finished_by_the_restart(make_config, monkeypatch):
+    cfg = make_config(pipeline="blend")
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    out = shot / "quickart"
+    jq = open_queue(cfg)
+    job = submit_shot(cfg, jq, shot, "watch")
+    real_write_json = outputs.write_json
+
+    def killed_writing_latest(path, data):
+        if path.name == "latest.json":  # the temporary copy is written, the rename never happens
+            (path.parent / f".latest.json.{4242}.tmp").write_text(json.dumps(data))
+            raise Killed()
+        real_write_json(path, data)
+
+    monkeypatch.setattr(outputs, "write_json", killed_writing_latest)
+    with pytest.raises(Killed):
+        one_attempt(cfg, jq, job)
+    monkeypatch.setattr(outputs, "write_json", real_write_json)
+    assert outputs.versions(out) == [1] and not (out / "latest.json").exists()
+    assert jq.get(job.id).state is JobState.RUNNING
+    jq.requeue_stale(node="test")  # the daemon's restart
+
+    done = one_attempt(cfg, jq, jq.get(job.id), owner="test:2")
+    assert done.state is JobState.DONE and done.version == 1, done
+    assert outputs.versions(out) == [1], "the restart finished the publish, it did not publish a copy"
+    assert json.loads((out / "latest.json").read_text())["version"] == 1
+    assert not list(out.glob(".latest.json.*.tmp")), "the killed writer's temporary file is removed"
+    assert not list(out.glob(".job-*")), "no staging folder is left"
+    assert sequence_clips(cfg) == [f"{SHOT}_v001"]
+    assert jq.artifacts(job.id)["version"] == str(out / "v001")
