@@ -111,7 +111,7 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         version = _run_attempt(cfg, jq, job, owner, device, controls, hb, attempt, on_progress, started)
         hb.stop()
         retire_staging(attempt.staging, cfg.retry.keep_stage_outputs_of)  # the version took the rest
-        note = [] if version.latest else [
+        note = [*version.warnings] if version.latest else [
             f"v{version.number:03d} is kept but not latest: v{version.latest_version:03d} was made from a newer drop"]
         finished = jq.finish(job.id, owner, version=version.number, output_path=str(version.path),
                              artifacts=version.artifacts, warnings=note)

@@ -22,6 +22,7 @@ import numpy as np
 from . import __version__, folders, outputs
 from .contact import Tile, write_contact_sheet
 from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
+from .errors import OutputError
 from .images import composite_over, write_png
 from .jobs import DropInfo
 from .logs import JobLog
@@ -52,6 +53,7 @@ class Version:
     sequence_otio: Path
     latest: bool = True  # False: a newer drop's version was published first and stays latest
     latest_version: int | None = None  # the version latest.json points at after this publish
+    warnings: tuple[str, ...] = ()  # for the job: what of the publish around the version did not happen
 
     @property
     def artifacts(self) -> dict[str, str]:
@@ -99,11 +101,11 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
         } if latest else None)
 
     sequence_otio = _sequence_path(studio_root, shot.id)
+    warnings = []
     if latest:  # the sequence shows what latest.json shows
-        with locks.sequence(sequence_otio):
-            update_sequence_timeline(sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
+        warnings = _update_sequence(locks, sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
     return Version(number, final, final / otio_name, sequence_otio, latest,
-                   number if latest else current["version"])
+                   number if latest else current["version"], tuple(warnings))
 
 
 def finish_interrupted_publish(shot_id: ShotId, output_dir: Path, series: str, drop: DropInfo | None, *,
@@ -128,13 +130,27 @@ def finish_interrupted_publish(shot_id: ShotId, output_dir: Path, series: str, d
     prefix, suffix = naming.output_prefix_suffix(shot_id.shot, None)
     comp = Sequence("comp", final / "comp", prefix, suffix, first, last, naming.frame_padding)
     sequence_otio = _sequence_path(studio_root, shot_id)
+    warnings = []
     if latest:
-        with locks.sequence(sequence_otio):
-            update_sequence_timeline(sequence_otio, shot_id, number, timing["fps"], comp,
-                                     _metadata(manifest["job_id"], manifest["pipeline"]["name"], number, shot_id,
-                                               manifest["node"]))
+        warnings = _update_sequence(locks, sequence_otio, shot_id, number, timing["fps"], comp,
+                                    _metadata(manifest["job_id"], manifest["pipeline"]["name"], number, shot_id,
+                                              manifest["node"]))
     return Version(number, final, final / f"{shot_id.shot}_v{number:03d}.otio", sequence_otio, latest,
-                   number if latest else (current or {}).get("version", number))
+                   number if latest else (current or {}).get("version", number), tuple(warnings))
+
+
+def _update_sequence(locks: outputs.PublishLocks, path: Path, shot_id: ShotId, number: int, fps: float,
+                     comp: Sequence, metadata: dict) -> list[str]:
+    """Show the version in its sequence timeline. The version is published by now: a timeline that cannot
+    be written (a read-only editorial folder, a name too long for its lock file) is a warning on the job,
+    not a failure whose retries would publish copies."""
+    try:
+        with locks.sequence(path):
+            update_sequence_timeline(path, shot_id, number, fps, comp, metadata)
+    except (OutputError, OSError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        return [f"v{number:03d} is published, but the sequence timeline {path} was not updated: {reason}"]
+    return []
 
 
 def _sequence_path(studio_root: Path, shot_id: ShotId) -> Path:

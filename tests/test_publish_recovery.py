@@ -65,3 +65,20 @@ def test_a_kill_between_the_rename_and_latest_json_is_finished_by_the_restart(ma
     assert not list(out.glob(".job-*")), "no staging folder is left"
     assert sequence_clips(cfg) == [f"{SHOT}_v001"]
     assert jq.artifacts(job.id)["version"] == str(out / "v001")
+
+
+# -- D2. a sequence timeline that cannot be written ------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["editorial-unwritable", "name-too-long-for-its-lock"])
+def test_a_sequence_timeline_that_cannot_be_written_is_a_warning_on_a_done_job(make_config, case):
+    cfg = make_config(pipeline="blend", retry={"backoff_seconds": 0})
+    seq = "q" * 246 if case == "name-too-long-for-its-lock" else "sq010"  # .{seq}.otio.lock: 257 bytes
+    shot = write_demo_studio(cfg.root, seq=seq, size=(64, 36), keys=(1001, 1003), fx=False)
+    if case == "editorial-unwritable":  # (tests run as root: a file where the folder goes stands for read-only)
+        (cfg.root / "DEMO" / "editorial").write_text("not a folder")
+    jq = open_queue(cfg)
+    job = one_attempt(cfg, jq, submit_shot(cfg, jq, shot, "watch"))
+    assert job.state is JobState.DONE and job.version == 1, job
+    assert any("sequence timeline" in w and "v001 is published" in w for w in job.warnings), job.warnings
+    assert outputs.versions(shot / "quickart") == [1], "one version, no copies"
+    assert json.loads((shot / "quickart" / "latest.json").read_text())["version"] == 1
