@@ -58,9 +58,15 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
         yield
 
 
-def shot_lock(output_dir: Path) -> AbstractContextManager[None]:
+@contextmanager
+def shot_lock(output_dir: Path) -> Iterator[None]:
     """The shot's version lock: whoever holds it numbers versions and writes latest.json."""
-    return file_lock(output_dir / ".lock", "publish a version")
+    try:
+        output_dir.mkdir(exist_ok=True)  # never re-create a shot folder that was renamed away
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot publish a version: {exc.strerror or exc}") from None
+    with file_lock(output_dir / ".lock", "publish a version"):
+        yield
 
 
 @contextmanager
@@ -170,7 +176,8 @@ def set_work_aside(staging: Path) -> None:
         return  # it never read its inputs: nothing to start again from
     kept = kept_work(staging)
     shutil.rmtree(kept, ignore_errors=True)
-    kept.mkdir(parents=True)
+    kept.parent.mkdir(exist_ok=True)
+    kept.mkdir()
     _move_work(staging, kept)
 
 
@@ -192,7 +199,7 @@ def restore_work(staging: Path) -> bool:
     if not (kept / INPUTS).is_dir():
         return False
     remove_staging(staging)
-    staging.mkdir(parents=True)
+    staging.mkdir()
     _move_work(kept, staging)
     shutil.rmtree(kept, ignore_errors=True)
     return True

@@ -44,6 +44,21 @@ class WorkNotKept(QuickArtError):
     """A retry from a chosen stage found its earlier run's work files removed (never worth retrying)."""
 
 
+class ShotGone(QuickArtError):
+    """The job's shot folder is no longer there (renamed or moved while the job ran): nothing is written
+    at its old path, and a retry cannot help (the folder under its new name makes its own job)."""
+
+    def __init__(self, shot_dir: Path):
+        super().__init__(f"the shot folder {shot_dir} is gone (renamed or moved while the job ran?); nothing was "
+                         "written there, and the folder under its new name gets its own job")
+
+
+def _check_shot_there(shot_dir: Path) -> None:
+    """Before each write: a shot folder that went away is never re-created by writing into it."""
+    if not shot_dir.is_dir():
+        raise ShotGone(shot_dir)
+
+
 class Controls:
     """Flags a running job watches: set by heartbeats (cancel, lease lost) or signals (shutdown)."""
 
@@ -136,6 +151,8 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         raise
     except Exception as exc:
         hb.stop()
+        if not attempt.shot_dir.is_dir():  # whatever failed, this is why, and no retry can help
+            exc = ShotGone(attempt.shot_dir)
         error, retryable = _describe(exc, attempt.phase)
         error = attempt.shown(error)
         if not isinstance(exc, (QuickArtError, OSError)) or isinstance(exc, StageCrashed):
@@ -182,6 +199,7 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
         attempt.phase, attempt.stage = f"stage {stage}", stage
         if controls.cancel.is_set() or controls.shutdown.is_set() or controls.lease_lost.is_set():
             raise JobInterrupted(f"stopped before stage {stage}")
+        _check_shot_there(attempt.shot_dir)
         hb.stage = stage
         hb.beat()
 
@@ -201,6 +219,7 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
         read_inputs(shot, cfg.max_image_pixels), shot, pipeline, checkpoints, done=done, device=device,
         models_dir=cfg.models_dir, before_stage=before_stage, progress=progress, on_stage_done=record)
     attempt.phase, attempt.stage = "publishing", None
+    _check_shot_there(attempt.shot_dir)
     attempt.job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
     made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop, series)
     return publish_version(shot, pipeline, drawings, reports, staging=attempt.staging, naming=cfg.naming_rules,
@@ -225,7 +244,9 @@ def _snapshot(cfg: Config, job: Job, attempt: _Attempt, drop: DropInfo | None) -
                               "(retry.keep_stage_outputs_of); retry it from the start")
         return snapshot, False
     remove_staging(attempt.staging)  # nothing to resume from: start clean
-    attempt.staging.mkdir(parents=True)
+    _check_shot_there(attempt.shot_dir)
+    attempt.staging.parent.mkdir(exist_ok=True)  # the shot's output folder, never the shot folder itself
+    attempt.staging.mkdir()
     # the first attempt reads exactly its drop; a manual retry (generation > 0) the files as they are now
     expected = drop.signature if drop is not None and job.generation == 0 else None
     return take_snapshot(attempt.shot_dir, cfg, attempt.staging / INPUTS, series, expected), True

@@ -74,6 +74,7 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
     every = _every_frame(shown, schedule, layers, first, last)
 
     _link_stage_folders(staging, pipeline, reports, shot.id.shot, naming)
+    (staging / "frames").mkdir(exist_ok=True)  # fails if staging moved away with its shot: nothing above is made
     folders.write_frames(staging / "frames", every, compression=1,
                          name=lambda layer, frame: naming.format_output_name(shot.id.shot, layer, frame))
     _write_comp(staging / "comp", every, layers, schedule, first, last,
@@ -193,7 +194,7 @@ def _link_stage_folders(staging: Path, pipeline: Pipeline, reports: list[StageRe
         shutil.rmtree(dest_root, ignore_errors=True)
         for source in [report.checkpoint, *sorted(p for p in report.checkpoint.iterdir() if p.is_dir())]:
             dest = dest_root / source.relative_to(report.checkpoint)
-            dest.mkdir(parents=True, exist_ok=True)
+            dest.mkdir(exist_ok=True)  # the folder first, then its variants: nothing above staging is made
             for (layer, frame), path in folders.frame_files(source).items():
                 folders.link_or_copy(path, dest / naming.format_output_name(shot, layer, frame))
 

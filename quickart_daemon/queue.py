@@ -180,7 +180,7 @@ class DatabasePublishLocks:
             with outputs.version_slot(output_dir) as number:
                 yield number
             return
-        output_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(exist_ok=True)  # never re-create a shot folder that was renamed away
         with self.jq.sessions.begin() as s:  # the lock is held until this transaction ends
             s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
             recorded = s.scalar(select(func.max(VersionRow.number)).where(VersionRow.shot_id == self.shot_id))

@@ -82,3 +82,34 @@ def test_a_sequence_timeline_that_cannot_be_written_is_a_warning_on_a_done_job(m
     assert any("sequence timeline" in w and "v001 is published" in w for w in job.warnings), job.warnings
     assert outputs.versions(shot / "quickart") == [1], "one version, no copies"
     assert json.loads((shot / "quickart" / "latest.json").read_text())["version"] == 1
+
+
+# -- P2. a shot folder renamed while its job runs ----------------------------------------------------------
+
+def test_a_shot_folder_renamed_mid_job_stops_the_job_and_nothing_appears_at_the_old_path(
+        make_config, tmp_path, stage_package):
+    import threading
+
+    import yaml
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "p.yaml").write_text(yaml.safe_dump(
+        {"name": "p", "stages": [{"stage": "test-slow", "params": {"seconds": 1.5}}, {"stage": "hold"}]}))
+    cfg = make_config(pipelines_dir="pipelines", pipeline="p", retry={"backoff_seconds": 0})
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    jq = open_queue(cfg)
+    job = jq.claim(submit_shot(cfg, jq, shot, "watch").id, "test:1", "test", "cpu")
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(process_job(cfg, jq, job, "test:1")))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while jq.get(job.id).current_stage != "test-slow" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    renamed = shot.with_name("sh0020")
+    shot.rename(renamed)  # an artist renames the shot folder mid-job
+    worker.join(60)
+    failed = outcome[0]
+    assert failed.state is JobState.FAILED and failed.attempts == 1, failed
+    assert f"the shot folder {shot} is gone" in failed.error and "\n" not in failed.error
+    assert not shot.exists(), "the old path is not re-created"
+    assert outputs.versions(renamed / "quickart") == [], "no ghost version under the new name either"
+    assert not (cfg.root / "DEMO" / "editorial" / "sq010.otio").exists()
