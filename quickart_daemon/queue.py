@@ -89,11 +89,11 @@ def _on_postgres(s: Session) -> bool:
 
 
 def _clock(s: Session) -> datetime:
-    """Now, for leases and retry times: the database server's clock on PostgreSQL (shared by every node),
-    the local clock on SQLite."""
+    """Now, for leases, retry times and the order of drops: the database's clock, never the node's (on
+    PostgreSQL the server's, shared by every node; on SQLite the clock SQLite itself reads)."""
     if _on_postgres(s):
         return s.scalar(select(DB_NOW))
-    return utcnow()
+    return datetime.fromisoformat(s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
 
 
 def _claim_one(s: Session, values: dict, now, eligible: list) -> int | None:
@@ -296,7 +296,7 @@ class JobQueue:
         try:
             with self.sessions.begin() as s:
                 s.add(Drop(shot_id=shot_id, key=key or drop_key(signature, None, forced=True),
-                           signature=signature, files=files, source=source))
+                           signature=signature, files=files, source=source, detected_at=_clock(s)))
         except IntegrityError:
             if not self._drop_exists(shot_id, key):
                 raise  # not another node recording the same drop
@@ -333,7 +333,9 @@ class JobQueue:
     def _enqueue(self, shot_id: int, pipeline: str, key: str, signature: str, files: list[str], source: str,
                  priority: int, requires_gpu: bool, node_group: str | None) -> Job:
         with self.sessions.begin() as s:
-            drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source)
+            # detected_at orders drops for latest.json (publish._is_newer): the database's clock, not this node's
+            drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source,
+                        detected_at=_clock(s))
             s.add(drop)
             s.flush()
             row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
@@ -359,7 +361,7 @@ class JobQueue:
         is read inside the claim statement."""
         with self.sessions.begin() as s:
             if now is None:
-                now = DB_NOW if _on_postgres(s) else utcnow()
+                now = DB_NOW if _on_postgres(s) else _clock(s)
             eligible = [or_(JobRow.node_group.is_(None), JobRow.node_group.in_(list(groups)))]
             if not gpu:
                 eligible.append(JobRow.requires_gpu.is_(False))

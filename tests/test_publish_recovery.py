@@ -113,3 +113,32 @@ def test_a_shot_folder_renamed_mid_job_stops_the_job_and_nothing_appears_at_the_
     assert not shot.exists(), "the old path is not re-created"
     assert outputs.versions(renamed / "quickart") == [], "no ghost version under the new name either"
     assert not (cfg.root / "DEMO" / "editorial" / "sq010.otio").exists()
+
+
+# -- D1. a node whose clock is behind ---------------------------------------------------------------------
+
+def test_a_newer_drop_seen_by_a_node_whose_clock_is_behind_becomes_latest(make_config, db_url, monkeypatch):
+    import datetime as dt
+
+    import numpy as np
+
+    from quickart_daemon import jobs
+    from quickart_daemon.images import read_png, write_png
+    cfg = make_config(pipeline="blend", database={"url": db_url})
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    jq = open_queue(cfg)
+    assert one_attempt(cfg, jq, submit_shot(cfg, jq, shot, "watch")).version == 1
+
+    class BehindByAnHour(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) - dt.timedelta(hours=1)
+
+    monkeypatch.setattr(jobs, "datetime", BehindByAnHour)  # this node's clock: every utcnow() here
+    key = shot / "keys" / f"{SHOT}_char.1003.png"
+    write_png(key, np.ascontiguousarray(read_png(key)[:, ::-1]))  # the artist's newer drawing
+    newer = one_attempt(cfg, jq, submit_shot(cfg, jq, shot, "watch"))
+    assert newer.state is JobState.DONE and newer.version == 2
+    assert not any("not latest" in w for w in newer.warnings), newer.warnings
+    assert json.loads((shot / "quickart" / "latest.json").read_text())["version"] == 2
+    assert sequence_clips(cfg) == [f"{SHOT}_v002"]
