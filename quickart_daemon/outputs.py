@@ -28,6 +28,7 @@ from .errors import OutputError
 from .images import write_bytes_atomic
 
 VERSION_RE = re.compile(r"^v(\d{3,})$")
+STAGING_RE = re.compile(r"^\.job-(\d+)\.tmp$")
 CHECKPOINTS = ".stages"  # in the staging folder: stage outputs, for resuming
 INPUTS = ".inputs"  # in the staging folder: the job's snapshot of the shot's inputs
 LATEST = "latest.json"
@@ -37,6 +38,15 @@ KEPT = ".kept"
 
 def staging_dir(output_dir: Path, job_id: int | str) -> Path:
     return output_dir / f".job-{job_id}.tmp"
+
+
+def staging_folders(output_dir: Path) -> dict[int, Path]:
+    """The staging folders in a shot's output folder, by job id."""
+    try:
+        return {int(m.group(1)): Path(e.path) for e in os.scandir(output_dir)
+                if e.is_dir(follow_symlinks=False) and (m := STAGING_RE.match(e.name))}
+    except OSError:
+        return {}
 
 
 def versions(output_dir: Path) -> list[int]:

@@ -401,9 +401,9 @@ class DropWatcher:
             self._retry_later(shot, gen, max(self.settle_seconds, 0.5))
             return
         try:
-            if unpack_zip_drops(shot, self.root):
-                files = input_files(shot, self.root)  # unpacked files are inputs too
-                state = self._state(shot, files)
+            unpack_zip_drops(shot, self.root)
+            files = input_files(shot, self.root)  # unpacked files are inputs (those of replaced zips no longer)
+            state = self._state(shot, files)
         except DropError as exc:  # UnsafeArchive included
             self._problem(shot, exc.message)
             self._finish(shot, gen, state)

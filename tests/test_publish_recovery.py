@@ -142,3 +142,52 @@ def test_a_newer_drop_seen_by_a_node_whose_clock_is_behind_becomes_latest(make_c
     assert not any("not latest" in w for w in newer.warnings), newer.warnings
     assert json.loads((shot / "quickart" / "latest.json").read_text())["version"] == 2
     assert sequence_clips(cfg) == [f"{SHOT}_v002"]
+
+
+# -- U4/U5. leftovers: replaced zips' unpacked folders, orphaned staging folders -----------------------------
+
+def test_the_unpacked_folder_of_a_replaced_zip_is_removed(make_config, caplog):
+    import io
+    import logging
+    import zipfile
+
+    from quickart_daemon import drops
+    cfg = make_config(pipeline="blend")
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    key = (shot / "keys" / f"{SHOT}_char.1003.png").read_bytes()
+
+    def zip_drop(name: str, frame: int) -> None:
+        data = io.BytesIO()
+        with zipfile.ZipFile(data, "w") as zf:
+            zf.writestr(f"{SHOT}_char.{frame}.png", key)
+        (shot / "keys" / name).write_bytes(data.getvalue())
+
+    zip_drop("batch.zip", 1005)
+    [old] = drops.unpack_zip_drops(shot, cfg.root)
+    (shot / "keys" / "batch.zip").unlink()
+    zip_drop("batch2.zip", 1007)  # the artist replaces the batch
+    with caplog.at_level(logging.INFO, logger="quickart_daemon.drops"):
+        [new] = drops.unpack_zip_drops(shot, cfg.root)
+    assert not old.exists() and new.is_dir()
+    assert f"removed={old}" in caplog.text
+    assert not any(f.is_relative_to(old) for f in drops.input_files(shot, cfg.root)), "its frames are no inputs"
+
+
+def test_a_starting_daemon_removes_staging_folders_no_job_comes_back_to(make_config, tmp_path):
+    from test_daemon import start_daemon, stop, wait_until
+    cfg = make_config(pipeline="blend")
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    out = shot / "quickart"
+    jq = open_queue(cfg)
+    done = one_attempt(cfg, jq, submit_shot(cfg, jq, shot, "watch"))
+    waiting = jq.enqueue(done.shot, str(shot), "blend", requires_gpu=True)  # no GPU here: stays queued
+    for job_id in (done.id, waiting.id, 77):  # 77: a job of a database since replaced
+        (out / f".job-{job_id}.tmp" / ".stages").mkdir(parents=True)
+    daemon = start_daemon(cfg)
+    try:
+        wait_until(lambda: jq.nodes(), 30, "the daemon to start", daemon)
+    finally:
+        stop(daemon)
+    assert sorted(p.name for p in out.glob(".job-*")) == [f".job-{waiting.id}.tmp"], "the queued job resumes from it"
+    log = (tmp_path / "daemon.log").read_text()
+    assert f"reason=job {done.id} is done" in log and "reason=job 77 is not in the database" in log
