@@ -191,3 +191,27 @@ def test_a_starting_daemon_removes_staging_folders_no_job_comes_back_to(make_con
     assert sorted(p.name for p in out.glob(".job-*")) == [f".job-{waiting.id}.tmp"], "the queued job resumes from it"
     log = (tmp_path / "daemon.log").read_text()
     assert f"reason=job {done.id} is done" in log and "reason=job 77 is not in the database" in log
+
+
+# -- S3. a job no live node can claim says why it waits ----------------------------------------------------
+
+@pytest.mark.parametrize("gpus, reason", [(0, "waiting: no live node has a GPU slot"), (1, None)])
+def test_a_gpu_job_no_live_node_can_claim_says_why_it_waits(make_config, capsys, gpus, reason):
+    import os
+
+    from quickart_daemon import cli
+    from quickart_daemon.naming import ShotId
+    cfg = make_config(pipeline="blend")
+    jq = open_queue(cfg)
+    jq.node_heartbeat("render01", os.getpid(), ["cpu0"], "native", starting=True, gpus=gpus)
+    job = jq.enqueue(ShotId("DEMO", "sq010", SHOT), str(cfg.root / "DEMO" / "sq010" / SHOT), "blend",
+                     requires_gpu=True)
+    assert cli.main(["--config", str(cfg.source), "status"]) == 0
+    status = capsys.readouterr().out
+    assert cli.main(["--config", str(cfg.source), "job", str(job.id)]) == 0
+    shown = capsys.readouterr().out
+    if reason is None:
+        assert "waiting:" not in status + shown
+    else:
+        assert f"job {job.id} DEMO/sq010/{SHOT}: {reason}" in status
+        assert f"  {reason}\n" in shown
