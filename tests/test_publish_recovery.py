@@ -215,3 +215,26 @@ def test_a_gpu_job_no_live_node_can_claim_says_why_it_waits(make_config, capsys,
     else:
         assert f"job {job.id} DEMO/sq010/{SHOT}: {reason}" in status
         assert f"  {reason}\n" in shown
+
+
+# -- S4. shot folders that do not match the naming -----------------------------------------------------------
+
+def test_a_misnamed_shot_folder_is_reported_in_status_and_the_log(make_config, tmp_path, capsys):
+    from quickart_daemon import cli
+    from test_daemon import start_daemon, stop, wait_until
+    cfg = make_config(pipeline="blend")
+    good = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    bad = good.rename(good.with_name("sh 0010"))  # a space: not a shot name
+    (cfg.root / "DEMO" / "sq010" / "notes").mkdir()  # no keys/: not taken for a shot, not reported
+    jq = open_queue(cfg)
+    daemon = start_daemon(cfg)
+    try:
+        wait_until(lambda: jq.notices(), 30, "the misnamed folder to be reported", daemon)
+    finally:
+        stop(daemon)
+    assert cli.main(["--config", str(cfg.source), "status"]) == 0
+    status = capsys.readouterr().out
+    assert f"{bad}: not a shot folder: 'DEMO/sq010/sh 0010' does not match naming.shot_path" in status
+    assert "notes" not in status and jq.list() == []
+    log = (tmp_path / "daemon.log").read_text()
+    assert f"{bad}: not a shot folder" in log
