@@ -94,6 +94,11 @@ class Daemon:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
+        try:
+            self._refuse_a_second_daemon()
+        except QuickArtError:
+            self.wakeup.close()
+            raise
         self.cfg.root.mkdir(parents=True, exist_ok=True)
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
@@ -154,6 +159,20 @@ class Daemon:
         if self.database_down:
             log.info("action=database_back url=%s", self.cfg.database.url)
             self.database_down = False
+
+    def _refuse_a_second_daemon(self) -> None:
+        """Another daemon of this node name that still heartbeats would have its running jobs taken over
+        (requeue_stale(node=...)) and both would run, one unseen: refuse to start. A fresh heartbeat
+        alone may be a daemon just killed (systemd restarting it), so wait for a second beat."""
+        beat_every = min(5.0, self.cfg.queue.heartbeat_seconds)
+        first = self.jq.node_beat(self.node, within=3 * beat_every)
+        if first is None:
+            return
+        time.sleep(2 * beat_every + 0.5)
+        again = self.jq.node_beat(self.node, within=3 * beat_every)
+        if again is not None and again != first:
+            raise QuickArtError(f"a daemon for node {self.node} is already running (pid {again[0]}, heartbeating "
+                                "on this database); stop it first, or give this one another node_name")
 
     def _tidy_staging(self) -> None:
         """At start: remove the staging folders no job will come back to (a job no longer in the database,

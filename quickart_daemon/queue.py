@@ -683,6 +683,15 @@ class JobQueue:
             if stopping:
                 row.stopped_at, row.state = now, "stopped"
 
+    def node_beat(self, name: str, within: float) -> tuple[int, datetime] | None:
+        """(pid, heartbeat time) of node `name` when it is up and beat within `within` seconds by the
+        database's clock; None otherwise (never started, stopped, down, or silent)."""
+        with self.sessions() as s:
+            row = s.get(Node, name)
+            if row is None or row.state != "up" or row.heartbeat_at < _clock(s) - timedelta(seconds=within):
+                return None
+            return row.pid, row.heartbeat_at
+
     def nodes(self) -> list[NodeInfo]:
         with self.sessions() as s:
             return reads.nodes(self._run(s))

@@ -238,3 +238,27 @@ def test_a_misnamed_shot_folder_is_reported_in_status_and_the_log(make_config, t
     assert "notes" not in status and jq.list() == []
     log = (tmp_path / "daemon.log").read_text()
     assert f"{bad}: not a shot folder" in log
+
+
+# -- S5. a second daemon for the same node ------------------------------------------------------------------
+
+def test_a_second_daemon_for_a_live_node_refuses_to_start(make_config, tmp_path):
+    import subprocess
+    import sys
+
+    from test_daemon import start_daemon, stop, wait_until
+    cfg = make_config(pipeline="blend", node_name="render01")
+    jq = open_queue(cfg)
+    first = start_daemon(cfg)
+    try:
+        wait_until(lambda: jq.nodes(), 30, "the first daemon to register", first)
+        second = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "--config", str(cfg.source), "daemon"],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0
+        lines = second.stderr.strip().splitlines()
+        assert lines[-1] == (f"quickart: a daemon for node render01 is already running (pid {first.pid}, "
+                             "heartbeating on this database); stop it first, or give this one another node_name")
+        assert "Traceback" not in second.stderr
+        assert first.poll() is None and [n.pid for n in jq.nodes()] == [first.pid], "the first one keeps running"
+    finally:
+        stop(first)
