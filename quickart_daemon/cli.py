@@ -69,13 +69,16 @@ def _reader(cfg: Config):
 
 def cmd_status(args, cfg: Config) -> int:
     from .db import reads
-    from .jobs import JobState, utcnow
+    from .jobs import JobState, utcnow, why_waiting
     with _reader(cfg) as run:
         now = utcnow()
+        node_rows = reads.nodes(run)
         nodes = [{"node": n.name, "pid": n.pid, "alive": _alive(n, now), "state": n.state,
                   "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode,
                   "gpus": n.gpus, "running": n.running, "version": n.version}
-                 for n in reads.nodes(run)]
+                 for n in node_rows]
+        live = [n for n in node_rows if _alive(n, now)]
+        waiting = [(j, reason) for j in reads.list_jobs(run, [JobState.QUEUED]) if (reason := why_waiting(j, live))]
         counts = reads.count_states(run)
         running = reads.list_jobs(run, [JobState.RUNNING])
         failed = reads.list_jobs(run, [JobState.FAILED], limit=5)
@@ -89,6 +92,7 @@ def cmd_status(args, cfg: Config) -> int:
                      "node": j.node, "slot": j.slot, "attempt": j.attempts} for j in running],
         "slots": [{"node": n["node"], "slot": s, "busy": s in busy} for n in nodes if n["alive"] for s in n["slots"]],
         "last_errors": [{"job": j.id, "shot": str(j.shot), "error": j.error, "at": j.finished_at} for j in failed],
+        "waiting": [{"job": j.id, "shot": str(j.shot), "reason": reason} for j, reason in waiting],
         "notices": [{"path": n.path, "message": n.message, "at": n.created_at} for n in notices],
     }
     if args.json:
@@ -106,6 +110,8 @@ def cmd_status(args, cfg: Config) -> int:
         print("slots: " + "  ".join(f"{s['slot']}={'busy' if s['busy'] else 'free'}" for s in data["slots"]))
     for r in data["running"]:
         print(f"  job {r['job']} {r['shot']}: {r['stage'] or 'starting'} {r['progress'] * 100:.0f}% on {r['node']}/{r['slot']}")
+    for w in data["waiting"]:
+        print(f"  job {w['job']} {w['shot']}: {w['reason']}")
     if failed:
         print("last errors:")
         for j in failed:
@@ -159,10 +165,12 @@ def cmd_jobs(args, cfg: Config) -> int:
 
 def cmd_job(args, cfg: Config) -> int:
     from .db import reads
-    from .jobs import FINISHED
+    from .jobs import FINISHED, utcnow, why_waiting
     with _reader(cfg) as run:
         job = reads.get_job(run, args.id)
         data = job.to_dict() | {"stages": reads.stage_runs(run, job.id), "outputs": reads.artifacts(run, job.id)}
+        now = utcnow()
+        data["waiting"] = why_waiting(job, [n for n in reads.nodes(run) if _alive(n, now)])
     if job.state in FINISHED:
         from .rerun import retry_points
         data["retry_from"] = retry_points(cfg, job, data["stages"])
@@ -177,6 +185,8 @@ def cmd_job(args, cfg: Config) -> int:
         print(line + (f"  {st['error']}" if st["error"] else ""))
     if job.error:
         print(f"  error: {job.error}")
+    if data["waiting"]:
+        print(f"  {data['waiting']}")
     for w in job.warnings:
         print(f"  warning: {w}")
     for kind, path in data["outputs"].items():

@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from . import __version__, outputs
 from .config import Config
 from .db.wakeup import Wakeup
-from .errors import QuickArtError
+from .drops import OUTPUT_DIR
+from .errors import JobNotFound, QuickArtError
 from .gpu import Slot, make_slots
 from .intake import submit_shot
-from .queue import JobState, open_queue
+from .queue import FINISHED, JobState, open_queue
 from .watch import DropWatcher, choose_observer_kind
 
 log = logging.getLogger("quickart.daemon")
@@ -93,12 +94,18 @@ class Daemon:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
+        try:
+            self._refuse_a_second_daemon()
+        except QuickArtError:
+            self.wakeup.close()
+            raise
         self.cfg.root.mkdir(parents=True, exist_ok=True)
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         recovered = self.jq.requeue_stale(node=self.node)
         if recovered:
             log.info("action=recover node=%s requeued=%s", self.node, recovered)
+        self._tidy_staging()
         self._heartbeat(starting=True)
         self.watcher.start()
         self.watch_mode = self.watcher.observer_kind or self.watch_mode  # native may have fallen back to polling
@@ -152,6 +159,39 @@ class Daemon:
         if self.database_down:
             log.info("action=database_back url=%s", self.cfg.database.url)
             self.database_down = False
+
+    def _refuse_a_second_daemon(self) -> None:
+        """Another daemon of this node name that still heartbeats would have its running jobs taken over
+        (requeue_stale(node=...)) and both would run, one unseen: refuse to start. A fresh heartbeat
+        alone may be a daemon just killed (systemd restarting it), so wait for a second beat."""
+        beat_every = min(5.0, self.cfg.queue.heartbeat_seconds)
+        first = self.jq.node_beat(self.node, within=3 * beat_every)
+        if first is None:
+            return
+        time.sleep(2 * beat_every + 0.5)
+        again = self.jq.node_beat(self.node, within=3 * beat_every)
+        if again is not None and again != first:
+            raise QuickArtError(f"a daemon for node {self.node} is already running (pid {again[0]}, heartbeating "
+                                "on this database); stop it first, or give this one another node_name")
+
+    def _tidy_staging(self) -> None:
+        """At start: remove the staging folders no job will come back to (a job no longer in the database,
+        or one that finished without retiring its staging, say when its worker was killed at the end).
+        Queued and running jobs keep theirs: they resume from them."""
+        for shot in self.watcher.find_shots():
+            for job_id, staging in outputs.staging_folders(shot / OUTPUT_DIR).items():
+                try:
+                    job = self.jq.get(job_id)
+                except JobNotFound:
+                    job = None
+                if job is not None and job.state not in FINISHED:
+                    continue
+                if job is None:
+                    outputs.remove_staging(staging)
+                else:  # its work may still serve a retry from a stage
+                    outputs.retire_staging(staging, self.cfg.retry.keep_stage_outputs_of)
+                log.info("action=tidy removed=%s reason=%s", staging,
+                         f"job {job_id} is {job.state.value}" if job else f"job {job_id} is not in the database")
 
     def _heartbeat(self, starting: bool = False, stopping: bool = False) -> None:
         gpus = len({s.env.get("CUDA_VISIBLE_DEVICES") for s in self.slots if s.device.startswith("cuda")})

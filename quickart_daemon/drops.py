@@ -354,7 +354,9 @@ def unpack_zip_drops(shot_dir: Path, root: Path | None = None) -> list[Path]:
     """Unpack every ``keys/*.zip`` of a shot once; return the unpacked folders of the zips present.
 
     Each zip goes to ``quickart/unpacked/{zip stem}-{sha256[:12]}/``; a folder that
-    already exists is this exact zip unpacked before, so it is not unpacked again.
+    already exists is this exact zip unpacked before, so it is not unpacked again. The
+    folder of a zip no longer there (replaced or removed) is removed: its files are no
+    longer inputs (jobs read their own copies).
     """
     shot_dir = Path(shot_dir)
     keys = shot_dir / "keys"
@@ -363,7 +365,7 @@ def unpack_zip_drops(shot_dir: Path, root: Path | None = None) -> list[Path]:
         zips = sorted(Path(e.path) for e in os.scandir(keys)
                       if e.name.lower().endswith(".zip") and not is_ignored_name(e.name) and e.is_file())
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        zips = []
     folders = []
     for zip_path in zips:
         _check_link(zip_path, boundary)
@@ -371,4 +373,17 @@ def unpack_zip_drops(shot_dir: Path, root: Path | None = None) -> list[Path]:
         if not folder.exists():
             unpack_zip(zip_path, folder)
         folders.append(folder)
+    _remove_replaced_unpacked(shot_dir / OUTPUT_DIR / UNPACKED_DIR, folders)
     return folders
+
+
+def _remove_replaced_unpacked(unpacked: Path, current: list[Path]) -> None:
+    """Remove the unpacked folders of zips no longer in keys/ (hidden ones are unpackings in progress)."""
+    try:
+        stale = [Path(e.path) for e in os.scandir(unpacked)
+                 if e.is_dir(follow_symlinks=False) and not is_ignored_name(e.name) and Path(e.path) not in current]
+    except OSError:
+        return
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("action=tidy removed=%s reason=its zip is no longer in keys/", folder)

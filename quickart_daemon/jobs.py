@@ -169,3 +169,13 @@ class DropInfo:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "signature": self.signature, "detected_at": self.detected_at.isoformat()}
+
+
+def why_waiting(job: Job, live: list[NodeInfo]) -> str | None:
+    """Why a queued job waits, when no live node (`live`) can claim it: it requires a GPU slot none has.
+    None when some live node may take it. (A node's groups are not recorded in the database yet, so a
+    job waiting for a node group is not explained here.)"""
+    if job.state is not JobState.QUEUED or not job.requires_gpu or any(n.gpus for n in live):
+        return None
+    return "waiting: no live node has a GPU slot"
+

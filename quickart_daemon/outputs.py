@@ -28,6 +28,7 @@ from .errors import OutputError
 from .images import write_bytes_atomic
 
 VERSION_RE = re.compile(r"^v([0-9]{3,})$")  # ASCII digits only
+STAGING_RE = re.compile(r"^\.job-([0-9]+)\.tmp$")
 CHECKPOINTS = ".stages"  # in the staging folder: stage outputs, for resuming
 INPUTS = ".inputs"  # in the staging folder: the job's snapshot of the shot's inputs
 LATEST = "latest.json"
@@ -37,6 +38,15 @@ KEPT = ".kept"
 
 def staging_dir(output_dir: Path, job_id: int | str) -> Path:
     return output_dir / f".job-{job_id}.tmp"
+
+
+def staging_folders(output_dir: Path) -> dict[int, Path]:
+    """The staging folders in a shot's output folder, by job id."""
+    try:
+        return {int(m.group(1)): Path(e.path) for e in os.scandir(output_dir)
+                if e.is_dir(follow_symlinks=False) and (m := STAGING_RE.match(e.name))}
+    except OSError:
+        return {}
 
 
 def versions(output_dir: Path) -> list[int]:
@@ -59,9 +69,20 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
 
 
 @contextmanager
+def shot_lock(output_dir: Path) -> Iterator[None]:
+    """The shot's version lock: whoever holds it numbers versions and writes latest.json."""
+    try:
+        output_dir.mkdir(exist_ok=True)  # never re-create a shot folder that was renamed away
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot publish a version: {exc.strerror or exc}") from None
+    with file_lock(output_dir / ".lock", "publish a version"):
+        yield
+
+
+@contextmanager
 def version_slot(output_dir: Path) -> Iterator[int]:
     """Hold the shot's version lock and yield the next free version number."""
-    with file_lock(output_dir / ".lock", "publish a version"):
+    with shot_lock(output_dir):
         yield (versions(output_dir) or [0])[-1] + 1
 
 
@@ -73,6 +94,10 @@ class PublishLocks:
 
     def version_slot(self, output_dir: Path) -> AbstractContextManager[int]:
         return version_slot(output_dir)
+
+    def shot(self, output_dir: Path) -> AbstractContextManager[None]:
+        """The version lock without taking a number (finishing an interrupted publish)."""
+        return shot_lock(output_dir)
 
     def sequence(self, path: Path) -> AbstractContextManager[None]:
         return file_lock(path.with_name(f".{path.name}.lock"), "update the sequence timeline")
@@ -97,8 +122,29 @@ def commit_version(staging: Path, output_dir: Path, version: int, latest: dict |
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot publish version: {exc.strerror or exc}") from None
     if latest is not None:
-        write_json(output_dir / LATEST, latest)
+        point_latest(output_dir, latest)
     return final
+
+
+def point_latest(output_dir: Path, latest: dict) -> None:
+    """Inside the shot's version lock: write latest.json. A temporary copy left by a writer killed
+    mid-write is stale (only the lock's holder writes latest.json): remove it."""
+    for stale in output_dir.glob(f".{LATEST}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    write_json(output_dir / LATEST, latest)
+
+
+def version_made_by(output_dir: Path, series: str) -> tuple[int, dict] | None:
+    """(number, manifest) of the newest version whose manifest names the job attempt series `series`
+    (its job, generation and creation time): a publish that was cut short after the rename."""
+    for number in reversed(versions(output_dir)):
+        try:
+            manifest = json.loads((output_dir / f"v{number:03d}" / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("job_series") == series:
+            return number, manifest
+    return None
 
 
 def write_json(path: Path, data) -> None:
@@ -140,7 +186,8 @@ def set_work_aside(staging: Path) -> None:
         return  # it never read its inputs: nothing to start again from
     kept = kept_work(staging)
     shutil.rmtree(kept, ignore_errors=True)
-    kept.mkdir(parents=True)
+    kept.parent.mkdir(exist_ok=True)
+    kept.mkdir()
     _move_work(staging, kept)
 
 
@@ -162,7 +209,7 @@ def restore_work(staging: Path) -> bool:
     if not (kept / INPUTS).is_dir():
         return False
     remove_staging(staging)
-    staging.mkdir(parents=True)
+    staging.mkdir()
     _move_work(kept, staging)
     shutil.rmtree(kept, ignore_errors=True)
     return True

@@ -26,7 +26,7 @@ from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
 from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, restore_work, retire_staging, staging_dir
 from .pipeline import StageReport, load_pipeline, with_shot_params
-from .publish import Provenance, Version, publish_version
+from .publish import Provenance, Version, finish_interrupted_publish, publish_version
 from .jobs import DropInfo
 from .queue import Job, JobQueue, JobState, LeaseLost
 from .run import Checkpoints, read_inputs, run_pipeline
@@ -42,6 +42,21 @@ class JobInterrupted(QuickArtError):
 
 class WorkNotKept(QuickArtError):
     """A retry from a chosen stage found its earlier run's work files removed (never worth retrying)."""
+
+
+class ShotGone(QuickArtError):
+    """The job's shot folder is no longer there (renamed or moved while the job ran): nothing is written
+    at its old path, and a retry cannot help (the folder under its new name makes its own job)."""
+
+    def __init__(self, shot_dir: Path):
+        super().__init__(f"the shot folder {shot_dir} is gone (renamed or moved while the job ran?); nothing was "
+                         "written there, and the folder under its new name gets its own job")
+
+
+def _check_shot_there(shot_dir: Path) -> None:
+    """Before each write: a shot folder that went away is never re-created by writing into it."""
+    if not shot_dir.is_dir():
+        raise ShotGone(shot_dir)
 
 
 class Controls:
@@ -114,7 +129,7 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         version = _run_attempt(cfg, jq, job, owner, device, controls, hb, attempt, on_progress, started)
         hb.stop()
         retire_staging(attempt.staging, cfg.retry.keep_stage_outputs_of)  # the version took the rest
-        note = [] if version.latest else [
+        note = [*version.warnings] if version.latest else [
             f"v{version.number:03d} is kept but not latest: v{version.latest_version:03d} was made from a newer drop"]
         finished = jq.finish(job.id, owner, version=version.number, output_path=str(version.path),
                              artifacts=version.artifacts, warnings=note)
@@ -139,6 +154,8 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
         raise
     except Exception as exc:
         hb.stop()
+        if not attempt.shot_dir.is_dir():  # whatever failed, this is why, and no retry can help
+            exc = ShotGone(attempt.shot_dir)
         error, retryable = _describe(exc, attempt.phase)
         error = attempt.shown(error)
         if not isinstance(exc, (QuickArtError, OSError)) or isinstance(exc, StageCrashed):
@@ -160,6 +177,15 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
                  attempt: _Attempt, on_progress, started: float) -> Version:
     """Read the shot (from the job's snapshot), run the pipeline from its last checkpoint, publish."""
     drop = jq.drop(job.drop_id) if job.drop_id is not None else None
+    # one version per run of a job: a resumed attempt that finds its own version finishes that publish
+    series = f"job {job.id} generation {job.generation} created {job.created_at.isoformat()}"
+    attempt.phase = "publishing"
+    published = finish_interrupted_publish(job.shot, attempt.staging.parent, series, drop, naming=cfg.naming_rules,
+                                           studio_root=cfg.root, locks=jq.publish_locks(job))
+    if published is not None:
+        log.info("action=publish_finished job=%s shot=%s version=v%03d", job.id, job.shot, published.number)
+        return published
+    attempt.phase = "loading the shot"
     attempt.snapshot, fresh = _snapshot(cfg, job, attempt, drop)
     shot = load_shot(attempt.shot_dir, cfg, inputs=attempt.snapshot.folder)  # limits checked before any stage loads
     pipeline = with_shot_params(load_pipeline(job.pipeline, [cfg.pipelines_dir]), shot.settings.stages,
@@ -177,6 +203,7 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
         attempt.phase, attempt.stage = f"stage {stage}", stage
         if controls.cancel.is_set() or controls.shutdown.is_set() or controls.lease_lost.is_set():
             raise JobInterrupted(f"stopped before stage {stage}")
+        _check_shot_there(attempt.shot_dir)
         hb.stage = stage
         hb.beat()
 
@@ -196,8 +223,9 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
         read_inputs(shot, cfg.max_image_pixels), shot, pipeline, checkpoints, done=done, device=device,
         models_dir=cfg.models_dir, before_stage=before_stage, progress=progress, on_stage_done=record)
     attempt.phase, attempt.stage = "publishing", None
+    _check_shot_there(attempt.shot_dir)
     attempt.job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
-    made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop)
+    made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop, series)
     return publish_version(shot, pipeline, drawings, reports, staging=attempt.staging, naming=cfg.naming_rules,
                            studio_root=cfg.root, made_by=made_by, locks=jq.publish_locks(job))
 
@@ -220,7 +248,9 @@ def _snapshot(cfg: Config, job: Job, attempt: _Attempt, drop: DropInfo | None) -
                               "(retry.keep_stage_outputs_of); retry it from the start")
         return snapshot, False
     remove_staging(attempt.staging)  # nothing to resume from: start clean
-    attempt.staging.mkdir(parents=True)
+    _check_shot_there(attempt.shot_dir)
+    attempt.staging.parent.mkdir(exist_ok=True)  # the shot's output folder, never the shot folder itself
+    attempt.staging.mkdir()
     # the first attempt reads exactly its drop; a manual retry (generation > 0) the files as they are now
     expected = drop.signature if drop is not None and job.generation == 0 else None
     return take_snapshot(attempt.shot_dir, cfg, attempt.staging / INPUTS, series, expected), True

@@ -22,10 +22,11 @@ import numpy as np
 from . import __version__, folders, outputs
 from .contact import Tile, write_contact_sheet
 from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
+from .errors import OutputError
 from .images import composite_over, write_png
 from .jobs import DropInfo
 from .logs import JobLog
-from .naming import Naming
+from .naming import Naming, ShotId
 from .pipeline import Pipeline, StageReport
 from .shot import ShotInputs
 from .stages.base import Frames
@@ -41,6 +42,7 @@ class Provenance:
     started: float  # time.monotonic() when the job (attempt) started
     inputs: list[dict]  # every input file read, with the sha256 of the bytes read (the job's snapshot)
     drop: DropInfo | None = None  # the drop the job was made for (None: a job without one)
+    series: str = ""  # the job's attempt series (id, generation, creation): a resume knows its own version by it
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Version:
     sequence_otio: Path
     latest: bool = True  # False: a newer drop's version was published first and stays latest
     latest_version: int | None = None  # the version latest.json points at after this publish
+    warnings: tuple[str, ...] = ()  # for the job: what of the publish around the version did not happen
 
     @property
     def artifacts(self) -> dict[str, str]:
@@ -71,6 +74,7 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
     every = _every_frame(shown, schedule, layers, first, last)
 
     _link_stage_folders(staging, pipeline, reports, shot.id.shot, naming)
+    (staging / "frames").mkdir(exist_ok=True)  # fails if staging moved away with its shot: nothing above is made
     folders.write_frames(staging / "frames", every, compression=1,
                          name=lambda layer, frame: naming.format_output_name(shot.id.shot, layer, frame))
     _write_comp(staging / "comp", every, layers, schedule, first, last,
@@ -83,8 +87,7 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
         title = f"{shot.id}  v{number:03d}  job {made_by.job_id}  pipeline {pipeline.name}"
         write_contact_sheet(staging / "contact.png", _tiles(shot, pipeline, drawings, layers), title)
         sequences = _sequences(final, shot, layers, naming, first, last)
-        metadata = {"job_id": made_by.job_id, "pipeline": pipeline.name, "version": number, "shot": str(shot.id),
-                    "node": made_by.node}
+        metadata = _metadata(made_by.job_id, pipeline.name, number, shot.id, made_by.node)
         key_frames = sorted({f for fr in shot.keys.values() for f in fr})
         otio_name = f"{shot.id.shot}_v{number:03d}.otio"
         write_timeline(version_timeline(shot.id, number, shot.fps, sequences, key_frames, metadata),
@@ -98,12 +101,66 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
             "version": number, "path": final.name, "drop": made_by.drop.to_dict() if made_by.drop else None,
         } if latest else None)
 
-    sequence_otio = studio_root / shot.id.show / "editorial" / f"{shot.id.seq}.otio"
+    sequence_otio = _sequence_path(studio_root, shot.id)
+    warnings = []
     if latest:  # the sequence shows what latest.json shows
-        with locks.sequence(sequence_otio):
-            update_sequence_timeline(sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
+        warnings = _update_sequence(locks, sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
     return Version(number, final, final / otio_name, sequence_otio, latest,
-                   number if latest else current["version"])
+                   number if latest else current["version"], tuple(warnings))
+
+
+def finish_interrupted_publish(shot_id: ShotId, output_dir: Path, series: str, drop: DropInfo | None, *,
+                               naming: Naming, studio_root: Path,
+                               locks: outputs.PublishLocks | None = None) -> Version | None:
+    """A resumed attempt whose own version is already there (its worker was killed between the rename
+    and latest.json or the sequence timeline): finish that publish instead of publishing a copy.
+    None when the attempt series made no version."""
+    found = outputs.version_made_by(output_dir, series)
+    if found is None:
+        return None
+    number, manifest = found
+    final = output_dir / f"v{number:03d}"
+    locks = locks or outputs.PublishLocks()
+    with locks.shot(output_dir):
+        current = outputs.read_latest(output_dir)
+        latest = "superseded_by" not in manifest and _is_newer(drop, current)
+        if latest:
+            outputs.point_latest(output_dir, {"version": number, "path": final.name, "drop": manifest.get("drop")})
+    timing = manifest["timing"]
+    first, last = timing["frame_range"]
+    prefix, suffix = naming.output_prefix_suffix(shot_id.shot, None)
+    comp = Sequence("comp", final / "comp", prefix, suffix, first, last, naming.frame_padding)
+    sequence_otio = _sequence_path(studio_root, shot_id)
+    warnings = []
+    if latest:
+        warnings = _update_sequence(locks, sequence_otio, shot_id, number, timing["fps"], comp,
+                                    _metadata(manifest["job_id"], manifest["pipeline"]["name"], number, shot_id,
+                                              manifest["node"]))
+    return Version(number, final, final / f"{shot_id.shot}_v{number:03d}.otio", sequence_otio, latest,
+                   number if latest else (current or {}).get("version", number), tuple(warnings))
+
+
+def _update_sequence(locks: outputs.PublishLocks, path: Path, shot_id: ShotId, number: int, fps: float,
+                     comp: Sequence, metadata: dict) -> list[str]:
+    """Show the version in its sequence timeline. The version is published by now: a timeline that cannot
+    be written (a read-only editorial folder, a name too long for its lock file) is a warning on the job,
+    not a failure whose retries would publish copies."""
+    try:
+        with locks.sequence(path):
+            update_sequence_timeline(path, shot_id, number, fps, comp, metadata)
+    except (OutputError, OSError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        return [f"v{number:03d} is published, but the sequence timeline {path} was not updated: {reason}"]
+    return []
+
+
+def _sequence_path(studio_root: Path, shot_id: ShotId) -> Path:
+    return studio_root / shot_id.show / "editorial" / f"{shot_id.seq}.otio"
+
+
+def _metadata(job_id: int, pipeline: str, number: int, shot_id: ShotId, node: str) -> dict:
+    """What the version's and the sequence's timelines record of who made the version."""
+    return {"job_id": job_id, "pipeline": pipeline, "version": number, "shot": str(shot_id), "node": node}
 
 
 def _is_newer(drop: DropInfo | None, current: dict | None) -> bool:
@@ -137,7 +194,7 @@ def _link_stage_folders(staging: Path, pipeline: Pipeline, reports: list[StageRe
         shutil.rmtree(dest_root, ignore_errors=True)
         for source in [report.checkpoint, *sorted(p for p in report.checkpoint.iterdir() if p.is_dir())]:
             dest = dest_root / source.relative_to(report.checkpoint)
-            dest.mkdir(parents=True, exist_ok=True)
+            dest.mkdir(exist_ok=True)  # the folder first, then its variants: nothing above staging is made
             for (layer, frame), path in folders.frame_files(source).items():
                 folders.link_or_copy(path, dest / naming.format_output_name(shot, layer, frame))
 
@@ -186,7 +243,7 @@ def _manifest(shot: ShotInputs, pipeline: Pipeline, reports: list[StageReport], 
               made_by: Provenance) -> dict:
     first, last = shot.schedule.frame_range()
     return {
-        "quickart": __version__, "job_id": made_by.job_id, "shot": str(shot.id), "version": number,
+        "quickart": __version__, "job_id": made_by.job_id, "job_series": made_by.series, "shot": str(shot.id), "version": number,
         "node": made_by.node, "device": made_by.device, "python": platform.python_version(),
         "pipeline": {"name": pipeline.name, "file": str(pipeline.path), "steps": pipeline.describe(),
                      "notes": list(pipeline.notes)},

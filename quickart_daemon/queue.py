@@ -89,11 +89,11 @@ def _on_postgres(s: Session) -> bool:
 
 
 def _clock(s: Session) -> datetime:
-    """Now, for leases and retry times: the database server's clock on PostgreSQL (shared by every node),
-    the local clock on SQLite."""
+    """Now, for leases, retry times and the order of drops: the database's clock, never the node's (on
+    PostgreSQL the server's, shared by every node; on SQLite the clock SQLite itself reads)."""
     if _on_postgres(s):
         return s.scalar(select(DB_NOW))
-    return utcnow()
+    return datetime.fromisoformat(s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
 
 
 def _claim_one(s: Session, values: dict, now, eligible: list) -> int | None:
@@ -180,7 +180,7 @@ class DatabasePublishLocks:
             with outputs.version_slot(output_dir) as number:
                 yield number
             return
-        output_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(exist_ok=True)  # never re-create a shot folder that was renamed away
         with self.jq.sessions.begin() as s:  # the lock is held until this transaction ends
             s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
             recorded = s.scalar(select(func.max(VersionRow.number)).where(VersionRow.shot_id == self.shot_id))
@@ -189,6 +189,19 @@ class DatabasePublishLocks:
             s.add(VersionRow(shot_id=self.shot_id, number=number, job_id=self.job_id, created_at=_clock(s)))
             s.flush()
             yield number
+
+    @contextmanager
+    def shot(self, output_dir: Path) -> Iterator[None]:
+        """The shot's version lock without taking a number (finishing an interrupted publish)."""
+        from . import outputs
+
+        if not self.jq.shared:
+            with outputs.shot_lock(output_dir):
+                yield
+            return
+        with self.jq.sessions.begin() as s:
+            s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
+            yield
 
     @contextmanager
     def sequence(self, path: Path) -> Iterator[None]:
@@ -288,7 +301,7 @@ class JobQueue:
         try:
             with self.sessions.begin() as s:
                 s.add(Drop(shot_id=shot_id, key=key or drop_key(signature, None, forced=True),
-                           signature=signature, files=files, source=source))
+                           signature=signature, files=files, source=source, detected_at=_clock(s)))
         except IntegrityError:
             if not self._drop_exists(shot_id, key):
                 raise  # not another node recording the same drop
@@ -325,7 +338,9 @@ class JobQueue:
     def _enqueue(self, shot_id: int, pipeline: str, key: str, signature: str, files: list[str], source: str,
                  priority: int, requires_gpu: bool, node_group: str | None) -> Job:
         with self.sessions.begin() as s:
-            drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source)
+            # detected_at orders drops for latest.json (publish._is_newer): the database's clock, not this node's
+            drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source,
+                        detected_at=_clock(s))
             s.add(drop)
             s.flush()
             row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
@@ -351,7 +366,7 @@ class JobQueue:
         is read inside the claim statement."""
         with self.sessions.begin() as s:
             if now is None:
-                now = DB_NOW if _on_postgres(s) else utcnow()
+                now = DB_NOW if _on_postgres(s) else _clock(s)
             eligible = [or_(JobRow.node_group.is_(None), JobRow.node_group.in_(list(groups)))]
             if not gpu:
                 eligible.append(JobRow.requires_gpu.is_(False))
@@ -672,6 +687,15 @@ class JobQueue:
             row.version = version or row.version
             if stopping:
                 row.stopped_at, row.state = now, "stopped"
+
+    def node_beat(self, name: str, within: float) -> tuple[int, datetime] | None:
+        """(pid, heartbeat time) of node `name` when it is up and beat within `within` seconds by the
+        database's clock; None otherwise (never started, stopped, down, or silent)."""
+        with self.sessions() as s:
+            row = s.get(Node, name)
+            if row is None or row.state != "up" or row.heartbeat_at < _clock(s) - timedelta(seconds=within):
+                return None
+            return row.pid, row.heartbeat_at
 
     def nodes(self) -> list[NodeInfo]:
         with self.sessions() as s:

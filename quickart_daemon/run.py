@@ -57,7 +57,7 @@ class Checkpoints:
 
     def save(self, index: int, stage: str, result: StageResult) -> Path:
         folder = self.folder(index, stage)
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir(exist_ok=True)  # never re-create a staging folder that moved away with its shot
         folders.write_folder_atomically(folder, result.frames, result.variants)
         return folder
 

@@ -282,7 +282,8 @@ class DropWatcher:
 
     # scanning ---------------------------------------------------------------------
     def find_shots(self) -> list[Path]:
-        """Every shot folder under the root (folders at the template's depth that parse)."""
+        """Every shot folder under the root (folders at the template's depth that parse). A folder there
+        that holds keys/, refs/ or hints/ but whose path does not parse is reported (status, log)."""
         level = [self.root]
         for _ in range(self._depth):
             below = []
@@ -293,7 +294,15 @@ class DropWatcher:
                     continue
                 below += [Path(e.path) for e in entries if not is_ignored_name(e.name) and e.is_dir()]
             level = below
-        return [p for p in level if self.naming.parse_shot_path(p.relative_to(self.root).as_posix()) is not None]
+        shots = []
+        for folder in level:
+            rel = folder.relative_to(self.root).as_posix()
+            if self.naming.parse_shot_path(rel) is not None:
+                shots.append(folder)
+            elif any((folder / d).is_dir() for d in INPUT_DIRS):  # looks like a shot: say why it is not one
+                self._problem(folder, f"{folder}: not a shot folder: {rel!r} does not match naming.shot_path "
+                                      f"{self.naming.shot_path.text!r}; its drops are ignored until it is renamed")
+        return shots
 
     def scan_all(self) -> list[Path]:
         """Startup scan: mark every shot folder that has input files dirty; return them."""
@@ -407,9 +416,9 @@ class DropWatcher:
             self._retry_later(shot, gen, max(self.settle_seconds, 0.5))
             return
         try:
-            if unpack_zip_drops(shot, self.root):
-                files = input_files(shot, self.root)  # unpacked files are inputs too
-                state = self._state(shot, files)
+            unpack_zip_drops(shot, self.root)
+            files = input_files(shot, self.root)  # unpacked files are inputs (those of replaced zips no longer)
+            state = self._state(shot, files)
         except DropError as exc:  # UnsafeArchive included
             self._problem(shot, exc.message)
             self._finish(shot, gen, state)
