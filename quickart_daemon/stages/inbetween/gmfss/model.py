@@ -20,11 +20,14 @@ needs 32 there. So frames go in at multiples of ``max(64, 64 / scale)``
 (:func:`size_multiple`): padded (replicate) and cropped back by default, or stretched and
 resized back (``fit="resize"``) as the published VapourSynth wrapper does.
 
-CPU cost (2 threads, fp32; bench figures in the commit that added this): most of the time is
-the GridNet at half resolution (about 16 convolutions of 64x64 channels over a quarter of the
-pixels) and FeatureNet/GMFlow, so a 1080p in-between takes seconds, not tenths; the flow
-``scale`` 0.5 only shrinks the GMFlow part. Each further t of the same pair costs the per-t part
-only (splatting, RIFE, GridNet).
+CPU cost (bench/bench_gmfss.py, 2 threads, fp32, on a shared machine with load ~4-6, so
+process CPU seconds are the steadier figure): 512x512 flow scale 1.0: prepare 1.4 s (2.8 CPU s)
++ synthesize 2.1 s (2.6); scale 0.5: prepare 0.44 s (0.9) + synthesize 1.1 s (2.1). 1920x1080
+scale 0.5: prepare 7.4 s (13 CPU s) + synthesize 16 s (25); scale 1.0: prepare 38 s (46) +
+synthesize 41 s (27). Synthesis is mostly the GridNet's convolutions at half resolution (64
+to 192 channels) and does not depend on the flow scale; the flow scale shrinks GMFlow (global
+attention and matching at 1/8 of the flow input). A pair with k in-betweens costs one prepare
+and k syntheses: on CPU this is a seconds-per-frame method at 1080p, a GPU one in production.
 """
 
 from __future__ import annotations
