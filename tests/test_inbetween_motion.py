@@ -141,7 +141,7 @@ GAIN_AT_8 = 2.2
 GAIN_AT_2 = 0.3
 
 
-@pytest.mark.parametrize("method", ["motion", "auto"])  # auto: a two-key shot is unchecked motion
+@pytest.mark.parametrize("method", ["motion", "guarded"])  # guarded: a two-key shot is unchecked motion
 def test_motion_beats_rife_at_large_gaps_and_does_not_lose_at_small(seqs, rife_models, method):
     got = {gap: {m: np.mean([_mean_psnr(seqs[s], gap, rife_models, m) for s in seqs]) for m in ("rife", method)}
            for gap in (2, 8)}
@@ -178,14 +178,14 @@ def test_a_path_through_unevenly_spaced_keys():
     assert vals[1, 0] < mid[0] < vals[2, 0]
 
 
-def test_auto_keeps_a_line_on_transparency_clean(rife_models):
-    """A 3-pixel ink line on transparency jumping 12 pixels (large motion for `auto`): the
+def test_guarded_keeps_a_line_on_transparency_clean(rife_models):
+    """A 3-pixel ink line on transparency jumping 12 pixels (large motion for `guarded`): the
     in-between is one solid ink line halfway, no grey halo, transparency kept."""
     def line(x):
         img = np.zeros((72, 100, 4), np.uint8)
         img[10:60, x:x + 3, 3] = 255
         return img
-    ctx = StageContext(schedule=schedule_from_timing({"char": [1001, 1003]}, 1), params={"method": "auto"},
+    ctx = StageContext(schedule=schedule_from_timing({"char": [1001, 1003]}, 1), params={"method": "guarded"},
                        models_dir=rife_models)
     res = stages.get("inbetween").run({("char", 1001): line(30), ("char", 1003): line(42)}, ctx)
     mid = res.frames[("char", 1002)]
