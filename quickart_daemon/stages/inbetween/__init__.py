@@ -7,10 +7,17 @@ For each layer and each pair of consecutive keys (``ctx.schedule.inbetweens``):
    repeat the earlier key, and the job report lists them (``holds`` and a warning).
 2. **Method** (option ``method``):
 
+   * ``auto`` (default): the method for the slot's device (:data:`AUTO`, issue 21): ``anime`` on
+     a CUDA slot, ``rife`` on a CPU slot. The report says both (``asked``, ``method``).
+   * ``anime``: GMFSS Fortuna, the anime-trained interpolator (:mod:`.anime`, our network in
+     :mod:`.gmfss` on the published weights, ``quickart models install gmfss-fortuna``): per pair
+     one motion (global-matching flow, softmax splatting, a fusion net); what held still is kept
+     exactly; the same computation on any device (slow on a CPU: docs/inbetween.md "Speed").
+     Missing or altered weights: ``rife`` with a warning.
    * ``rife``: our IFNet (:mod:`.ifnet`) on the published Practical-RIFE v4 weights
      (``quickart models install rife-v4``), the pair encoded once and all its timesteps in
      one batch.
-   * ``auto`` (default): RIFE on the keys, guarded (:mod:`.guard`, issue 14): each in-between is
+   * ``guarded`` (the default ``auto`` of issue 14): RIFE on the keys, guarded (:mod:`.guard`, issue 14): each in-between is
      a mix of a hold of the nearer key, an eased blend, the keys snapped to the motion and the
      motion itself, weighted by how well each predicts the shot's own keys from their
      neighbours (a self-check per pair), so where the motion cannot be trusted the stage holds
@@ -60,16 +67,16 @@ from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from . import classical, guard, motion
 
 MODEL_NAME = "rife-v4"
-#: median flow magnitude (pixels) from which `method: auto` searches pre-aligned candidates
+#: median flow magnitude (pixels) from which `motion` (and `guarded` on two keys) searches pre-aligned candidates
 LARGE_MOTION_PX = 3.0
 #: (keys before, keys after) a held-out key is predicted across: the nearest neighbours (t = 1/2),
 #: and one side a key further (t = 1/3, 2/3), which shows whether drawings near a key hold
 HELD_OUT_SPANS = ((1, 1), (1, 2), (2, 1))
 METHODS = ("auto", "anime", "rife", "guarded", "motion", "classical")
 #: the method `auto` runs, by the slot's device: the anime network where a GPU makes it affordable
-#: (about 1 s a 1080p in-between on CUDA against about 58 s on two CPU threads), the reference RIFE
-#: on a CPU (issue 21: on animation the project never saw it beat the guard on PSNR at gaps 2
-#: and 4 and made a third fewer ghost lines at every gap)
+#: (on two CPU threads it costs tens of seconds a 1080p in-between: docs/inbetween.md), RIFE on a
+#: CPU (issue 21: on animation the project never saw, RIFE beat the guard of issue 14 on aggregate
+#: PSNR at gaps 2 and 4 and drew fewer ghost lines at every gap)
 AUTO = {"cuda": "anime", "cpu": "rife"}
 
 
