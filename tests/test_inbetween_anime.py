@@ -112,3 +112,15 @@ def test_altered_anime_weights_are_refused_and_rife_runs_with_a_warning(rife_mod
     res = _run({1001: _scene(40), 1003: _scene(64)}, [1001, 1003], tmp_path)
     assert res.report["method"] == "rife"
     assert any("not the anime network" in w and "gmfss-fortuna" in w for w in res.report["warnings"])
+
+
+def test_auto_on_a_gpu_slot_gives_layers_with_transparency_to_rife():
+    """The choice auto makes per layer on a CUDA slot (no GPU here: the rule itself)."""
+    from quickart_daemon.stages.inbetween import _layer_method, resolve_method
+    assert resolve_method("auto", "cuda:0") == "anime" and resolve_method("auto", "cpu") == "rife"
+    assert resolve_method("auto", None) == "rife" and resolve_method("anime", "cpu") == "anime"
+    cel = np.zeros((H, W, 4), np.uint8)
+    frames = {("bg", 1001): _scene(40), ("bg", 1003): _scene(64), ("cel", 1001): cel, ("cel", 1003): cel}
+    assert _layer_method("anime", "auto", frames, "bg") == "anime"
+    assert _layer_method("anime", "auto", frames, "cel") == "rife"
+    assert _layer_method("anime", "anime", frames, "cel") == "anime"  # asked for by name: every layer

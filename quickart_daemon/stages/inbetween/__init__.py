@@ -199,6 +199,18 @@ def _engine(ctx: StageContext, backend: str, precision: str):
     return engine, digest
 
 
+def _layer_method(method: str, asked: str, frames: Frames, layer: str) -> str:
+    """The method a layer's pairs run. `auto` on a GPU slot gives a layer with transparency to RIFE:
+    the anime network's fusion draws a composite over white, which says nothing exact about alpha
+    (docs/inbetween.md: its own alpha made white halos round ink, a splat of the keys along its
+    flows lost 3 dB to RIFE on our transparent cels), while RIFE's motion applies to the
+    premultiplied keys exactly. `anime` asked for by name runs on every layer."""
+    if asked == "auto" and method == "anime" and \
+            any(v[..., 3].min() < 255 for (l, _), v in frames.items() if l == layer and v.shape[-1] == 4):
+        return "rife"
+    return method
+
+
 def _anime_model() -> str:
     from .gmfss.model import MODEL
     return MODEL
@@ -288,31 +300,41 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
     asked, method = method, resolve_method(method, ctx.device)
     report: dict = {"method": method, "asked": asked, "backend": None, "holds": [], "candidates": {}, "frames": []}
     groups: dict[tuple[str, int, int], list] = defaultdict(list)
-    for layer in sorted({l for l, _ in frames}):
+    layers = sorted({l for l, _ in frames})
+    for layer in layers:
         for ib in ctx.schedule.inbetweens(layer):
             groups[(layer, ib.before, ib.after)].append(ib)
     total = sum(len(v) for v in groups.values())
+    used = {layer for layer, _, _ in groups}
+    per_layer = {layer: _layer_method(method, asked, frames, layer) for layer in used}
 
     engine = anime = None
-    if method == "anime" and total:
+    report["models"] = {}
+    if "anime" in per_layer.values():
         try:
             anime = _anime_engine(ctx, str(params["precision"]))
-            report["models"] = {_anime_model(): _anime_digest(ctx)}
+            report["models"][_anime_model()] = _anime_digest(ctx)
             report["backend"] = "torch"
         except ModelLoadError as exc:
             warnings.append(f"in-betweens made with RIFE, not the anime network: {exc}")
-            method = report["method"] = "rife"
-    if method not in ("classical", "anime") and total:
+            per_layer = {layer: "rife" if m == "anime" else m for layer, m in per_layer.items()}
+    if set(per_layer.values()) - {"classical", "anime"}:
         try:
             engine, digest = _engine(ctx, backend, str(params["precision"]))
-            report["models"] = getattr(engine, "models", None) or {MODEL_NAME: digest}
+            report["models"].update(getattr(engine, "models", None) or {MODEL_NAME: digest})
             report["backend"] = getattr(engine, "backend", "torch")
         except ModelLoadError as exc:
             warnings.append(f"in-betweens made with the classical optical-flow fallback, not RIFE: {exc}")
-            method = report["method"] = "classical"
+            per_layer = {layer: "classical" if m != "anime" else m for layer, m in per_layer.items()}
+    if not report["models"]:
+        del report["models"]
+    if per_layer:
+        ran = sorted(set(per_layer.values()))
+        report["method"] = ran[0] if len(ran) == 1 else method
+        if len(ran) > 1:
+            report["layers"] = dict(sorted(per_layer.items()))
 
     keys = _Keys(frames, ctx.schedule)
-    guarded = method == "guarded"
     report["decisions"] = {}
     confidence: Frames = {}
     done = 0
@@ -322,6 +344,8 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
             raise StageFailed(f"layer {layer}: keys {before} and {after} differ in size "
                               f"({ka.shape[1]}x{ka.shape[0]} vs {kb.shape[1]}x{kb.shape[0]})")
         a, b = keys.premultiplied(layer, before), keys.premultiplied(layer, after)
+        method = per_layer[layer]
+        guarded = method == "guarded"
         check, fl = keys.check(layer, before, after)
         times = [ib.t for ib in ibs]
         weights, evidence, motions = [None] * len(ibs), guard.Evidence(), [None] * len(ibs)
