@@ -257,7 +257,7 @@ def test_upload_a_zip_of_keys_the_watcher_takes_as_a_drop(client, farm):
     r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files={"files": ("fx.zip", keys_zip(), "application/zip")},
                     headers=AUTH)
     assert r.status_code == 201, r.text
-    assert r.json()["placed"] == ["fx.zip"] and r.json()["left_alone"] == []
+    assert r.json()["placed"] == ["fx.zip"]
     assert (shot_dir / "keys" / "fx.zip").read_bytes() == keys_zip()
     shot = load_shot(shot_dir, farm)  # what a job of the next drop reads: the zip unpacked as any zip drop
     assert sorted(shot.keys) == ["char", "fx"] and sorted(shot.keys["fx"]) == [1001, 1005]
@@ -267,15 +267,39 @@ def test_upload_a_zip_of_keys_the_watcher_takes_as_a_drop(client, farm):
 
 def test_upload_pngs_into_keys(client, farm):
     shot_dir = farm.root / UPLOAD_SHOT
-    files = [("files", ("sh0020_bg.1001.png", png_bytes(), "image/png")),
-             ("files", ("notes.png", png_bytes(), "image/png"))]
+    files = [("files", ("sh0020_bg.1001.png", png_bytes(), "image/png"))]
     r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=files, headers=AUTH)
     assert r.status_code == 201, r.text
-    assert sorted(r.json()["placed"]) == ["notes.png", "sh0020_bg.1001.png"]
-    assert "notes.png" in r.json()["left_alone"][0]  # named like no key: the watcher will leave it alone
+    assert sorted(r.json()["placed"]) == ["sh0020_bg.1001.png"]
     assert (shot_dir / "keys" / "sh0020_bg.1001.png").read_bytes() == png_bytes()
-    for name in ("sh0020_bg.1001.png", "notes.png"):
-        (shot_dir / "keys" / name).unlink()
+    (shot_dir / "keys" / "sh0020_bg.1001.png").unlink()
+
+
+def zip_with(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("files, expect", [
+    ([("keys.zip", zip_with({"sh0020_fx.1001.png": png_bytes(), "notes.txt": b"redraw 1005", "run.sh": b"rm -rf /"}),
+       "application/zip")], "notes.txt: not a key drawing of sh0020: a .txt file is not read"),
+    ([("sh0020_fx.1001.png", png_bytes(), "image/png"), ("notes.png", png_bytes(), "image/png")],
+     "notes.png: not a key drawing of sh0020"),
+    ([("run.sh", b"#!/bin/sh\nrm -rf /\n", "text/x-sh")], "run.sh: not a key drawing of sh0020"),
+    ([("sh0020_fx.1001.png", b"#!/bin/sh\nrm -rf /\n", "image/png")], "not a PNG signature"),
+])
+def test_an_upload_holding_anything_but_png_keys_is_refused_whole(client, farm, files, expect):
+    """W6: notes.txt, run.sh, a PNG named like no key, a script named like a key: one sentence, 400,
+    and nothing lands in keys/ (no re-render)."""
+    shot_dir = farm.root / UPLOAD_SHOT
+    before = sorted(p.name for p in (shot_dir / "keys").iterdir())
+    r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=[("files", f) for f in files], headers=AUTH)
+    assert r.status_code == 400 and expect in r.json()["error"], r.text
+    assert "\n" not in r.json()["error"] and "Traceback" not in r.json()["error"]
+    assert sorted(p.name for p in (shot_dir / "keys").iterdir()) == before
 
 
 # -- safe by default ----------------------------------------------------------------------------------------

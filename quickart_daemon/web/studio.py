@@ -329,7 +329,8 @@ def accept_upload(cfg: Config, ref: ShotRef, files: list[tuple[str, Path]]) -> d
 
     Both go through `drops.unpack_zip` with the config's zip limits, the check a zip dropped on
     the share gets (PNGs are packed into a zip first, so their names meet the same zip-slip
-    checks), then every PNG is checked complete and within max_image_pixels. A zip is then
+    checks); then every file must be a key of the shot by name, a real PNG (its signature),
+    complete and within max_image_pixels, or the whole upload is refused. A zip is then
     placed in keys/ as it came (the watcher unpacks it as any zip drop); PNGs are moved into
     keys/. Each lands by an atomic rename from a hidden name the watcher ignores."""
     if not files:
@@ -359,10 +360,8 @@ def accept_upload(cfg: Config, ref: ShotRef, files: list[tuple[str, Path]]) -> d
         pngs = sorted(p for p in unpacked.rglob("*") if p.is_file())
         if not pngs:
             raise UploadRefused("the upload holds no files")
+        _check_key_names(cfg, ref, pngs, unpacked)
         _check_images(cfg, pngs, unpacked)
-        naming = cfg.naming_rules
-        left_alone = [f"{p.name}: {naming.why_not_key_name(p.name, ref.id.shot)}" for p in pngs
-                      if naming.parse_key_name(p.name, ref.id.shot) is None]
         if is_zip:
             name = Path(files[0][0]).name
             if is_ignored_name(name) or name != files[0][0]:
@@ -372,9 +371,21 @@ def accept_upload(cfg: Config, ref: ShotRef, files: list[tuple[str, Path]]) -> d
             if any(p.parent != unpacked for p in pngs):
                 raise UploadRefused("PNG uploads are plain file names; put folders in a zip")
             placed = [_place(p, keys / p.name) for p in pngs]
-        return {"shot": str(ref.id), "placed": [p.name for p in placed], "files": len(pngs), "left_alone": left_alone}
+        return {"shot": str(ref.id), "placed": [p.name for p in placed], "files": len(pngs)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_key_names(cfg: Config, ref: ShotRef, files: list[Path], base: Path) -> None:
+    """Only key drawings of this shot may be uploaded: anything else (notes.txt, run.sh, a PNG named
+    like no key) refuses the whole upload, so nothing but keys ever lands in keys/."""
+    naming, shot = cfg.naming_rules, ref.id.shot
+    odd = [p for p in files if naming.parse_key_name(p.name, shot) is None]
+    if odd:
+        more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+        raise UploadRefused(f"{odd[0].relative_to(base)}: not a key drawing of {shot}: "
+                            f"{naming.why_not_key_name(odd[0].name, shot)}{more}; upload only PNG keys named like "
+                            f"{naming.format_key_name(shot, 'char', 1001)}; nothing was placed")
 
 
 def _check_images(cfg: Config, files: list[Path], base: Path) -> None:

@@ -201,8 +201,7 @@ if (form) {
     for (const f of files) data.append("files", f, f.name);
     try {
       const result = await api("POST", `/api/shot/${init.rel}/upload`, data);
-      $("upload-result").textContent = `placed in keys/: ${result.placed.join(", ")}` +
-        (result.left_alone.length ? ` (left alone: ${result.left_alone.join("; ")})` : "");
+      $("upload-result").textContent = `placed in keys/: ${result.placed.join(", ")}`;
       toast("uploaded; the watcher takes it as a drop");
     } catch (err) {
       $("upload-result").textContent = err.message;
