@@ -210,6 +210,22 @@ if (form) {
   });
 }
 
+// clear uploads: the page's own upload zips go (the artist's keys stay); the watcher takes the shot again
+const clearButton = $("clear-uploads");
+if (clearButton) {
+  clearButton.addEventListener("click", async () => {
+    try {
+      const result = await api("POST", `/api/shot/${init.rel}/clear-uploads`);
+      $("upload-result").textContent = result.removed.length
+        ? `removed from keys/: ${result.removed.join(", ")}` : "no uploads to clear";
+      toast(result.removed.length ? "uploads cleared; the watcher takes the shot as a drop" : "no uploads to clear");
+    } catch (err) {
+      $("upload-result").textContent = err.message;
+      toast(err.message, true);
+    }
+  });
+}
+
 // this shot's jobs, live; a finished job's new version joins the lists
 const jobsBody = document.querySelector("#jobs tbody");
 function jobRow(job) {
