@@ -75,7 +75,7 @@ def cmd_status(args, cfg: Config) -> int:
         node_rows = reads.nodes(run)
         nodes = [{"node": n.name, "pid": n.pid, "alive": _alive(n, now), "state": n.state,
                   "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode,
-                  "gpus": n.gpus, "running": n.running, "version": n.version}
+                  "gpus": n.gpus, "groups": n.groups, "running": n.running, "version": n.version}
                  for n in node_rows]
         live = [n for n in node_rows if _alive(n, now)]
         waiting = [(j, reason) for j in reads.list_jobs(run, [JobState.QUEUED]) if (reason := why_waiting(j, live))]
@@ -137,8 +137,8 @@ def cmd_nodes(args, cfg: Config) -> int:
         _print_json([n.to_dict() | {"alive": _alive(n, now)} for n in nodes])
         return 0
     print(_table([[n.name, n.state if n.state != "up" or _alive(n, now) else "silent", f"{n.running}/{len(n.slots)}",
-                   n.gpus, _ago(n.heartbeat_at), n.version or "-", n.pid] for n in nodes],
-                 ["NODE", "STATE", "SLOTS USED", "GPUS", "HEARTBEAT", "VERSION", "PID"]) if nodes
+                   n.gpus, ",".join(n.groups) or "-", _ago(n.heartbeat_at), n.version or "-", n.pid] for n in nodes],
+                 ["NODE", "STATE", "SLOTS USED", "GPUS", "GROUPS", "HEARTBEAT", "VERSION", "PID"]) if nodes
           else "no node has run a daemon against this database")
     return 0
 

@@ -672,8 +672,9 @@ class JobQueue:
     # -- nodes and notices ------------------------------------------------------------------
     def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None,
                        starting: bool = False, stopping: bool = False, gpus: int = 0,
-                       version: str | None = None) -> None:
-        """The daemon of node `name` is alive (state up), or stopping cleanly (state stopped)."""
+                       version: str | None = None, groups: Sequence[str] = ()) -> None:
+        """The daemon of node `name` is alive (state up), or stopping cleanly (state stopped); `groups` are
+        its node groups (what `jobs.why_waiting` looks for)."""
         with self.sessions.begin() as s:
             row = s.get(Node, name)
             now = _clock(s)
@@ -683,7 +684,7 @@ class JobQueue:
             if starting:
                 row.started_at, row.stopped_at = now, None
             row.pid, row.heartbeat_at, row.slots, row.watch_mode = pid, now, slots, watch_mode
-            row.gpus, row.state = gpus, "up"
+            row.gpus, row.state, row.groups = gpus, "up", sorted(groups)
             row.version = version or row.version
             if stopping:
                 row.stopped_at, row.state = now, "stopped"
