@@ -465,18 +465,23 @@ class JobQueue:
 
     def cancel(self, job_id: int) -> Job:
         """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat,
-        unless its worker is gone (lease expired): then nobody would see the request, so it stops now."""
+        unless its worker is gone (lease expired, or its node marked down or stopped): then nobody would
+        see the request, so it stops now. A worker that died within its lease (its node silent, not yet
+        marked down) is not known to be gone: the request stands, and the job is cancelled, not
+        requeued, when the lease runs out (`_requeue_lost`); `cli.cmd_cancel` says which."""
         with self.sessions.begin() as s:
             now = _clock(s)
             row = self._row(s, job_id)
-            orphaned = row.state == JobState.RUNNING.value and (row.lease_expires_at is None
-                                                                  or row.lease_expires_at < now)
+            node_state = s.scalar(select(Node.state).where(Node.name == row.node)) if row.node else None
+            lease_over = row.lease_expires_at is None or row.lease_expires_at < now
+            orphaned = row.state == JobState.RUNNING.value and (lease_over or node_state in ("down", "stopped"))
             if row.state == JobState.QUEUED.value or orphaned:
                 self._move(row, JobState.CANCELLED)
                 row.finished_at = now
                 row.lease_owner = row.lease_expires_at = None
                 if orphaned:
-                    row.error = "cancelled by request (its worker had stopped responding)"
+                    row.error = ("cancelled by request (its worker had stopped responding)" if lease_over else
+                                 f"cancelled by request (its node {row.node} is {node_state})")
             elif row.state == JobState.RUNNING.value:
                 row.cancel_requested = True
             else:
