@@ -75,7 +75,7 @@ def cmd_status(args, cfg: Config) -> int:
         node_rows = reads.nodes(run)
         nodes = [{"node": n.name, "pid": n.pid, "alive": _alive(n, now), "state": n.state,
                   "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode,
-                  "gpus": n.gpus, "running": n.running, "version": n.version}
+                  "gpus": n.gpus, "groups": n.groups, "running": n.running, "version": n.version}
                  for n in node_rows]
         live = [n for n in node_rows if _alive(n, now)]
         waiting = [(j, reason) for j in reads.list_jobs(run, [JobState.QUEUED]) if (reason := why_waiting(j, live))]
@@ -137,8 +137,8 @@ def cmd_nodes(args, cfg: Config) -> int:
         _print_json([n.to_dict() | {"alive": _alive(n, now)} for n in nodes])
         return 0
     print(_table([[n.name, n.state if n.state != "up" or _alive(n, now) else "silent", f"{n.running}/{len(n.slots)}",
-                   n.gpus, _ago(n.heartbeat_at), n.version or "-", n.pid] for n in nodes],
-                 ["NODE", "STATE", "SLOTS USED", "GPUS", "HEARTBEAT", "VERSION", "PID"]) if nodes
+                   n.gpus, ",".join(n.groups) or "-", _ago(n.heartbeat_at), n.version or "-", n.pid] for n in nodes],
+                 ["NODE", "STATE", "SLOTS USED", "GPUS", "GROUPS", "HEARTBEAT", "VERSION", "PID"]) if nodes
           else "no node has run a daemon against this database")
     return 0
 
@@ -206,10 +206,26 @@ def cmd_retry(args, cfg: Config) -> int:
 
 
 def cmd_cancel(args, cfg: Config) -> int:
+    from .db import reads
     from .queue import open_queue
-    from .jobs import JobState
+    from .jobs import JobState, utcnow
     job = open_queue(cfg, migrate=False).cancel(args.id)
-    print(f"job {job.id}: {'cancel requested (stops at the next check)' if job.state is JobState.RUNNING else job.state.value}")
+    if job.state is not JobState.RUNNING:
+        print(f"job {job.id}: {job.state.value}")
+        return 0
+    with _reader(cfg) as run:
+        node = next((n for n in reads.nodes(run) if n.name == job.node), None)
+    now = utcnow()
+    # the daemon beats every min(5 s, heartbeat_seconds) (daemon.run): three missed beats is a node gone
+    # silent, whose worker may well be dead; say what will really happen, not that a worker stops it
+    silent = node is None or (now - node.heartbeat_at).total_seconds() > 3 * min(5.0, cfg.queue.heartbeat_seconds)
+    if not silent:
+        print(f"job {job.id}: cancel requested; its worker on {job.node} stops it at its next check")
+    else:
+        heard = f"was last heard from {_ago(node.heartbeat_at)}" if node is not None else "is not known here"
+        left = max(0, round((job.lease_expires_at - now).total_seconds())) if job.lease_expires_at else 0
+        print(f"job {job.id}: its node {job.node} {heard}, so its worker may be gone and not see the request; "
+              f"the job will be cancelled (not requeued) when its lease runs out, in about {left} s")
     return 0
 
 

@@ -196,7 +196,8 @@ class Daemon:
     def _heartbeat(self, starting: bool = False, stopping: bool = False) -> None:
         gpus = len({s.env.get("CUDA_VISIBLE_DEVICES") for s in self.slots if s.device.startswith("cuda")})
         self.jq.node_heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
-                               starting=starting, stopping=stopping, gpus=gpus, version=__version__)
+                               starting=starting, stopping=stopping, gpus=gpus, version=__version__,
+                               groups=self.cfg.node_groups)
 
     def tick(self) -> None:
         """One pass: requeue expired leases and the jobs of nodes gone silent, reap workers, fill free slots."""

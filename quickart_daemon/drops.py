@@ -350,13 +350,17 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def unpack_zip_drops(shot_dir: Path, root: Path | None = None) -> list[Path]:
-    """Unpack every ``keys/*.zip`` of a shot once; return the unpacked folders of the zips present.
+def unpacked_folder(shot_dir: Path, zip_path: Path) -> Path:
+    """Where the zip drop ``keys/{name}.zip`` is unpacked: ``quickart/unpacked/{zip stem}-{sha256[:12]}/``."""
+    return Path(shot_dir) / OUTPUT_DIR / UNPACKED_DIR / f"{zip_path.stem}-{_sha256_file(zip_path)[:12]}"
 
-    Each zip goes to ``quickart/unpacked/{zip stem}-{sha256[:12]}/``; a folder that
-    already exists is this exact zip unpacked before, so it is not unpacked again. The
-    folder of a zip no longer there (replaced or removed) is removed: its files are no
-    longer inputs (jobs read their own copies).
+
+def unpack_zip_drops(shot_dir: Path, root: Path | None = None) -> dict[Path, Path]:
+    """Unpack every ``keys/*.zip`` of a shot once; return {unpacked folder: its zip} of the zips present.
+
+    Each zip goes to ``unpacked_folder``; a folder that already exists is this exact zip
+    unpacked before, so it is not unpacked again. The folder of a zip no longer there
+    (replaced or removed) is removed: its files are no longer inputs (jobs read their own copies).
     """
     shot_dir = Path(shot_dir)
     keys = shot_dir / "keys"
@@ -366,14 +370,14 @@ def unpack_zip_drops(shot_dir: Path, root: Path | None = None) -> list[Path]:
                       if e.name.lower().endswith(".zip") and not is_ignored_name(e.name) and e.is_file())
     except (FileNotFoundError, NotADirectoryError):
         zips = []
-    folders = []
+    folders: dict[Path, Path] = {}
     for zip_path in zips:
         _check_link(zip_path, boundary)
-        folder = shot_dir / OUTPUT_DIR / UNPACKED_DIR / f"{zip_path.stem}-{_sha256_file(zip_path)[:12]}"
+        folder = unpacked_folder(shot_dir, zip_path)
         if not folder.exists():
             unpack_zip(zip_path, folder)
-        folders.append(folder)
-    _remove_replaced_unpacked(shot_dir / OUTPUT_DIR / UNPACKED_DIR, folders)
+        folders[folder] = zip_path
+    _remove_replaced_unpacked(shot_dir / OUTPUT_DIR / UNPACKED_DIR, list(folders))
     return folders
 
 

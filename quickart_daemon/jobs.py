@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -127,6 +127,7 @@ class NodeInfo:
     version: str | None = None
     state: str = "up"  # up | down (silent past the lease: its jobs were requeued) | stopped
     running: int = 0  # slots in use: its running jobs
+    groups: list = field(default_factory=list)  # its node groups (node_groups in its config)
 
     @classmethod
     def from_record(cls, r: Mapping[str, Any]) -> "NodeInfo":
@@ -134,7 +135,7 @@ class NodeInfo:
                    parse_json(r["slots"]) or [], r["watch_mode"], parse_when(r["stopped_at"]),
                    gpus=_optional(r, "gpus") or 0, version=_optional(r, "version"),
                    state=_optional(r, "state") or ("up" if r["stopped_at"] is None else "stopped"),
-                   running=_optional(r, "running") or 0)
+                   running=_optional(r, "running") or 0, groups=parse_json(_optional(r, "groups")) or [])
 
     def to_dict(self) -> dict:
         return _times_as_text({k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -172,10 +173,15 @@ class DropInfo:
 
 
 def why_waiting(job: Job, live: list[NodeInfo]) -> str | None:
-    """Why a queued job waits, when no live node (`live`) can claim it: it requires a GPU slot none has.
-    None when some live node may take it. (A node's groups are not recorded in the database yet, so a
-    job waiting for a node group is not explained here.)"""
-    if job.state is not JobState.QUEUED or not job.requires_gpu or any(n.gpus for n in live):
+    """Why a queued job waits, when no live node (`live`) can claim it: it requires a node group none is
+    in, or a GPU slot none (of that group) has. None when some live node may take it."""
+    if job.state is not JobState.QUEUED:
         return None
-    return "waiting: no live node has a GPU slot"
+    if job.node_group is not None:
+        live = [n for n in live if job.node_group in n.groups]
+        if not live:
+            return f"waiting: no live node is in group {job.node_group}"
+    if job.requires_gpu and not any(n.gpus for n in live):
+        return "waiting: no live node has a GPU slot" + (f" in group {job.node_group}" if job.node_group else "")
+    return None
 

@@ -465,18 +465,23 @@ class JobQueue:
 
     def cancel(self, job_id: int) -> Job:
         """Queued jobs are cancelled at once; a running one is asked to stop at its next heartbeat,
-        unless its worker is gone (lease expired): then nobody would see the request, so it stops now."""
+        unless its worker is gone (lease expired, or its node marked down or stopped): then nobody would
+        see the request, so it stops now. A worker that died within its lease (its node silent, not yet
+        marked down) is not known to be gone: the request stands, and the job is cancelled, not
+        requeued, when the lease runs out (`_requeue_lost`); `cli.cmd_cancel` says which."""
         with self.sessions.begin() as s:
             now = _clock(s)
             row = self._row(s, job_id)
-            orphaned = row.state == JobState.RUNNING.value and (row.lease_expires_at is None
-                                                                  or row.lease_expires_at < now)
+            node_state = s.scalar(select(Node.state).where(Node.name == row.node)) if row.node else None
+            lease_over = row.lease_expires_at is None or row.lease_expires_at < now
+            orphaned = row.state == JobState.RUNNING.value and (lease_over or node_state in ("down", "stopped"))
             if row.state == JobState.QUEUED.value or orphaned:
                 self._move(row, JobState.CANCELLED)
                 row.finished_at = now
                 row.lease_owner = row.lease_expires_at = None
                 if orphaned:
-                    row.error = "cancelled by request (its worker had stopped responding)"
+                    row.error = ("cancelled by request (its worker had stopped responding)" if lease_over else
+                                 f"cancelled by request (its node {row.node} is {node_state})")
             elif row.state == JobState.RUNNING.value:
                 row.cancel_requested = True
             else:
@@ -672,8 +677,9 @@ class JobQueue:
     # -- nodes and notices ------------------------------------------------------------------
     def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None,
                        starting: bool = False, stopping: bool = False, gpus: int = 0,
-                       version: str | None = None) -> None:
-        """The daemon of node `name` is alive (state up), or stopping cleanly (state stopped)."""
+                       version: str | None = None, groups: Sequence[str] = ()) -> None:
+        """The daemon of node `name` is alive (state up), or stopping cleanly (state stopped); `groups` are
+        its node groups (what `jobs.why_waiting` looks for)."""
         with self.sessions.begin() as s:
             row = s.get(Node, name)
             now = _clock(s)
@@ -683,7 +689,7 @@ class JobQueue:
             if starting:
                 row.started_at, row.stopped_at = now, None
             row.pid, row.heartbeat_at, row.slots, row.watch_mode = pid, now, slots, watch_mode
-            row.gpus, row.state = gpus, "up"
+            row.gpus, row.state, row.groups = gpus, "up", sorted(groups)
             row.version = version or row.version
             if stopping:
                 row.stopped_at, row.state = now, "stopped"

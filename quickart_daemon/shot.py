@@ -136,12 +136,56 @@ def _collect(folder_files: list[Path], shot: str, naming: Naming, problems: list
 
 def shot_files(shot_dir: Path, cfg: Config, skipped: list[str] | None = None) -> list[Path]:
     """The files a job of this shot reads: the inputs, with zip drops unpacked (only the unpacked
-    folders of zips still in keys/ count: a replaced zip's old frames do not); what is not a regular
-    file is left out, with a line in `skipped`."""
-    current = set(drops.unpack_zip_drops(shot_dir, cfg.root))
+    folders of zips still in keys/ count: a replaced zip's old frames do not), and of a key found in
+    several drops only the newest drop's (`_newest_drop_wins`); what is not a regular file is left
+    out, with a line in `skipped`."""
+    zips = drops.unpack_zip_drops(shot_dir, cfg.root)
     unpacked = shot_dir / OUTPUT_DIR / drops.UNPACKED_DIR
-    return [f for f in drops.input_files(shot_dir, cfg.root, skipped)
-            if not f.is_relative_to(unpacked) or any(f.is_relative_to(c) for c in current)]
+    files = [f for f in drops.input_files(shot_dir, cfg.root, skipped)
+             if not f.is_relative_to(unpacked) or any(f.is_relative_to(c) for c in zips)]
+    shot = shot_id_for(shot_dir, cfg.root, cfg.naming_rules).shot
+    return _newest_drop_wins(shot_dir, shot, files, zips, cfg.naming_rules, skipped)
+
+
+def _newest_drop_wins(shot_dir: Path, shot: str, files: list[Path], zips: dict[Path, Path], naming: Naming,
+                      notes: list[str] | None) -> list[Path]:
+    """`files` less the keys that a newer drop replaces: the one rule for a key (layer and frame) found
+    in more than one drop (loose in keys/ and in a zip drop, in two zips: redrawn keys uploaded
+    through the page, say). The newest drop wins (a zip's time is its mtime, a loose key's its own;
+    equal times go to the later name), with a line in `notes` naming the file used. Two copies of a
+    key within one drop are still the shot's error (`_collect`): nothing tells which is meant."""
+    keys_dir = shot_dir / "keys"
+
+    def drop_of(path: Path) -> Path | None:  # the zip it came in, or keys/ for a loose key
+        return next((z for folder, z in zips.items() if path.is_relative_to(folder)),
+                    keys_dir if path.is_relative_to(keys_dir) else None)
+
+    found: dict[tuple[str, int], dict[Path, list[Path]]] = {}  # key -> {drop: its files of that key}
+    for path in files:
+        drop, name = drop_of(path), naming.parse_key_name(path.name, shot)
+        if drop is not None and name is not None:
+            found.setdefault((name.layer, name.frame), {}).setdefault(drop, []).append(path)
+    replaced: set[Path] = set()
+    for (layer, frame), by_drop in sorted(found.items()):
+        if len(by_drop) < 2:
+            continue
+        when = {d: max(_mtime_ns(p) for p in (ps if d == keys_dir else [d])) for d, ps in by_drop.items()}
+        newest = max(by_drop, key=lambda d: (when[d], d.name))
+        replaced.update(p for d, ps in by_drop.items() if d != newest for p in ps)
+        if notes is not None:
+            rel = lambda p: p.relative_to(shot_dir).as_posix()  # noqa: E731
+            used = ", ".join(rel(p) for p in by_drop[newest])
+            older = ", ".join(rel(p) for d, ps in by_drop.items() if d != newest for p in ps)
+            notes.append(f"key layer {layer} frame {frame} is in more than one drop: used {used} from the "
+                         f"newest drop{'' if newest == keys_dir else ' ' + rel(newest)}, not {older}")
+    return [f for f in files if f not in replaced]
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotInputs:

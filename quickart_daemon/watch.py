@@ -15,6 +15,7 @@ import re
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
@@ -34,6 +35,13 @@ from .errors import ConfigError, DropError
 from .naming import Naming
 
 log = logging.getLogger(__name__)
+
+# Not a watch scheduled twice (start() schedules one): watchdog's recursive inotify emitter warns when a
+# folder is created and another one moved into it before it has watched the new one, as a publish does
+# (`outputs.set_work_aside`: .kept/job-N made, the job's .inputs moved in). It finds the moved folder
+# already watched and reuses that watch, so no event is lost; the warning was printed on every publish.
+warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch", category=RuntimeWarning,
+                        module=r"watchdog\.")
 
 #: File systems where changes made by *other hosts* (or the VM host) raise no inotify
 #: event on this one, so only polling sees them. fuse.* covers sshfs, rclone, s3fs,

@@ -240,16 +240,16 @@ def test_existing_dest_is_not_overwritten(tmp_path):
 def test_unpack_zip_drops_once_per_zip_content(tmp_path):
     root, shot = make_shot(tmp_path)
     make_zip(shot / "keys" / "batch.zip", {"sh0040.1001.png": png_bytes()})
-    first = unpack_zip_drops(shot, root)
+    first = list(unpack_zip_drops(shot, root))
     assert len(first) == 1 and first[0].parent == shot / "quickart" / "unpacked"
     assert first[0].name.startswith("batch-") and len(first[0].name) == len("batch-") + 12
     marker = first[0] / "sh0040.1001.png"
     mtime = marker.stat().st_mtime_ns
-    assert unpack_zip_drops(shot, root) == first  # same zip: not unpacked again
+    assert list(unpack_zip_drops(shot, root)) == first  # same zip: not unpacked again
     assert marker.stat().st_mtime_ns == mtime
     assert shot / "quickart" / "unpacked" / first[0].name / "sh0040.1001.png" in input_files(shot, root)
     make_zip(shot / "keys" / "batch.zip", {"sh0040.1001.png": png_bytes(32)})
-    second = unpack_zip_drops(shot, root)
+    second = list(unpack_zip_drops(shot, root))
     assert second != first and second[0].exists()
 
 

@@ -217,6 +217,39 @@ def test_a_gpu_job_no_live_node_can_claim_says_why_it_waits(make_config, capsys,
         assert f"  {reason}\n" in shown
 
 
+@pytest.mark.parametrize("groups, gpus, requires_gpu, reason", [
+    ([], 1, False, "waiting: no live node is in group lighting"),
+    (["comp"], 1, False, "waiting: no live node is in group lighting"),
+    (["lighting"], 0, True, "waiting: no live node has a GPU slot in group lighting"),
+    (["comp", "lighting"], 0, False, None),
+])
+def test_a_job_for_a_node_group_no_live_node_is_in_says_why_it_waits(make_config, capsys, groups, gpus,
+                                                                      requires_gpu, reason):
+    """S3: `requires: [group:lighting]` with no live node in that group is not queued without a word: each
+    node's groups are in the database (its heartbeat), and status and job say what the job waits for."""
+    import os
+
+    from quickart_daemon import cli
+    from quickart_daemon.naming import ShotId
+    cfg = make_config(pipeline="blend")
+    jq = open_queue(cfg)
+    jq.node_heartbeat("render01", os.getpid(), ["cpu0"], "native", starting=True, gpus=gpus, groups=groups)
+    assert [n.groups for n in jq.nodes()] == [sorted(groups)]
+    job = jq.enqueue(ShotId("DEMO", "sq010", SHOT), str(cfg.root / "DEMO" / "sq010" / SHOT), "blend",
+                     requires_gpu=requires_gpu, node_group="lighting")
+    assert cli.main(["--config", str(cfg.source), "status"]) == 0
+    status = capsys.readouterr().out
+    assert cli.main(["--config", str(cfg.source), "job", str(job.id)]) == 0
+    shown = capsys.readouterr().out
+    if reason is None:
+        assert "waiting:" not in status + shown
+    else:
+        assert f"job {job.id} DEMO/sq010/{SHOT}: {reason}" in status
+        assert f"  {reason}\n" in shown
+    assert cli.main(["--config", str(cfg.source), "nodes"]) == 0
+    assert (",".join(sorted(groups)) or "-") in capsys.readouterr().out
+
+
 # -- S4. shot folders that do not match the naming -----------------------------------------------------------
 
 def test_a_misnamed_shot_folder_is_reported_in_status_and_the_log(make_config, tmp_path, capsys):

@@ -285,6 +285,45 @@ def test_cancelling_an_orphaned_job_cancels_it(make_config):
     assert jq.get(later.id).state is JobState.CANCELLED
 
 
+def test_the_cancel_answer_inside_a_dead_workers_lease_window_is_truthful(make_config, capsys):
+    """Issue 23: `quickart cancel` of a job whose node died (its lease still running) does not claim a
+    worker will stop it: it says the job is cancelled when its lease runs out (and it is, not requeued);
+    once the node is marked down the job is cancelled at once; on a live node a worker does stop it."""
+    import os
+    from datetime import timedelta
+
+    from quickart_daemon.db.models import Node, utcnow
+    cfg = make_config(pipeline="blend", queue={"lease_seconds": 60, "heartbeat_seconds": 1.0})
+    shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
+    jq = open_queue(cfg)
+
+    def running_on(node: str, heard_ago: float, state: str = "up"):
+        jq.node_heartbeat(node, os.getpid(), ["cpu"], "native", starting=True)
+        with jq.sessions.begin() as s:
+            row = s.get(Node, node)
+            row.heartbeat_at, row.state = utcnow() - timedelta(seconds=heard_ago), state
+        return jq.claim(submit_shot(cfg, jq, shot, "submit", force=True).id, f"{node}:1:cpu", node, "cpu")
+
+    live = running_on("node-live", 0.5)
+    assert cli.main(["--config", str(cfg.source), "cancel", str(live.id)]) == 0
+    assert capsys.readouterr().out == f"job {live.id}: cancel requested; its worker on node-live stops it at its next check\n"
+    jq.requeue_stale(node="node-live")  # (its daemon restarts: the asked-for cancel is done)
+
+    dead = running_on("node-dead", 20)  # killed 20 s ago: silent, not yet marked down, its lease still valid
+    assert cli.main(["--config", str(cfg.source), "cancel", str(dead.id)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"job {dead.id}: its node node-dead was last heard from 20s ago") and \
+        "will be cancelled (not requeued) when its lease runs out, in about " in out and "stops it" not in out, out
+    assert jq.get(dead.id).state is JobState.RUNNING and jq.get(dead.id).cancel_requested
+    jq.requeue_stale(now=utcnow() + timedelta(seconds=61))  # the lease runs out: as it said
+    assert jq.get(dead.id).state is JobState.CANCELLED
+
+    down = running_on("node-down", 90, state="down")  # marked down: nobody runs it, cancel takes effect now
+    assert cli.main(["--config", str(cfg.source), "cancel", str(down.id)]) == 0
+    assert capsys.readouterr().out == f"job {down.id}: cancelled\n"
+    assert jq.get(down.id).state is JobState.CANCELLED and "node node-down is down" in jq.get(down.id).error
+
+
 # -- 9. two commands on a fresh database ----------------------------------------------------------------
 
 def test_concurrent_commands_on_a_fresh_database_both_migrate(tmp_path):

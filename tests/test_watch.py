@@ -373,3 +373,35 @@ def test_stop_joins_every_thread(root, mode, make_watcher):
 def test_measure_detection_latency():
     latency = measure_detection_latency("native", settle_seconds=0.1)
     assert 0.1 <= latency < 5
+
+
+def test_a_publish_under_the_watched_root_prints_no_watchdog_warning(tmp_path):
+    """Issue 23 cosmetic: every publish printed watchdog's "RuntimeWarning: Callback with id ... already
+    exists" (a folder made and the job's snapshot moved into it at once, `outputs.set_work_aside`). A real
+    watcher on a real root, two real publishes, in a fresh interpreter whose stderr is read."""
+    import subprocess
+    import sys
+    script = """
+import sys, time
+from pathlib import Path
+from quickart_daemon import outputs
+from quickart_daemon.naming import Naming
+from quickart_daemon.watch import DropWatcher
+root = Path(sys.argv[1]); out = root / "DEMO" / "sq010" / "sh0010" / "quickart"; out.mkdir(parents=True)
+naming = Naming("{show}/{seq}/{shot}", "{shot}_{layer}.{frame}.png", "{shot}.{frame}.png",
+                "{shot}_{layer}.{frame}.png", "{shot}.{frame}.png")
+with DropWatcher(root, naming, mode="native", on_drop=lambda shot: None, rescan_seconds=3600):
+    for n in (1, 2):
+        staging = out / f".job-{n}.tmp"
+        for sub in (".inputs/keys", ".checkpoints/00-color", "frames"):
+            (staging / sub).mkdir(parents=True)
+        (staging / ".inputs" / "keys" / "sh0010.1001.png").write_bytes(b"x")
+        time.sleep(0.5)
+        outputs.commit_version(staging, out, n, None)
+        time.sleep(0.5)
+print("published")
+"""
+    r = subprocess.run([sys.executable, "-W", "default", "-c", script, str(tmp_path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "published" in r.stdout, r.stderr
+    assert "already exists" not in r.stderr, r.stderr

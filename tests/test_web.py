@@ -257,25 +257,105 @@ def test_upload_a_zip_of_keys_the_watcher_takes_as_a_drop(client, farm):
     r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files={"files": ("fx.zip", keys_zip(), "application/zip")},
                     headers=AUTH)
     assert r.status_code == 201, r.text
-    assert r.json()["placed"] == ["fx.zip"] and r.json()["left_alone"] == []
-    assert (shot_dir / "keys" / "fx.zip").read_bytes() == keys_zip()
+    [placed] = r.json()["placed"]
+    assert web_studio.UPLOAD_RE.fullmatch(placed), placed  # a new zip drop of its own: upload-YYYYmmdd-HHMMSS-N.zip
+    assert (shot_dir / "keys" / placed).read_bytes() == keys_zip()
     shot = load_shot(shot_dir, farm)  # what a job of the next drop reads: the zip unpacked as any zip drop
     assert sorted(shot.keys) == ["char", "fx"] and sorted(shot.keys["fx"]) == [1001, 1005]
     assert not [p for p in (shot_dir / "quickart").iterdir() if p.name.startswith(".web-upload")]
-    (shot_dir / "keys" / "fx.zip").unlink()
+    assert not [p for p in (shot_dir / "keys").iterdir() if p.name.startswith(".")]
+    assert client.post(f"/api/shot/{UPLOAD_SHOT}/clear-uploads", headers=AUTH).json()["removed"] == [placed]
 
 
 def test_upload_pngs_into_keys(client, farm):
     shot_dir = farm.root / UPLOAD_SHOT
-    files = [("files", ("sh0020_bg.1001.png", png_bytes(), "image/png")),
-             ("files", ("notes.png", png_bytes(), "image/png"))]
+    files = [("files", ("sh0020_bg.1001.png", png_bytes(), "image/png"))]
     r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=files, headers=AUTH)
     assert r.status_code == 201, r.text
-    assert sorted(r.json()["placed"]) == ["notes.png", "sh0020_bg.1001.png"]
-    assert "notes.png" in r.json()["left_alone"][0]  # named like no key: the watcher will leave it alone
-    assert (shot_dir / "keys" / "sh0020_bg.1001.png").read_bytes() == png_bytes()
-    for name in ("sh0020_bg.1001.png", "notes.png"):
-        (shot_dir / "keys" / name).unlink()
+    [placed] = r.json()["placed"]
+    assert web_studio.UPLOAD_RE.fullmatch(placed) and r.json()["keys"] == ["sh0020_bg.1001.png"]
+    assert zipfile.ZipFile(shot_dir / "keys" / placed).read("sh0020_bg.1001.png") == png_bytes()
+    assert client.post(f"/api/shot/{UPLOAD_SHOT}/clear-uploads", headers=AUTH).json()["removed"] == [placed]
+
+
+def redrawn(frame: int, shade: int) -> bytes:
+    """A key of sh0020's char layer at its size, redrawn (a flat shade tells the versions apart)."""
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(np.full((180, 320, 4), shade, np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_uploaded_redrawn_keys_are_a_new_drop_that_wins_and_the_page_clears_them(client, farm, tmp_path):
+    """W7: a zip of redrawn keys (a key that is also loose in keys/) does not break the shot; a later
+    upload wins over an earlier one; a PNG upload never writes over the artist's key; "clear uploads"
+    takes the page's uploads away and leaves the artist's keys."""
+    from quickart_daemon.shot import load_shot
+    from quickart_daemon.snapshot import take_snapshot
+
+    shot_dir = farm.root / UPLOAD_SHOT
+    keys = shot_dir / "keys"
+    artist = (keys / "sh0020_char.1005.png").read_bytes()
+    loose_before = sorted(p.name for p in keys.iterdir())
+
+    def used_for_1005():  # what a job reads: a snapshot of the shot's files, then the shot from it
+        snap = take_snapshot(shot_dir, farm, tmp_path / f"snap-{len(list(tmp_path.iterdir()))}", "test", None)
+        shot = load_shot(shot_dir, farm, inputs=snap.folder)
+        return shot.keys["char"][1005].read_bytes(), list(snap.skipped)
+
+    uploads = []
+    for shade, files in ((50, [("files", ("redraw.zip", zip_with({"sh0020_char.1005.png": redrawn(1005, 50)}),
+                                          "application/zip"))]),
+                         (90, [("files", ("redraw.zip", zip_with({"sh0020_char.1005.png": redrawn(1005, 90)}),
+                                          "application/zip"))]),
+                         (130, [("files", ("sh0020_char.1005.png", redrawn(1005, 130), "image/png"))])):
+        time.sleep(0.02)  # a later upload is a later drop
+        r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=files, headers=AUTH)
+        assert r.status_code == 201, r.text
+        uploads += r.json()["placed"]
+        data, notes = used_for_1005()
+        assert data == redrawn(1005, shade)  # the newest drop wins, consistently
+        assert any(f"used quickart/unpacked/{uploads[-1][:-4]}-" in n and "sh0020_char.1005.png" in n
+                   and "keys/sh0020_char.1005.png" in n for n in notes), notes
+        assert (keys / "sh0020_char.1005.png").read_bytes() == artist  # never written over
+    assert len(set(uploads)) == 3
+
+    assert client.post(f"/api/shot/{UPLOAD_SHOT}/clear-uploads").status_code == 403  # a write: the writer check
+    r = client.post(f"/api/shot/{UPLOAD_SHOT}/clear-uploads", headers=AUTH)
+    assert r.status_code == 200 and sorted(r.json()["removed"]) == sorted(uploads)
+    assert sorted(p.name for p in keys.iterdir()) == loose_before
+    assert (keys / "sh0020_char.1005.png").read_bytes() == artist
+    unpacked = shot_dir / "quickart" / "unpacked"
+    assert not [p for p in unpacked.iterdir() if p.name.startswith("upload-")] if unpacked.exists() else True
+    assert used_for_1005() == (artist, [])
+    assert client.post(f"/api/shot/{UPLOAD_SHOT}/clear-uploads", headers=AUTH).json()["removed"] == []
+
+
+def zip_with(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("files, expect", [
+    ([("keys.zip", zip_with({"sh0020_fx.1001.png": png_bytes(), "notes.txt": b"redraw 1005", "run.sh": b"rm -rf /"}),
+       "application/zip")], "notes.txt: not a key drawing of sh0020: a .txt file is not read"),
+    ([("sh0020_fx.1001.png", png_bytes(), "image/png"), ("notes.png", png_bytes(), "image/png")],
+     "notes.png: not a key drawing of sh0020"),
+    ([("run.sh", b"#!/bin/sh\nrm -rf /\n", "text/x-sh")], "run.sh: not a key drawing of sh0020"),
+    ([("sh0020_fx.1001.png", b"#!/bin/sh\nrm -rf /\n", "image/png")], "not a PNG signature"),
+])
+def test_an_upload_holding_anything_but_png_keys_is_refused_whole(client, farm, files, expect):
+    """W6: notes.txt, run.sh, a PNG named like no key, a script named like a key: one sentence, 400,
+    and nothing lands in keys/ (no re-render)."""
+    shot_dir = farm.root / UPLOAD_SHOT
+    before = sorted(p.name for p in (shot_dir / "keys").iterdir())
+    r = client.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=[("files", f) for f in files], headers=AUTH)
+    assert r.status_code == 400 and expect in r.json()["error"], r.text
+    assert "\n" not in r.json()["error"] and "Traceback" not in r.json()["error"]
+    assert sorted(p.name for p in (shot_dir / "keys").iterdir()) == before
 
 
 # -- safe by default ----------------------------------------------------------------------------------------
@@ -704,7 +784,7 @@ def test_in_a_real_browser(tmp_path, stage_package):
             page.goto(f"{base}/shots/{SHOT}")
             page.set_input_files("#upload-files", str(zip_path))
             page.click("#upload-form button")
-            expect(page.locator("#upload-result")).to_contain_text("placed in keys/: fx_keys.zip")
+            expect(page.locator("#upload-result")).to_contain_text("placed in keys/: upload-")
 
             # the job appears and finishes on both pages, live
             expect(farm_page.locator('#jobs tr[data-id="2"]')).to_be_visible(timeout=30_000)
@@ -761,6 +841,11 @@ def test_in_a_real_browser(tmp_path, stage_package):
             # W8: "priority +" on the farm page sends the row's priority, not its progress cell ("100%")
             farm_page.locator('#jobs tr[data-id="1"] button[data-act="priority"]').click()
             expect(farm_page.locator("#toast")).to_contain_text("only a queued job's priority can change")
+            # W7: "clear uploads" takes the page's upload away, the artist's keys stay
+            page.click("#clear-uploads")
+            expect(page.locator("#upload-result")).to_contain_text("removed from keys/: upload-")
+            assert sorted(p.name for p in (shot_dir / "keys").iterdir()) == \
+                ["sh0010_char.1001.png", "sh0010_char.1005.png", "sh0010_char.1009.png"]
             assert errors == [], errors
             browser.close()
     finally:

@@ -155,6 +155,7 @@ class Node(Base):
     gpus: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)
     version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     state: Mapped[str | None] = mapped_column(String(16), nullable=True, default="up")
+    groups: Mapped[list | None] = mapped_column(JSON, nullable=True, default=list)  # its node_groups (config)
 
 
 class Notice(Base):

@@ -21,7 +21,12 @@ from ..errors import QuickArtError
 
 
 def _migrations_dir() -> Path:
-    # migrations/ at the repository top level, installed as the package quickart_daemon._migrations
+    # migrations/ at the repository top level, installed as the package quickart_daemon._migrations. Run from
+    # a checkout (a git worktree on PYTHONPATH beside an editable install of another checkout) the checkout's
+    # own come first, so the code and the migrations that match its models are always used together
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if (checkout / "env.py").is_file() and (checkout / "versions").is_dir():
+        return checkout
     return Path(str(resources.files("quickart_daemon._migrations")))
 
 

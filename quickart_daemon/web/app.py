@@ -2,7 +2,7 @@
 
 Safe by default: the server binds 127.0.0.1 unless `web.host` says otherwise and then only
 answers to loopback host names (a DNS-rebinding page cannot read it); every write (retry,
-cancel, priority, upload) needs `Authorization: Bearer <web.token>` (a header a cross-site
+cancel, priority, upload, clear uploads) needs `Authorization: Bearer <web.token>` (a header a cross-site
 form cannot send), or comes from a browser on this machine run by a trusted local user (the
 kernel names a loopback socket's owner, `peer.py`) and carries the page's own header; with
 neither the page is read-only; every path is
@@ -331,6 +331,13 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         log.info("action=web_upload shot=%s files=%s placed=%s", ref.id, result["files"], ",".join(result["placed"]))
         return JSONResponse(result, status_code=201)
 
+    async def clear_uploads(request: Request):
+        """Remove the page's own uploads of a shot (never the artist's keys): undoes a bad upload."""
+        require_writer(request)
+        ref = studio.shot_ref(cfg, request.path_params["rel"])
+        from starlette.concurrency import run_in_threadpool
+        return JSONResponse(await run_in_threadpool(studio.clear_uploads, cfg, ref))
+
     # -- errors: one sentence, never a traceback -----------------------------------------------------
     def sentence(exc: Exception) -> str:
         root = str(cfg.root.resolve())
@@ -360,6 +367,7 @@ def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
         Route("/api/shot/{rel:path}/versions/{version}/{what}", api_version_text),
         Route("/api/shot/{rel:path}/versions/{version}", api_version),
         Route("/api/shot/{rel:path}/upload", upload, methods=["POST"]),
+        Route("/api/shot/{rel:path}/clear-uploads", clear_uploads, methods=["POST"]),
         Route("/api/shot/{rel:path}", api_shot),
         Route("/thumbs/{rel:path}/{version}.png", thumb),
         Route("/files/{path:path}", files),

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import stat
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..config import Config
-from ..drops import OUTPUT_DIR, check_complete, is_ignored_name, unpack_zip
+from ..drops import OUTPUT_DIR, check_complete, is_ignored_name, unpack_zip, unpacked_folder
 from ..errors import DropError, QuickArtError
 from ..images import image_size
 from ..naming import ShotId
@@ -325,13 +328,15 @@ def stream_zip(root: Path, files: list[tuple[Path, str]], chunk: int = 1 << 20) 
 # -- uploads ---------------------------------------------------------------------------------
 
 def accept_upload(cfg: Config, ref: ShotRef, files: list[tuple[str, Path]]) -> dict:
-    """Put uploaded keys into the shot's keys/ folder: one zip, or PNGs.
+    """Put uploaded keys into the shot's keys/ folder as a new zip drop: one zip, or PNGs.
 
     Both go through `drops.unpack_zip` with the config's zip limits, the check a zip dropped on
     the share gets (PNGs are packed into a zip first, so their names meet the same zip-slip
-    checks), then every PNG is checked complete and within max_image_pixels. A zip is then
-    placed in keys/ as it came (the watcher unpacks it as any zip drop); PNGs are moved into
-    keys/. Each lands by an atomic rename from a hidden name the watcher ignores."""
+    checks); then every file must be a key of the shot by name, a real PNG (its signature),
+    complete and within max_image_pixels, or the whole upload is refused. What passes lands as
+    ``keys/upload-YYYYmmdd-HHMMSS-N.zip`` (`_place_upload`): never over a file in keys/, so an
+    artist's key is never overwritten; the watcher unpacks it as any zip drop, and where it holds
+    a key that is also elsewhere the newest drop wins (`shot._newest_drop_wins`)."""
     if not files:
         raise UploadRefused("no files in the upload")
     keys = ref.dir / "keys"
@@ -359,22 +364,71 @@ def accept_upload(cfg: Config, ref: ShotRef, files: list[tuple[str, Path]]) -> d
         pngs = sorted(p for p in unpacked.rglob("*") if p.is_file())
         if not pngs:
             raise UploadRefused("the upload holds no files")
+        if not is_zip and any(p.parent != unpacked for p in pngs):
+            raise UploadRefused("PNG uploads are plain file names; put folders in a zip")
+        _check_key_names(cfg, ref, pngs, unpacked)
         _check_images(cfg, pngs, unpacked)
-        naming = cfg.naming_rules
-        left_alone = [f"{p.name}: {naming.why_not_key_name(p.name, ref.id.shot)}" for p in pngs
-                      if naming.parse_key_name(p.name, ref.id.shot) is None]
-        if is_zip:
-            name = Path(files[0][0]).name
-            if is_ignored_name(name) or name != files[0][0]:
-                raise UploadRefused(f"{files[0][0]!r}: not a plain file name for keys/")
-            placed = [_place(archive, keys / name, copy=True)]
-        else:
-            if any(p.parent != unpacked for p in pngs):
-                raise UploadRefused("PNG uploads are plain file names; put folders in a zip")
-            placed = [_place(p, keys / p.name) for p in pngs]
-        return {"shot": str(ref.id), "placed": [p.name for p in placed], "files": len(pngs), "left_alone": left_alone}
+        placed = _place_upload(archive, keys)
+        return {"shot": str(ref.id), "placed": [placed.name], "files": len(pngs),
+                "keys": sorted(p.name for p in pngs)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: the names `_place_upload` gives; `clear_uploads` removes these zips and nothing else in keys/
+UPLOAD_RE = re.compile(r"upload-\d{8}-\d{6}-\d+\.zip")
+
+
+def _place_upload(archive: Path, keys: Path) -> Path:
+    """Copy an upload into keys/ as ``upload-YYYYmmdd-HHMMSS-N.zip``, the first N free: written under a
+    hidden name the watcher ignores, then hard-linked to its name, which fails rather than replace a
+    file, so nothing in keys/ is ever written over."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    tmp = keys / f".upload-{uuid.uuid4().hex[:12]}.zip.tmp"
+    try:
+        shutil.copyfile(archive, tmp)
+        for n in itertools.count(1):
+            target = keys / f"upload-{stamp}-{n}.zip"
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise UploadRefused(f"keys/ of this shot cannot take the upload: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def clear_uploads(cfg: Config, ref: ShotRef) -> dict:
+    """Remove the page's own uploads of a shot: ``keys/upload-…zip`` (`UPLOAD_RE`) and their unpacked
+    folders, so a bad upload is undone from the page (the watcher takes the shot without them as a
+    new drop). The artist's keys, loose or in zips of other names, are never touched."""
+    keys = ref.dir / "keys"
+    if os.path.lexists(keys):
+        inside_root(cfg.root, f"{ref.rel}/keys")
+    removed = []
+    for path in sorted(keys.iterdir()) if keys.is_dir() else []:
+        if not UPLOAD_RE.fullmatch(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        folder = unpacked_folder(ref.dir, path)
+        path.unlink()  # the zip first: the watcher never unpacks it again
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(path.name)
+    log.info("action=web_clear_uploads shot=%s removed=%s", ref.id, ",".join(removed) or "-")
+    return {"shot": str(ref.id), "removed": removed}
+
+
+def _check_key_names(cfg: Config, ref: ShotRef, files: list[Path], base: Path) -> None:
+    """Only key drawings of this shot may be uploaded: anything else (notes.txt, run.sh, a PNG named
+    like no key) refuses the whole upload, so nothing but keys ever lands in keys/."""
+    naming, shot = cfg.naming_rules, ref.id.shot
+    odd = [p for p in files if naming.parse_key_name(p.name, shot) is None]
+    if odd:
+        more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+        raise UploadRefused(f"{odd[0].relative_to(base)}: not a key drawing of {shot}: "
+                            f"{naming.why_not_key_name(odd[0].name, shot)}{more}; upload only PNG keys named like "
+                            f"{naming.format_key_name(shot, 'char', 1001)}; nothing was placed")
 
 
 def _check_images(cfg: Config, files: list[Path], base: Path) -> None:
@@ -388,13 +442,3 @@ def _check_images(cfg: Config, files: list[Path], base: Path) -> None:
         if w * h > cfg.max_image_pixels:
             raise UploadRefused(f"{path.relative_to(base)}: {w}x{h} pixels, more than max_image_pixels "
                                 f"({cfg.max_image_pixels:,}); refused (decompression bomb?)")
-
-
-def _place(source: Path, target: Path, copy: bool = False) -> Path:
-    """Move (or copy) a file to `target` through a hidden name in the same folder, then rename."""
-    if target.is_symlink() or target.is_dir():
-        raise UploadRefused(f"keys/{target.name} exists and is not a plain file; not replaced")
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.upload")
-    (shutil.copyfile if copy else shutil.move)(source, tmp)
-    os.replace(tmp, target)
-    return target

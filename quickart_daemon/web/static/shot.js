@@ -201,9 +201,24 @@ if (form) {
     for (const f of files) data.append("files", f, f.name);
     try {
       const result = await api("POST", `/api/shot/${init.rel}/upload`, data);
-      $("upload-result").textContent = `placed in keys/: ${result.placed.join(", ")}` +
-        (result.left_alone.length ? ` (left alone: ${result.left_alone.join("; ")})` : "");
+      $("upload-result").textContent = `placed in keys/: ${result.placed.join(", ")}`;
       toast("uploaded; the watcher takes it as a drop");
+    } catch (err) {
+      $("upload-result").textContent = err.message;
+      toast(err.message, true);
+    }
+  });
+}
+
+// clear uploads: the page's own upload zips go (the artist's keys stay); the watcher takes the shot again
+const clearButton = $("clear-uploads");
+if (clearButton) {
+  clearButton.addEventListener("click", async () => {
+    try {
+      const result = await api("POST", `/api/shot/${init.rel}/clear-uploads`);
+      $("upload-result").textContent = result.removed.length
+        ? `removed from keys/: ${result.removed.join(", ")}` : "no uploads to clear";
+      toast(result.removed.length ? "uploads cleared; the watcher takes the shot as a drop" : "no uploads to clear");
     } catch (err) {
       $("upload-result").textContent = err.message;
       toast(err.message, true);
