@@ -83,11 +83,13 @@ def test_a_moving_line_is_one_line_not_two_faded_copies(models):
 
 
 def test_a_line_on_transparency_keeps_its_alpha(models):
+    """A layer with transparency goes through RIFE's premultiplied path; the report says so."""
     def line(x):
         img = np.zeros((H, W, 4), np.uint8)
         img[10:80, x:x + 3] = (0, 0, 0, 255)
         return img
     res = _run({1001: line(40), 1003: line(52)}, [1001, 1003], models)
+    assert res.report["method"] == "rife"
     mid = res.frames[("char", 1002)]
     visible = mid[..., 3] > 128
     assert visible.any() and mid[..., 3].max() >= 200
@@ -114,13 +116,13 @@ def test_altered_anime_weights_are_refused_and_rife_runs_with_a_warning(rife_mod
     assert any("not the anime network" in w and "gmfss-fortuna" in w for w in res.report["warnings"])
 
 
-def test_auto_on_a_gpu_slot_gives_layers_with_transparency_to_rife():
-    """The choice auto makes per layer on a CUDA slot (no GPU here: the rule itself)."""
+def test_anime_gives_layers_with_transparency_to_rife():
+    """The choice anime (auto on a CUDA slot) makes per layer (no GPU here: the rule itself)."""
     from quickart_daemon.stages.inbetween import _layer_method, resolve_method
     assert resolve_method("auto", "cuda:0") == "anime" and resolve_method("auto", "cpu") == "rife"
     assert resolve_method("auto", None) == "rife" and resolve_method("anime", "cpu") == "anime"
     cel = np.zeros((H, W, 4), np.uint8)
     frames = {("bg", 1001): _scene(40), ("bg", 1003): _scene(64), ("cel", 1001): cel, ("cel", 1003): cel}
-    assert _layer_method("anime", "auto", frames, "bg") == "anime"
-    assert _layer_method("anime", "auto", frames, "cel") == "rife"
-    assert _layer_method("anime", "anime", frames, "cel") == "anime"  # asked for by name: every layer
+    assert _layer_method("anime", frames, "bg") == "anime"
+    assert _layer_method("anime", frames, "cel") == "rife"
+    assert _layer_method("rife", frames, "bg") == "rife"

@@ -1,17 +1,10 @@
 """`method: anime`: in-betweens from GMFSS Fortuna (union), the anime-trained interpolator,
-on premultiplied RGBA keys (issue 21).
+on opaque keys (issue 21).
 
 The network (:mod:`.gmfss`, our torch implementation on the published weights) sees each key
-composited over white, as it was trained. On opaque keys (paper, painted cels) the in-between is
-the network's frame. On a layer with transparency the fusion net's frame is a composite over
-white and says nothing exact about alpha (a second pass on the alpha plane finds its own
-motion, and the two disagree by a pixel at every edge: white halos round ink), so there the
-in-between is the keys' premultiplied RGBA moved by the network's own flows and splatting
-metrics, both keys in one softmax splat (:func:`splat_rgba`): where they land on the same pixel
-the one in front wins by its metric instead of the two being averaged.
-
-Per pair the flows, features and splatting metrics are computed once; each further in-between of
-the pair costs only the synthesis.
+composited over white, as it was trained, and its frame is the in-between of opaque keys (paper,
+painted cels). Layers with transparency never reach it: the stage gives them to RIFE
+(``_layer_method``), whose motion applies to premultiplied RGBA exactly.
 
 What held still is kept exactly: the fusion net redraws the whole frame from half-resolution
 features, so a part that did not move comes out slightly soft or shifted (a box's ink outline
@@ -20,8 +13,7 @@ of the keys' changing pixels, carried to t by the pair's own flows and metrics, 
 the in-between is the key itself: the part holds, it is not redrawn. Everything the moving
 parts may cover at t stays the network's.
 
-The stage's confidence for an anime in-between is how well
-the two keys agree once each is splatted to the in-between's time (the frames the fusion net
+The stage's confidence for an anime in-between is how well the two keys agree once each is splatted to the in-between's time (the frames the fusion net
 starts from): where they show the same thing the motion explains both keys; where they differ
 the net had to choose or invent. (Forward-backward flow consistency was tried first: on flat
 cel paint the flow inside a fill is ambiguous, so a disk that moved exactly was marked unsure.)
@@ -37,15 +29,14 @@ import torch
 import torch.nn.functional as F
 
 from .gmfss.model import MODEL, GMFSS, load_gmfss, size_multiple
-from .gmfss.softsplat import NORMALIZE_EPS, softsplat, splat_sum
-from .guard import changing
+from .gmfss.softsplat import softsplat
+# CONFIDENCE_SCALE: the difference of the two splatted keys (0..1, max over channels) at which the
+# confidence is 1/e, the guard's, so the confidence maps of all methods read the same
+from .guard import CONFIDENCE_SCALE, changing
 
-#: difference of the two splatted keys (0..1, max over channels) at which the confidence is 1/e:
-#: the guard's scale, so the confidence maps of all methods read the same
-from .guard import CONFIDENCE_SCALE  # noqa: E402
 #: the flow scale of the anime method per frame size: GMFlow's global matching grows with the
 #: square of the pixels, and above 2.2 Mpixel (larger than 1080p) a half-resolution flow is
-#: the published wrapper's advice, as for RIFE
+#: the published wrapper's advice for 4K, as for RIFE (set on that advice, not on our data)
 HALF_FLOW_ABOVE = 2_200_000
 
 #: pixels around what the keys' moving parts cover at t that are still left to the network
@@ -75,7 +66,7 @@ def get_model(models_dir: Path, device: str, dtype: torch.dtype, scale: float) -
 
 
 class AnimeEngine:
-    """GMFSS on premultiplied float32 RGBA keys (H x W x 4, values in [0, 1])."""
+    """GMFSS on opaque float32 RGBA keys (H x W x 4, values in [0, 1])."""
 
     backend = "torch"
     name = MODEL
@@ -97,18 +88,13 @@ class AnimeEngine:
         ra = F.pad(A[:, :3] + (1 - A[:, 3:4]), pad, mode="replicate")  # over white, as trained
         rb = F.pad(B[:, :3] + (1 - B[:, 3:4]), pad, mode="replicate")
         pair = net.prepare(ra, rb)
-        opaque = bool((A[:, 3] >= 1).all() and (B[:, 3] >= 1).all())
         changed = torch.from_numpy(changing(a, b).astype(np.float32))[None, None].to(self.device, self.dtype)
         changed_half = F.interpolate(F.pad(changed, pad), scale_factor=0.5, mode="area")
         same = ~changing(a, b)
         frames, confidence = [], []
         for t in times:
-            if opaque:
-                rgb = net.synthesize(pair, float(t))[:, :, :h, :w]
-                out = torch.cat((rgb, torch.ones_like(rgb[:, :1])), 1)
-            else:
-                out = splat_rgba(pair, F.pad(A, pad), F.pad(B, pad), float(t))[:, :, :h, :w]
-            out = out[0].float().permute(1, 2, 0).cpu().numpy()
+            rgb = net.synthesize(pair, float(t))[:, :, :h, :w]
+            out = torch.cat((rgb, torch.ones_like(rgb[:, :1])), 1)[0].float().permute(1, 2, 0).cpu().numpy()
             held = same & ~self._moving(pair, changed_half, float(t), h, w)
             out[held] = a[held]
             conf = self._confidence(pair, float(t), h, w)
@@ -135,23 +121,3 @@ class AnimeEngine:
         conf = torch.exp(-(d / CONFIDENCE_SCALE) ** 2)
         conf = F.interpolate(conf, scale_factor=2, mode="bilinear")[:, :, :h, :w]
         return conf[0, 0].float().clamp(0, 1).cpu().numpy()
-
-
-def splat_rgba(pair, A: torch.Tensor, B: torch.Tensor, t: float) -> torch.Tensor:
-    """Premultiplied RGBA keys (N, 4, H, W, padded size) moved to t by the pair's flows (half size,
-    scaled up) in one softmax splat: each key's pixels weigh exp(metric) times its nearness in
-    time, so the key in front and nearer wins a pixel both land on. A pixel neither lands on
-    (a hole the motion opened) shows the nearer key."""
-    def up(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=A.shape[2:], mode="bilinear")
-    parts = []
-    for key, flow, metric, near in ((A, t * pair.flow01, t * pair.metric0, 1 - t),
-                                    (B, (1 - t) * pair.flow10, (1 - t) * pair.metric1, t)):
-        weight = torch.exp(up(metric).float()) * max(near, 1e-3)
-        moved = up(flow).float() * 2  # half-size pixels to full-size pixels
-        parts.append((splat_sum(key.float() * weight, moved), splat_sum(weight, moved)))
-    total = parts[0][1] + parts[1][1]
-    out = (parts[0][0] + parts[1][0]) / (total + NORMALIZE_EPS)
-    hole = total <= NORMALIZE_EPS
-    nearer = A if t <= 0.5 else B
-    return torch.where(hole, nearer.float(), out).to(A.dtype)
