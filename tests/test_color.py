@@ -911,3 +911,65 @@ def test_the_shadow_a_part_cast_does_not_stay_when_the_part_has_gone():
     was_shadow = err[45:145, 165:168]  # measured 0.93 (the shadow carried: 0.0)
     assert (was_shadow <= 12).mean() >= 0.85, (was_shadow <= 12).mean()
     assert (err[45:215, 45:275] <= 12).mean() >= 0.97
+
+
+# -- trace roles (issue 22: the demo's key 1009) -----------------------------------------------
+
+def _torso_and_hand(hand: tuple[int, int, int], head_shadow: bool = True) -> np.ndarray:
+    """A torso with its shadow crescent cut off by a red trace line across its bottom, a round
+    head with its own red shadow line, and a round hand at (x, y, radius). Where the hand overlaps
+    the torso, its outline there is drawn red (the torso's shadow line running along it, as in the
+    demo's key 1009, where the crescent's line ends on the hand)."""
+    img = np.full((200, 200, 4), 255, np.uint8)
+    black, red = (0, 0, 0, 255), (230, 30, 30, 255)
+    cv2.ellipse(img, (100, 110), (40, 60), 0, 0, 360, black, 3, cv2.LINE_AA)
+    cv2.line(img, (64, 143), (136, 143), red, 2, cv2.LINE_AA)
+    if head_shadow:
+        cv2.circle(img, (100, 28), 22, black, 3, cv2.LINE_AA)
+        cv2.line(img, (82, 38), (118, 38), red, 2, cv2.LINE_AA)
+    hx, hy, hr = hand
+    cv2.circle(img, (hx, hy), hr, (255, 255, 255, 255), -1)
+    cv2.circle(img, (hx, hy), hr, black, 3, cv2.LINE_AA)
+    torso = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(torso, (100, 110), (40, 60), 0, 0, 360, 1, -1)
+    ring = np.zeros((200, 200), np.uint8)
+    cv2.circle(ring, (hx, hy), hr, 1, 3, cv2.LINE_AA)
+    img[(torso > 0) & (ring > 0)] = red
+    return img
+
+
+def test_a_lit_part_is_not_the_shadow_of_a_scrap_its_shadow_line_touches():
+    """The demo's key 1009 came out with a reddish torso: the torso was taken for the shadow side
+    of the hand, because a short stretch of red line lay between them and the torso's outline is
+    redder than the hand's, and the trace-line tone rule then gave it skin_shadow over the
+    reference's shirt green. A region lies on one side of one trace line, the one it shares most
+    of: the torso is the lit side of its crescent, not the shadow of the hand."""
+    from quickart_daemon.stages.color import trace
+    from quickart_daemon.stages.color.stage import prepare
+    lines = _torso_and_hand((157, 105, 20))
+    prep = prepare(lines)
+    regs, lab = prep.regs, prep.seg.labels
+    torso, crescent, hand = lab[90, 100], lab[150, 100], lab[105, 160]
+    assert len({torso, crescent, hand}) == 3
+    role, partner = trace.roles(regs)
+    assert role[torso] == trace.BASE and role[hand] == trace.BASE
+    assert role[crescent] == trace.SHADOW and partner[crescent] == torso
+    # end to end, from a reference where the hand hangs free: the torso stays shirt green
+    palette = Palette({"shirt": (88, 172, 110), "shirt_shadow": (65, 120, 106), "skin": (204, 155, 110),
+                       "skin_shadow": (150, 108, 106)})
+    ref_lines = _torso_and_hand((170, 170, 20))
+    cel = ref_lines.copy()
+    rprep = prepare(ref_lines)
+    rl = rprep.seg.labels
+    paint = {rl[90, 100]: "shirt", rl[150, 100]: "shirt_shadow", rl[170, 170]: "skin",
+             rl[20, 100]: "skin", rl[45, 100]: "skin_shadow"}
+    for r, name in paint.items():
+        cel[(rl == r) & rprep.seg.free] = (*palette.colors[name], 255)
+    colours = Colours()
+    for rgb in palette.colors.values():
+        colours.add(rgb)
+    ref = build_ref(1, cel, ref_lines, 0.0, colours)
+    res = colour_drawing(lines, [ref], None, palette, colours, {}, 2)
+    assert colours.table[res.region_colour[torso]] == palette.colors["shirt"]
+    assert colours.table[res.region_colour[crescent]] == palette.colors["shirt_shadow"]
+    assert colours.table[res.region_colour[hand]] == palette.colors["skin"]

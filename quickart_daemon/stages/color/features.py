@@ -61,10 +61,13 @@ def describe(seg: Segmentation, outside_min_fraction: float = 0.02) -> Regions:
     bbox = np.zeros((n + 1, 4))
     bbox[:, 0] = np.full(n + 1, w)
     bbox[:, 1] = np.full(n + 1, h)
-    np.minimum.at(bbox[:, 0], flat, xs)
-    np.minimum.at(bbox[:, 1], flat, ys)
-    np.maximum.at(bbox[:, 2], flat, xs)
-    np.maximum.at(bbox[:, 3], flat, ys)
+    # the columns and rows each region occupies (one pass each; ufunc.at was a third of the time)
+    for axis, (lo, hi), extent in ((1, (0, 2), w), (0, (1, 3), h)):
+        occ = np.zeros((n + 1, extent), bool)
+        occ[lab, np.arange(extent)[None, :] if axis == 1 else np.arange(extent)[:, None]] = True
+        has = occ.any(1)
+        bbox[has, lo] = occ[has].argmax(1)
+        bbox[has, hi] = extent - 1 - occ[has, ::-1].argmax(1)
     # line context: what kind of line a region's absorbed line pixels are
     lines = ~free
     nl = np.maximum(np.bincount(flat[lines], minlength=n + 1), 1).astype(np.float64)

@@ -27,15 +27,18 @@ def roles(regs: Regions, min_len: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
         strong[0, :] = strong[:, 0] = False
         frac = regs.line_ctx[:, col]
         for t in range(1, n + 1):
-            if regs.outside[t]:
+            if regs.outside[t] or role[t] != BASE:
                 continue
-            nb = np.nonzero(strong[t])[0]
-            nb = [j for j in nb if not regs.outside[j] and frac[t] > frac[j]]
+            nb = [j for j in np.nonzero(strong[t])[0] if not regs.outside[j]]
             if not nb:
                 continue
-            if role[t] == BASE:
+            # a region lies on one side of one trace line: the one it shares most of. It is the
+            # shadow (highlight) side when it is the redder (bluer) of the two; a lit torso whose
+            # shadow crescent's line also touches a scrap of a hand is not that scrap's shadow
+            j = max(nb, key=lambda j: (adj_k[t, j], -j))
+            if frac[t] > frac[j]:
                 role[t] = tone
-                partner[t] = max(nb, key=lambda j: adj_k[t, j])
+                partner[t] = j
     # a partner that is itself a shadow/highlight: follow to its base
     for t in range(1, n + 1):
         seen = 0
