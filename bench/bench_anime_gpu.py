@@ -38,18 +38,9 @@ def key_frames(size: tuple[int, int], n: int, synthetic: bool) -> list[np.ndarra
             img[disk] = (40, 90, 200, 255)
             out.append(img)
         return out
-    import cv2
-    from bench_real import load_rgba, realset_root
+    from bench_real import fit_frame, load_rgba, realset_root
     root = realset_root(None)
-    out = []
-    for i in range(n):
-        im = load_rgba(root / "interp" / "tg_duck_safe" / f"frame_{2 * i:04d}.png")
-        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
-        canvas = np.full((h, w, 4), 255, np.uint8)
-        x0 = (w - im.shape[1]) // 2
-        canvas[:, x0:x0 + im.shape[1]] = im
-        out.append(canvas)
-    return out
+    return [fit_frame(load_rgba(root / "interp" / "tg_duck_safe" / f"frame_{2 * i:04d}.png"), size) for i in range(n)]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

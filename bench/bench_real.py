@@ -98,6 +98,18 @@ def realset_root(python: str | None) -> Path:
     return root
 
 
+def fit_frame(im: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A development frame scaled to the height of `size` (w, h) and centred on white: the speed
+    measurements' frames at a production size."""
+    import cv2
+    w, h = size
+    im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((h, w, 4), 255, np.uint8)
+    x0 = (w - im.shape[1]) // 2
+    canvas[:, x0:x0 + im.shape[1]] = im
+    return canvas
+
+
 def load_rgba(path: Path) -> np.ndarray:
     import cv2
     im = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -468,16 +480,8 @@ def print_colour(names, rows, dists):
 def speed(root: Path, anim: str, size: tuple[int, int], methods: list[str]) -> None:
     """Seconds per in-between of the stage at `size` (the animation's frames scaled to its height
     and centred on white), keys 0, 2, 4, 6, 8 (four pairs, one in-between each), 1 thread."""
-    import cv2
     w, h = size
-    frames = {}
-    for i in range(9):
-        im = load_rgba(root / "interp" / anim / f"frame_{i:04d}.png")
-        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
-        canvas = np.full((h, w, 4), 255, np.uint8)
-        x0 = (w - im.shape[1]) // 2
-        canvas[:, x0:x0 + im.shape[1]] = im
-        frames[i] = canvas
+    frames = {i: fit_frame(load_rgba(root / "interp" / anim / f"frame_{i:04d}.png"), size) for i in range(9)}
     keys, wanted = [0, 2, 4, 6, 8], [1, 3, 5, 7]
     print(f"\n## Speed: {anim} at {w}x{h}, keys {keys}, CPU 1 thread (seconds per in-between, whole stage)\n")
     print("| method | s per in-between | vs motion |")
@@ -495,18 +499,13 @@ def colour_speed(root: Path, anim: str, size: tuple[int, int], reps: int = 2) ->
     """Seconds per coloured frame of the `color` stage at `size`: the line art of frame 4 coloured
     from frame 0 (its cel and line art), both scaled to the height and centred on white, 1 thread;
     the reference's own segmentation is part of the cost (a job builds it once per key)."""
-    import cv2
     from quickart_daemon import stages
     from quickart_daemon.stages.base import StageContext
     from quickart_daemon.timing import schedule_from_timing
     w, h = size
 
     def fit(im):
-        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
-        canvas = np.full((h, w, 4), 255, np.uint8)
-        x0 = (w - im.shape[1]) // 2
-        canvas[:, x0:x0 + im.shape[1]] = im
-        return canvas
+        return fit_frame(im, size)
     cel = fit(load_rgba(root / "color" / anim / "color" / "frame_0000.png"))
     lines = {i: fit(load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png")) for i in (0, 4)}
     times = []

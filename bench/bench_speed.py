@@ -26,8 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -51,21 +49,14 @@ for a, b in zip(ks, ks[1:]):
 
 
 def keys(size: tuple[int, int], frames: list[int], folder: Path) -> None:
-    import cv2
-    sys.path.insert(0, str(ROOT / "bench"))
-    from bench_real import load_rgba, realset_root
+    from bench_real import fit_frame, load_rgba, realset_root
 
     from quickart_daemon.images import write_png
     root = realset_root(None)
-    w, h = size
     folder.mkdir(parents=True, exist_ok=True)
     for i, f in enumerate(frames):
-        im = load_rgba(root / "interp" / "tg_duck_safe" / f"frame_{2 * i:04d}.png")
-        im = cv2.resize(im, (h * im.shape[1] // im.shape[0], h), interpolation=cv2.INTER_CUBIC)
-        canvas = np.full((h, w, 4), 255, np.uint8)
-        x0 = (w - im.shape[1]) // 2
-        canvas[:, x0:x0 + im.shape[1]] = im
-        write_png(folder / f"shot.{f:04d}.png", canvas)
+        write_png(folder / f"shot.{f:04d}.png",
+                  fit_frame(load_rgba(root / "interp" / "tg_duck_safe" / f"frame_{2 * i:04d}.png"), size))
 
 
 def run(method: str, src: Path, out: Path, device: str, env: dict) -> float:

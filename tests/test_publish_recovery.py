@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import opentimelineio as otio
 import pytest
@@ -199,13 +198,18 @@ def test_a_starting_daemon_removes_staging_folders_no_job_comes_back_to(make_con
 def test_a_gpu_job_no_live_node_can_claim_says_why_it_waits(make_config, capsys, gpus, reason):
     import os
 
-    from quickart_daemon import cli
     from quickart_daemon.naming import ShotId
     cfg = make_config(pipeline="blend")
     jq = open_queue(cfg)
     jq.node_heartbeat("render01", os.getpid(), ["cpu0"], "native", starting=True, gpus=gpus)
     job = jq.enqueue(ShotId("DEMO", "sq010", SHOT), str(cfg.root / "DEMO" / "sq010" / SHOT), "blend",
                      requires_gpu=True)
+    assert_waiting_reason(cfg, capsys, job, reason)
+
+
+def assert_waiting_reason(cfg, capsys, job, reason: str | None) -> None:
+    """`status` and `job` both say why a queued job waits (or neither says anything)."""
+    from quickart_daemon import cli
     assert cli.main(["--config", str(cfg.source), "status"]) == 0
     status = capsys.readouterr().out
     assert cli.main(["--config", str(cfg.source), "job", str(job.id)]) == 0
@@ -237,15 +241,7 @@ def test_a_job_for_a_node_group_no_live_node_is_in_says_why_it_waits(make_config
     assert [n.groups for n in jq.nodes()] == [sorted(groups)]
     job = jq.enqueue(ShotId("DEMO", "sq010", SHOT), str(cfg.root / "DEMO" / "sq010" / SHOT), "blend",
                      requires_gpu=requires_gpu, node_group="lighting")
-    assert cli.main(["--config", str(cfg.source), "status"]) == 0
-    status = capsys.readouterr().out
-    assert cli.main(["--config", str(cfg.source), "job", str(job.id)]) == 0
-    shown = capsys.readouterr().out
-    if reason is None:
-        assert "waiting:" not in status + shown
-    else:
-        assert f"job {job.id} DEMO/sq010/{SHOT}: {reason}" in status
-        assert f"  {reason}\n" in shown
+    assert_waiting_reason(cfg, capsys, job, reason)
     assert cli.main(["--config", str(cfg.source), "nodes"]) == 0
     assert (",".join(sorted(groups)) or "-") in capsys.readouterr().out
 
