@@ -15,7 +15,6 @@ PostgreSQL queue and a network drive whose locks may not hold.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from .errors import OutputError
+from .filehash import sha256_file  # noqa: F401 (its old home: code on other branches imports it here)
 from .images import write_bytes_atomic
 
 VERSION_RE = re.compile(r"^v([0-9]{3,})$")  # ASCII digits only
@@ -149,14 +149,6 @@ def version_made_by(output_dir: Path, series: str) -> tuple[int, dict] | None:
 
 def write_json(path: Path, data) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode())
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def keep_job_log(staging: Path, job_id: int | str) -> Path | None:

@@ -185,7 +185,7 @@ def _engine(ctx: StageContext, backend: str, precision: str):
         return engine, digest
     import torch
 
-    from ...outputs import sha256_file
+    from ...filehash import sha256_file
     from ...weights import verified_path
     from .engine import TorchEngine, get_model
     path = verified_path(MODEL_NAME, ctx.models_dir)
