@@ -64,6 +64,7 @@ import numpy as np
 
 from ...errors import ModelLoadError, StageFailed
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
+from ..labels import confidence_image
 from . import classical, guard, motion
 
 MODEL_NAME = "rife-v4"
@@ -383,7 +384,7 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
                 did = "motion"
             else:  # how far the other plausible in-betweens (hold, blend, snap) lie from this one
                 conf, did = guard.confidence_map(a, b, ib.t, p, p), "motion"
-            confidence[(layer, ib.drawing)] = guard.grey(conf)
+            confidence[(layer, ib.drawing)] = confidence_image(conf)
             report["decisions"][did] = report["decisions"].get(did, 0) + 1
             report["frames"].append(_record(layer, ib, did, w, evidence, conf, a, b, copy))
         keys.forget(layer, before)  # the next pair's previous key is this pair's first

@@ -41,6 +41,7 @@ from itertools import permutations
 import cv2
 import numpy as np
 
+from ..labels import RegionGeometry, geometry, nearest_labels
 from . import classical
 
 #: colour change (0..255, max over channels, 3x3 neighbourhood) that marks a region edge
@@ -53,29 +54,14 @@ MATCH_ROUNDS = 3
 
 
 @dataclass
-class Regions:
+class Regions(RegionGeometry):
+    """A key's regions: their geometry (`stages.labels.RegionGeometry`: area with edges included,
+    centroid, moments, bounding box, shared boundary) and what matching and re-drawing need."""
+
     labels: np.ndarray    # int32 (H, W): 1..n, every pixel (edges joined to the nearest region)
-    n: int
-    area: np.ndarray      # (n+1,) pixels, edges included
-    centroid: np.ndarray  # (n+1, 2) x, y
-    cov: np.ndarray       # (n+1, 2, 2) second moments about the centroid
     colour: np.ndarray    # (n+1, 3) mean RGB of the flat interior, 0..255
-    adj: np.ndarray       # (n+1, n+1) shared boundary length in pixels
     bg: int               # the background region (0 when there is none)
-    bbox: np.ndarray      # (n+1, 4) x0, y0, x1, y1 (inclusive)
     grey: np.ndarray      # float32 (H, W): the key over white, 0..1 (to check motions on)
-
-
-def _nearest_fill(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels labelled 0 take the label of the nearest labelled pixel; also that distance."""
-    bad = labels <= 0
-    if not bad.any():
-        return labels, np.zeros(labels.shape, np.float32)
-    dist, idx = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 3,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    lut = np.zeros(int(idx.max()) + 1, np.int32)
-    lut[idx[~bad]] = labels[~bad]
-    return np.where(bad, lut[idx], labels), dist
 
 
 def segment_cel(p: np.ndarray) -> Regions:
@@ -101,7 +87,7 @@ def segment_cel(p: np.ndarray) -> Regions:
     if not keep.any():
         return describe(np.ones((h, w), np.int32), rgb, interior > 0)
     interior = merge_shading(interior, rgb)
-    labels, _ = _nearest_fill(interior)
+    labels, _ = nearest_labels(interior)
     # the outline belongs to the drawing, not to the background: every pixel that is not the
     # background's colour joins the nearest painted region (so a moved part keeps its outline
     # and its anti-aliased fringe)
@@ -110,7 +96,7 @@ def segment_cel(p: np.ndarray) -> Regions:
     if bg and keep.sum() > 1:
         paper = np.median(rgb[interior == bg], axis=0)
         drawn = (labels == bg) & (np.abs(rgb.astype(np.int16) - paper).max(axis=2) > 8)
-        fg_lab, _ = _nearest_fill(np.where(interior == bg, 0, interior))
+        fg_lab, _ = nearest_labels(np.where(interior == bg, 0, interior))
         labels = np.where(drawn, fg_lab, labels)
     return describe(labels, rgb, ~edge)
 
@@ -145,7 +131,7 @@ def merge_shading(interior: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     # pixels wide); the darkest edge pixel between them says if there is ink
     grey = rgb.astype(np.float32).mean(axis=2)
     k = np.ones((3, 3), np.uint8)
-    grown, _ = _nearest_fill(interior)
+    grown, _ = nearest_labels(interior)
     near = cv2.dilate((interior > 0).astype(np.uint8), k, iterations=4) > 0
     edge = (interior == 0) & near
     parent = np.arange(n + 1)
@@ -198,36 +184,13 @@ def _background(labels: np.ndarray, n: int) -> int:
 
 
 def describe(labels: np.ndarray, rgb: np.ndarray, interior: np.ndarray) -> Regions:
-    h, w = labels.shape
-    n = int(labels.max())
-    flat = labels.ravel()
-    area = np.bincount(flat, minlength=n + 1).astype(np.float64)
-    wgt = np.maximum(area, 1)
-    ys, xs = np.indices((h, w), dtype=np.float64)
-    xs, ys = xs.ravel(), ys.ravel()
-    cx, cy = np.bincount(flat, xs, n + 1) / wgt, np.bincount(flat, ys, n + 1) / wgt
-    cov = np.zeros((n + 1, 2, 2))
-    cov[:, 0, 0] = np.bincount(flat, xs * xs, n + 1) / wgt - cx ** 2
-    cov[:, 1, 1] = np.bincount(flat, ys * ys, n + 1) / wgt - cy ** 2
-    cov[:, 0, 1] = cov[:, 1, 0] = np.bincount(flat, xs * ys, n + 1) / wgt - cx * cy
-    inner = interior.ravel()
+    shape = geometry(labels)
+    n, flat, inner = shape.n, labels.ravel(), interior.ravel()
     ni = np.maximum(np.bincount(flat[inner], minlength=n + 1), 1)
     colour = np.stack([np.bincount(flat[inner], rgb[..., c].ravel()[inner].astype(np.float64), n + 1) / ni
                        for c in range(3)], 1)
-    adj = np.zeros((n + 1, n + 1))
-    for x0, x1 in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
-        d = x0 != x1
-        np.add.at(adj, (x0[d], x1[d]), 1.0)
-    adj = adj + adj.T
-    bbox = np.zeros((n + 1, 4))
-    bbox[:, :2] = [w, h]
-    np.minimum.at(bbox[:, 0], flat, xs)
-    np.minimum.at(bbox[:, 1], flat, ys)
-    np.maximum.at(bbox[:, 2], flat, xs)
-    np.maximum.at(bbox[:, 3], flat, ys)
-    bg = _background(labels, n)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    return Regions(labels, n, area, np.stack([cx, cy], 1), cov, colour, adj, bg, bbox, grey)
+    return Regions(**vars(shape), labels=labels, colour=colour, bg=_background(labels, n), grey=grey)
 
 
 # -- matching ---------------------------------------------------------------------------------
