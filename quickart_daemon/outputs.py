@@ -8,7 +8,7 @@ retry can start from a chosen stage. `version_slot` holds the shot's version loc
 number; `commit_version` renames the staging folder to ``vNNN`` under that lock, so two
 jobs of one shot never take the same number and nothing half-written is ever visible
 under a version name. Publishing takes its locks through `PublishLocks`: these file locks
-on one machine, the database's (`queue.DatabasePublishLocks`) when many nodes share a
+on one machine, the database's (`publish_locks.DatabasePublishLocks`) when many nodes share a
 PostgreSQL queue and a network drive whose locks may not hold.
 """
 
@@ -89,7 +89,7 @@ def version_slot(output_dir: Path) -> Iterator[int]:
 class PublishLocks:
     """What serialises publishing: the shot's version number and latest.json decision (`version_slot`),
     and the read-modify-write of a sequence timeline (`sequence`). These defaults are for one machine
-    (file locks); many nodes on one database use the database's locks (queue.DatabasePublishLocks),
+    (file locks); many nodes on one database use the database's locks (publish_locks.DatabasePublishLocks),
     never a lock file on the shared drive."""
 
     def version_slot(self, output_dir: Path) -> AbstractContextManager[int]:

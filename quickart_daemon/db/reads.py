@@ -85,7 +85,7 @@ def nodes(run: Run) -> list[NodeInfo]:
 
 def database_now(run: Run) -> datetime:
     """The database server's current time as naive UTC: the clock that wrote every heartbeat and lease
-    (`queue._clock`), so a reader's own clock never decides whether a node is alive. CURRENT_TIMESTAMP
+    (`db.connector.clock`), so a reader's own clock never decides whether a node is alive. CURRENT_TIMESTAMP
     is portable: SQLite gives UTC text (whole seconds), PostgreSQL a time with its zone."""
     now = parse_when(run("SELECT CURRENT_TIMESTAMP AS now", {})[0]["now"])
     return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo is not None else now
