@@ -104,7 +104,7 @@ def main() -> None:
         anime._MODELS.clear()
         reset()
     path = verified_path("rife-v4", Path(a.models))
-    from quickart_daemon.outputs import sha256_file
+    from quickart_daemon.filehash import sha256_file
     rife = engine.TorchEngine(engine.get_model(path, sha256_file(path), device, torch.float32), device)
     rife.pair(keys[0], keys[1], times[:1])
     sync()

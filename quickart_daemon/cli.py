@@ -24,15 +24,10 @@ import logging
 import os
 import signal
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 from .config import Config, load_config
 from .errors import QuickArtError
-
-#: a daemon whose heartbeat is older than this is reported as not running
-ALIVE_SECONDS = 30
-
 
 def _print_json(data) -> None:
     print(json.dumps(data, indent=2, default=str))
@@ -68,36 +63,15 @@ def _reader(cfg: Config):
 
 
 def cmd_status(args, cfg: Config) -> int:
-    from .db import reads
-    from .jobs import JobState, utcnow, why_waiting
+    from .jobs import JobState
+    from .status import read_status
     with _reader(cfg) as run:
-        now = utcnow()
-        node_rows = reads.nodes(run)
-        nodes = [{"node": n.name, "pid": n.pid, "alive": _alive(n, now), "state": n.state,
-                  "heartbeat": n.heartbeat_at, "started": n.started_at, "slots": n.slots, "watch_mode": n.watch_mode,
-                  "gpus": n.gpus, "groups": n.groups, "running": n.running, "version": n.version}
-                 for n in node_rows]
-        live = [n for n in node_rows if _alive(n, now)]
-        waiting = [(j, reason) for j in reads.list_jobs(run, [JobState.QUEUED]) if (reason := why_waiting(j, live))]
-        counts = reads.count_states(run)
-        running = reads.list_jobs(run, [JobState.RUNNING])
-        failed = reads.list_jobs(run, [JobState.FAILED], limit=5)
-        notices = reads.notices(run, 5)
-    busy = {j.slot for j in running}
-    data = {
-        "nodes": nodes,
-        "queue_depth": counts.get(JobState.QUEUED.value, 0),
-        "counts": counts,
-        "running": [{"job": j.id, "shot": str(j.shot), "stage": j.current_stage, "progress": round(j.progress, 3),
-                     "node": j.node, "slot": j.slot, "attempt": j.attempts} for j in running],
-        "slots": [{"node": n["node"], "slot": s, "busy": s in busy} for n in nodes if n["alive"] for s in n["slots"]],
-        "last_errors": [{"job": j.id, "shot": str(j.shot), "error": j.error, "at": j.finished_at} for j in failed],
-        "waiting": [{"job": j.id, "shot": str(j.shot), "reason": reason} for j, reason in waiting],
-        "notices": [{"path": n.path, "message": n.message, "at": n.created_at} for n in notices],
-    }
+        status = read_status(run)
+    data = status.to_dict()
     if args.json:
         _print_json(data)
         return 0
+    nodes, running, failed, notices, counts = data["nodes"], status.running, status.failed, status.notices, status.counts
     if not nodes:
         print("daemon: never started against this database")
     for n in nodes:
@@ -123,21 +97,16 @@ def cmd_status(args, cfg: Config) -> int:
     return 0
 
 
-def _alive(node, now) -> bool:
-    return node.state == "up" and (now - node.heartbeat_at) < timedelta(seconds=ALIVE_SECONDS)
-
-
 def cmd_nodes(args, cfg: Config) -> int:
-    from .db import reads
-    from .jobs import utcnow
+    from .status import read_nodes
     with _reader(cfg) as run:
-        nodes = reads.nodes(run)
-    now = utcnow()
+        nodes = read_nodes(run)
     if args.json:
-        _print_json([n.to_dict() | {"alive": _alive(n, now)} for n in nodes])
+        _print_json([n.to_dict() for n in nodes])
         return 0
-    print(_table([[n.name, n.state if n.state != "up" or _alive(n, now) else "silent", f"{n.running}/{len(n.slots)}",
-                   n.gpus, ",".join(n.groups) or "-", _ago(n.heartbeat_at), n.version or "-", n.pid] for n in nodes],
+    print(_table([[n.name, n.shown_state, f"{n.info.running}/{len(n.info.slots)}", n.info.gpus,
+                   ",".join(n.info.groups) or "-", _ago(n.info.heartbeat_at), n.info.version or "-", n.info.pid]
+                  for n in nodes],
                  ["NODE", "STATE", "SLOTS USED", "GPUS", "GROUPS", "HEARTBEAT", "VERSION", "PID"]) if nodes
           else "no node has run a daemon against this database")
     return 0
@@ -165,12 +134,12 @@ def cmd_jobs(args, cfg: Config) -> int:
 
 def cmd_job(args, cfg: Config) -> int:
     from .db import reads
-    from .jobs import FINISHED, utcnow, why_waiting
+    from .jobs import FINISHED, why_waiting
+    from .status import live_nodes
     with _reader(cfg) as run:
         job = reads.get_job(run, args.id)
         data = job.to_dict() | {"stages": reads.stage_runs(run, job.id), "outputs": reads.artifacts(run, job.id)}
-        now = utcnow()
-        data["waiting"] = why_waiting(job, [n for n in reads.nodes(run) if _alive(n, now)])
+        data["waiting"] = why_waiting(job, live_nodes(run))
     if job.state in FINISHED:
         from .rerun import retry_points
         data["retry_from"] = retry_points(cfg, job, data["stages"])

@@ -90,7 +90,7 @@ class Daemon:
 
     def _on_problem(self, path: Path, message: str) -> None:
         log.warning("action=notice path=%s message=%s", path, message)
-        self.jq.notice(str(path), message, self.node)
+        self.jq.notice_board.record(str(path), message, self.node)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -165,11 +165,11 @@ class Daemon:
         (requeue_stale(node=...)) and both would run, one unseen: refuse to start. A fresh heartbeat
         alone may be a daemon just killed (systemd restarting it), so wait for a second beat."""
         beat_every = min(5.0, self.cfg.queue.heartbeat_seconds)
-        first = self.jq.node_beat(self.node, within=3 * beat_every)
+        first = self.jq.node_registry.beat(self.node, within=3 * beat_every)
         if first is None:
             return
         time.sleep(2 * beat_every + 0.5)
-        again = self.jq.node_beat(self.node, within=3 * beat_every)
+        again = self.jq.node_registry.beat(self.node, within=3 * beat_every)
         if again is not None and again != first:
             raise QuickArtError(f"a daemon for node {self.node} is already running (pid {again[0]}, heartbeating "
                                 "on this database); stop it first, or give this one another node_name")
@@ -195,7 +195,7 @@ class Daemon:
 
     def _heartbeat(self, starting: bool = False, stopping: bool = False) -> None:
         gpus = len({s.env.get("CUDA_VISIBLE_DEVICES") for s in self.slots if s.device.startswith("cuda")})
-        self.jq.node_heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
+        self.jq.node_registry.heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
                                starting=starting, stopping=stopping, gpus=gpus, version=__version__,
                                groups=self.cfg.node_groups)
 
@@ -203,7 +203,8 @@ class Daemon:
         """One pass: requeue expired leases and the jobs of nodes gone silent, reap workers, fill free slots."""
         # a dead node first: its silence is noticed about when its jobs' leases run out, and its name is the
         # better reason to record
-        for node, job_ids in self.jq.requeue_down_nodes(self.cfg.queue.lease_seconds, me=self.node).items():
+        down = self.jq.node_registry.requeue_down_nodes(self.cfg.queue.lease_seconds, me=self.node)
+        for node, job_ids in down.items():
             log.warning("action=node_down node=%s requeued=%s", node, job_ids)
         for job_id in self.jq.requeue_stale(me=self.node):
             log.warning("action=requeue_stale job=%s", job_id)

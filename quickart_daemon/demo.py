@@ -58,7 +58,7 @@ def run_demo(folder: Path, timeout: float = 600) -> int:
     daemon = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config_path), "daemon"],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: any(n.pid == daemon.pid for n in jq.nodes()), 60, daemon, "the daemon to start")
+        _wait_for(lambda: any(n.pid == daemon.pid for n in jq.node_registry.list()), 60, daemon, "the daemon to start")
         # a new shot name each run, so every demo is a fresh drop
         n = len([p for p in (cfg.root / "DEMO" / "sq010").glob("sh*")]) if (cfg.root / "DEMO" / "sq010").is_dir() else 0
         shot_name = f"sh{(n + 1) * 10:04d}"

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import DropError, ImageError, UnsafeArchive
+from .filehash import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -342,17 +343,9 @@ def _extract(zip_path: Path, zf: zipfile.ZipFile, plan: list[tuple[zipfile.ZipIn
                             f"{exc.strerror or exc}") from None
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def unpacked_folder(shot_dir: Path, zip_path: Path) -> Path:
     """Where the zip drop ``keys/{name}.zip`` is unpacked: ``quickart/unpacked/{zip stem}-{sha256[:12]}/``."""
-    return Path(shot_dir) / OUTPUT_DIR / UNPACKED_DIR / f"{zip_path.stem}-{_sha256_file(zip_path)[:12]}"
+    return Path(shot_dir) / OUTPUT_DIR / UNPACKED_DIR / f"{zip_path.stem}-{sha256_file(zip_path)[:12]}"
 
 
 def unpack_zip_drops(shot_dir: Path, root: Path | None = None) -> dict[Path, Path]:

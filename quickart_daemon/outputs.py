@@ -8,14 +8,13 @@ retry can start from a chosen stage. `version_slot` holds the shot's version loc
 number; `commit_version` renames the staging folder to ``vNNN`` under that lock, so two
 jobs of one shot never take the same number and nothing half-written is ever visible
 under a version name. Publishing takes its locks through `PublishLocks`: these file locks
-on one machine, the database's (`queue.DatabasePublishLocks`) when many nodes share a
+on one machine, the database's (`publish_locks.DatabasePublishLocks`) when many nodes share a
 PostgreSQL queue and a network drive whose locks may not hold.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from .errors import OutputError
+from .filehash import sha256_file  # noqa: F401 (its old home: code on other branches imports it here)
 from .images import write_bytes_atomic
 
 VERSION_RE = re.compile(r"^v([0-9]{3,})$")  # ASCII digits only
@@ -89,7 +89,7 @@ def version_slot(output_dir: Path) -> Iterator[int]:
 class PublishLocks:
     """What serialises publishing: the shot's version number and latest.json decision (`version_slot`),
     and the read-modify-write of a sequence timeline (`sequence`). These defaults are for one machine
-    (file locks); many nodes on one database use the database's locks (queue.DatabasePublishLocks),
+    (file locks); many nodes on one database use the database's locks (publish_locks.DatabasePublishLocks),
     never a lock file on the shared drive."""
 
     def version_slot(self, output_dir: Path) -> AbstractContextManager[int]:
@@ -149,14 +149,6 @@ def version_made_by(output_dir: Path, series: str) -> tuple[int, dict] | None:
 
 def write_json(path: Path, data) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode())
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def keep_job_log(staging: Path, job_id: int | str) -> Path | None:

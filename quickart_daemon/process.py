@@ -27,6 +27,7 @@ from .logs import JobLog
 from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, restore_work, retire_staging, staging_dir
 from .pipeline import StageReport, load_pipeline, with_shot_params
 from .publish import Provenance, Version, finish_interrupted_publish, publish_version
+from .publish_locks import DatabasePublishLocks
 from .jobs import DropInfo
 from .queue import Job, JobQueue, JobState, LeaseLost
 from .run import Checkpoints, read_inputs, run_pipeline
@@ -181,7 +182,7 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
     series = f"job {job.id} generation {job.generation} created {job.created_at.isoformat()}"
     attempt.phase = "publishing"
     published = finish_interrupted_publish(job.shot, attempt.staging.parent, series, drop, naming=cfg.naming_rules,
-                                           studio_root=cfg.root, locks=jq.publish_locks(job))
+                                           studio_root=cfg.root, locks=DatabasePublishLocks.of_job(jq.db, job))
     if published is not None:
         log.info("action=publish_finished job=%s shot=%s version=v%03d", job.id, job.shot, published.number)
         return published
@@ -227,7 +228,7 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
     attempt.job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
     made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop, series)
     return publish_version(shot, pipeline, drawings, reports, staging=attempt.staging, naming=cfg.naming_rules,
-                           studio_root=cfg.root, made_by=made_by, locks=jq.publish_locks(job))
+                           studio_root=cfg.root, made_by=made_by, locks=DatabasePublishLocks.of_job(jq.db, job))
 
 
 def _snapshot(cfg: Config, job: Job, attempt: _Attempt, drop: DropInfo | None) -> tuple[Snapshot, bool]:

@@ -18,37 +18,38 @@ or a power cut loses at most the stage that was running.
 One queue, two databases (SQLite: one machine; PostgreSQL: many render nodes); the
 differences live in small named pieces. `_claim_one`: on PostgreSQL one UPDATE of the
 row picked by `SELECT ... FOR UPDATE SKIP LOCKED` (claimers never wait on each other's
-rows); on SQLite a conditional UPDATE on (id, state). `_clock`: lease times come from the
-database server's clock on PostgreSQL, so a node with a skewed clock neither steals live
-leases nor hands out leases that look expired to the others. `_wake_daemons`: NOTIFY
-idle daemons. `DatabasePublishLocks`: version numbers and timeline updates serialised by
-the database instead of file locks on a network drive. A drop's identity is unique
-(`drop_key`), so every node watching the same root records a drop once.
+rows); on SQLite a conditional UPDATE on (id, state). `db.connector.clock`: lease times come
+from the database server's clock on PostgreSQL, so a node with a skewed clock neither steals
+live leases nor hands out leases that look expired to the others. `_wake_daemons`: NOTIFY
+idle daemons. A drop's identity is unique (`drop_key`), so every node watching the same root
+records a drop once.
+
+The other managers over the same database (`db/connector.py`) own the rest: `nodes.py` the
+render nodes (heartbeats, marking a silent node down; its jobs come back here, `requeue_lost`),
+`notices.py` the problems found in watched folders, `publish_locks.py` the version numbers and
+timeline updates serialised by the database instead of file locks on a network drive.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import logging
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import DateTime, exists, func, literal, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from .db import reads
+from .db.connector import DB_NOW, Connector, clock, on_postgres, rides_out_outages
 from .db.wakeup import CHANNEL
-from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Notice, Shot, StageRun, VersionRow, utcnow
+from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Shot, StageRun, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
 from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
 from .naming import ShotId
+from .nodes import NodeRegistry
+from .notices import NoticeBoard
 
 __all__ = ["FINISHED", "Job", "JobQueue", "JobState", "LeaseLost", "RetryPolicy", "open_queue"]
 
@@ -80,22 +81,6 @@ def _job(row: JobRow) -> Job:
                                      "shot_path": shot.path})
 
 
-#: the database server's current time as naive UTC (PostgreSQL); the type makes `+ timedelta` an interval
-DB_NOW = func.timezone(literal("UTC"), func.now(), type_=DateTime)
-
-
-def _on_postgres(s: Session) -> bool:
-    return s.get_bind().dialect.name == "postgresql"
-
-
-def _clock(s: Session) -> datetime:
-    """Now, for leases, retry times and the order of drops: the database's clock, never the node's (on
-    PostgreSQL the server's, shared by every node; on SQLite the clock SQLite itself reads)."""
-    if _on_postgres(s):
-        return s.scalar(select(DB_NOW))
-    return datetime.fromisoformat(s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
-
-
 def _claim_one(s: Session, values: dict, now, eligible: list) -> int | None:
     """Lease the most urgent runnable job that meets `eligible` (writing `values` into it); its id, or None.
 
@@ -104,7 +89,7 @@ def _claim_one(s: Session, values: dict, now, eligible: list) -> int | None:
     candidates, take the first one still queued by a conditional UPDATE."""
     runnable = (select(JobRow.id).where(JobRow.state == JobState.QUEUED.value, JobRow.run_after <= now, *eligible)
                 .order_by(JobRow.priority.desc(), JobRow.id))
-    if _on_postgres(s):
+    if on_postgres(s):
         pick = runnable.limit(1).with_for_update(skip_locked=True).scalar_subquery()
         return s.scalar(update(JobRow).where(JobRow.id == pick).values(**values).returning(JobRow.id))
     for job_id in s.scalars(runnable.limit(8)).all():
@@ -130,89 +115,8 @@ def drop_key(signature: str, follows: int | None, forced: bool = False) -> str:
 def _wake_daemons(s: Session) -> None:
     """A job became runnable: on PostgreSQL, wake idle daemons (delivered when this transaction commits;
     see db/wakeup.py). SQLite daemons poll."""
-    if _on_postgres(s):
+    if on_postgres(s):
         s.execute(select(func.pg_notify(CHANNEL, "")))
-
-
-log = logging.getLogger("quickart.queue")
-
-#: how long a worker's verb keeps retrying while the database server is unreachable (a restart)
-OUTAGE_SECONDS = 60.0
-
-
-def _rides_out_outages(verb):
-    """For the verbs a running job's worker calls: on PostgreSQL, a lost connection (the server restarting,
-    a network cut) is retried for up to OUTAGE_SECONDS, so the stage that is running survives it. SQLite
-    errors (a locked file) pass through at once, as before."""
-    @functools.wraps(verb)
-    def retrying(self: "JobQueue", *args, **kwargs):
-        deadline = time.monotonic() + OUTAGE_SECONDS
-        while True:
-            try:
-                return verb(self, *args, **kwargs)
-            except OperationalError as exc:
-                if not self.shared or time.monotonic() > deadline:
-                    raise
-                log.warning("action=database_retry verb=%s error=%s", verb.__name__,
-                            str(exc.orig or exc).strip().splitlines()[0])
-                time.sleep(0.5)
-    return retrying
-
-
-#: advisory lock classes (two-int form: class, object) for publishing on PostgreSQL ("QA" + 1, + 2)
-VERSION_LOCK, SEQUENCE_LOCK = 0x51410001, 0x51410002
-
-
-class DatabasePublishLocks:
-    """Publishing's locks for many nodes (see outputs.PublishLocks): on PostgreSQL a transaction-scoped
-    advisory lock per shot serialises the version number and the latest.json decision, the number is
-    allocated and recorded in `versions` (unique per shot), and an advisory lock per sequence timeline
-    serialises its read-modify-write. On SQLite (one machine) the file locks serve."""
-
-    def __init__(self, jq: "JobQueue", shot_id: int, job_id: int):
-        self.jq, self.shot_id, self.job_id = jq, shot_id, job_id
-
-    @contextmanager
-    def version_slot(self, output_dir: Path) -> Iterator[int]:
-        from . import outputs  # not at module level: the daemon process never loads image code
-
-        if not self.jq.shared:
-            with outputs.version_slot(output_dir) as number:
-                yield number
-            return
-        output_dir.mkdir(exist_ok=True)  # never re-create a shot folder that was renamed away
-        with self.jq.sessions.begin() as s:  # the lock is held until this transaction ends
-            s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
-            recorded = s.scalar(select(func.max(VersionRow.number)).where(VersionRow.shot_id == self.shot_id))
-            # versions made before the database knew the shot (or by `quickart run` elsewhere) count too
-            number = max(recorded or 0, *(outputs.versions(output_dir) or [0])) + 1
-            s.add(VersionRow(shot_id=self.shot_id, number=number, job_id=self.job_id, created_at=_clock(s)))
-            s.flush()
-            yield number
-
-    @contextmanager
-    def shot(self, output_dir: Path) -> Iterator[None]:
-        """The shot's version lock without taking a number (finishing an interrupted publish)."""
-        from . import outputs
-
-        if not self.jq.shared:
-            with outputs.shot_lock(output_dir):
-                yield
-            return
-        with self.jq.sessions.begin() as s:
-            s.execute(select(func.pg_advisory_xact_lock(VERSION_LOCK, self.shot_id)))
-            yield
-
-    @contextmanager
-    def sequence(self, path: Path) -> Iterator[None]:
-        if not self.jq.shared:
-            from . import outputs
-            with outputs.PublishLocks().sequence(path):
-                yield
-            return
-        with self.jq.sessions.begin() as s:
-            s.execute(select(func.pg_advisory_xact_lock(SEQUENCE_LOCK, func.hashtext(str(path)))))
-            yield
 
 
 class LeaseLost(QuickArtError):
@@ -238,15 +142,19 @@ class JobQueue:
 
     def __init__(self, sessions: sessionmaker[Session], retry: RetryPolicy = RetryPolicy(),
                  lease_seconds: float = 60.0, block_node_after: int = 0):
+        self.db = Connector(sessions)
         self.sessions = sessions
         self.retry_policy = retry
         self.lease = timedelta(seconds=lease_seconds)
         self.block_node_after = block_node_after  # 0: a job may fail on a node any number of times
+        # the other managers over this database (see the module's docstring)
+        self.node_registry = NodeRegistry(self.db, self)
+        self.notice_board = NoticeBoard(self.db)
 
     @property
     def shared(self) -> bool:
         """Whether this queue's database is a server many nodes share (PostgreSQL), not a local SQLite file."""
-        return self.sessions.kw["bind"].dialect.name == "postgresql"
+        return self.db.shared
 
     # -- helpers ---------------------------------------------------------------------
     def _row(self, s: Session, job_id: int) -> JobRow:
@@ -290,7 +198,7 @@ class JobQueue:
                 raise
             return found
 
-    @_rides_out_outages
+    @rides_out_outages
     def drop(self, drop_id: int) -> DropInfo | None:
         with self.sessions() as s:
             return reads.get_drop(self._run(s), drop_id)
@@ -301,7 +209,7 @@ class JobQueue:
         try:
             with self.sessions.begin() as s:
                 s.add(Drop(shot_id=shot_id, key=key or drop_key(signature, None, forced=True),
-                           signature=signature, files=files, source=source, detected_at=_clock(s)))
+                           signature=signature, files=files, source=source, detected_at=clock(s)))
         except IntegrityError:
             if not self._drop_exists(shot_id, key):
                 raise  # not another node recording the same drop
@@ -340,11 +248,11 @@ class JobQueue:
         with self.sessions.begin() as s:
             # detected_at orders drops for latest.json (publish._is_newer): the database's clock, not this node's
             drop = Drop(shot_id=shot_id, key=key, signature=signature, files=files, source=source,
-                        detected_at=_clock(s))
+                        detected_at=clock(s))
             s.add(drop)
             s.flush()
             row = JobRow(shot_id=shot_id, drop_id=drop.id, state=JobState.QUEUED.value, priority=priority,
-                         pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=_clock(s),
+                         pipeline=pipeline, max_attempts=self.retry_policy.max_attempts, run_after=clock(s),
                          warnings=[], requires_gpu=requires_gpu, node_group=node_group)
             s.add(row)
             s.flush()
@@ -366,7 +274,7 @@ class JobQueue:
         is read inside the claim statement."""
         with self.sessions.begin() as s:
             if now is None:
-                now = DB_NOW if _on_postgres(s) else _clock(s)
+                now = DB_NOW if on_postgres(s) else clock(s)
             eligible = [or_(JobRow.node_group.is_(None), JobRow.node_group.in_(list(groups)))]
             if not gpu:
                 eligible.append(JobRow.requires_gpu.is_(False))
@@ -379,20 +287,20 @@ class JobQueue:
                                         started_at=func.coalesce(JobRow.started_at, now)), now, eligible)
             return None if job_id is None else _job(self._row(s, job_id))
 
-    @_rides_out_outages
+    @rides_out_outages
     def heartbeat(self, job_id: int, owner: str, *, stage: str | None = None,
                   progress: float | None = None) -> bool:
         """Extend the lease; returns True when a person asked to cancel the job."""
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
-            row.lease_expires_at = _clock(s) + self.lease
+            row.lease_expires_at = clock(s) + self.lease
             if stage is not None:
                 row.current_stage = stage
             if progress is not None:
                 row.progress = float(progress)
             return bool(row.cancel_requested)
 
-    @_rides_out_outages
+    @rides_out_outages
     def checkpoint(self, job_id: int, owner: str, *, index: int, name: str, seconds: float,
                    checkpoint: str | None, report: dict, progress: float) -> None:
         """A stage finished and its outputs are on disk: a resumed job skips it."""
@@ -401,11 +309,11 @@ class JobQueue:
             s.add(StageRun(job_id=job_id, generation=row.generation, index=index, name=name, state="done",
                            seconds=seconds, checkpoint=checkpoint, report=report))
             row.progress = progress
-            row.lease_expires_at = _clock(s) + self.lease
+            row.lease_expires_at = clock(s) + self.lease
             warnings = list(row.warnings or []) + [f"{name}: {w}" for w in report.get("warnings", [])]
             row.warnings = warnings
 
-    @_rides_out_outages
+    @rides_out_outages
     def done_stages(self, job_id: int) -> dict[int, StageRun]:
         """The checkpointed stages of the job's current generation, by pipeline index."""
         with self.sessions() as s:
@@ -414,7 +322,7 @@ class JobQueue:
                                                     StageRun.generation == row.generation)).all()
             return {r.index: r for r in runs}
 
-    @_rides_out_outages
+    @rides_out_outages
     def finish(self, job_id: int, owner: str, *, version: int, output_path: str,
                artifacts: dict[str, str], warnings: list[str] = ()) -> Job:
         with self.sessions.begin() as s:
@@ -428,7 +336,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
-    @_rides_out_outages
+    @rides_out_outages
     def fail(self, job_id: int, owner: str | None, error: str, *, retryable: bool,
              stage: str | None = None, artifacts: dict[str, str] | None = None) -> Job:
         """Record an error; requeue with backoff when it may pass and attempts are left."""
@@ -443,7 +351,7 @@ class JobQueue:
                 self._count_node_failure(s, row)
             if retryable and row.attempts < row.max_attempts:
                 self._move(row, JobState.QUEUED)
-                row.run_after = _clock(s) + timedelta(seconds=self.retry_policy.delay(row.attempts))
+                row.run_after = clock(s) + timedelta(seconds=self.retry_policy.delay(row.attempts))
             else:
                 self._move(row, JobState.FAILED)
                 row.finished_at = utcnow()
@@ -468,9 +376,9 @@ class JobQueue:
         unless its worker is gone (lease expired, or its node marked down or stopped): then nobody would
         see the request, so it stops now. A worker that died within its lease (its node silent, not yet
         marked down) is not known to be gone: the request stands, and the job is cancelled, not
-        requeued, when the lease runs out (`_requeue_lost`); `cli.cmd_cancel` says which."""
+        requeued, when the lease runs out (`requeue_lost`); `cli.cmd_cancel` says which."""
         with self.sessions.begin() as s:
-            now = _clock(s)
+            now = clock(s)
             row = self._row(s, job_id)
             node_state = s.scalar(select(Node.state).where(Node.name == row.node)) if row.node else None
             lease_over = row.lease_expires_at is None or row.lease_expires_at < now
@@ -499,14 +407,14 @@ class JobQueue:
             s.flush()
             return _job(row)
 
-    @_rides_out_outages
+    @rides_out_outages
     def warn(self, job_id: int, owner: str, warnings: list[str]) -> None:
         """Add sentences to the job's warnings (files of the drop that were left alone, say)."""
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
             row.warnings = list(row.warnings or []) + list(warnings)
 
-    @_rides_out_outages
+    @rides_out_outages
     def superseded_while_running(self, job_id: int, owner: str, reason: str) -> Job:
         """The job's drop changed before the job read it: the newer drop's job makes the version."""
         with self.sessions.begin() as s:
@@ -517,7 +425,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
-    @_rides_out_outages
+    @rides_out_outages
     def stopped(self, job_id: int, owner: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""
         with self.sessions.begin() as s:
@@ -528,7 +436,7 @@ class JobQueue:
             s.flush()
             return _job(row)
 
-    @_rides_out_outages
+    @rides_out_outages
     def release(self, job_id: int, owner: str) -> Job:
         """Hand a running job back to the queue at once (graceful shutdown after a checkpoint);
         the interrupted attempt does not count."""
@@ -537,7 +445,7 @@ class JobQueue:
             self._move(row, JobState.QUEUED)
             row.attempts = max(row.attempts - 1, 0)
             row.lease_owner = row.lease_expires_at = None
-            row.run_after, row.error = _clock(s), None
+            row.run_after, row.error = clock(s), None
             _wake_daemons(s)
             s.flush()
             return _job(row)
@@ -545,7 +453,7 @@ class JobQueue:
     def claim(self, job_id: int, owner: str, node: str, slot: str) -> Job:
         """Lease one given job (for `quickart run`, which runs a shot in the foreground)."""
         with self.sessions.begin() as s:
-            now = _clock(s)
+            now = clock(s)
             taken = s.execute(
                 update(JobRow).where(JobRow.id == job_id, JobRow.state == JobState.QUEUED.value)
                 .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + self.lease,
@@ -567,7 +475,7 @@ class JobQueue:
             inputs_generation = (row.generation if row.inputs_generation is None else row.inputs_generation) \
                 if carried else None
             row.attempts, row.generation, row.inputs_generation = 0, row.generation + 1, inputs_generation
-            row.error, row.run_after, row.finished_at = None, _clock(s), None
+            row.error, row.run_after, row.finished_at = None, clock(s), None
             row.cancel_requested, row.progress, row.current_stage = False, 0.0, None
             row.warnings = [f"{r.name}: {w}" for r in carried for w in (r.report or {}).get("warnings", [])]
             s.add_all(StageRun(job_id=job_id, generation=row.generation, index=r.index, name=r.name, state="done",
@@ -597,38 +505,19 @@ class JobQueue:
         With `me` (a daemon's tick), the expired jobs of other nodes that are still heartbeating are left
         to those nodes: a node that died is `requeue_down_nodes`' (which names it as the reason)."""
         with self.sessions.begin() as s:
-            clock = _clock(s)
+            db_now = clock(s)
             q = select(JobRow).where(JobRow.state == JobState.RUNNING.value)
             if node:
-                return [self._requeue_lost(row, clock, f"daemon on {node} restarted while this job ran")
+                return [self.requeue_lost(row, db_now, f"daemon on {node} restarted while this job ran")
                         for row in s.scalars(q.where(JobRow.node == node)).all()]
-            live = {name: state == "up" and beat >= clock - self.lease
+            live = {name: state == "up" and beat >= db_now - self.lease
                     for name, state, beat in s.execute(select(Node.name, Node.state, Node.heartbeat_at)).all()}
-            expired = s.scalars(q.where(JobRow.lease_expires_at < (now or clock))).all()
-            return [self._requeue_lost(row, clock, f"node {row.node} down" if live.get(row.node) is False
+            expired = s.scalars(q.where(JobRow.lease_expires_at < (now or db_now))).all()
+            return [self.requeue_lost(row, db_now, f"node {row.node} down" if live.get(row.node) is False
                                        else f"worker {row.lease_owner} stopped responding (lease expired)")
                     for row in expired if me is None or row.node == me or not live.get(row.node)]
 
-    def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
-        """Mark nodes silent for longer than `lease_seconds` down and put their running jobs back in the
-        queue (OpenCue's DOWN_HOST). Every node runs this; the conditional UPDATE of the node's row lets
-        exactly one of them do it. Returns {node: requeued job ids}."""
-        down = {}
-        with self.sessions.begin() as s:
-            now = _clock(s)
-            silent = s.scalars(select(Node.name).where(Node.state == "up", Node.name != (me or ""),
-                                                       Node.heartbeat_at < now - timedelta(seconds=lease_seconds)))
-            for name in silent.all():
-                taken = s.execute(update(Node).where(Node.name == name, Node.state == "up",
-                                                     Node.heartbeat_at < now - timedelta(seconds=lease_seconds))
-                                  .values(state="down")).rowcount
-                if taken != 1:
-                    continue  # another node marked it first (or it came back)
-                rows = s.scalars(select(JobRow).where(JobRow.state == JobState.RUNNING.value, JobRow.node == name))
-                down[name] = [self._requeue_lost(row, now, f"node {name} down") for row in rows.all()]
-        return down
-
-    def _requeue_lost(self, row: JobRow, now: datetime, lost: str) -> int:
+    def requeue_lost(self, row: JobRow, now: datetime, lost: str) -> int:
         """A running job whose worker is gone: back to the queue (cancelled if a person asked, failed when
         out of attempts), with the reason in its error."""
         row.lease_owner = row.lease_expires_at = None
@@ -644,16 +533,12 @@ class JobQueue:
             _wake_daemons(object_session(row))
         return row.id
 
-    # -- publishing -----------------------------------------------------------------------
-    def publish_locks(self, job: Job) -> DatabasePublishLocks:
-        return DatabasePublishLocks(self, job.shot_id, job.id)
-
     # -- reading (the SQL lives in db/reads.py, shared with the status commands) -----------------
     @staticmethod
     def _run(s: Session) -> reads.Run:
         return lambda sql, params: s.execute(text(sql), params).mappings().all()
 
-    @_rides_out_outages
+    @rides_out_outages
     def get(self, job_id: int) -> Job:
         with self.sessions() as s:
             return reads.get_job(self._run(s), job_id)
@@ -674,50 +559,19 @@ class JobQueue:
         with self.sessions() as s:
             return reads.count_states(self._run(s))
 
-    # -- nodes and notices ------------------------------------------------------------------
-    def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None,
-                       starting: bool = False, stopping: bool = False, gpus: int = 0,
-                       version: str | None = None, groups: Sequence[str] = ()) -> None:
-        """The daemon of node `name` is alive (state up), or stopping cleanly (state stopped); `groups` are
-        its node groups (what `jobs.why_waiting` looks for)."""
-        with self.sessions.begin() as s:
-            row = s.get(Node, name)
-            now = _clock(s)
-            if row is None:
-                row = Node(name=name, pid=pid, started_at=now, slots=slots)
-                s.add(row)
-            if starting:
-                row.started_at, row.stopped_at = now, None
-            row.pid, row.heartbeat_at, row.slots, row.watch_mode = pid, now, slots, watch_mode
-            row.gpus, row.state, row.groups = gpus, "up", sorted(groups)
-            row.version = version or row.version
-            if stopping:
-                row.stopped_at, row.state = now, "stopped"
-
-    def node_beat(self, name: str, within: float) -> tuple[int, datetime] | None:
-        """(pid, heartbeat time) of node `name` when it is up and beat within `within` seconds by the
-        database's clock; None otherwise (never started, stopped, down, or silent)."""
-        with self.sessions() as s:
-            row = s.get(Node, name)
-            if row is None or row.state != "up" or row.heartbeat_at < _clock(s) - timedelta(seconds=within):
-                return None
-            return row.pid, row.heartbeat_at
+    # -- nodes and notices: theirs (nodes.py, notices.py); these few names serve the callers that hold only
+    # a queue (the tests, the benches)
+    def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None, **kw) -> None:
+        self.node_registry.heartbeat(name, pid, slots, watch_mode, **kw)
 
     def nodes(self) -> list[NodeInfo]:
-        with self.sessions() as s:
-            return reads.nodes(self._run(s))
+        return self.node_registry.list()
+
+    def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
+        return self.node_registry.requeue_down_nodes(lease_seconds, me)
 
     def notice(self, path: str, message: str, node: str | None = None) -> None:
-        """Record a problem once, however many nodes report it: a repeat only updates when and by whom
-        it was last reported."""
-        key = hashlib.sha256(f"{path}\0{message}".encode()).hexdigest()
-        try:
-            with self.sessions.begin() as s:
-                s.add(Notice(key=key, path=path, message=message, node=node, created_at=_clock(s)))
-        except IntegrityError:
-            with self.sessions.begin() as s:
-                s.execute(update(Notice).where(Notice.key == key).values(node=node, created_at=_clock(s)))
+        self.notice_board.record(path, message, node)
 
     def notices(self, limit: int = 10) -> list[NoticeInfo]:
-        with self.sessions() as s:
-            return reads.notices(self._run(s), limit)
+        return self.notice_board.latest(limit)

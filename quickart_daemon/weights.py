@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ModelLoadError
-from .outputs import sha256_file
+from .filehash import sha256_file
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,6 @@ def install(name: str, models_dir: Path, cache_dir: Path | None = None) -> Path:
     import tempfile
     import zipfile
 
-    from .outputs import sha256_file
     entries = load_manifest()
     if name not in entries:
         raise ModelLoadError(f"model {name!r} is not in {manifest_path()} (known: {', '.join(sorted(entries))})")

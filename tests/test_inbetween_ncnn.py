@@ -116,7 +116,7 @@ def test_export_reproduces_the_pinned_files(models, tmp_path):
     """The export is byte-deterministic for the pinned pnnx and torch (what install relies on)."""
     param, binf = nb.export(verified_path(NAME, models), tmp_path, "x")
     pinned = load_manifest()[NCNN].all_files()
-    from quickart_daemon.outputs import sha256_file
+    from quickart_daemon.filehash import sha256_file
     assert sha256_file(param) == pinned["rife-v4-ncnn.param"]
     assert sha256_file(binf) == pinned["rife-v4-ncnn.bin"]
 

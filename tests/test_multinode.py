@@ -139,7 +139,8 @@ def test_version_numbers_come_from_the_database(pg_url, tmp_path):
     import time
 
     from quickart_daemon.db.session import connect
-    from quickart_daemon.queue import DatabasePublishLocks, JobQueue
+    from quickart_daemon.publish_locks import DatabasePublishLocks
+    from quickart_daemon.queue import JobQueue
 
     jq = JobQueue(connect(pg_url))
     job = jq.enqueue(ShotId("S", "q", "sh1"), "/studio/sh1", "default")
@@ -171,7 +172,8 @@ def test_sequence_timeline_updates_are_serialised_by_the_database(pg_url, tmp_pa
     import time
 
     from quickart_daemon.db.session import connect
-    from quickart_daemon.queue import DatabasePublishLocks, JobQueue
+    from quickart_daemon.publish_locks import DatabasePublishLocks
+    from quickart_daemon.queue import JobQueue
 
     jq = JobQueue(connect(pg_url))
     events = []

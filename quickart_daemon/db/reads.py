@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -80,6 +81,14 @@ def nodes(run: Run) -> list[NodeInfo]:
     sql = ("SELECT n.*, (SELECT COUNT(*) FROM jobs j WHERE j.node = n.name AND j.state = 'running') AS running "
            "FROM nodes n ORDER BY n.name")
     return [NodeInfo.from_record(r) for r in run(sql, {})]
+
+
+def database_now(run: Run) -> datetime:
+    """The database server's current time as naive UTC: the clock that wrote every heartbeat and lease
+    (`db.connector.clock`), so a reader's own clock never decides whether a node is alive. CURRENT_TIMESTAMP
+    is portable: SQLite gives UTC text (whole seconds), PostgreSQL a time with its zone."""
+    now = parse_when(run("SELECT CURRENT_TIMESTAMP AS now", {})[0]["now"])
+    return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo is not None else now
 
 
 def notices(run: Run, limit: int = 10) -> list[NoticeInfo]:

@@ -8,6 +8,11 @@ kernel names a loopback socket's owner, `peer.py`) and carries the page's own he
 neither the page is read-only; every path is
 resolved inside the studio root (`studio.inside_root`); uploads stop at
 `web.max_upload_bytes`; an error answers one sentence of JSON, never a traceback.
+
+Each endpoint is a module-level function of the request; what they share (config, live feed,
+templates, the queue of the write actions) is one `WebState` on `app.state.web`, so an endpoint
+can be called alone (tests/test_web_endpoints.py). `create_app` only wires routes, middleware
+and error handlers.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import json
 import logging
 import os
 import tempfile
-from functools import lru_cache
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -59,332 +66,407 @@ class TooLarge(QuickArtError):
     """The upload is larger than web.max_upload_bytes."""
 
 
-def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
-    templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
-    feed = Feed(cfg, lambda shot: studio.shot_rel(cfg, shot), feed_interval)
+@dataclass
+class WebState:
+    """What every endpoint shares, for the life of one app: the config, the live feed, the templates,
+    and the queue the write actions open on first use. It lives on `app.state.web`."""
 
-    def reader():
-        return reads.open_reader(cfg.database.url, cfg.database.busy_timeout_ms)
+    cfg: Config
+    feed: Feed
+    templates: Jinja2Templates
+    _queue: object = None
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def local_user(request: Request) -> str | None:
-        """The login name of a trusted user of this machine at the other end of a loopback connection
-        (`web.trust_local_user` for the page's own user, `web.local_users`), else None."""
-        if not _is_loopback_host(request.headers.get("host", "")):
-            # a page on another name that resolves to 127.0.0.1 (DNS rebinding, with web.host 0.0.0.0)
-            # reaches us from a loopback socket too: only a loopback Host is the user's own browser here
-            return None
-        uid = peer.loopback_peer_uid(request.client, request.scope.get("server"))
-        if uid is None:
-            return None
-        name = _login_name(uid)
-        if (cfg.web.trust_local_user and uid == os.getuid()) or (name is not None and name in cfg.web.local_users):
-            return name or f"uid {uid}"
+    @classmethod
+    def create(cls, cfg: Config, feed_interval: float = 0.25) -> "WebState":
+        return cls(cfg, Feed(cfg, lambda shot: studio.shot_rel(cfg, shot), feed_interval),
+                   Jinja2Templates(directory=str(HERE / "templates")))  # autoescapes .html
+
+    def reader(self):
+        return reads.open_reader(self.cfg.database.url, self.cfg.database.busy_timeout_ms)
+
+    def queue(self):
+        """One queue (one engine, one pool) for the page's life, opened on the first write."""
+        with self._queue_lock:
+            if self._queue is None:
+                from ..queue import open_queue
+                self._queue = open_queue(self.cfg, migrate=False)
+            return self._queue
+
+
+def _web(request: Request) -> WebState:
+    return request.app.state.web
+
+
+# -- who may write ------------------------------------------------------------------------------
+
+def local_user(web: WebState, request: Request) -> str | None:
+    """The login name of a trusted user of this machine at the other end of a loopback connection
+    (`web.trust_local_user` for the page's own user, `web.local_users`), else None."""
+    if not _is_loopback_host(request.headers.get("host", "")):
+        # a page on another name that resolves to 127.0.0.1 (DNS rebinding, with web.host 0.0.0.0)
+        # reaches us from a loopback socket too: only a loopback Host is the user's own browser here
         return None
+    uid = peer.loopback_peer_uid(request.client, request.scope.get("server"))
+    if uid is None:
+        return None
+    name = _login_name(uid)
+    if (web.cfg.web.trust_local_user and uid == os.getuid()) or (name is not None and name in web.cfg.web.local_users):
+        return name or f"uid {uid}"
+    return None
 
-    def require_writer(request: Request) -> None:
-        """Every write needs the token, or a trusted local user whose request the page itself sent
-        (its X-Requested-By header: a form or a plain request from another site cannot carry it)."""
-        token = cfg.web.token
-        given = request.headers.get("authorization", "")
-        if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return
-        if local_user(request) is not None:
-            origin = request.headers.get("origin")
-            if request.headers.get("x-requested-by") != "quickart" or \
-                    (origin is not None and origin.split("://", 1)[-1] != request.headers.get("host")):
-                raise Forbidden("a write from a browser on this machine must come from the QuickArt page itself")
-            return
-        if not token:
-            raise Forbidden("write actions are off: set web.token in config.yaml to allow them, or open the page "
-                            "on this machine as the user it runs as (web.trust_local_user, web.local_users)")
-        raise Forbidden("write actions need the web token (Authorization: Bearer ...)")
 
-    def writer(request: Request) -> dict:
-        """What the page shows of the visitor's right to write."""
-        name = local_user(request)
-        return {"writable": bool(cfg.web.token) or name is not None, "local_user": name}
+def require_writer(web: WebState, request: Request) -> None:
+    """Every write needs the token, or a trusted local user whose request the page itself sent
+    (its X-Requested-By header: a form or a plain request from another site cannot carry it)."""
+    token = web.cfg.web.token
+    given = request.headers.get("authorization", "")
+    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return
+    if local_user(web, request) is not None:
+        origin = request.headers.get("origin")
+        if request.headers.get("x-requested-by") != "quickart" or \
+                (origin is not None and origin.split("://", 1)[-1] != request.headers.get("host")):
+            raise Forbidden("a write from a browser on this machine must come from the QuickArt page itself")
+        return
+    if not token:
+        raise Forbidden("write actions are off: set web.token in config.yaml to allow them, or open the page "
+                        "on this machine as the user it runs as (web.trust_local_user, web.local_users)")
+    raise Forbidden("write actions need the web token (Authorization: Bearer ...)")
 
-    def jobs_query(request: Request):
-        q = request.query_params
+
+def writer(web: WebState, request: Request) -> dict:
+    """What the page shows of the visitor's right to write."""
+    name = local_user(web, request)
+    return {"writable": bool(web.cfg.web.token) or name is not None, "local_user": name}
+
+
+# -- what the pages read ---------------------------------------------------------------------------
+
+def jobs_query(request: Request):
+    q = request.query_params
+    try:
+        states = [JobState(s) for value in q.getlist("state") for s in value.split(",") if s]
+        limit = max(1, min(int(q.get("limit", FIRST_ROWS)), 2000))
+    except ValueError:
+        raise QuickArtError(f"state: one or more of {', '.join(s.value for s in JobState)}; limit: a number")
+    return states or None, (q.get("shot") or "").strip() or None, limit
+
+
+def farm_data(web: WebState, request: Request) -> dict:
+    states, shot, limit = jobs_query(request)
+    with web.reader() as run:
+        jobs = reads.list_jobs(run, states, shot, limit)
+        counts = reads.count_states(run)
+        nodes = nodes_view(run, reads.list_jobs(run, [JobState.RUNNING]))
+    return {"jobs": [job_view(j, studio.shot_rel(web.cfg, j.shot)) for j in jobs], "counts": counts, "nodes": nodes,
+            "filters": {"state": [s.value for s in states or []], "shot": shot or "", "limit": limit}}
+
+
+def retry_points(web: WebState, run, job, stage_runs: list[dict] | None = None,
+                 pipelines: dict | None = None) -> list[str]:
+    """The stages a finished job can start again at (the first one always, if it has any)."""
+    if job.state not in FINISHED:
+        return []
+    stage_runs = reads.stage_runs(run, job.id) if stage_runs is None else stage_runs
+    return rerun.retry_points(web.cfg, job, stage_runs, pipelines)
+
+
+# -- pages -----------------------------------------------------------------------------------------
+
+def farm_page(request: Request):
+    web = _web(request)
+    web.feed.start()
+    data = farm_data(web, request)
+    return web.templates.TemplateResponse(request, "farm.html", {
+        **data, "states": [s.value for s in JobState], "seq": web.feed.seq, **writer(web, request),
+        "initial": _script_json({"seq": web.feed.seq, "epoch": web.feed.epoch, "filters": data["filters"]})})
+
+
+def shot_page(request: Request):
+    web = _web(request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    info = studio.shot_versions(ref)
+    with web.reader() as run:
+        pipelines: dict = {}  # each pipeline file read once per page
+        jobs = [job_view(j, ref.rel) | {"retry_from": retry_points(web, run, j, pipelines=pipelines)}
+                for j in reads.list_jobs(run, None, str(ref.id), 50)]
+    return web.templates.TemplateResponse(request, "shot.html", {
+        "shot": str(ref.id), "rel": ref.rel, "info": info, "jobs": jobs, **writer(web, request),
+        "initial": _script_json({"rel": ref.rel, "versions": info["versions"], "latest": info["latest"]})})
+
+
+# -- read API --------------------------------------------------------------------------------------
+
+def api_farm(request: Request):
+    return JSONResponse(farm_data(_web(request), request))
+
+
+def api_job(request: Request):
+    web = _web(request)
+    job_id = _int(request.path_params["id"])
+    with web.reader() as run:
+        job = reads.get_job(run, job_id)
+        stages = reads.stage_runs(run, job.id)
+        data = job_view(job, studio.shot_rel(web.cfg, job.shot)) | {
+            "warnings": list(job.warnings), "stages": stages,
+            "outputs": reads.artifacts(run, job.id), "retry_from": retry_points(web, run, job, stages)}
+    return JSONResponse(data)
+
+
+def api_job_log(request: Request):
+    web = _web(request)
+    cfg = web.cfg
+    job_id = _int(request.path_params["id"])
+    with web.reader() as run:
+        job = reads.get_job(run, job_id)
+        outputs = reads.artifacts(run, job.id)
+    ref = studio.shot_ref(cfg, studio.shot_rel(cfg, job.shot))
+    candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log",
+                  f"{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"]
+    for path in filter(None, candidates):
+        # a path on the job row may be another node's (its own mount of the root): keep the
+        # part from the shot's output folder on, and look for it in this node's shot folder
+        parts = PurePosixPath(path).parts
+        if studio.OUTPUT_DIR not in parts:
+            continue
+        inner = "/".join(parts[len(parts) - 1 - parts[::-1].index(studio.OUTPUT_DIR):])
         try:
-            states = [JobState(s) for value in q.getlist("state") for s in value.split(",") if s]
-            limit = max(1, min(int(q.get("limit", FIRST_ROWS)), 2000))
-        except ValueError:
-            raise QuickArtError(f"state: one or more of {', '.join(s.value for s in JobState)}; limit: a number")
-        return states or None, (q.get("shot") or "").strip() or None, limit
+            found = studio.inside_root(cfg.root, f"{ref.rel}/{inner}")
+        except QuickArtError:
+            continue
+        if found.is_file():
+            return Response(found.read_text(encoding="utf-8", errors="replace"), media_type="text/plain")
+    raise studio.NotFound(f"job {job_id} has no log yet")
 
-    def farm_data(request: Request) -> dict:
-        states, shot, limit = jobs_query(request)
-        with reader() as run:
-            jobs = reads.list_jobs(run, states, shot, limit)
-            counts = reads.count_states(run)
-            nodes = nodes_view(run, reads.list_jobs(run, [JobState.RUNNING]))
-        return {"jobs": [job_view(j, studio.shot_rel(cfg, j.shot)) for j in jobs], "counts": counts, "nodes": nodes,
-                "filters": {"state": [s.value for s in states or []], "shot": shot or "", "limit": limit}}
 
-    # -- pages -----------------------------------------------------------------------------
-    def farm_page(request: Request):
-        feed.start()
-        data = farm_data(request)
-        return templates.TemplateResponse(request, "farm.html", {
-            **data, "states": [s.value for s in JobState], "seq": feed.seq, **writer(request),
-            "initial": _script_json({"seq": feed.seq, "epoch": feed.epoch, "filters": data["filters"]})})
+def api_shots(request: Request):
+    web = _web(request)
+    with web.reader() as run:
+        shots = reads.list_shots(run)
+    for s in shots:
+        s["rel"] = web.cfg.naming_rules.shot_path.format(show=s["show"], seq=s["seq"], shot=s["name"])
+    return JSONResponse(shots)
 
-    def shot_page(request: Request):
-        ref = studio.shot_ref(cfg, request.path_params["rel"])
-        info = studio.shot_versions(ref)
-        with reader() as run:
-            pipelines: dict = {}  # each pipeline file read once per page
-            jobs = [job_view(j, ref.rel) | {"retry_from": _retry_points(run, j, pipelines=pipelines)}
-                    for j in reads.list_jobs(run, None, str(ref.id), 50)]
-        return templates.TemplateResponse(request, "shot.html", {
-            "shot": str(ref.id), "rel": ref.rel, "info": info, "jobs": jobs, **writer(request),
-            "initial": _script_json({"rel": ref.rel, "versions": info["versions"], "latest": info["latest"]})})
 
-    # -- read API --------------------------------------------------------------------------
-    def api_farm(request: Request):
-        return JSONResponse(farm_data(request))
+def api_shot(request: Request):
+    ref = studio.shot_ref(_web(request).cfg, request.path_params["rel"])
+    return JSONResponse({"shot": str(ref.id), "rel": ref.rel, **studio.shot_versions(ref)})
 
-    def api_job(request: Request):
-        job_id = _int(request.path_params["id"])
-        with reader() as run:
-            job = reads.get_job(run, job_id)
-            stages = reads.stage_runs(run, job.id)
-            data = job_view(job, studio.shot_rel(cfg, job.shot)) | {
-                "warnings": list(job.warnings), "stages": stages,
-                "outputs": reads.artifacts(run, job.id), "retry_from": _retry_points(run, job, stages)}
-        return JSONResponse(data)
 
-    def _retry_points(run, job, stage_runs: list[dict] | None = None, pipelines: dict | None = None) -> list[str]:
-        """The stages a finished job can start again at (the first one always, if it has any)."""
-        if job.state not in FINISHED:
-            return []
-        stage_runs = reads.stage_runs(run, job.id) if stage_runs is None else stage_runs
-        return rerun.retry_points(cfg, job, stage_runs, pipelines)
+def api_version(request: Request):
+    cfg = _web(request).cfg
+    ref = studio.shot_ref(cfg, request.path_params["rel"])
+    return JSONResponse(studio.describe_version(cfg, ref, request.path_params["version"]))
 
-    def api_job_log(request: Request):
-        job_id = _int(request.path_params["id"])
-        with reader() as run:
-            job = reads.get_job(run, job_id)
-            outputs = reads.artifacts(run, job.id)
-        ref = studio.shot_ref(cfg, studio.shot_rel(cfg, job.shot))
-        candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log",
-                      f"{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"]
-        for path in filter(None, candidates):
-            # a path on the job row may be another node's (its own mount of the root): keep the
-            # part from the shot's output folder on, and look for it in this node's shot folder
-            parts = PurePosixPath(path).parts
-            if studio.OUTPUT_DIR not in parts:
-                continue
-            inner = "/".join(parts[len(parts) - 1 - parts[::-1].index(studio.OUTPUT_DIR):])
-            try:
-                found = studio.inside_root(cfg.root, f"{ref.rel}/{inner}")
-            except QuickArtError:
-                continue
-            if found.is_file():
-                return Response(found.read_text(encoding="utf-8", errors="replace"), media_type="text/plain")
-        raise studio.NotFound(f"job {job_id} has no log yet")
 
-    def api_shots(request: Request):
-        with reader() as run:
-            shots = reads.list_shots(run)
-        for s in shots:
-            s["rel"] = cfg.naming_rules.shot_path.format(show=s["show"], seq=s["seq"], shot=s["name"])
-        return JSONResponse(shots)
+def api_version_text(request: Request):
+    cfg = _web(request).cfg
+    ref = studio.shot_ref(cfg, request.path_params["rel"])
+    name = {"log": "job.log", "manifest": "manifest.json"}.get(request.path_params["what"])
+    if name is None:
+        raise studio.NotFound(f"{request.path_params['what']!r}: a version's log or manifest")
+    path = studio.version_file(cfg, ref, request.path_params["version"], name)
+    return FileResponse(path, media_type="text/plain; charset=utf-8", headers=IMMUTABLE,
+                        content_disposition_type="inline")
 
-    def api_shot(request: Request):
-        ref = studio.shot_ref(cfg, request.path_params["rel"])
-        return JSONResponse({"shot": str(ref.id), "rel": ref.rel, **studio.shot_versions(ref)})
 
-    def api_version(request: Request):
-        ref = studio.shot_ref(cfg, request.path_params["rel"])
-        return JSONResponse(studio.describe_version(cfg, ref, request.path_params["version"]))
+async def events(request: Request):
+    """Server-sent events: the feed's updates after `?seq=N` (the number the page was rendered at)."""
+    feed = _web(request).feed
+    feed.start()
+    seq = _int(request.query_params.get("seq", "0"))
+    epoch = request.query_params.get("epoch")
 
-    def api_version_text(request: Request):
-        ref = studio.shot_ref(cfg, request.path_params["rel"])
-        name = {"log": "job.log", "manifest": "manifest.json"}.get(request.path_params["what"])
-        if name is None:
-            raise studio.NotFound(f"{request.path_params['what']!r}: a version's log or manifest")
-        path = studio.version_file(cfg, ref, request.path_params["version"], name)
-        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=IMMUTABLE,
-                            content_disposition_type="inline")
+    async def stream():
+        nonlocal seq
+        quiet = 0.0
+        yield "retry: 1000\n\n"
+        while not feed.stopped:
+            latest, items = feed.since(seq, epoch)
+            if any(item.get("type") == "reload" for item in items):
+                yield 'data: {"type": "reload"}\n\n'
+                return
+            for item in items:
+                yield f"data: {json.dumps(item, default=str)}\n\n"
+            if items:
+                quiet = 0.0
+            seq = latest
+            await asyncio.sleep(SSE_WAIT)
+            quiet += SSE_WAIT
+            if quiet >= SSE_KEEPALIVE:
+                yield ": keepalive\n\n"
+                quiet = 0.0
 
-    async def events(request: Request):
-        """Server-sent events: the feed's updates after `?seq=N` (the number the page was rendered at)."""
-        feed.start()
-        seq = _int(request.query_params.get("seq", "0"))
-        epoch = request.query_params.get("epoch")
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-        async def stream():
-            nonlocal seq
-            quiet = 0.0
-            yield "retry: 1000\n\n"
-            while not feed.stopped:
-                latest, items = feed.since(seq, epoch)
-                if any(item.get("type") == "reload" for item in items):
-                    yield 'data: {"type": "reload"}\n\n'
-                    return
-                for item in items:
-                    yield f"data: {json.dumps(item, default=str)}\n\n"
-                if items:
-                    quiet = 0.0
-                seq = latest
-                await asyncio.sleep(SSE_WAIT)
-                quiet += SSE_WAIT
-                if quiet >= SSE_KEEPALIVE:
-                    yield ": keepalive\n\n"
-                    quiet = 0.0
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+# -- files -----------------------------------------------------------------------------------------
 
-    # -- files ------------------------------------------------------------------------------
-    def files(request: Request):
-        """A file of a version folder: /files/{shot}/quickart/vNNN/{inner}."""
-        rel = request.path_params["path"]
-        parts = rel.split("/")
-        marker = parts.index(studio.OUTPUT_DIR) if studio.OUTPUT_DIR in parts else -1
-        if marker < 1 or len(parts) < marker + 3:
-            raise studio.NotFound(f"{rel}: only files of version folders are served")
-        ref = studio.shot_ref(cfg, "/".join(parts[:marker]))
-        path = studio.version_file(cfg, ref, parts[marker + 1], "/".join(parts[marker + 2:]))
-        media_type, disposition = _served_as(path.name)
-        return FileResponse(path, headers=IMMUTABLE, media_type=media_type, filename=path.name,
-                            content_disposition_type=disposition)
+def files(request: Request):
+    """A file of a version folder: /files/{shot}/quickart/vNNN/{inner}."""
+    cfg = _web(request).cfg
+    rel = request.path_params["path"]
+    parts = rel.split("/")
+    marker = parts.index(studio.OUTPUT_DIR) if studio.OUTPUT_DIR in parts else -1
+    if marker < 1 or len(parts) < marker + 3:
+        raise studio.NotFound(f"{rel}: only files of version folders are served")
+    ref = studio.shot_ref(cfg, "/".join(parts[:marker]))
+    path = studio.version_file(cfg, ref, parts[marker + 1], "/".join(parts[marker + 2:]))
+    media_type, disposition = _served_as(path.name)
+    return FileResponse(path, headers=IMMUTABLE, media_type=media_type, filename=path.name,
+                        content_disposition_type=disposition)
 
-    def thumb(request: Request):
-        ref = studio.shot_ref(cfg, request.path_params["rel"])
-        return FileResponse(studio.thumbnail(cfg, ref, request.path_params["version"]), media_type="image/png",
-                            headers=IMMUTABLE, content_disposition_type="inline")
 
-    def download(request: Request):
-        """/download/{shot}/quickart/vNNN.zip: frames, comp, OTIO, manifest, contact sheet and log, streamed."""
-        rel = request.path_params["path"]
-        head, _, version = rel.rpartition("/")
-        shot_rel, _, tail = head.rpartition("/")
-        if tail != studio.OUTPUT_DIR or not version.endswith(".zip"):
-            raise studio.NotFound(f"{rel}: download a version as {{shot}}/quickart/vNNN.zip")
-        ref = studio.shot_ref(cfg, shot_rel)
-        version = version[:-4]
-        entries = studio.version_zip_files(ref, version)
-        name = f"{ref.id.shot}_{version}.zip"
-        return StreamingResponse(studio.stream_zip(ref.root, entries), media_type="application/zip",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+def thumb(request: Request):
+    cfg = _web(request).cfg
+    ref = studio.shot_ref(cfg, request.path_params["rel"])
+    return FileResponse(studio.thumbnail(cfg, ref, request.path_params["version"]), media_type="image/png",
+                        headers=IMMUTABLE, content_disposition_type="inline")
 
-    # -- write actions --------------------------------------------------------------------------
-    @lru_cache(maxsize=1)
-    def _queue():  # one queue (one engine, one pool) for the page's life, opened on the first write
-        from ..queue import open_queue
-        return open_queue(cfg, migrate=False)
 
-    async def job_action(request: Request):
-        require_writer(request)
-        job_id = _int(request.path_params["id"])
-        action = request.path_params["action"]
-        body = await _json_body(request)
+def download(request: Request):
+    """/download/{shot}/quickart/vNNN.zip: frames, comp, OTIO, manifest, contact sheet and log, streamed."""
+    rel = request.path_params["path"]
+    head, _, version = rel.rpartition("/")
+    shot_rel, _, tail = head.rpartition("/")
+    if tail != studio.OUTPUT_DIR or not version.endswith(".zip"):
+        raise studio.NotFound(f"{rel}: download a version as {{shot}}/quickart/vNNN.zip")
+    ref = studio.shot_ref(_web(request).cfg, shot_rel)
+    version = version[:-4]
+    entries = studio.version_zip_files(ref, version)
+    name = f"{ref.id.shot}_{version}.zip"
+    return StreamingResponse(studio.stream_zip(ref.root, entries), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-        def act():
-            jq = _queue()
-            if action == "retry":
-                return rerun.retry_job(cfg, jq, job_id, str(body.get("from_stage") or "") or None)
-            if action == "cancel":
-                return jq.cancel(job_id)
-            if action == "priority":
-                try:
-                    return jq.set_priority(job_id, int(body.get("priority")))
-                except (TypeError, ValueError):
-                    raise QuickArtError("priority: a whole number") from None
-            raise studio.NotFound(f"no action {action!r}; retry, cancel or priority")
 
-        from starlette.concurrency import run_in_threadpool
-        job = await run_in_threadpool(act)
-        log.info("action=web_%s job=%s state=%s", action, job.id, job.state.value)
-        return JSONResponse(job_view(job, studio.shot_rel(cfg, job.shot)))
+# -- write actions ---------------------------------------------------------------------------------
 
-    async def upload(request: Request):
-        """Keys for a shot: multipart files (one zip, or PNGs), checked like a zip drop on the share."""
-        require_writer(request)
-        ref = studio.shot_ref(cfg, request.path_params["rel"])
-        limit = cfg.web.max_upload_bytes
-        declared = request.headers.get("content-length")
-        if declared is None:
-            raise HTTPException(411, "uploads need a Content-Length")
-        if not declared.isdigit() or int(declared) > limit:
-            raise TooLarge(f"upload of {declared} bytes is larger than web.max_upload_bytes ({limit:,})")
-        limited = Request(request.scope, _limited_receive(request.receive, limit))
-        with tempfile.TemporaryDirectory(prefix="quickart-upload-") as tmp:
-            form = await limited.form(max_files=cfg.drop.max_zip_files, max_fields=10)
-            try:
-                files = []
-                for i, item in enumerate(form.getlist("files")):
-                    if isinstance(item, str):
-                        continue
-                    path = Path(tmp) / f"{i:05d}"
-                    with open(path, "wb") as out:
-                        while chunk := await item.read(1 << 20):
-                            out.write(chunk)
-                    files.append((item.filename or "", path))
-            finally:
-                await form.close()
-            from starlette.concurrency import run_in_threadpool
-            result = await run_in_threadpool(studio.accept_upload, cfg, ref, files)
-        log.info("action=web_upload shot=%s files=%s placed=%s", ref.id, result["files"], ",".join(result["placed"]))
-        return JSONResponse(result, status_code=201)
+def act_on_job(web: WebState, job_id: int, action: str, body: dict):
+    """A write action on a job through the queue (in a worker thread: the queue blocks)."""
+    jq = web.queue()
+    if action == "retry":
+        return rerun.retry_job(web.cfg, jq, job_id, str(body.get("from_stage") or "") or None)
+    if action == "cancel":
+        return jq.cancel(job_id)
+    if action == "priority":
+        try:
+            return jq.set_priority(job_id, int(body.get("priority")))
+        except (TypeError, ValueError):
+            raise QuickArtError("priority: a whole number") from None
+    raise studio.NotFound(f"no action {action!r}; retry, cancel or priority")
 
-    async def clear_uploads(request: Request):
-        """Remove the page's own uploads of a shot (never the artist's keys): undoes a bad upload."""
-        require_writer(request)
-        ref = studio.shot_ref(cfg, request.path_params["rel"])
-        from starlette.concurrency import run_in_threadpool
-        return JSONResponse(await run_in_threadpool(studio.clear_uploads, cfg, ref))
 
-    # -- errors: one sentence, never a traceback -----------------------------------------------------
-    def sentence(exc: Exception) -> str:
-        root = str(cfg.root.resolve())
-        return str(exc).replace(root + "/", "").replace(root, "studio root")
+async def job_action(request: Request):
+    web = _web(request)
+    require_writer(web, request)
+    job_id = _int(request.path_params["id"])
+    action = request.path_params["action"]
+    body = await _json_body(request)
+    job = await run_in_threadpool(act_on_job, web, job_id, action, body)
+    log.info("action=web_%s job=%s state=%s", action, job.id, job.state.value)
+    return JSONResponse(job_view(job, studio.shot_rel(web.cfg, job.shot)))
 
-    async def on_error(request: Request, exc: Exception):
-        if isinstance(exc, HTTPException):
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-        status = 500
-        if isinstance(exc, QuickArtError):
-            status = (403 if isinstance(exc, Forbidden) else 413 if isinstance(exc, TooLarge)
-                      else 404 if isinstance(exc, (studio.NotFound, studio.NotInStudio, JobNotFound))
-                      else 409 if isinstance(exc, InvalidTransition) else 400)
-            return JSONResponse({"error": sentence(exc)}, status_code=status)
-        log.error("action=web_error path=%s error=%s", request.url.path, exc, exc_info=exc)
-        return JSONResponse({"error": "internal error; the log of the web server has the details"}, status_code=500)
 
-    routes = [
-        Route("/", farm_page),
-        Route("/shots/{rel:path}", shot_page),
-        Route("/api/farm", api_farm),
-        Route("/api/events", events),
-        Route("/api/shots", api_shots),
-        Route("/api/jobs/{id}", api_job),
-        Route("/api/jobs/{id}/log", api_job_log),
-        Route("/api/jobs/{id}/{action}", job_action, methods=["POST"]),
-        Route("/api/shot/{rel:path}/versions/{version}/{what}", api_version_text),
-        Route("/api/shot/{rel:path}/versions/{version}", api_version),
-        Route("/api/shot/{rel:path}/upload", upload, methods=["POST"]),
-        Route("/api/shot/{rel:path}/clear-uploads", clear_uploads, methods=["POST"]),
-        Route("/api/shot/{rel:path}", api_shot),
-        Route("/thumbs/{rel:path}/{version}.png", thumb),
-        Route("/files/{path:path}", files),
-        Route("/download/{path:path}", download),
-        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
-    ]
+async def upload(request: Request):
+    """Keys for a shot: multipart files (one zip, or PNGs), checked like a zip drop on the share."""
+    web = _web(request)
+    cfg = web.cfg
+    require_writer(web, request)
+    ref = studio.shot_ref(cfg, request.path_params["rel"])
+    limit = cfg.web.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is None:
+        raise HTTPException(411, "uploads need a Content-Length")
+    if not declared.isdigit() or int(declared) > limit:
+        raise TooLarge(f"upload of {declared} bytes is larger than web.max_upload_bytes ({limit:,})")
+    limited = Request(request.scope, _limited_receive(request.receive, limit))
+    with tempfile.TemporaryDirectory(prefix="quickart-upload-") as tmp:
+        form = await limited.form(max_files=cfg.drop.max_zip_files, max_fields=10)
+        try:
+            files = []
+            for i, item in enumerate(form.getlist("files")):
+                if isinstance(item, str):
+                    continue
+                path = Path(tmp) / f"{i:05d}"
+                with open(path, "wb") as out:
+                    while chunk := await item.read(1 << 20):
+                        out.write(chunk)
+                files.append((item.filename or "", path))
+        finally:
+            await form.close()
+        result = await run_in_threadpool(studio.accept_upload, cfg, ref, files)
+    log.info("action=web_upload shot=%s files=%s placed=%s", ref.id, result["files"], ",".join(result["placed"]))
+    return JSONResponse(result, status_code=201)
+
+
+async def clear_uploads(request: Request):
+    """Remove the page's own uploads of a shot (never the artist's keys): undoes a bad upload."""
+    web = _web(request)
+    require_writer(web, request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    return JSONResponse(await run_in_threadpool(studio.clear_uploads, web.cfg, ref))
+
+
+# -- errors: one sentence, never a traceback ----------------------------------------------------------
+
+def sentence(cfg: Config, exc: Exception) -> str:
+    """The error's message with the studio root's path taken out."""
+    root = str(cfg.root.resolve())
+    return str(exc).replace(root + "/", "").replace(root, "studio root")
+
+
+async def on_error(request: Request, exc: Exception):
+    if isinstance(exc, HTTPException):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    status = 500
+    if isinstance(exc, QuickArtError):
+        status = (403 if isinstance(exc, Forbidden) else 413 if isinstance(exc, TooLarge)
+                  else 404 if isinstance(exc, (studio.NotFound, studio.NotInStudio, JobNotFound))
+                  else 409 if isinstance(exc, InvalidTransition) else 400)
+        return JSONResponse({"error": sentence(_web(request).cfg, exc)}, status_code=status)
+    log.error("action=web_error path=%s error=%s", request.url.path, exc, exc_info=exc)
+    return JSONResponse({"error": "internal error; the log of the web server has the details"}, status_code=500)
+
+
+ROUTES = [
+    Route("/", farm_page),
+    Route("/shots/{rel:path}", shot_page),
+    Route("/api/farm", api_farm),
+    Route("/api/events", events),
+    Route("/api/shots", api_shots),
+    Route("/api/jobs/{id}", api_job),
+    Route("/api/jobs/{id}/log", api_job_log),
+    Route("/api/jobs/{id}/{action}", job_action, methods=["POST"]),
+    Route("/api/shot/{rel:path}/versions/{version}/{what}", api_version_text),
+    Route("/api/shot/{rel:path}/versions/{version}", api_version),
+    Route("/api/shot/{rel:path}/upload", upload, methods=["POST"]),
+    Route("/api/shot/{rel:path}/clear-uploads", clear_uploads, methods=["POST"]),
+    Route("/api/shot/{rel:path}", api_shot),
+    Route("/thumbs/{rel:path}/{version}.png", thumb),
+    Route("/files/{path:path}", files),
+    Route("/download/{path:path}", download),
+    Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+]
+
+
+def create_app(cfg: Config, feed_interval: float = 0.25) -> Starlette:
+    """The routes, the middleware and the error handlers over one `WebState` (`app.state.web`)."""
+    web = WebState.create(cfg, feed_interval)
     hosts = list(LOOPBACK) if cfg.web.host in LOOPBACK else ["*"]
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        feed.stop()  # its thread starts with the first page that listens
+        web.feed.stop()  # its thread starts with the first page that listens
 
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
+    app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders),
                                                Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
                     exception_handlers={QuickArtError: on_error, HTTPException: on_error, Exception: on_error},
                     lifespan=lifespan)
-    app.state.feed = feed
+    app.state.web = web
+    app.state.feed = web.feed
     return app
 
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 from ..config import Config
 from ..db import reads
 from ..jobs import Job, utcnow
+from ..status import page_nodes
 
 log = logging.getLogger("quickart.web")
 
@@ -35,13 +36,8 @@ def job_view(job: Job, shot_rel: str) -> dict:
 
 
 def nodes_view(run, running: list[Job]) -> list[dict]:
-    from ..cli import ALIVE_SECONDS
-    now = utcnow()
-    by_slot = {(j.node, j.slot): j.id for j in running}
-    return [{"name": n.name, "alive": n.stopped_at is None and (now - n.heartbeat_at).total_seconds() < ALIVE_SECONDS,
-             "watch_mode": n.watch_mode, "heartbeat": n.heartbeat_at.isoformat(timespec="seconds") + "Z",
-             "slots": [{"slot": s, "job": by_slot.get((n.name, s))} for s in n.slots]}
-            for n in reads.nodes(run)]
+    """The page's nodes and their slots, alive as `status.py` decides it (the same as `quickart status`)."""
+    return page_nodes(run, running)
 
 
 class Feed:

@@ -64,6 +64,7 @@ import numpy as np
 
 from ...errors import ModelLoadError, StageFailed
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
+from ..labels import confidence_image
 from . import classical, guard, motion
 
 MODEL_NAME = "rife-v4"
@@ -185,7 +186,7 @@ def _engine(ctx: StageContext, backend: str, precision: str):
         return engine, digest
     import torch
 
-    from ...outputs import sha256_file
+    from ...filehash import sha256_file
     from ...weights import verified_path
     from .engine import TorchEngine, get_model
     path = verified_path(MODEL_NAME, ctx.models_dir)
@@ -253,37 +254,24 @@ def _shift_prealign(a, b, d, t):
 
 
 def rife_pair(engine, a: np.ndarray, b: np.ndarray, times: list[float], scale: float, search: bool,
-              fl: classical.Flows | None = None, prev: tuple[np.ndarray, float] | None = None,
-              nxt: tuple[np.ndarray, float] | None = None,
-              motions: motion.Cache | None = None) -> tuple[list[np.ndarray], list[str]]:
+              fl: classical.Flows | None = None) -> tuple[list[np.ndarray], list[str]]:
     """Premultiplied frames at `times`: RIFE on the keys, or with `search` (large motion) the
     per-pixel consensus (:func:`.motion.consensus`) of five candidates: RIFE on the keys, the
     keys re-drawn at t from their matched regions (:mod:`.motion`), that re-drawn pair through
-    RIFE, and RIFE on the keys pre-aligned along the smoothed DIS flow and along the global shift.
-    `prev` / `nxt`: the layer's key before a / after b with its time on the pair's scale (a at 0,
-    b at 1); the regions then move on paths through them (:func:`.motion.add_neighbours`).
-    `motions` keeps region motions between pairs (a pair's is its neighbour's next)."""
+    RIFE, and RIFE on the keys pre-aligned along the smoothed DIS flow and along the global shift."""
     direct = engine.pair(a, b, times, scale, disagreement=False)
     if not search:
         return direct.frames, ["direct"] * len(times)
     fl = fl or classical.flows(a, b)
     d = _global_shift(a, b)
-    motions = motions or motion.Cache()
-    regions = motions.get(a, b, _global_shift)
-    if prev is not None or nxt is not None:
-        motion.add_neighbours(regions, prev and motions.get(prev[0], a, _global_shift),
-                              nxt and motions.get(b, nxt[0], _global_shift),
-                              prev[1] if prev else -1.0, nxt[1] if nxt else 2.0)
-    # on paths through the neighbouring keys the re-drawn candidates know the arc the others
-    # cannot see: they count twice (measured +0.6 to +1.6 dB over counting once, seeds 3 and 5)
-    curved = bool(regions.a.path or regions.b.path)
+    regions = motion.estimate(a, b, d)
     frames = []
     for i, t in enumerate(times):
         ra, rb, redrawn = motion.prealign(a, b, regions, t)
         cands = [direct.frames[i], redrawn]
         for pa, pb in ((ra, rb), classical.prealign(a, b, fl, t), _shift_prealign(a, b, d, t)):
             cands.append(engine.pair(pa, pb, [t], scale, disagreement=False).frames[0])
-        frames.append(motion.consensus(cands + cands[1:3] if curved else cands))
+        frames.append(motion.consensus(cands))
     return frames, ["consensus"] * len(times)
 
 
@@ -292,8 +280,6 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
     method, backend = str(params["method"]), str(params["backend"])
     if method not in METHODS:
         raise StageFailed(f"inbetween: method {method!r} is not one of {', '.join(METHODS)}")
-    if str(params["arcs"]) not in ("on", "off"):
-        raise StageFailed(f"inbetween: arcs {params['arcs']!r} is not on or off")
     if backend not in BACKENDS:
         raise StageFailed(f"inbetween: backend {backend!r} is not one of {', '.join(BACKENDS)}")
     out: Frames = dict(frames)
@@ -373,9 +359,7 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
                 search = unchecked and check.motion >= LARGE_MOTION_PX
                 if not search:
                     keys.forget(layer, before)
-                arcs = search and str(params["arcs"]) == "on"
-                prev, nxt = keys.neighbours(layer, before, after) if arcs else (None, None)
-                motions, chosen = rife_pair(engine, a, b, times, scale, search, fl, prev, nxt, keys.motions)
+                motions, chosen = rife_pair(engine, a, b, times, scale, search, fl)
                 for c in chosen:
                     report["candidates"][c] = report["candidates"].get(c, 0) + 1
             if guarded:
@@ -400,7 +384,7 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
                 did = "motion"
             else:  # how far the other plausible in-betweens (hold, blend, snap) lie from this one
                 conf, did = guard.confidence_map(a, b, ib.t, p, p), "motion"
-            confidence[(layer, ib.drawing)] = guard.grey(conf)
+            confidence[(layer, ib.drawing)] = confidence_image(conf)
             report["decisions"][did] = report["decisions"].get(did, 0) + 1
             report["frames"].append(_record(layer, ib, did, w, evidence, conf, a, b, copy))
         keys.forget(layer, before)  # the next pair's previous key is this pair's first
@@ -433,19 +417,17 @@ def _record(layer: str, ib, did: str, weights, evidence, conf: np.ndarray, a: np
 
 
 class _Keys:
-    """The keys of every layer, premultiplied once, with the pair checks and region motions a
-    pair shares with its neighbours (the key before and after it give the regions' paths)."""
+    """The keys of every layer, premultiplied once, with the pair checks and the held-out evidence a
+    pair shares with its neighbours."""
 
     def __init__(self, frames: Frames, schedule):
         self.frames = frames
         self.keys = {layer: sorted(k for k in ks if (layer, k) in frames) for layer, ks in schedule.keys.items()}
         self._pre: dict = {}
         self._checks: dict = {}
-        self._plain: dict = {}  # pair -> a plain motion (no cut, no duplicate, large motion)
         self._verdicts: dict = {}  # pair -> its check's verdict (kept after its turn)
         self._evidence: dict = {}  # (layer, key) -> guard.Evidence of that key held out
         self._thumbs: dict = {}  # (layer, key) -> guard.thumbnail of the premultiplied key
-        self.motions = motion.Cache()
 
     def premultiplied(self, layer: str, k: int) -> np.ndarray:
         if (layer, k) not in self._pre:
@@ -460,7 +442,6 @@ class _Keys:
     def _run_check(self, layer: str, k0: int, k1: int) -> None:
         check = classical.pair_check(self.premultiplied(layer, k0), self.premultiplied(layer, k1))
         self._checks[(layer, k0, k1)] = check
-        self._plain[(layer, k0, k1)] = check[0].verdict == "ok" and check[0].motion >= LARGE_MOTION_PX
         self._verdicts[(layer, k0, k1)] = check[0].verdict
 
     def check(self, layer: str, k0: int, k1: int):
@@ -520,27 +501,6 @@ class _Keys:
         return {k: self._pre.get((layer, k)) if (layer, k) in self._pre else
                 classical.premultiply(self.frames[(layer, k)]) for k in found}
 
-    def neighbours(self, layer: str, before: int, after: int):
-        """(previous key, its time), (next key, its time) on the pair's scale, each None when the
-        layer has none or that pair is not a plain motion (a cut, a held duplicate)."""
-        ks, span = self.keys.get(layer, []), after - before
-        for stale in [p for p in self._checks if p[0] == layer and p[2] <= before]:
-            del self._checks[stale]  # a next pair without in-betweens of its own
-        out = []
-        for k, pair in (([k for k in ks if k < before] or [None])[-1], "prev"), \
-                       (([k for k in ks if k > after] or [None])[0], "next"):
-            if k is None or self.frames[(layer, k)].shape != self.frames[(layer, before)].shape:
-                out.append(None)
-                continue
-            k0, k1 = (k, before) if pair == "prev" else (after, k)
-            if (layer, k0, k1) not in self._plain:
-                self._run_check(layer, k0, k1)
-                if pair == "prev":  # no turn of its own (no in-betweens): nothing to keep
-                    self._checks.pop((layer, k0, k1))
-            ok = self._plain[(layer, k0, k1)]
-            out.append((self.premultiplied(layer, k), (k - before) / span) if ok else None)
-        return out[0], out[1]
-
 
 SPEC = StageSpec(
     name="inbetween", run=inbetween, kind="timing", publish_folder=None,
@@ -553,8 +513,5 @@ SPEC = StageSpec(
         Option("scale", str, "auto", "flow scale: auto, or 0.125 0.25 0.5 1 2 (lower sees larger motion, uses less memory)"),
         Option("backend", str, "auto", "auto | torch | ncnn (auto = torch, or ncnn on a Vulkan GPU without CUDA; ncnn needs `quickart models install rife-v4-ncnn`)"),
         Option("precision", str, "auto", "auto (fp32) | fp32 | fp16 (CUDA only)"),
-        # off by default: on whole shots (every pair of seed 3) the arcs lost 0.4-2.9 dB per pair
-        # although the bench's single window gains +5 dB; see docs/inbetween.md "Large motion"
-        Option("arcs", str, "off", "on | off: with method auto, move regions on curves through the neighbouring keys (experimental)"),
     ),
 )

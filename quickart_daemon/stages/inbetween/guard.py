@@ -283,9 +283,3 @@ def decision(weights: dict[str, float] | None) -> str:
         return "unchecked"
     name, w = max(weights.items(), key=lambda kv: kv[1])
     return name if w >= 0.6 else "mix"
-
-
-def grey(conf: np.ndarray) -> np.ndarray:
-    """A confidence map as an opaque grey RGBA frame (white = sure)."""
-    g = np.clip(conf * 255 + 0.5, 0, 255).astype(np.uint8)
-    return np.dstack([g, g, g, np.full_like(g, 255)])

@@ -41,6 +41,7 @@ from itertools import permutations
 import cv2
 import numpy as np
 
+from ..labels import RegionGeometry, geometry, nearest_labels
 from . import classical
 
 #: colour change (0..255, max over channels, 3x3 neighbourhood) that marks a region edge
@@ -53,29 +54,14 @@ MATCH_ROUNDS = 3
 
 
 @dataclass
-class Regions:
+class Regions(RegionGeometry):
+    """A key's regions: their geometry (`stages.labels.RegionGeometry`: area with edges included,
+    centroid, moments, bounding box, shared boundary) and what matching and re-drawing need."""
+
     labels: np.ndarray    # int32 (H, W): 1..n, every pixel (edges joined to the nearest region)
-    n: int
-    area: np.ndarray      # (n+1,) pixels, edges included
-    centroid: np.ndarray  # (n+1, 2) x, y
-    cov: np.ndarray       # (n+1, 2, 2) second moments about the centroid
     colour: np.ndarray    # (n+1, 3) mean RGB of the flat interior, 0..255
-    adj: np.ndarray       # (n+1, n+1) shared boundary length in pixels
     bg: int               # the background region (0 when there is none)
-    bbox: np.ndarray      # (n+1, 4) x0, y0, x1, y1 (inclusive)
     grey: np.ndarray      # float32 (H, W): the key over white, 0..1 (to check motions on)
-
-
-def _nearest_fill(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels labelled 0 take the label of the nearest labelled pixel; also that distance."""
-    bad = labels <= 0
-    if not bad.any():
-        return labels, np.zeros(labels.shape, np.float32)
-    dist, idx = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 3,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    lut = np.zeros(int(idx.max()) + 1, np.int32)
-    lut[idx[~bad]] = labels[~bad]
-    return np.where(bad, lut[idx], labels), dist
 
 
 def segment_cel(p: np.ndarray) -> Regions:
@@ -101,7 +87,7 @@ def segment_cel(p: np.ndarray) -> Regions:
     if not keep.any():
         return describe(np.ones((h, w), np.int32), rgb, interior > 0)
     interior = merge_shading(interior, rgb)
-    labels, _ = _nearest_fill(interior)
+    labels, _ = nearest_labels(interior)
     # the outline belongs to the drawing, not to the background: every pixel that is not the
     # background's colour joins the nearest painted region (so a moved part keeps its outline
     # and its anti-aliased fringe)
@@ -110,7 +96,7 @@ def segment_cel(p: np.ndarray) -> Regions:
     if bg and keep.sum() > 1:
         paper = np.median(rgb[interior == bg], axis=0)
         drawn = (labels == bg) & (np.abs(rgb.astype(np.int16) - paper).max(axis=2) > 8)
-        fg_lab, _ = _nearest_fill(np.where(interior == bg, 0, interior))
+        fg_lab, _ = nearest_labels(np.where(interior == bg, 0, interior))
         labels = np.where(drawn, fg_lab, labels)
     return describe(labels, rgb, ~edge)
 
@@ -145,7 +131,7 @@ def merge_shading(interior: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     # pixels wide); the darkest edge pixel between them says if there is ink
     grey = rgb.astype(np.float32).mean(axis=2)
     k = np.ones((3, 3), np.uint8)
-    grown, _ = _nearest_fill(interior)
+    grown, _ = nearest_labels(interior)
     near = cv2.dilate((interior > 0).astype(np.uint8), k, iterations=4) > 0
     edge = (interior == 0) & near
     parent = np.arange(n + 1)
@@ -198,36 +184,13 @@ def _background(labels: np.ndarray, n: int) -> int:
 
 
 def describe(labels: np.ndarray, rgb: np.ndarray, interior: np.ndarray) -> Regions:
-    h, w = labels.shape
-    n = int(labels.max())
-    flat = labels.ravel()
-    area = np.bincount(flat, minlength=n + 1).astype(np.float64)
-    wgt = np.maximum(area, 1)
-    ys, xs = np.indices((h, w), dtype=np.float64)
-    xs, ys = xs.ravel(), ys.ravel()
-    cx, cy = np.bincount(flat, xs, n + 1) / wgt, np.bincount(flat, ys, n + 1) / wgt
-    cov = np.zeros((n + 1, 2, 2))
-    cov[:, 0, 0] = np.bincount(flat, xs * xs, n + 1) / wgt - cx ** 2
-    cov[:, 1, 1] = np.bincount(flat, ys * ys, n + 1) / wgt - cy ** 2
-    cov[:, 0, 1] = cov[:, 1, 0] = np.bincount(flat, xs * ys, n + 1) / wgt - cx * cy
-    inner = interior.ravel()
+    shape = geometry(labels)
+    n, flat, inner = shape.n, labels.ravel(), interior.ravel()
     ni = np.maximum(np.bincount(flat[inner], minlength=n + 1), 1)
     colour = np.stack([np.bincount(flat[inner], rgb[..., c].ravel()[inner].astype(np.float64), n + 1) / ni
                        for c in range(3)], 1)
-    adj = np.zeros((n + 1, n + 1))
-    for x0, x1 in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
-        d = x0 != x1
-        np.add.at(adj, (x0[d], x1[d]), 1.0)
-    adj = adj + adj.T
-    bbox = np.zeros((n + 1, 4))
-    bbox[:, :2] = [w, h]
-    np.minimum.at(bbox[:, 0], flat, xs)
-    np.minimum.at(bbox[:, 1], flat, ys)
-    np.maximum.at(bbox[:, 2], flat, xs)
-    np.maximum.at(bbox[:, 3], flat, ys)
-    bg = _background(labels, n)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    return Regions(labels, n, area, np.stack([cx, cy], 1), cov, colour, adj, bg, bbox, grey)
+    return Regions(**vars(shape), labels=labels, colour=colour, bg=_background(labels, n), grey=grey)
 
 
 # -- matching ---------------------------------------------------------------------------------
@@ -548,9 +511,6 @@ class Side:
     motion: np.ndarray  # (n+1, 2, 3): each region onto the other key
     depth: np.ndarray   # (n+1,)
     partner: np.ndarray  # (n+1,) region of the other key, -1 none
-    #: region -> [(time, 2x3 affine onto the key at that time)], this key at 0 and the other at 1,
-    #: with the neighbouring keys when chained (see :func:`add_neighbours`); none: linear
-    path: dict | None = None
 
 
 @dataclass
@@ -631,7 +591,7 @@ def _redraw(side: Side, t: float) -> tuple[np.ndarray, np.ndarray]:
     for i in np.argsort(side.depth, kind="stable"):
         if i == 0 or i == reg.bg:
             continue
-        A = _pose_at(side, i, t)
+        A = interpolate(side.motion[i], reg.centroid[i], t)
         mask, x0, y0 = _crop(reg, i, 3)
         mask = cv2.dilate(mask, kernel)  # 1 px overlap: no cracks between neighbouring regions
         corners = np.array([[x0, y0], [x0 + mask.shape[1], y0], [x0, y0 + mask.shape[0]],
@@ -701,127 +661,3 @@ def consensus(cands: list[np.ndarray], sigma: float = CONSENSUS_SIGMA) -> np.nda
     med = np.median(S, axis=0)
     w = np.exp(-(np.abs(S - med).max(axis=-1, keepdims=True) / sigma) ** 2) + 1e-3
     return (S * w).sum(0) / w.sum(0)
-
-
-# -- curved paths through the neighbouring keys -----------------------------------------------
-#
-# Two keys fix where a part starts and ends, not the arc it moves on (a limb swinging from a
-# joint, a body on a travelling curve, easing). The keys before and after the pair show the arc,
-# as an in-betweener sees it: each region's pose (centre position, rotation angle, stretch) at
-# those keys, chained through the region matches, and a curve through the poses in time (cubic
-# Hermite, Catmull-Rom slopes where a neighbour is known; times are the keys' frame numbers, so
-# unevenly spaced keys are fine) replaces the straight line.
-
-def _compose(M2: np.ndarray, M1: np.ndarray) -> np.ndarray:
-    """The affine M2 after M1 (2x3 each)."""
-    return np.hstack([M2[:, :2] @ M1[:, :2], (M2[:, :2] @ M1[:, 2] + M2[:, 2])[:, None]])
-
-
-def _chains(side: Side, back: Side | None, fwd: Side | None, t_back: float, t_fwd: float,
-            i: int) -> list[tuple[float, np.ndarray]]:
-    """Affines of region i of this key onto the keys at times 0 (itself), 1 (the other key of
-    the pair), t_back (a neighbour of this key: `back` has this key's regions, moving onto it) and
-    t_fwd (a neighbour of the other key: `fwd` has the other key's regions, moving onto it)."""
-    eye = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    out = [(0.0, eye), (1.0, side.motion[i])]
-    if back is not None and back.partner[i] >= 0:
-        out.append((t_back, back.motion[i]))
-    j = side.partner[i]
-    if fwd is not None and j >= 0 and fwd.partner[j] >= 0:
-        out.append((t_fwd, _compose(fwd.motion[j], side.motion[i])))
-    return sorted(out, key=lambda x: x[0])
-
-
-def _slope(t0, v0, t1, v1, t2, v2):
-    """Derivative at t1 of the parabola through three samples (non-uniform Catmull-Rom)."""
-    return ((v1 - v0) / (t1 - t0) * (t2 - t1) + (v2 - v1) / (t2 - t1) * (t1 - t0)) / (t2 - t0)
-
-
-def _curve(ts: np.ndarray, vals: np.ndarray, t: float) -> np.ndarray:
-    """The value at t of a cubic Hermite between the pair's keys (times 0 and 1): at a key with a
-    neighbour the slope of the parabola through the three (Catmull-Rom), at one without, the
-    chord's (a parabola through three keys extrapolated over the far side measured worse, below
-    the straight line once)."""
-    i0 = list(ts).index(0.0)
-    p0, p1 = vals[i0], vals[i0 + 1]
-    m0 = _slope(ts[i0 - 1], vals[i0 - 1], 0.0, p0, 1.0, p1) if i0 > 0 else p1 - p0
-    m1 = _slope(0.0, p0, 1.0, p1, ts[i0 + 2], vals[i0 + 2]) if i0 + 2 < len(ts) else p1 - p0
-    t2, t3 = t * t, t * t * t
-    return ((2 * t3 - 3 * t2 + 1) * p0 + (t3 - 2 * t2 + t) * m0 + (-2 * t3 + 3 * t2) * p1 + (t3 - t2) * m1)
-
-
-def _plausible(ts: np.ndarray, pos: np.ndarray, ang: np.ndarray, size: float) -> bool:
-    """A neighbour pose that says the part moved much faster than between the pair's keys (or
-    turned much more) is more likely a wrong match than an arc: not used."""
-    i0, i1 = list(ts).index(0.0), list(ts).index(1.0)
-    v = np.linalg.norm(pos[i1] - pos[i0]) + 0.1 * size
-    w = abs(ang[i1] - ang[i0]) + 0.2
-    for k, tk in enumerate(ts):
-        if k in (i0, i1):
-            continue
-        near = i0 if abs(tk) < abs(tk - 1) else i1
-        dt = abs(tk - ts[near])
-        if np.linalg.norm(pos[k] - pos[near]) > NEIGHBOUR_SPEED * v * dt:
-            return False
-        if abs(ang[k] - ang[near]) > NEIGHBOUR_SPEED * w * dt:
-            return False
-    return True
-
-
-#: a neighbour's pose is used while the part moves at most this many times as fast (or turns)
-NEIGHBOUR_SPEED = 3.0
-
-
-def add_neighbours(pm: PairMotion, prev: PairMotion | None, nxt: PairMotion | None,
-                   t_prev: float, t_next: float) -> None:
-    """Give each region a path through the neighbouring keys. `prev` is the pair (previous key,
-    a) and `nxt` the pair (b, next key), t_prev < 0 and t_next > 1 their keys' times on the
-    pair's scale (a at 0, b at 1). Regions without a plausible chain keep the straight line."""
-    sides = ((pm.a, prev.b if prev else None, nxt.a if nxt else None, t_prev, t_next),
-             (pm.b, nxt.a if nxt else None, prev.b if prev else None, 1.0 - t_next, 1.0 - t_prev))
-    for side, back, fwd, tb, tf in sides:
-        side.path = {}
-        reg = side.reg
-        for i in range(1, reg.n + 1):
-            if i == reg.bg or side.partner[i] < 0:
-                continue
-            keys = _chains(side, back, fwd, tb, tf, i)
-            if len(keys) < 3 or any(np.linalg.det(M[:, :2]) <= 0 for _, M in keys):
-                continue
-            ts = np.array([k[0] for k in keys])
-            c = reg.centroid[i]
-            pos = np.array([M[:, :2] @ c + M[:, 2] for _, M in keys])
-            ang = np.unwrap([_angle(M[:, :2]) for _, M in keys])
-            ang = ang - ang[list(ts).index(0.0)]
-            if _plausible(ts, pos, ang, float(np.sqrt(reg.area[i]))):
-                st = np.array([(_rot(-a) @ M[:, :2]).ravel() for a, (_, M) in zip(ang, keys)])
-                side.path[i] = (ts, pos, ang, st)
-
-
-def _pose_at(side: Side, i: int, t: float) -> np.ndarray:
-    """Region i's affine at time t: on its path through the neighbouring keys when it has one
-    (centre position, rotation angle and the remaining stretch each on the curve through the
-    keys), else the straight line (:func:`interpolate`)."""
-    if not side.path or i not in side.path:
-        return interpolate(side.motion[i], side.reg.centroid[i], t)
-    ts, pos, ang, st = side.path[i]
-    L = _rot(float(_curve(ts, ang, t))) @ _curve(ts, st, t).reshape(2, 2)
-    moved = _curve(ts, pos, t)
-    return np.hstack([L, (moved - L @ side.reg.centroid[i])[:, None]])
-
-
-class Cache:
-    """Region motions of the last few key pairs (a pair's motion is also its neighbours'), by
-    the identity of the key arrays (held here, so the identities stay valid)."""
-
-    def __init__(self, size: int = 3):
-        self.size = size
-        self._items: list[tuple[np.ndarray, np.ndarray, PairMotion]] = []
-
-    def get(self, a: np.ndarray, b: np.ndarray, shift) -> PairMotion:
-        for x, y, pm in self._items:
-            if x is a and y is b:
-                return pm
-        pm = estimate(a, b, shift(a, b))
-        self._items = (self._items + [(a, b, pm)])[-self.size:]
-        return pm

@@ -1,0 +1,110 @@
+"""What the stages that cut a frame into regions share: label images and their measurements.
+
+One home (issue 25) for helpers that had a copy per stage:
+
+* :func:`nearest_labels`: unlabelled pixels take the label of the nearest labelled one (the
+  in-between's region cutting, `inbetween/motion.py`; `color/regions.py` keeps its own copy until
+  the colour rebuild moves to this one);
+* :func:`fill_from_nearest`: the general form, any per-pixel values copied from the nearest known
+  pixel, optionally only within the same region (`color/shading.py` has its own copy, likewise);
+* :class:`RegionGeometry` and :func:`geometry`: per-label area, centroid, second moments, bounding
+  box and shared boundary length, the base of the in-between's `motion.Regions` (the colour
+  stage's `color/features.Regions` measures the same things, in float32, with its own fields);
+* :func:`confidence_image`: a confidence map (0..1) as the opaque grey RGBA frame the stages publish
+  as their `confidence` variant (white = sure; the colour stage's `_grey` is the same function).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+def nearest_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels with every pixel <= 0 given the label of the nearest labelled pixel, the distance
+    to it: 0 where a pixel was labelled)."""
+    bad = labels <= 0
+    if not bad.any():
+        return labels, np.zeros(labels.shape, np.float32)
+    dist, idx = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    lut = np.zeros(int(idx.max()) + 1, np.int32)
+    lut[idx[~bad]] = labels[~bad]
+    return np.where(bad, lut[idx], labels), dist
+
+
+def fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, same: np.ndarray | None = None,
+                      max_dist: float = np.inf) -> np.ndarray:
+    """Pixels in `want` take the value (last axis of `fill`) of the nearest `known` pixel, in place:
+    only from a pixel of the same label in `same` when given, and within `max_dist`. Returns where
+    that happened."""
+    if not known.any() or not want.any():
+        return np.zeros_like(want)
+    dist, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    pos = np.zeros(int(idx.max()) + 1, np.int64)
+    pos[idx[known]] = np.flatnonzero(known)
+    src = pos[idx]
+    ok = want & (dist <= max_dist)
+    if same is not None:
+        ok &= same.ravel()[src].reshape(same.shape) == same
+    fill[ok] = fill.reshape(-1, fill.shape[-1])[src[ok]]
+    return ok
+
+
+@dataclass
+class RegionGeometry:
+    """Measurements of the labels 1..n of a label image; arrays are indexed by label (row 0: pixels
+    labelled 0, if any)."""
+
+    n: int
+    area: np.ndarray      # (n+1,) pixels
+    centroid: np.ndarray  # (n+1, 2) x, y
+    cov: np.ndarray       # (n+1, 2, 2) second moments about the centroid
+    bbox: np.ndarray      # (n+1, 4) x0, y0, x1, y1 (inclusive)
+    adj: np.ndarray       # (n+1, n+1) shared boundary length in pixels (right and down neighbours)
+
+
+def boundary_lengths(labels: np.ndarray, n: int, along: np.ndarray | None = None) -> np.ndarray:
+    """(n+1, n+1) symmetric: for each pair of labels the number of right/down neighbour pixel pairs
+    where one meets the other; with `along` (bool, the image's shape) only pairs touching it."""
+    m = np.zeros((n + 1, n + 1))
+    for a, b, pick in ((labels[:, :-1], labels[:, 1:], (np.s_[:, :-1], np.s_[:, 1:])),
+                       (labels[:-1], labels[1:], (np.s_[:-1], np.s_[1:]))):
+        diff = a != b
+        if along is not None:
+            diff &= along[pick[0]] | along[pick[1]]
+        code = a[diff].astype(np.int64) * (n + 1) + b[diff]
+        m += np.bincount(code, minlength=(n + 1) ** 2).reshape(n + 1, n + 1)
+    return m + m.T
+
+
+def geometry(labels: np.ndarray) -> RegionGeometry:
+    """Area, centroid, covariance, bounding box and adjacency of every label (float64)."""
+    h, w = labels.shape
+    n = int(labels.max())
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=n + 1).astype(np.float64)
+    wgt = np.maximum(area, 1)
+    ys, xs = np.indices((h, w), dtype=np.float64)
+    xs, ys = xs.ravel(), ys.ravel()
+    cx, cy = np.bincount(flat, xs, n + 1) / wgt, np.bincount(flat, ys, n + 1) / wgt
+    cov = np.zeros((n + 1, 2, 2))
+    cov[:, 0, 0] = np.bincount(flat, xs * xs, n + 1) / wgt - cx ** 2
+    cov[:, 1, 1] = np.bincount(flat, ys * ys, n + 1) / wgt - cy ** 2
+    cov[:, 0, 1] = cov[:, 1, 0] = np.bincount(flat, xs * ys, n + 1) / wgt - cx * cy
+    bbox = np.zeros((n + 1, 4))
+    bbox[:, :2] = [w, h]
+    np.minimum.at(bbox[:, 0], flat, xs)
+    np.minimum.at(bbox[:, 1], flat, ys)
+    np.maximum.at(bbox[:, 2], flat, xs)
+    np.maximum.at(bbox[:, 3], flat, ys)
+    return RegionGeometry(n, area, np.stack([cx, cy], 1), cov, bbox, boundary_lengths(labels, n))
+
+
+def confidence_image(conf: np.ndarray) -> np.ndarray:
+    """A confidence map (0..1) as an opaque grey RGBA frame, uint8 (white = sure)."""
+    g = np.clip(conf * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.dstack([g, g, g, np.full_like(g, 255)])
