@@ -25,6 +25,14 @@ DEFAULT_MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = None
 
 
+def check_pixels(path, size: tuple[int, int], max_pixels: int) -> None:
+    """Refuse a frame whose header says more than `max_pixels`, before anything is decoded."""
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(f"{path}: {width}x{height} is larger than the {max_pixels:,}-pixel limit "
+                         "(a corrupt header or a decompression bomb); re-export the frame")
+
+
 def read_png(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a PNG (or any image Pillow reads) into an RGBA uint8 array."""
     path = Path(path)
@@ -36,12 +44,7 @@ def read_png(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
         raise ImageError(f"{path}: empty file (zero bytes); was the copy interrupted?")
     try:
         with Image.open(path) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"{path}: {width}x{height} is larger than the {max_pixels:,}-pixel limit "
-                    "(a corrupt header or a decompression bomb); re-export the frame"
-                )
+            check_pixels(path, img.size, max_pixels)
             img.load()
             return _to_rgba(img)
     except ImageError:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import drops
 from .config import Config, Fps, LimitsConfig
 from .errors import ShotFolderInvalid
-from .images import image_size
+from .images import check_pixels, image_size
 from .naming import Naming, ShotId
 from .timing import Schedule, load_schedule
 from .yamlfile import read_yaml
@@ -227,6 +227,8 @@ def load_shot(shot_dir: Path, cfg: Config, inputs: Path | None = None) -> ShotIn
     layer_sizes: dict[str, tuple[int, int]] = {}
     for layer, frames in keys.items():
         sizes = {frame: image_size(p) for frame, p in frames.items()}
+        for frame, size in sizes.items():  # a bomb's header is one file's problem: say so before comparing sizes
+            check_pixels(frames[frame], size, cfg.max_image_pixels)
         if len(set(sizes.values())) > 1:
             first = min(sizes)
             odd = next(f for f in sorted(sizes) if sizes[f] != sizes[first])

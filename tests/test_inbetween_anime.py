@@ -102,7 +102,9 @@ def test_auto_runs_rife_on_a_cpu_slot_and_says_so(models):
     res = _run({1001: _scene(40), 1003: _scene(64)}, [1001, 1003], models, method="auto", device="cpu")
     assert res.report["asked"] == "auto" and res.report["method"] == "rife"
     assert [f["did"] for f in res.report["frames"]] == ["motion"]
-    assert ("char", 1002) in res.variants["confidence"]
+    conf = res.variants["confidence"][("char", 1002)][..., 0]
+    assert conf[58:90, 108:152].min() == 255, "what did not change is sure"
+    assert res.report["frames"][0]["confident"] > 0.5, "a disk moving cleanly: its two warped keys agree"
 
 
 def test_altered_anime_weights_are_refused_and_rife_runs_with_a_warning(rife_models, tmp_path):

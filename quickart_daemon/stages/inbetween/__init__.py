@@ -346,7 +346,11 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
             fl = fl or classical.flows(a, b)
             made = [classical.classical_inbetween(a, b, t, fl) for t in times]
         elif method == "anime":
-            made, anime_conf = anime.pair(a, b, times)
+            made, pair_confidence = anime.pair(a, b, times)
+        elif method == "rife":  # the network on the keys, with where its two warped keys disagree
+            result = engine.pair(a, b, times, choose_scale(params["scale"], *a.shape[:2]), disagreement=True)
+            made, pair_confidence = result.frames, [np.exp(-(m / guard.CONFIDENCE_SCALE) ** 2) for m in result.maps]
+            report["candidates"]["direct"] = report["candidates"].get("direct", 0) + len(times)
         else:
             scale = choose_scale(params["scale"], *a.shape[:2])
             if guarded:
@@ -379,8 +383,8 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
                 did = f"held ({check.verdict})" if check.verdict != "ok" else how or guard.decision(w)
             elif check.verdict != "ok":
                 conf, did = np.ones(a.shape[:2], np.float32), f"held ({check.verdict})"
-            elif method == "anime":  # where the keys agree nothing moved: sure
-                conf = np.where(guard.changing(a, b), anime_conf[i], 1.0).astype(np.float32)
+            elif method in ("anime", "rife"):  # where the keys agree nothing moved: sure
+                conf = np.where(guard.changing(a, b), pair_confidence[i], 1.0).astype(np.float32)
                 did = "motion"
             else:  # how far the other plausible in-betweens (hold, blend, snap) lie from this one
                 conf, did = guard.confidence_map(a, b, ib.t, p, p), "motion"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +150,9 @@ def bands(height: int, rows: int, overlap: int = BAND_OVERLAP) -> list[tuple[int
 class Result:
     frames: list[np.ndarray]  # premultiplied float32 RGBA (H, W, 4), one per time
     disagreement: list[float]  # mean |warp(a) - warp(b)| over the frame: low = the two keys agree
+    # per pixel, max over the colour channels of |warp(a) - warp(b)| over white (with disagreement=True):
+    # where the two keys carried to t show different things, the in-between had to choose
+    maps: list[np.ndarray] = field(default_factory=list)
 
 
 class TorchEngine:
@@ -209,7 +212,7 @@ class TorchEngine:
             p = plan(H, W, scale, ram_budget(h, w, self.ram_bound))
         per, rows = min(per, p.batch), p.band_rows
         self.last_plan = p
-        frames, dis = [], []
+        frames, dis, maps = [], [], []
         for i in range(0, len(times), per):
             ts = torch.tensor(times[i:i + per], device=self.device, dtype=self.dtype)
             e = self._estimate(ra, rb, f0, f1, ts, scale, rows)
@@ -217,9 +220,10 @@ class TorchEngine:
             wa, wb = ifnet.warp(A.expand(n, -1, -1, -1), e.flow[:, :2]), ifnet.warp(B.expand(n, -1, -1, -1), e.flow[:, 2:4])
             out = (wa * e.mask + wb * (1 - e.mask))[:, :, :h, :w]
             if disagreement:
-                d = ((wa[:, :3] - wa[:, 3:4]) - (wb[:, :3] - wb[:, 3:4])).abs().mean(1)[:, :h, :w]
-                dis += [float(x) for x in d.float().mean((1, 2))]
+                diff = ((wa[:, :3] - wa[:, 3:4]) - (wb[:, :3] - wb[:, 3:4])).abs()[:, :, :h, :w]
+                dis += [float(x) for x in diff.mean(1).float().mean((1, 2))]
+                maps += [m.float().cpu().numpy() for m in diff.amax(1)]
             else:
                 dis += [float("nan")] * n
             frames += [o.float().permute(1, 2, 0).cpu().numpy() for o in out]
-        return Result(frames, dis)
+        return Result(frames, dis, maps)

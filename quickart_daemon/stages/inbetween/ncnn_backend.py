@@ -350,14 +350,15 @@ class NcnnEngine:
             (f1,) = self._run({HEAD_IN: rb}, (HEAD_OUT,))
             rows = H if self.vulkan else band_rows(H, W, scale, ram_budget(h, w, self.ram_bound))
             self.last_rows = rows
-            frames, dis = [], []
+            frames, dis, maps = [], [], []
             for t in times:
                 flow, mask = self._estimate(ra, rb, f0, f1, float(t), scale, rows)
                 wa, wb = ifnet.warp(A, flow[:, :2]), ifnet.warp(B, flow[:, 2:4])
                 out = (wa * mask + wb * (1 - mask))[:, :, :h, :w]
                 if disagreement:
-                    d = ((wa[:, :3] - wa[:, 3:4]) - (wb[:, :3] - wb[:, 3:4])).abs().mean(1)[:, :h, :w]
-                    dis.append(float(d.mean()))
+                    diff = ((wa[:, :3] - wa[:, 3:4]) - (wb[:, :3] - wb[:, 3:4])).abs()[:, :, :h, :w]
+                    dis.append(float(diff.mean(1).mean()))
+                    maps.append(diff.amax(1)[0].numpy().copy())
                 else:
                     dis.append(float("nan"))
                 frames.append(out[0].permute(1, 2, 0).numpy().copy())
@@ -365,4 +366,4 @@ class NcnnEngine:
         finally:
             self.blob_pool.clear()
             self.work_pool.clear()
-        return Result(frames, dis)
+        return Result(frames, dis, maps)
