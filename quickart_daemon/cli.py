@@ -83,6 +83,7 @@ def cmd_status(args, cfg: Config) -> int:
         running = reads.list_jobs(run, [JobState.RUNNING])
         failed = reads.list_jobs(run, [JobState.FAILED], limit=5)
         notices = reads.notices(run, 5)
+        tracker = _tracker_status(run) if cfg.tracker is not None else None
     busy = {j.slot for j in running}
     data = {
         "nodes": nodes,
@@ -94,6 +95,7 @@ def cmd_status(args, cfg: Config) -> int:
         "last_errors": [{"job": j.id, "shot": str(j.shot), "error": j.error, "at": j.finished_at} for j in failed],
         "waiting": [{"job": j.id, "shot": str(j.shot), "reason": reason} for j, reason in waiting],
         "notices": [{"path": n.path, "message": n.message, "at": n.created_at} for n in notices],
+        "tracker": tracker,
     }
     if args.json:
         _print_json(data)
@@ -116,11 +118,25 @@ def cmd_status(args, cfg: Config) -> int:
         print("last errors:")
         for j in failed:
             print(f"  job {j.id} {j.shot}: {j.error}")
+    if tracker is not None:
+        print(f"tracker {cfg.tracker.kind}: {tracker['done']} delivered, {tracker['pending']} pending"
+              + (f" ({tracker['retrying']} retrying)" if tracker["retrying"] else "")
+              + f", {tracker['failed']} failed" + (f"; last error: {tracker['last_error']}"
+                                                    if tracker["last_error"] else ""))
     if notices:
         print("left alone in watched folders:")
         for n in notices:
             print(f"  {n.message}")
     return 0
+
+
+def _tracker_status(run) -> dict | None:
+    """The tracker outbox's counts (None on a database from before the outbox, not yet upgraded)."""
+    from .outbox import status
+    try:
+        return status(run)
+    except Exception:  # noqa: BLE001 (no deliveries table: `quickart db upgrade` or the daemon makes it)
+        return None
 
 
 def _alive(node, now) -> bool:
@@ -258,6 +274,10 @@ def cmd_run(args, cfg: Config) -> int:
             bar.set_postfix_str(stage)
         # in the foreground a person sees the error at once: a failure is final, not retried later
         job = process_job(cfg, jq, job, owner, device, on_progress=progress, retry=False)
+    if cfg.tracker is not None:  # no daemon may be running: try the tracker once now (the daemon retries)
+        from .outbox import deliver_now
+        deliver_now(cfg, jq)
+        job = jq.get(job.id)
     from .summary import report_job
     return report_job(jq, job)
 
