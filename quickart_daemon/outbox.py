@@ -245,7 +245,7 @@ def start_delivery_thread(cfg, sessions, tracker=None) -> DeliveryThread | None:
     thread = DeliveryThread(Outbox(cfg, sessions, tracker, owner=f"{cfg.node}:{os.getpid()}:outbox"),
                             cfg.tracker.poll_seconds)
     thread.start()
-    log.info("action=tracker_ready tracker=%s url=%s", cfg.tracker.kind, cfg.tracker.url)
+    log.info("action=tracker_ready tracker=%s url=%s", cfg.tracker.kind, _without_userinfo(cfg.tracker.url))
     return thread
 
 
@@ -256,6 +256,14 @@ def deliver_now(cfg, jq) -> int:
     except Exception as exc:  # noqa: BLE001
         log.warning("action=tracker_pass error=%s: %s", type(exc).__name__, exc)
         return 0
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL fit for a log: user and password (https://user:pw@host/) are never written."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
 
 
 # -- what `quickart status` shows -----------------------------------------------------------------

@@ -287,6 +287,7 @@ def test_a_tracker_down_during_a_publish_gets_the_version_once_when_back(kitsu, 
         assert tracker["pending"] == 1 and tracker["retrying"] == 1 and tracker["last_error"]
         text = _quickart(config, "status").stdout
         assert "tracker kitsu: 0 delivered, 1 pending (1 retrying), 0 failed; last error:" in text
+        print(f"\nwhile down: {text.splitlines()[-1]}\njob warnings: {done['warnings']}")
 
         kitsu.start()
         back = time.monotonic()
