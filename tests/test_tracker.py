@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from sqlalchemy import select, update
 
 from quickart_daemon.config import load_config
+from quickart_daemon.db.models import Delivery
 from quickart_daemon.errors import ConfigError
 from quickart_daemon.naming import ShotId
 from quickart_daemon.outbox import Outbox, put, put_for_job, status
@@ -50,9 +52,9 @@ class FlakyTracker:
         return DeliveryResult(True, "ok", refs={"comment": f"c{self.calls}"})
 
 
-def _config(make_config, tmp_path, **tracker):
+def _config(make_config, tmp_path, database: dict | None = None, **tracker):
     (tmp_path / "kitsu.pw").write_text("s3cret-pw\n")
-    return make_config(tracker={"kind": "kitsu", "url": "http://127.0.0.1:9", "user": "qa@example.com",
+    return make_config(**({"database": database} if database else {}), tracker={"kind": "kitsu", "url": "http://127.0.0.1:9", "user": "qa@example.com",
                                 "password_file": "kitsu.pw", "retry_seconds": 0.2, "max_retry_seconds": 0.4,
                                 **tracker})
 
@@ -72,8 +74,8 @@ def _status(jq):
         return status(lambda sql, params: s.execute(text(sql), params).mappings().all())
 
 
-def test_an_event_is_put_once_and_delivered_once(make_config, tmp_path):
-    cfg = _config(make_config, tmp_path)
+def test_an_event_is_put_once_and_delivered_once(make_config, tmp_path, db_url):
+    cfg = _config(make_config, tmp_path, database={"url": db_url})
     jq = open_queue(cfg)
     job = _published_job(cfg, jq)
     assert put_for_job(cfg, jq, job) is True
@@ -126,8 +128,8 @@ def test_a_refusal_for_good_fails_the_delivery_not_the_job(make_config, tmp_path
     assert jq.get(job.id).warnings[-1].endswith("(gave up)")
 
 
-def test_two_delivery_loops_never_take_the_same_delivery(make_config, tmp_path):
-    cfg = _config(make_config, tmp_path)
+def test_two_delivery_loops_never_take_the_same_delivery(make_config, tmp_path, db_url):
+    cfg = _config(make_config, tmp_path, database={"url": db_url})
     jq = open_queue(cfg)
     put(jq.sessions, jq.upsert_shot(ShotId("DEMO", "sq010", "sh0010"), "DEMO/sq010/sh0010"), 1, "published",
         "kitsu", {"event": "published", "version": 1})
@@ -239,6 +241,16 @@ def test_a_published_version_reaches_kitsu(kitsu, tmp_path):
     gazu.files.download_preview_file(preview, str(tmp_path / "downloaded.png"), client=client)
     np.testing.assert_array_equal(_read_png(tmp_path / "downloaded.png"), _read_png(version / "contact.png"))
 
+    # the tracker took it, then the worker died before the outbox recorded it: delivered again, posted once
+    cfg = load_config(config)
+    jq = open_queue(cfg)
+    with jq.sessions.begin() as s:
+        s.execute(update(Delivery).values(state="pending", delivered_at=None))
+    assert Outbox(cfg, jq.sessions).deliver_due() == 1
+    assert len(_kitsu_shot(kitsu, project)[3]) == 1
+    with jq.sessions() as s:
+        assert s.scalar(select(Delivery.refs))["comment"] == comment["id"]
+
     # the credentials appear in no log: not the command's output, not the job's log
     for text in (r.stdout, r.stderr, (version / "job.log").read_text(), config.read_text()):
         assert kitsu.password not in text
@@ -286,7 +298,8 @@ def test_a_tracker_down_during_a_publish_gets_the_version_once_when_back(kitsu, 
         tracker = json.loads(_quickart(config, "status", "--json").stdout)["tracker"]
         assert tracker["pending"] == 1 and tracker["retrying"] == 1 and tracker["last_error"]
         text = _quickart(config, "status").stdout
-        assert "tracker kitsu: 0 delivered, 1 pending (1 retrying), 0 failed; last error:" in text
+        assert "tracker kitsu: 0 delivered, 1 pending (1 retrying), 0 failed; last error: cannot reach Kitsu at " \
+            f"{kitsu.url}: connection refused" in text
         print(f"\nwhile down: {text.splitlines()[-1]}\njob warnings: {done['warnings']}")
 
         kitsu.start()

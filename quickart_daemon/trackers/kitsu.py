@@ -50,7 +50,7 @@ class KitsuTracker:
             return DeliveryResult(False, f"Kitsu refused the login of {self.cfg.user} (check the password "
                                          "file or variable)", True)
         except Exception as exc:  # connection refused, reset, timeouts, server errors: it may pass
-            return DeliveryResult(False, _clean(_describe(exc), password), True)
+            return DeliveryResult(False, _clean(_describe(exc, self.cfg), password), True)
 
     def _client(self):
         import gazu
@@ -151,9 +151,18 @@ def _comment(event: TrackerEvent, marker: str) -> str:
     return "\n\n".join(parts)
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: Exception, cfg) -> str:
     """One line for a failed request (requests' messages are long: the first line, the error's type)."""
+    import requests
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"Kitsu at {cfg.url} did not answer within {cfg.timeout_seconds:g} s"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        for known in ("Connection refused", "Connection reset", "Name or service not known",
+                      "Temporary failure in name resolution", "Network is unreachable", "Remote end closed"):
+            if known in text:
+                return f"cannot reach Kitsu at {cfg.url}: {known.lower()}"
+        return f"cannot reach Kitsu at {cfg.url}: {text[:200]}"
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
