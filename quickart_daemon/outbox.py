@@ -222,19 +222,19 @@ class DeliveryThread(threading.Thread):
     def __init__(self, outbox: Outbox, every: float):
         super().__init__(name="tracker-outbox", daemon=True)
         self.outbox, self.every = outbox, every
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not _stop: Thread.join calls its own _stop()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.outbox.deliver_due()
             except Exception as exc:  # noqa: BLE001
                 log.warning("action=tracker_loop error=%s: %s", type(exc).__name__,
                             str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-            self._stop.wait(self.every)
+            self._halt.wait(self.every)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout)
 
 

@@ -137,6 +137,39 @@ def test_two_delivery_loops_never_take_the_same_delivery(make_config, tmp_path, 
     assert len(a.claim_due()) == 1 and b.claim_due() == []
 
 
+def test_the_delivery_thread_delivers_and_stops(make_config, tmp_path):
+    from quickart_daemon.outbox import start_delivery_thread
+    cfg = _config(make_config, tmp_path, poll_seconds=0.05)
+    jq = open_queue(cfg)
+    put_for_job(cfg, jq, _published_job(cfg, jq))
+    tracker = FlakyTracker(down=1)
+    thread = start_delivery_thread(cfg, jq.sessions, tracker)
+    deadline = time.monotonic() + 10
+    while not tracker.taken and time.monotonic() < deadline:
+        time.sleep(0.05)
+    thread.stop()
+    assert not thread.is_alive() and len(tracker.taken) == 1
+
+
+def test_a_job_failed_for_good_is_posted_only_with_on_failure(make_config, tmp_path):
+    for on_failure in (False, True):
+        cfg = _config(make_config, tmp_path, on_failure=on_failure,
+                      database={"url": f"sqlite:///{tmp_path / f'{on_failure}.db'}"})
+        jq = open_queue(cfg)
+        job = jq.enqueue(ShotId("DEMO", "sq010", "sh0010"), "DEMO/sq010/sh0010", "default")
+        jq.claim(job.id, "t", "test", "cpu0")
+        failed = jq.fail(job.id, "t", "stage color: no colour reference", retryable=False)
+        assert put_for_job(cfg, jq, failed) is on_failure
+        tracker = FlakyTracker()
+        Outbox(cfg, jq.sessions, tracker).deliver_due()
+        if on_failure:
+            [event] = tracker.taken
+            assert (event["event"], event["error"], event["status"]) == ("failed", "stage color: no colour reference",
+                                                                         None)
+        else:
+            assert tracker.taken == []
+
+
 # -- configuration -------------------------------------------------------------------------------
 
 def test_the_password_never_goes_in_the_config_nor_in_its_error(tmp_path):
@@ -251,6 +284,16 @@ def test_a_published_version_reaches_kitsu(kitsu, tmp_path):
     with jq.sessions() as s:
         assert s.scalar(select(Delivery.refs))["comment"] == comment["id"]
 
+    # with on_failure, a job failed for good is a comment; the task keeps its status
+    from quickart_daemon.trackers.kitsu import KitsuTracker
+    result = KitsuTracker(cfg.tracker).deliver({
+        "event": "failed", "show": "DEMO", "seq": "sq010", "shot": "sh0010", "job_id": 2, "pipeline": "blend",
+        "error": "stage color: no colour reference", "marker": "quickart:DEMO/sq010/sh0010:job2.0:failed"})
+    assert result.ok, result.message
+    _, _, task, comments = _kitsu_shot(kitsu, project)
+    assert len(comments) == 2 and "QuickArt job 2 of DEMO/sq010/sh0010 failed: stage color" in comments[0]["text"]
+    assert gazu.task.get_task_status(task["task_status_id"], client=client)["short_name"] == "wfa"
+
     # the credentials appear in no log: not the command's output, not the job's log
     for text in (r.stdout, r.stderr, (version / "job.log").read_text(), config.read_text()):
         assert kitsu.password not in text
@@ -319,6 +362,7 @@ def test_a_tracker_down_during_a_publish_gets_the_version_once_when_back(kitsu, 
         if kitsu.gunicorn is None or kitsu.gunicorn.poll() is not None:
             kitsu.start()  # the session's server stays up for the tests after this one
     text = log.read_text()
+    assert daemon.returncode == 0 and "action=stopped node=" in text  # the delivery thread stopped with it
     assert "action=tracker_retry" in text and "action=tracker_delivered" in text
     assert kitsu.password not in text
     assert kitsu.password not in (target / "quickart" / "v001" / "job.log").read_text()
