@@ -374,12 +374,28 @@ def cmd_doctor(args, cfg: Config) -> int:
     if root_ok:
         checks.append(("watch", True, f"{choose_observer_kind(cfg.root, cfg.watch.mode)} (mode {cfg.watch.mode}) "
                        f"for {cfg.root} (file system {mount_fs_type(cfg.root) or 'unknown'})"))
+    if cfg.tracker is not None:
+        checks.append(("tracker", *_check_tracker(cfg)))
     if args.json:
         _print_json([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks])
     else:
         for c, ok, d in checks:
             print(f"{'ok  ' if ok else 'FAIL'} {c:<12} {d}")
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _check_tracker(cfg: Config) -> tuple[bool, str]:
+    """(ok, one line): the tracker module loads and, when it can check itself, logs in."""
+    from .trackers import load_tracker
+    try:
+        tracker = load_tracker(cfg.tracker)
+    except QuickArtError as exc:
+        return False, str(exc)
+    check = getattr(tracker, "check", None)
+    if check is None:
+        return True, f"{cfg.tracker.kind} at {cfg.tracker.url} (loaded; this tracker cannot check its login)"
+    result = check()
+    return result.ok, result.message
 
 
 def cmd_db(args, cfg: Config) -> int:

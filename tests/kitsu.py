@@ -153,7 +153,7 @@ class KitsuServer:
     def start(self) -> None:
         """gunicorn on the server's port (again, after `kill`); returns when it answers."""
         self.gunicorn = subprocess.Popen(
-            [str(self.venv / "bin" / "gunicorn"), "-b", f"127.0.0.1:{self.port}", "-w", "1", "--timeout", "120",
+            [str(self.venv / "bin" / "gunicorn"), "-b", f"127.0.0.1:{self.port}", "-w", "1", "--timeout", "120", "--graceful-timeout", "2",
              "--no-control-socket", "--error-logfile", str(self.log), "zou.app:app"],
             env=self.env, cwd=self.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)

@@ -299,6 +299,15 @@ def test_a_published_version_reaches_kitsu(kitsu, tmp_path):
         assert kitsu.password not in text
     status = json.loads(_quickart(config, "status", "--json").stdout)["tracker"]
     assert (status["done"], status["pending"], status["failed"]) == (1, 0, 0)
+    doctor = _quickart(config, "doctor", "--json", check=False)
+    [check] = [c for c in json.loads(doctor.stdout) if c["check"] == "tracker"]
+    assert check["ok"] and check["detail"].startswith(f"logged in to Kitsu at {kitsu.url} as admin@example.com")
+    assert kitsu.password not in doctor.stdout + doctor.stderr
+    (tmp_path / "kitsu-password").write_text("not-the-password\n")
+    doctor = _quickart(config, "doctor", "--json", check=False)
+    [check] = [c for c in json.loads(doctor.stdout) if c["check"] == "tracker"]
+    assert not check["ok"] and check["detail"] == f"Kitsu at {kitsu.url} refused the login of admin@example.com"
+    assert "not-the-password" not in doctor.stdout + doctor.stderr
 
 
 def _wait(check, seconds: float, what: str, proc=None, log: Path | None = None):

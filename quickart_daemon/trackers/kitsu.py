@@ -52,6 +52,23 @@ class KitsuTracker:
         except Exception as exc:  # connection refused, reset, timeouts, server errors: it may pass
             return DeliveryResult(False, _clean(_describe(exc, self.cfg), password), True)
 
+    def check(self) -> DeliveryResult:
+        """`quickart doctor`: log in and say so (the password is read as for a delivery, never shown)."""
+        import gazu
+        password = ""
+        try:
+            password = self.cfg.read_password()
+            client = self._client()
+            gazu.log_in(self.cfg.user or "", password, client=client)
+            version = gazu.client.get_api_version(client=client)
+            return DeliveryResult(True, f"logged in to Kitsu at {self.cfg.url} as {self.cfg.user} (Zou {version})")
+        except ValueError as exc:
+            return DeliveryResult(False, _clean(str(exc), password))
+        except gazu.exception.AuthFailedException:
+            return DeliveryResult(False, f"Kitsu at {self.cfg.url} refused the login of {self.cfg.user}")
+        except Exception as exc:  # noqa: BLE001
+            return DeliveryResult(False, _clean(_describe(exc, self.cfg), password))
+
     def _client(self):
         import gazu
         client = gazu.client.create_client(self.cfg.url)
