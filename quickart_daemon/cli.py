@@ -67,7 +67,8 @@ def cmd_status(args, cfg: Config) -> int:
     from .status import read_status
     with _reader(cfg) as run:
         status = read_status(run)
-    data = status.to_dict()
+        tracker = _tracker_status(run) if cfg.tracker is not None else None
+    data = status.to_dict() | {"tracker": tracker}
     if args.json:
         _print_json(data)
         return 0
@@ -90,11 +91,25 @@ def cmd_status(args, cfg: Config) -> int:
         print("last errors:")
         for j in failed:
             print(f"  job {j.id} {j.shot}: {j.error}")
+    if tracker is not None:
+        print(f"tracker {cfg.tracker.kind}: {tracker['done']} delivered, {tracker['pending']} pending"
+              + (f" ({tracker['retrying']} retrying)" if tracker["retrying"] else "")
+              + f", {tracker['failed']} failed" + (f"; last error: {tracker['last_error']}"
+                                                    if tracker["last_error"] else ""))
     if notices:
         print("left alone in watched folders:")
         for n in notices:
             print(f"  {n.message}")
     return 0
+
+
+def _tracker_status(run) -> dict | None:
+    """The tracker outbox's counts (None on a database from before the outbox, not yet upgraded)."""
+    from .outbox import status
+    try:
+        return status(run)
+    except Exception:  # noqa: BLE001 (no deliveries table: `quickart db upgrade` or the daemon makes it)
+        return None
 
 
 def cmd_nodes(args, cfg: Config) -> int:
@@ -227,6 +242,10 @@ def cmd_run(args, cfg: Config) -> int:
             bar.set_postfix_str(stage)
         # in the foreground a person sees the error at once: a failure is final, not retried later
         job = process_job(cfg, jq, job, owner, device, on_progress=progress, retry=False)
+    if cfg.tracker is not None:  # no daemon may be running: try the tracker once now (the daemon retries)
+        from .outbox import deliver_now
+        deliver_now(cfg, jq)
+        job = jq.get(job.id)
     from .summary import report_job
     return report_job(jq, job)
 
@@ -323,12 +342,28 @@ def cmd_doctor(args, cfg: Config) -> int:
     if root_ok:
         checks.append(("watch", True, f"{choose_observer_kind(cfg.root, cfg.watch.mode)} (mode {cfg.watch.mode}) "
                        f"for {cfg.root} (file system {mount_fs_type(cfg.root) or 'unknown'})"))
+    if cfg.tracker is not None:
+        checks.append(("tracker", *_check_tracker(cfg)))
     if args.json:
         _print_json([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks])
     else:
         for c, ok, d in checks:
             print(f"{'ok  ' if ok else 'FAIL'} {c:<12} {d}")
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _check_tracker(cfg: Config) -> tuple[bool, str]:
+    """(ok, one line): the tracker module loads and, when it can check itself, logs in."""
+    from .trackers import load_tracker
+    try:
+        tracker = load_tracker(cfg.tracker)
+    except QuickArtError as exc:
+        return False, str(exc)
+    check = getattr(tracker, "check", None)
+    if check is None:
+        return True, f"{cfg.tracker.kind} at {cfg.tracker.url} (loaded; this tracker cannot check its login)"
+    result = check()
+    return result.ok, result.message
 
 
 def cmd_db(args, cfg: Config) -> int:

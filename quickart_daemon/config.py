@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, quoted
 from .naming import Naming
@@ -118,6 +118,74 @@ class WebConfig(_Section):
     max_upload_bytes: int = Field(512 * 1024**2, gt=0)
 
 
+class TrackerConfig(_Section):
+    """The studio's production tracker (Kitsu built in; see quickart_daemon/trackers): every published
+    version is delivered to it through the outbox. The password is never in this file: `password_file`
+    (a file only the daemon's user reads) or `password_env` (an environment variable, e.g. set by systemd's
+    EnvironmentFile=)."""
+
+    kind: str = Field(min_length=1)  # a tracker installed in the entry-point group quickart.trackers
+    url: str  # the tracker's API, e.g. https://kitsu.studio.example/api
+    user: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = Field(None, min_length=1)
+    password: None = None  # refused with its own sentence (below); never stored
+    # {show} -> the tracker's project name; a show not listed is looked up under its own name
+    projects: dict[str, str] = {}
+    task_type: str = "Compositing"  # the task a version is published to
+    task_types: dict[str, str] = {}  # per pipeline name: another task type (e.g. {lighting-only: Lighting})
+    status: str = "wfa"  # the task status a published version sets (Kitsu short name; "wfa": waiting for approval)
+    create_missing: bool = True  # make the sequence, the shot and the task when the tracker lacks them
+    on_failure: bool = False  # also post a comment (status unchanged) when a job fails for good
+    poll_seconds: float = Field(2.0, gt=0)  # how often the daemon looks for due deliveries
+    retry_seconds: float = Field(30.0, ge=0)  # first wait after a failed delivery, doubled each time...
+    max_retry_seconds: float = Field(3600.0, ge=0)  # ...up to this
+    timeout_seconds: float = Field(60.0, gt=0)  # one request to the tracker
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _no_password(cls, value):
+        if value is not None:
+            raise ValueError("the password never goes in config.yaml: use password_file (a file only the "
+                             "daemon's user can read) or password_env (an environment variable)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "TrackerConfig":
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        if self.user and self.password_file is None and self.password_env is None:
+            raise ValueError("a user needs password_file or password_env")
+        return self
+
+    def task_type_for(self, pipeline: str) -> str:
+        return self.task_types.get(pipeline, self.task_type)
+
+    def project_for(self, show: str) -> str:
+        return self.projects.get(show, show)
+
+    def read_password(self) -> str:
+        """The password from its file or variable; ValueError (one sentence, without the password) if absent."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ValueError(f"tracker.password_env: the environment variable {self.password_env} is not set")
+            return value
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"tracker.password_file: {self.password_file}: {exc.strerror}") from None
+        return ""
+
+
 class Config(_Section):
     root: Path = Path("studio")
     state_dir: Path = Path("state")
@@ -138,6 +206,7 @@ class Config(_Section):
     max_image_pixels: int = Field(100_000_000, gt=0)
     limits: LimitsConfig = LimitsConfig()
     web: WebConfig = WebConfig()
+    tracker: TrackerConfig | None = None  # no tracker unless configured
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: the file this was loaded from (None for defaults); not a key in config.yaml
     source: Path | None = Field(None, exclude=True)
@@ -196,7 +265,12 @@ def parse_config(text: str, path: Path) -> Config:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown setting (check the spelling against config.yaml's comments)" if err["type"] == "extra_forbidden" else err["msg"]
-        got = "" if err["type"] == "extra_forbidden" else f" (got {quoted(err.get('input'))})"
+        # never echo a secret, nor a whole section (it may hold one)
+        secret = any(word in key for word in ("password", "token", "secret"))
+        got = "" if err["type"] == "extra_forbidden" or secret or isinstance(err.get("input"), dict) \
+            else f" (got {quoted(err.get('input'))})"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
         raise ConfigError(f"{path}: {key}: {msg}{got}") from None
     cfg = _resolve_paths(cfg, path.resolve().parent).model_copy(update={"source": path.resolve()})
     try:
@@ -216,4 +290,6 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     return cfg.model_copy(update={
         "root": rel(cfg.root), "state_dir": rel(cfg.state_dir), "pipelines_dir": rel(cfg.pipelines_dir),
         "models_dir": rel(cfg.models_dir), "database": cfg.database.model_copy(update={"url": url}),
+        "tracker": None if cfg.tracker is None else cfg.tracker.model_copy(update={
+            "password_file": None if cfg.tracker.password_file is None else rel(cfg.tracker.password_file)}),
     })

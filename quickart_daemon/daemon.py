@@ -14,7 +14,6 @@ import multiprocessing as mp
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -66,6 +65,11 @@ class Daemon:
     def __init__(self, cfg: Config, slots: list[Slot] | None = None):
         self.cfg = cfg
         self.node = cfg.node
+        # the tracker is loaded before anything starts: one not installed stops the daemon with its sentence
+        self.tracker = None
+        if cfg.tracker is not None:
+            from .trackers import load_tracker
+            self.tracker = load_tracker(cfg.tracker)
         self.jq = open_queue(cfg)
         self.wakeup = Wakeup(cfg.database.url)  # new work wakes the loop at once on PostgreSQL
         self.slots = slots if slots is not None else make_slots(cfg.slots)
@@ -73,6 +77,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.store_lost = False  # the database file vanished or was replaced: touch it no more
         self.web = None  # the studio web page, when this daemon serves it (web.serve)
+        self.outbox = None  # the tracker's delivery loop, when a tracker is configured (outbox.py)
         self.database_down = False  # the database server is unreachable (logged once; the loop retries)
         self.ctx = mp.get_context("spawn")
         self.watch_mode = choose_observer_kind(cfg.root, cfg.watch.mode)
@@ -114,6 +119,9 @@ class Daemon:
         if self.cfg.web.serve:
             from .web.server import WebThread  # loaded only when asked for
             self.web = WebThread(self.cfg).start()
+        if self.tracker is not None:
+            from .outbox import start_delivery_thread
+            self.outbox = start_delivery_thread(self.cfg, self.jq.sessions, self.tracker)
         log.info("action=ready node=%s root=%s watch=%s slots=%s", self.node, self.cfg.root, self.watch_mode,
                  ",".join(s.name for s in self.slots))
         sd_notify("READY=1\nSTATUS=watching " + str(self.cfg.root))
@@ -246,6 +254,8 @@ class Daemon:
         sd_notify("STOPPING=1")
         if self.web is not None:
             self.web.stop()
+        if self.outbox is not None:
+            self.outbox.stop()
         self.wakeup.close()
         self.watcher.stop()
         # SIGTERM: finish or checkpoint the stage, then release; with the database gone nothing could be

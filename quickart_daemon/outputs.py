@@ -24,7 +24,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from .errors import OutputError
-from .filehash import sha256_file  # noqa: F401 (its old home: code on other branches imports it here)
 from .images import write_bytes_atomic
 
 VERSION_RE = re.compile(r"^v([0-9]{3,})$")  # ASCII digits only

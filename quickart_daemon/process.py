@@ -24,6 +24,7 @@ from . import __version__
 from .config import Config
 from .errors import DropChanged, OutputError, QuickArtError, StageCrashed
 from .logs import JobLog
+from .outbox import put_for_job
 from .outputs import CHECKPOINTS, INPUTS, keep_job_log, remove_staging, restore_work, retire_staging, staging_dir
 from .pipeline import StageReport, load_pipeline, with_shot_params
 from .publish import Provenance, Version, finish_interrupted_publish, publish_version
@@ -116,7 +117,15 @@ def process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str = "
                 controls: Controls | None = None, on_progress=None, retry: bool = True) -> Job:
     """Run `job` to an outcome and record it; returns the job as recorded.
 
-    `retry=False` (a person running the shot in the foreground) makes every failure final."""
+    `retry=False` (a person running the shot in the foreground) makes every failure final. A published
+    version then goes in the tracker outbox (never failing the job; see outbox.py)."""
+    outcome = _process_job(cfg, jq, job, owner, device, controls, on_progress, retry)
+    put_for_job(cfg, jq, outcome)
+    return outcome
+
+
+def _process_job(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, controls: Controls | None,
+                 on_progress, retry: bool) -> Job:
     controls = controls or Controls()
     started = time.monotonic()
     try:  # checked before anything on disk is touched (a shot folder linked out of the studio root)

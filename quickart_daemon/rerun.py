@@ -10,8 +10,6 @@ a step whose stage changed since is never carried over (`run.resume_point`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .config import Config
 from .errors import QuickArtError
 from .jobs import Job

@@ -262,3 +262,41 @@ def stage_package(tmp_path, monkeypatch) -> Path:
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     return site
+
+
+# -- a real Kitsu server (tests/kitsu.py) for the production tracker tests --------------------------
+
+_KITSU_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember that a test using the Kitsu server failed: its server log is then kept."""
+    outcome = yield
+    if outcome.get_result().failed and "kitsu" in getattr(item, "fixturenames", ()):
+        item.config.stash[_KITSU_FAILED] = True
+
+
+@pytest.fixture(scope="session")
+def kitsu(postgres, request, tmp_path_factory):
+    """A real Kitsu (Zou 1.0.97) on loopback for the session, its database on the session's PostgreSQL
+    cluster; stopped at the end. Skipped only when pip cannot reach the registry to install Zou's own
+    environment (cached per user); a failing test keeps the server's log (path printed at the end)."""
+    import shutil
+
+    from kitsu import Offline, start_kitsu
+    try:
+        server = start_kitsu(postgres)
+    except Offline as exc:
+        pytest.skip(str(exc))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+        if request.config.stash.get(_KITSU_FAILED, False) and server.log.is_file():
+            kept = tmp_path_factory.mktemp("kitsu-log") / "gunicorn.log"
+            shutil.copy(server.log, kept)
+            print(f"\nKitsu server log kept: {kept}")
+        shutil.rmtree(server.dir, ignore_errors=True)

@@ -171,3 +171,34 @@ class Notice(Base):
     node: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     __table_args__ = (Index("uq_notices_key", "key", unique=True),)
+
+
+class Delivery(Base):
+    """The tracker outbox (quickart_daemon/outbox.py): one event of a shot's version for one tracker, put
+    here when the version is published and delivered by the daemon's delivery loop until the tracker takes
+    it. (shot, version, event, tracker) is unique, so an event is delivered once however often it is put.
+
+    state: pending (not yet delivered; `next_attempt_at` says when it is tried next, `last_error` why the
+    last try failed) | done | failed (the tracker refused it for good: a project it does not have, say)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)  # the version number; 0 for a job's failure
+    event: Mapped[str] = mapped_column(String(64))  # published | failed:job<N>
+    tracker: Mapped[str] = mapped_column(String(64))  # tracker.kind
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)  # the event given to the tracker
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refs: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the tracker's ids of what it made
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    __table_args__ = (
+        Index("uq_deliveries_version_event_tracker", "shot_id", "version", "event", "tracker", unique=True),
+        Index("ix_deliveries_due", "state", "next_attempt_at"),
+    )

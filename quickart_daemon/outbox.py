@@ -1,0 +1,282 @@
+"""The tracker outbox: every published version reaches the production tracker once, whatever the tracker's
+health when the version was made.
+
+    job published ──put (after the outcome is recorded)──▶ deliveries row (pending)
+    daemon's delivery loop ──claim due rows──▶ tracker.deliver(event)
+        ok ──▶ done                    (a warning on the job if it had to wait: "delivered after N tries")
+        not ok, may pass ──▶ pending, next try after retry_seconds * 2^(tries-1) (at most max_retry_seconds);
+                              the first failure puts a warning on the job ("tracker kitsu: ...; will retry")
+        not ok, for good ──▶ failed, with its sentence on the job
+
+The job is never failed by the tracker: the worker only puts the row (`put_for_job`, one call after
+`process_job` has recorded the job's outcome) and the daemon delivers it (`DeliveryThread`; `quickart run`
+tries once before it returns). The row's key (shot, version, event, tracker) is unique, so putting an
+event twice (a resumed job that finishes an interrupted publish) delivers it once; a claim is a lease,
+so two daemons on one database never deliver the same row at once, and a daemon killed mid-delivery
+leaves the row to be claimed again when its lease expires (the tracker module finds its own marker and
+does not post twice). `quickart status` shows pending and failed deliveries and the last error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .db.models import Delivery, JobRow
+
+log = logging.getLogger("quickart.outbox")
+
+#: how long a claimed delivery is held before another delivery loop may take it (a loop that died)
+CLAIM_SECONDS = 300.0
+
+
+def _now(s: Session) -> datetime:
+    """The database's clock (as the queue's leases): PostgreSQL's server time, SQLite's own."""
+    if s.get_bind().dialect.name == "postgresql":
+        return s.scalar(text("SELECT timezone('UTC', now())"))
+    return datetime.fromisoformat(s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
+
+
+# -- putting events ------------------------------------------------------------------------------
+
+def put(sessions, shot_id: int, version: int, event: str, tracker: str, payload: dict,
+        job_id: int | None = None) -> bool:
+    """Put one event in the outbox; False when that (shot, version, event, tracker) is already there."""
+    try:
+        with sessions.begin() as s:
+            now = _now(s)
+            s.add(Delivery(shot_id=shot_id, version=version, event=event, tracker=tracker, job_id=job_id,
+                           state="pending", payload=payload, attempts=0, next_attempt_at=now, created_at=now))
+        return True
+    except IntegrityError:
+        return False
+
+
+def put_for_job(cfg, jq, job) -> bool:
+    """The hook after a job's outcome is recorded: a published version (and, with `tracker.on_failure`, a
+    job failed for good) goes in the outbox. Never raises: the tracker must not fail a job."""
+    from .jobs import JobState
+    if cfg.tracker is None:
+        return False
+    try:
+        if job.state is JobState.DONE and job.version:
+            event, version, payload = "published", job.version, _published(cfg, jq, job)
+        elif job.state is JobState.FAILED and cfg.tracker.on_failure:
+            event, version, payload = f"failed:job{job.id}", 0, _failed(cfg, job)
+        else:
+            return False
+        added = put(jq.sessions, job.shot_id, version, event, cfg.tracker.kind, payload, job.id)
+        if added:
+            log.info("action=tracker_queued job=%s shot=%s event=%s version=%s tracker=%s", job.id, job.shot,
+                     payload["event"], version, cfg.tracker.kind)
+        return added
+    except Exception as exc:  # noqa: BLE001 (a broken outbox is logged, never the job's failure)
+        log.warning("action=tracker_queue_failed job=%s error=%s: %s", job.id, type(exc).__name__, exc)
+        return False
+
+
+def _published(cfg, jq, job) -> dict:
+    folder = Path(job.output_path) if job.output_path else None
+    manifest = {}
+    if folder is not None and (folder / "manifest.json").is_file():
+        manifest = json.loads((folder / "manifest.json").read_text())
+    timing = manifest.get("timing") or {}
+    first, last = timing.get("frame_range") or (0, 0)
+    contact = folder / "contact.png" if folder is not None else None
+    movie = next(iter(sorted(folder.glob("*.mp4"))), None) if folder is not None else None
+    return {
+        "event": "published", "show": job.shot.show, "seq": job.shot.seq, "shot": job.shot.shot,
+        "frame_in": int(first), "frame_out": int(last), "fps": float(timing.get("fps") or cfg.timing.fps),
+        "version": int(job.version), "job_id": job.id, "pipeline": job.pipeline,
+        "summary": _summary(job, manifest), "contact_sheet": str(contact) if contact and contact.is_file() else None,
+        "movie": str(movie) if movie else None, "version_path": str(folder) if folder else None,
+        "status": cfg.tracker.status, "error": None,
+        "marker": f"quickart:{job.shot}:v{job.version:03d}:published",
+    }
+
+
+def _failed(cfg, job) -> dict:
+    return {
+        "event": "failed", "show": job.shot.show, "seq": job.shot.seq, "shot": job.shot.shot, "frame_in": 0,
+        "frame_out": 0, "fps": float(cfg.timing.fps), "version": 0, "job_id": job.id, "pipeline": job.pipeline,
+        "summary": "", "contact_sheet": None, "movie": None, "version_path": None, "status": None,
+        "error": job.error, "marker": f"quickart:{job.shot}:job{job.id}.{job.generation}:failed",
+    }
+
+
+def _summary(job, manifest: dict) -> str:
+    """One paragraph of what the job did: stages with seconds, total, node, warnings."""
+    stages = ", ".join(f"{s.get('stage')} {s.get('seconds', 0):.1f} s" for s in manifest.get("stages") or [])
+    parts = [f"Stages: {stages}." if stages else "Keys held on their timing (no stage)."]
+    if manifest.get("seconds_total") is not None:
+        parts.append(f"{manifest['seconds_total']:.1f} s on {manifest.get('node') or job.node}"
+                     f" ({manifest.get('device', '?')}).")
+    if job.warnings:
+        parts.append("Warnings: " + "; ".join(job.warnings[:5]) + (" ..." if len(job.warnings) > 5 else ""))
+    return " ".join(parts)
+
+
+# -- delivering ------------------------------------------------------------------------------------
+
+class Outbox:
+    """Claims due deliveries of one tracker and hands them to it (see the module's docstring)."""
+
+    def __init__(self, cfg, sessions, tracker=None, owner: str | None = None):
+        from .trackers import load_tracker
+        self.cfg, self.sessions = cfg, sessions
+        self.tracker = tracker if tracker is not None else load_tracker(cfg.tracker)
+        self.owner = owner or f"{cfg.node}:{os.getpid()}:outbox"
+
+    def claim_due(self, limit: int = 10) -> list[tuple[int, dict, int]]:
+        """(id, payload, attempts so far) of up to `limit` due deliveries, each leased to this loop."""
+        claimed = []
+        with self.sessions.begin() as s:
+            now = _now(s)
+            free = or_(Delivery.claimed_by.is_(None), Delivery.claim_expires_at < now)
+            due = s.execute(select(Delivery.id).where(
+                Delivery.state == "pending", Delivery.tracker == self.tracker.name, Delivery.next_attempt_at <= now,
+                free).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)).scalars().all()
+            for delivery_id in due:  # conditional UPDATE: one claimer wins each row (rows locked on PostgreSQL)
+                taken = s.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.state == "pending",
+                                                         free)
+                                  .values(claimed_by=self.owner,
+                                          claim_expires_at=now + timedelta(seconds=CLAIM_SECONDS))).rowcount
+                if taken == 1:
+                    row = s.get(Delivery, delivery_id)
+                    claimed.append((row.id, dict(row.payload), row.attempts))
+        return claimed
+
+    def deliver_due(self) -> int:
+        """One pass: deliver every due delivery; returns how many were delivered."""
+        delivered = 0
+        for delivery_id, payload, attempts in self.claim_due():
+            delivered += self._deliver_one(delivery_id, payload, attempts)
+        return delivered
+
+    def _deliver_one(self, delivery_id: int, payload: dict, attempts: int) -> bool:
+        from .trackers import DeliveryResult
+        try:
+            result = self.tracker.deliver(payload)
+        except Exception as exc:  # noqa: BLE001 (a tracker's bug is a failed delivery, retried)
+            result = DeliveryResult(False, f"{type(exc).__name__}: {exc}", True)
+        what = _what(payload)
+        name = self.tracker.name
+        with self.sessions.begin() as s:
+            row = s.get(Delivery, delivery_id)
+            now = _now(s)
+            row.attempts = attempts + 1
+            row.claimed_by = row.claim_expires_at = None
+            job = s.get(JobRow, row.job_id) if row.job_id is not None else None
+            if result.ok:
+                row.state, row.delivered_at, row.refs = "done", now, result.refs or None
+                if row.attempts > 1:
+                    _warn(job, f"tracker {name}: {what} delivered after {row.attempts} tries")
+                log.info("action=tracker_delivered delivery=%s job=%s %s tracker=%s tries=%s message=%s",
+                         row.id, row.job_id, what, name, row.attempts, result.message)
+                return True
+            row.last_error = result.message
+            if not result.retryable:
+                row.state = "failed"
+                _warn(job, f"tracker {name}: {what} not delivered: {result.message} (gave up)")
+                log.error("action=tracker_failed delivery=%s job=%s %s tracker=%s error=%s", row.id, row.job_id,
+                          what, name, result.message)
+                return False
+            wait = self.backoff(row.attempts)
+            row.next_attempt_at = now + timedelta(seconds=wait)
+            if row.attempts == 1:  # once per delivery: a long outage does not fill the job's warnings
+                _warn(job, f"tracker {name}: {what} not delivered yet: {result.message}; will retry")
+            log.warning("action=tracker_retry delivery=%s job=%s %s tracker=%s tries=%s next_in=%.1fs error=%s",
+                        row.id, row.job_id, what, name, row.attempts, wait, result.message)
+            return False
+
+    def backoff(self, attempts: int) -> float:
+        t = self.cfg.tracker
+        return min(t.retry_seconds * 2 ** max(attempts - 1, 0), t.max_retry_seconds)
+
+
+def _what(payload: dict) -> str:
+    where = f"{payload.get('show')}/{payload.get('seq')}/{payload.get('shot')}"
+    if payload.get("event") == "published":
+        return f"{where} v{int(payload.get('version') or 0):03d}"
+    return f"{where} job {payload.get('job_id')} failure"
+
+
+def _warn(job: JobRow | None, sentence: str) -> None:
+    """A warning on the job (its state is untouched: the queue alone writes that)."""
+    if job is not None:
+        job.warnings = list(job.warnings or []) + [sentence]
+
+
+class DeliveryThread(threading.Thread):
+    """The daemon's delivery loop: a pass every `tracker.poll_seconds` until stopped. A database or tracker
+    fault is logged and the next pass tries again; the thread never dies of one."""
+
+    def __init__(self, outbox: Outbox, every: float):
+        super().__init__(name="tracker-outbox", daemon=True)
+        self.outbox, self.every = outbox, every
+        self._halt = threading.Event()  # not _stop: Thread.join calls its own _stop()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.outbox.deliver_due()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("action=tracker_loop error=%s: %s", type(exc).__name__,
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            self._halt.wait(self.every)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._halt.set()
+        self.join(timeout)
+
+
+def start_delivery_thread(cfg, sessions, tracker=None) -> DeliveryThread | None:
+    """The daemon's delivery loop, when a tracker is configured (None otherwise)."""
+    if cfg.tracker is None:
+        return None
+    thread = DeliveryThread(Outbox(cfg, sessions, tracker, owner=f"{cfg.node}:{os.getpid()}:outbox"),
+                            cfg.tracker.poll_seconds)
+    thread.start()
+    log.info("action=tracker_ready tracker=%s url=%s", cfg.tracker.kind, _without_userinfo(cfg.tracker.url))
+    return thread
+
+
+def deliver_now(cfg, jq) -> int:
+    """One delivery pass outside the daemon (`quickart run`); a tracker that cannot load is one warning."""
+    try:
+        return Outbox(cfg, jq.sessions).deliver_due()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("action=tracker_pass error=%s: %s", type(exc).__name__, exc)
+        return 0
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL fit for a log: user and password (https://user:pw@host/) are never written."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+
+
+# -- what `quickart status` shows -----------------------------------------------------------------
+
+def status(run) -> dict:
+    """Pending (and of those, waiting after a failed try), failed and delivered counts, the last error."""
+    rows = run("SELECT state, COUNT(*) AS n, SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS retrying "
+               "FROM deliveries GROUP BY state", {})
+    counts = {r["state"]: int(r["n"]) for r in rows}
+    retrying = sum(int(r["retrying"] or 0) for r in rows if r["state"] == "pending")
+    last = run("SELECT last_error, next_attempt_at, tracker FROM deliveries WHERE state IN ('pending', 'failed') "
+               "AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1", {})
+    return {"pending": counts.get("pending", 0), "retrying": retrying, "failed": counts.get("failed", 0),
+            "done": counts.get("done", 0), "last_error": last[0]["last_error"] if last else None,
+            "tracker": last[0]["tracker"] if last else None}
+
