@@ -10,7 +10,6 @@ parameter names and shapes they share, so those are used.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .gmflow import flow_warp
