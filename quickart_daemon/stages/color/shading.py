@@ -696,6 +696,16 @@ def _scenery_moved(fill: np.ndarray, prep, moved: np.ndarray, ref, source: np.nd
     return copied, pick > 0
 
 
+def _off_colour(img: np.ndarray, rgb, level: float) -> np.ndarray:
+    """Pixels of `img` with a channel more than `level` off the colour `rgb` (channel by channel:
+    a reduction over the last axis of three is slow in numpy)."""
+    rgb = np.broadcast_to(np.asarray(rgb, np.float64), (3,))
+    out = np.zeros(img.shape[:2], bool)
+    for c in range(3):
+        out |= np.abs(img[..., c].astype(np.int16) - rgb[c]) > level
+    return out
+
+
 def lines_moved(line: np.ndarray, ref) -> np.ndarray:
     """Where the drawing's lines and the reference's differ nearby (within MOVED_NEAR of the
     frame's height): something moved there. Elsewhere the drawing holds still."""
@@ -754,14 +764,14 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     seen = (seen & ~shifted) | copied
     got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
-    scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    scenery = got & _off_colour(fill, paper, FLAT_LEVEL)
     # scenery that took a motion is a guess away from its lines, even where it is paper-coloured (a
     # white chat bubble), when the reference has scenery that is not paper (at least a window's
     # area of it, SCENERY_WINDOW: not a line's fringe, not a speck); paper is paper whichever way
     # it moved
     r = _window(lab.shape[0])
     ref_scenery = ~part & ref.prep.seg.free & ~fringe & \
-        (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+        _off_colour(img, paper, FLAT_LEVEL)
     if int(ref_scenery.sum()) >= (2 * r + 1) ** 2:
         scenery |= got & shifted
     return scenery, shifted

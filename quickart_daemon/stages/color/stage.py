@@ -42,7 +42,8 @@ def is_coloured(img: np.ndarray) -> bool:
     strong = s > 0.15
     if strong.sum() < 16:
         return False
-    paint = strong & (img[..., :3].max(axis=2) >= 90)  # not ink: ink is dark in every channel
+    # not ink: ink is dark in every channel
+    paint = strong & ((img[..., 0] >= 90) | (img[..., 1] >= 90) | (img[..., 2] >= 90))
     k = max(7, int(round(min(img.shape[:2]) / 120)) | 1)
     core = cv2.erode(paint.astype(np.uint8), np.ones((k, k), np.uint8))
     return core.sum() > 0.15 * strong.sum()
