@@ -331,14 +331,27 @@ def modal_colours(lab: np.ndarray, rgb: np.ndarray, n: int) -> tuple[np.ndarray,
         return med, np.zeros(n + 1, np.int64)
     coarse = _coarse(rgb)
     pair = lab * 4096 + coarse
-    u, cnt = np.unique(pair, return_counts=True)
-    order = np.lexsort((-cnt, u // 4096))
-    first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
     modal = np.full(n + 1, -1, np.int64)
-    modal[u[order][first] // 4096] = u[order][first] % 4096
+    if (n + 1) * 4096 <= min(max(4 * lab.size, 1 << 22), 1 << 23):
+        # a count per (label, coarse colour): the most frequent, the lowest code on a tie
+        hist = np.bincount(pair, minlength=(n + 1) * 4096).reshape(n + 1, 4096)
+        has = hist.any(1)
+        modal[has] = hist[has].argmax(1)
+    else:
+        u, cnt = np.unique(pair, return_counts=True)
+        order = np.lexsort((-cnt, u // 4096))
+        first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
+        modal[u[order][first] // 4096] = u[order][first] % 4096
     pick = coarse == modal[lab]
     lk = lab[pick]
     counts = np.bincount(lk, minlength=n + 1)
+    if (n + 1) * 256 <= max(4 * lk.size, 1 << 20):
+        # its value there: the median, the (counts // 2)-th smallest, from a histogram per label
+        for ch in range(3):
+            cum = np.bincount(lk * 256 + rgb[pick, ch], minlength=(n + 1) * 256).reshape(n + 1, 256).cumsum(1)
+            med[:, ch] = (cum <= (counts // 2)[:, None]).sum(1)
+        med[counts == 0] = 0
+        return med, counts
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     for ch in range(3):  # its value there: the median (sort by label, then value)
         v = rgb[pick, ch].astype(np.int64)
@@ -682,12 +695,14 @@ def scenery_layers(t_lines: np.ndarray, r_lines: np.ndarray, want: np.ndarray, l
     line in its window takes the choice of the nearest decided pixel of its region (a bubble's
     margin moves with its text, the gap between two bubbles too)."""
     r = _window(want.shape[0])
-    box = lambda m: cv2.boxFilter(m.astype(np.float32), -1, (2 * r + 1, 2 * r + 1), normalize=False)
-    dice = lambda a, b: 2 * box(a & b) / np.maximum(box(a) + box(b), 1.0)
-    best = dice(t_lines, r_lines)
+    # (counts of pixels: exact in float32, whatever the input type)
+    box = lambda m: cv2.boxFilter(m.view(np.uint8), cv2.CV_32F, (2 * r + 1, 2 * r + 1), normalize=False)
+    t_box = box(t_lines)
+    dice = lambda b: 2 * box(t_lines & b) / np.maximum(t_box + box(b), 1.0)
+    best = dice(r_lines)
     pick = np.where(best > 0, 0, -1).astype(np.int32)
     for i, off in enumerate(motions[1:], 1):
-        agree = dice(t_lines, _shifted(r_lines, off))
+        agree = dice(_shifted(r_lines, off))
         take = agree > best
         best[take], pick[take] = agree[take], i
     pick[~want] = -1
