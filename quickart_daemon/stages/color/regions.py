@@ -123,7 +123,12 @@ def segment(art: LineArt, gap: float = 0.0, min_core: int = 4) -> Segmentation:
     r_gap = gap / 2.0 + 0.5
     radii = sorted({round(r_gap * 3, 1), round(r_gap * 1.75, 1), round(r_gap, 1), 1.0}, reverse=True)
     seeds = np.zeros((h, w), np.int32)
+    flat_seeds = seeds.ravel()
     n_seeds = 0
+    # the cores are nested (a core of a larger ball lies inside one of a smaller one), so a seed
+    # lies whole in one component of every later level: one pixel of each tells which components
+    # hold a seed, and a new seed's pixels are all among the core's pixels not yet seeded
+    reps = np.zeros(0, np.int64)
     for level, r in enumerate(radii + [0.0]):
         core = dist > r if r > 0 else free
         n, lab = _components(core)
@@ -131,17 +136,24 @@ def segment(art: LineArt, gap: float = 0.0, min_core: int = 4) -> Segmentation:
             continue
         # components that already hold a seed
         has = np.zeros(n, bool)
-        has[lab[seeds > 0]] = True
+        flat = lab.ravel()
+        has[flat[reps]] = True
         has[0] = True
-        sizes = np.bincount(lab.ravel(), minlength=n)
-        new = ~has & (sizes >= (min_core if r > 0 else 1))
+        todo = np.flatnonzero(core & (seeds == 0))
+        lt = flat[todo]
+        new = ~has
+        if r > 0 and min_core > 1:
+            new &= np.bincount(lt, minlength=n) >= min_core  # (a new component lies all in `todo`)
         if not new.any():
             continue
         ids = np.zeros(n, np.int32)
         ids[new] = np.arange(n_seeds + 1, n_seeds + 1 + int(new.sum()), dtype=np.int32)
         n_seeds += int(new.sum())
-        add = ids[lab]
-        seeds = np.where(add > 0, add, seeds)
+        got = new[lt]
+        flat_seeds[todo[got]] = ids[lt[got]]
+        rep = np.zeros(n, np.int64)
+        rep[lt[got]] = todo[got]  # one pixel of each new seed (whichever write wins)
+        reps = np.concatenate([reps, rep[new]])
     if n_seeds == 0:  # an empty drawing: one region
         return Segmentation(np.ones((h, w), np.int32), free, 1, art)
     # grow the seeds over the free pixels (geodesic, one ring per step), then give every
@@ -186,7 +198,22 @@ def _nearest_fill(labels: np.ndarray) -> np.ndarray:
         return labels
     _, idx = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 3,
                                              labelType=cv2.DIST_LABEL_PIXEL)
-    good = ~bad
-    lut = np.zeros(int(idx.max()) + 1, np.int32)
-    lut[idx[good]] = labels[good]
-    return np.where(bad, lut[idx], labels)
+    good = np.flatnonzero(~bad)
+    lut = np.zeros(len(good) + 1, np.int32)
+    lut[pixel_labels(idx, good)] = labels.ravel()[good]
+    out = labels.copy()
+    b = np.flatnonzero(bad)
+    out.ravel()[b] = lut[idx.ravel()[b]]
+    return out
+
+
+def pixel_labels(idx: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """The labels that cv2.distanceTransformWithLabels (DIST_LABEL_PIXEL) gave the zero pixels
+    (flat indices `zero`, in order): 1, 2, ... in raster order, as OpenCV numbers them (checked on
+    a sample; read from `idx` otherwise)."""
+    flat = idx.ravel()
+    k = len(zero)
+    probe = np.unique(np.r_[0, k - 1, np.arange(0, k, max(1, k // 997))]) if k else np.zeros(0, int)
+    if k and np.array_equal(flat[zero[probe]], probe + 1):
+        return np.arange(1, k + 1)
+    return flat[zero]

@@ -35,6 +35,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .regions import pixel_labels
+
 #: a reference pixel within this RGB distance of its region's base colour is the flat paint
 #: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
 #: off its base colour is painted flat
@@ -280,8 +282,11 @@ def same_paint(image: np.ndarray, rlab: np.ndarray, away: np.ndarray, region: np
     (per pixel) itself uses (on the coarse grid, a neighbouring cell counting: a gradient
     continues)? A colour counts when it makes up at least PIECE_SHARE of the region's paint."""
     n = int(rlab.max()) + 1
-    lab = rlab[away]
-    code = _coarse(image[..., :3][away])
+    asked = np.zeros(n, bool)
+    asked[region] = True
+    sel = np.flatnonzero(away & asked[rlab])  # the paint of the regions asked about
+    lab = rlab.ravel()[sel]
+    code = _coarse(image.reshape(-1, image.shape[-1])[sel, :3])
     keys, cnt = np.unique(lab.astype(np.int64) * 4096 + code, return_counts=True)
     total = np.bincount(lab, minlength=n)
     present = keys[cnt >= PIECE_SHARE * total[keys // 4096]]
@@ -303,8 +308,8 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
     dist, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
                                                 labelType=cv2.DIST_LABEL_PIXEL)
     kn = np.flatnonzero(known)
-    pos = np.zeros(int(idx.max()) + 1, np.int64)
-    pos[idx.ravel()[kn]] = kn
+    pos = np.zeros(len(kn) + 1, np.int64)
+    pos[pixel_labels(idx, kn)] = kn
     wn = np.flatnonzero(want)  # only the pixels asked for
     src = pos[idx.ravel()[wn]]
     take = dist.ravel()[wn] <= max_dist

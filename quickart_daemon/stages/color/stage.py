@@ -53,8 +53,7 @@ def lines_from_cel(cel: np.ndarray) -> LineArt:
     """Line art recovered from a coloured cel: dark ink plus the edges between colour fills."""
     rgb = cel[..., :3].astype(np.int16)
     alpha = cel[..., 3]
-    lum = rgb.mean(2)
-    ink = (alpha >= 128) & (lum < 70)
+    ink = (alpha >= 128) & (rgb[..., 0] + rgb[..., 1] + rgb[..., 2] < 210)  # the mean below 70
     key = (cel[..., 0].astype(np.int64) << 24) | (cel[..., 1].astype(np.int64) << 16) | \
           (cel[..., 2].astype(np.int64) << 8) | (alpha >= 128)
     edge = np.zeros(ink.shape, bool)
@@ -108,7 +107,7 @@ def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int
     c = cel[::step, ::step].reshape(-1, 4)
     sel = free[::step, ::step].ravel()
     painted = c[:, 3] >= 128
-    dark = c[:, :3].astype(np.int16).mean(1) < 40
+    dark = c[:, 0].astype(np.int16) + c[:, 1] + c[:, 2] < 120  # the mean below 40
     total = np.bincount(lab[sel], minlength=n + 1)
     light = np.bincount(lab[sel & ~dark], minlength=n + 1)
     use = sel & (~dark | (light[lab] == 0))  # a region with no light pixel keeps its dark ones
