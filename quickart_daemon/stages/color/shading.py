@@ -465,7 +465,7 @@ def drop_ghosts(fill: np.ndarray, carried: np.ndarray, doubt: np.ndarray, lab: n
     by_depth = fill.copy()
     ghost = _far(by_depth, fill, fill_hidden(by_depth, rest, odd, lab, bbox, nearest=False))
     ghost[ghost] = ~_far(by_depth, nearest, ghost)[ghost]
-    fill[ghost] = by_depth[ghost]
+    np.copyto(fill, by_depth, where=ghost[..., None])
 
 
 def _far(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -783,7 +783,7 @@ def hold_still(fill: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.nd
     still = np.bincount(lab[moved], minlength=len(outside)) == 0
     still[outside] = False
     px = still[lab] | (outside[lab] & line & ~moved)
-    fill[px] = ref.image[px]
+    np.copyto(fill, ref.image, where=px[..., None])
     return still[lab] | (outside[lab] & ~moved)
 
 
@@ -818,7 +818,7 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     # spread into what was hidden (it would streak grey) nor left where the line has gone
     fringe = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) < SCENERY_FRINGE_PX
     seen = outside & ref.prep.seg.free & ~(part & gone[rlab]) & ~(fringe & moved)
-    fill[seen] = img[seen]
+    np.copyto(fill, img, where=seen[..., None])
     copied, shifted = _scenery_moved(fill, prep, moved, ref, ~part & ref.prep.seg.free & ~fringe)
     seen = (seen & ~shifted) | copied
     got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)

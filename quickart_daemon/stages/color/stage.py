@@ -471,7 +471,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
                                      palette.apply_style(style, ink_rgb), mode)
     conf_map = conf.astype(np.float32)[lab]
     if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
-        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
+        conf_map = np.where(carried | (lut[:, 3] == 0)[lab], conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
         conf_map = np.where(scenery, np.where(moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
     thr = float(params.get("low-confidence", 0.5))
     low = []
