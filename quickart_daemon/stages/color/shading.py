@@ -255,13 +255,6 @@ def best_turn(t_crop, r_crop, off) -> np.ndarray | None:
     return best
 
 
-def away_from_lines(prep) -> np.ndarray:
-    """The pixels of a drawing off its lines and not touching them (the pixel right beside a line
-    is mostly its anti-aliasing: ink mixed into the paint): where a cel's paint is read."""
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    return ~cv2.dilate((~prep.seg.free).astype(np.uint8), cross).astype(bool)
-
-
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
     """Per reference region: does the reference paint it with shading (enough of its pixels off
     its base colour), rather than flat?"""
@@ -525,15 +518,15 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         if not sel_reg.any():
             continue
         rregs, rlab = ref.prep.regs, ref.prep.seg.labels
-        # copied from the pixels off the reference's lines and not touching them (`away_from_lines`),
-        # for the regions the reference paints shaded: a property of the reference region alone
-        # (`shaded_regions` against its own colour, RefModel.shaded). Judged against the colour
-        # the drawing's region took, a region that took another colour (a shadow tone from the trace
-        # lines, a speck its neighbour's) made a flat reference region look shaded, and its pixels
-        # were copied over the colour decided; and two regions of different colours from one
-        # reference region judged it by whichever came last
-        away = ref.away
-        shaded = sel_reg & ref.shaded[src_reg]
+        # copied from the pixels off the reference's lines and not touching them (the pixel
+        # right beside a line is mostly its anti-aliasing: ink mixed into the paint)
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        away = ~cv2.dilate((~ref.prep.seg.free).astype(np.uint8), cross).astype(bool)
+        base = np.zeros((rregs.n + 1, 3), np.float32)
+        for t in np.nonzero(sel_reg)[0]:
+            base[src_reg[t]] = lut[t, :3]
+        shaded_r = shaded_regions(rlab, away, ref.image, base)
+        shaded = sel_reg & shaded_r[src_reg]
         r_line = ref.outline
         off = np.zeros((n1, 2))
         turned = {}

@@ -15,7 +15,7 @@ from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
                       modal_colours, outline_fits, outline_lines, paint_scenery, paints_scenery, region_shift,
-                      rim_colours, shaded_regions, away_from_lines)
+                      rim_colours)
 
 
 @dataclass
@@ -77,10 +77,6 @@ class RefModel:
     outline: np.ndarray              # where an outline can lie on its lines (`outline_lines`)
     rim: np.ndarray | None           # its regions' line colours (`rim_colours`); None without the
                                      # key's line art (then every colour edge of the cel is a "line")
-    away: np.ndarray                 # its pixels off its lines and not touching them, where its
-                                     # paint is read (`shading.away_from_lines`)
-    shaded: np.ndarray               # (n+1,) bool: the cel paints the region shaded, not flat
-                                     # (`shaded_regions` against the region's own colour)
 
 
 @dataclass
@@ -168,11 +164,8 @@ def build_ref(frame: int, cel: np.ndarray, lines: np.ndarray | None, gap: float,
         from_lines = False
     col = region_colours(prep.seg.labels, prep.seg.free, cel, prep.seg.n, colours)
     # built once per reference: every drawing coloured from it asks for them
-    away = away_from_lines(prep)
-    base = np.array([colours.table[c] if c >= 0 else (0, 0, 0) for c in col], np.float32).reshape(-1, 3)
     return RefModel(frame, cel, prep, col, from_lines, outline_lines(prep),
-                    rim_colours(prep, cel) if from_lines else None, away,
-                    shaded_regions(prep.seg.labels, away, cel, base) & (col >= 0))
+                    rim_colours(prep, cel) if from_lines else None)
 
 
 def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[int, int]]:
@@ -224,14 +217,6 @@ def match_reference(regs: Regions, lab: np.ndarray, ref: RefModel, n_colours: in
     m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, n_colours,
               line_weight=1.0 if ref.from_lines else 0.2, veto=veto)
     stayed_put(m, lab, ref)
-    # the colour is the colour of the region it comes from: where the matcher's colour vote (its
-    # probabilities summed per colour: a part split in pieces in the reference adds up) and its
-    # single best reference region disagree, the region wins. The shading is carried from that
-    # region, and a colour that is not the region's made its flat paint look shaded: it was copied
-    # over the colour voted, right only by accident (the flat puppet at 480x360, t = -1 from t = 3)
-    src = ref.colour[m.ref_region]
-    dis = (m.ref_region > 0) & (src >= 0) & (src != m.colour) & ~regs.outside
-    m.colour[dis] = src[dis]
     return m
 
 
