@@ -178,7 +178,7 @@ def _grow(seeds: np.ndarray, todo: np.ndarray, max_steps: int) -> np.ndarray:
     nbr = np.array([-1, 1, -W, W])
     kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     ring = np.flatnonzero(left & cv2.dilate((lab > 0).astype(np.uint8), kernel).astype(bool))
-    stamp = np.zeros(L.size, np.int64)
+    stamp = np.zeros(L.size, np.int32)
     steps = 0
     while len(ring) and steps < max_steps:
         L[ring] = L[ring[:, None] + nbr].max(1)
