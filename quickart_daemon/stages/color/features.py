@@ -45,14 +45,27 @@ def describe(seg: Segmentation, outside_min_fraction: float = 0.02) -> Regions:
     free = seg.free.ravel()
     area = np.bincount(flat[free], minlength=n + 1).astype(np.float64)
     full = np.bincount(flat, minlength=n + 1).astype(np.float64)
-    ys, xs = np.indices((h, w), dtype=np.float32)
-    xs, ys = xs.ravel(), ys.ravel()
     wgt = np.maximum(full, 1)
-    sx = np.bincount(flat, xs, n + 1) / wgt
-    sy = np.bincount(flat, ys, n + 1) / wgt
-    sxx = np.bincount(flat, xs * xs, n + 1) / wgt - sx ** 2
-    syy = np.bincount(flat, ys * ys, n + 1) / wgt - sy ** 2
-    sxy = np.bincount(flat, xs * ys, n + 1) / wgt - sx * sy
+    # moments and boxes from the horizontal runs of one label (a few per row): the sums of x, y,
+    # x², y², xy over a run are closed forms, and all of them are integers far below 2**53, so
+    # the sums are the same in any order (exactly those of a per-pixel bincount)
+    starts = np.ones((h, w), bool)
+    starts[:, 1:] = lab[:, 1:] != lab[:, :-1]
+    first = np.flatnonzero(starts)
+    ry, x0 = np.divmod(first, w)
+    last = np.r_[first[1:], h * w] - 1
+    last = np.where(np.r_[ry[1:], h] != ry, ry * w + w - 1, last)  # a run ends at its row's end
+    x1 = last - ry * w
+    rl = flat[first]
+    cnt = x1 - x0 + 1
+    s1 = (x0 + x1) * cnt // 2                                          # sum of x
+    s2 = (x1 * (x1 + 1) * (2 * x1 + 1) - (x0 - 1) * x0 * (2 * x0 - 1)) // 6  # sum of x²
+    acc = lambda v: np.bincount(rl, v.astype(np.float64), n + 1)
+    sx = acc(s1) / wgt
+    sy = acc(ry * cnt) / wgt
+    sxx = acc(s2) / wgt - sx ** 2
+    syy = acc(ry * ry * cnt) / wgt - sy ** 2
+    sxy = acc(ry * s1) / wgt - sx * sy
     tr, det = sxx + syy, sxx * syy - sxy ** 2
     disc = np.sqrt(np.maximum(tr ** 2 / 4 - det, 0))
     l1, l2 = np.maximum(tr / 2 + disc, 0), np.maximum(tr / 2 - disc, 0)
@@ -61,13 +74,15 @@ def describe(seg: Segmentation, outside_min_fraction: float = 0.02) -> Regions:
     bbox = np.zeros((n + 1, 4))
     bbox[:, 0] = np.full(n + 1, w)
     bbox[:, 1] = np.full(n + 1, h)
-    # the columns and rows each region occupies (one pass each; ufunc.at was a third of the time)
-    for axis, (lo, hi), extent in ((1, (0, 2), w), (0, (1, 3), h)):
-        occ = np.zeros((n + 1, extent), bool)
-        occ[lab, np.arange(extent)[None, :] if axis == 1 else np.arange(extent)[:, None]] = True
-        has = occ.any(1)
-        bbox[has, lo] = occ[has].argmax(1)
-        bbox[has, hi] = extent - 1 - occ[has, ::-1].argmax(1)
+    # a region's box: the extremes of its runs (runs sorted by label; rows are in order already)
+    order = np.argsort(rl, kind="stable")
+    ls = rl[order]
+    head = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
+    ids = ls[head]
+    bbox[ids, 0] = np.minimum.reduceat(x0[order], head)
+    bbox[ids, 2] = np.maximum.reduceat(x1[order], head)
+    bbox[ids, 1] = ry[order][head]
+    bbox[ids, 3] = ry[order][np.r_[head[1:], len(ls)] - 1]
     # line context: what kind of line a region's absorbed line pixels are
     lines = ~free
     nl = np.maximum(np.bincount(flat[lines], minlength=n + 1), 1).astype(np.float64)

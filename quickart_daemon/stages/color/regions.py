@@ -56,8 +56,9 @@ def line_strength(rgba: np.ndarray) -> np.ndarray:
 def ink_coverage(rgba: np.ndarray, strength: np.ndarray) -> np.ndarray:
     """How much *ink* (a grey/black line) covers a pixel: coloured trace lines and their
     anti-aliased fringes count for nothing, so painting them over leaves no dark rim."""
-    rgb = rgba[..., :3].astype(np.float32)
-    chroma = (rgb.max(2) - rgb.min(2)) / 255.0
+    r, g, b = rgba[..., 0], rgba[..., 1], rgba[..., 2]  # (channel by channel: a reduction over
+    # the last axis of three is slow in numpy)
+    chroma = (np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)).astype(np.float32) / 255.0
     # a fully covered red/blue trace pixel has chroma ~0.75; ink has ~0
     grey = np.clip(1.0 - chroma / np.maximum(strength * 0.5, 1e-3), 0.0, 1.0)
     return strength * grey
@@ -122,7 +123,12 @@ def segment(art: LineArt, gap: float = 0.0, min_core: int = 4) -> Segmentation:
     r_gap = gap / 2.0 + 0.5
     radii = sorted({round(r_gap * 3, 1), round(r_gap * 1.75, 1), round(r_gap, 1), 1.0}, reverse=True)
     seeds = np.zeros((h, w), np.int32)
+    flat_seeds = seeds.ravel()
     n_seeds = 0
+    # the cores are nested (a core of a larger ball lies inside one of a smaller one), so a seed
+    # lies whole in one component of every later level: one pixel of each tells which components
+    # hold a seed, and a new seed's pixels are all among the core's pixels not yet seeded
+    reps = np.zeros(0, np.int64)
     for level, r in enumerate(radii + [0.0]):
         core = dist > r if r > 0 else free
         n, lab = _components(core)
@@ -130,36 +136,59 @@ def segment(art: LineArt, gap: float = 0.0, min_core: int = 4) -> Segmentation:
             continue
         # components that already hold a seed
         has = np.zeros(n, bool)
-        hit = lab[seeds > 0]
-        has[np.unique(hit)] = True
+        flat = lab.ravel()
+        has[flat[reps]] = True
         has[0] = True
-        sizes = np.bincount(lab.ravel(), minlength=n)
-        new = ~has & (sizes >= (min_core if r > 0 else 1))
+        todo = np.flatnonzero(core & (seeds == 0))
+        lt = flat[todo]
+        new = ~has
+        if r > 0 and min_core > 1:
+            new &= np.bincount(lt, minlength=n) >= min_core  # (a new component lies all in `todo`)
         if not new.any():
             continue
         ids = np.zeros(n, np.int32)
         ids[new] = np.arange(n_seeds + 1, n_seeds + 1 + int(new.sum()), dtype=np.int32)
         n_seeds += int(new.sum())
-        add = ids[lab]
-        seeds = np.where(add > 0, add, seeds)
+        got = new[lt]
+        flat_seeds[todo[got]] = ids[lt[got]]
+        rep = np.zeros(n, np.int64)
+        rep[lt[got]] = todo[got]  # one pixel of each new seed (whichever write wins)
+        reps = np.concatenate([reps, rep[new]])
     if n_seeds == 0:  # an empty drawing: one region
         return Segmentation(np.ones((h, w), np.int32), free, 1, art)
     # grow the seeds over the free pixels (geodesic, one ring per step), then give every
     # line pixel the label of the nearest free pixel: lines split down their middle
-    lab = seeds.astype(np.float32)
-    todo = free & (seeds == 0)
-    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    steps = 0
-    while todo.any() and steps < 4 * int(radii[0] + 8):
-        grown = cv2.dilate(lab, kernel)
-        take = todo & (grown > 0)
-        if not take.any():
-            break
-        lab[take] = grown[take]
-        todo &= ~take
-        steps += 1
-    markers = _nearest_fill(lab.astype(np.int32))
+    lab = _grow(seeds, free & (seeds == 0), 4 * int(radii[0] + 8))
+    markers = _nearest_fill(lab)
     return Segmentation(markers.astype(np.int32), free, n_seeds, art)
+
+
+def _grow(seeds: np.ndarray, todo: np.ndarray, max_steps: int) -> np.ndarray:
+    """The labels `seeds` (0: none) grown over the pixels `todo` one ring (4-neighbours) per step,
+    at most `max_steps` rings: a pixel reached in a step takes the largest label among its
+    neighbours labelled before that step (a 3x3 cross dilation of the labels, repeated). Only
+    the ring's pixels are visited (the frame is padded by one pixel: no neighbour wraps)."""
+    h, w = seeds.shape
+    W = w + 2
+    lab = np.zeros((h + 2, W), np.int32)
+    lab[1:-1, 1:-1] = seeds
+    left = np.zeros((h + 2, W), bool)
+    left[1:-1, 1:-1] = todo
+    L, T = lab.ravel(), left.ravel()
+    nbr = np.array([-1, 1, -W, W])
+    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    ring = np.flatnonzero(left & cv2.dilate((lab > 0).astype(np.uint8), kernel).astype(bool))
+    stamp = np.zeros(L.size, np.int32)
+    steps = 0
+    while len(ring) and steps < max_steps:
+        L[ring] = L[ring[:, None] + nbr].max(1)
+        T[ring] = False
+        steps += 1
+        cand = (ring[:, None] + nbr).ravel()
+        cand = cand[T[cand]]
+        stamp[cand] = np.arange(len(cand))  # one of each (whichever write wins)
+        ring = cand[stamp[cand] == np.arange(len(cand))]
+    return lab[1:-1, 1:-1].copy()
 
 
 def _nearest_fill(labels: np.ndarray) -> np.ndarray:
@@ -169,7 +198,22 @@ def _nearest_fill(labels: np.ndarray) -> np.ndarray:
         return labels
     _, idx = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 3,
                                              labelType=cv2.DIST_LABEL_PIXEL)
-    good = ~bad
-    lut = np.zeros(int(idx.max()) + 1, np.int32)
-    lut[idx[good]] = labels[good]
-    return np.where(bad, lut[idx], labels)
+    good = np.flatnonzero(~bad)
+    lut = np.zeros(len(good) + 1, np.int32)
+    lut[pixel_labels(idx, good)] = labels.ravel()[good]
+    out = labels.copy()
+    b = np.flatnonzero(bad)
+    out.ravel()[b] = lut[idx.ravel()[b]]
+    return out
+
+
+def pixel_labels(idx: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """The labels that cv2.distanceTransformWithLabels (DIST_LABEL_PIXEL) gave the zero pixels
+    (flat indices `zero`, in order): 1, 2, ... in raster order, as OpenCV numbers them (checked on
+    a sample; read from `idx` otherwise)."""
+    flat = idx.ravel()
+    k = len(zero)
+    probe = np.unique(np.r_[0, k - 1, np.arange(0, k, max(1, k // 997))]) if k else np.zeros(0, int)
+    if k and np.array_equal(flat[zero[probe]], probe + 1):
+        return np.arange(1, k + 1)
+    return flat[zero]

@@ -35,6 +35,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .regions import pixel_labels
+
 #: a reference pixel within this RGB distance of its region's base colour is the flat paint
 #: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
 #: off its base colour is painted flat
@@ -257,10 +259,14 @@ def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, 
     """Per reference region: does the reference paint it with shading (enough of its pixels off
     its base colour), rather than flat?"""
     n = len(base_rgb)
-    sel = away & (image[..., 3] >= 128)
-    lab = ref_labels[sel]
-    dist = np.linalg.norm(image[..., :3][sel].astype(np.float32) - base_rgb[lab], axis=1)
-    off = np.bincount(lab, dist > FLAT_LEVEL, n)
+    idx = np.flatnonzero(away & (image[..., 3] >= 128))
+    lab = ref_labels.ravel()[idx]
+    px = image.reshape(-1, image.shape[-1])[idx]
+    d2 = np.zeros(len(idx), np.float32)  # squared RGB distance, channel by channel
+    for c in range(3):
+        d = px[:, c].astype(np.float32) - base_rgb[lab, c]
+        d2 += d * d
+    off = np.bincount(lab, d2 > FLAT_LEVEL ** 2, n)
     return off >= SHADED_SHARE * np.maximum(np.bincount(lab, minlength=n), 1)
 
 
@@ -271,25 +277,26 @@ def _coarse(rgb: np.ndarray) -> np.ndarray:
 
 
 def same_paint(image: np.ndarray, rlab: np.ndarray, away: np.ndarray, region: np.ndarray,
-               sy: np.ndarray, sx: np.ndarray, sel: np.ndarray) -> np.ndarray:
-    """For the pixels `sel`: is the reference pixel at (sy, sx) a colour that the reference region
-    `region` (per pixel) itself uses (on the coarse grid, a neighbouring cell counting: a gradient
+               sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
+    """For the reference pixels at (sy, sx): is each a colour that the reference region `region`
+    (per pixel) itself uses (on the coarse grid, a neighbouring cell counting: a gradient
     continues)? A colour counts when it makes up at least PIECE_SHARE of the region's paint."""
     n = int(rlab.max()) + 1
-    lab = rlab[away]
-    code = _coarse(image[..., :3][away])
+    asked = np.zeros(n, bool)
+    asked[region] = True
+    sel = np.flatnonzero(away & asked[rlab])  # the paint of the regions asked about
+    lab = rlab.ravel()[sel]
+    code = _coarse(image.reshape(-1, image.shape[-1])[sel, :3])
     keys, cnt = np.unique(lab.astype(np.int64) * 4096 + code, return_counts=True)
     total = np.bincount(lab, minlength=n)
     present = keys[cnt >= PIECE_SHARE * total[keys // 4096]]
-    q = image[sy[sel], sx[sel], :3].astype(np.int64) >> 4
-    reg = region[sel].astype(np.int64) * 4096
+    q = image[sy, sx, :3].astype(np.int64) >> 4
+    reg = region.astype(np.int64) * 4096
     hit = np.zeros(len(q), bool)
     for d in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T:
         c = np.clip(q + d, 0, 15)
         hit |= np.isin(reg + ((c[:, 0] << 8) | (c[:, 1] << 4) | c[:, 2]), present)
-    out = np.zeros(sel.shape, bool)
-    out[sel] = hit
-    return out
+    return hit
 
 
 def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray | None,
@@ -300,13 +307,21 @@ def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, la
         return np.zeros_like(want)
     dist, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
                                                 labelType=cv2.DIST_LABEL_PIXEL)
-    pos = np.zeros(int(idx.max()) + 1, np.int64)
-    pos[idx[known]] = np.flatnonzero(known)
-    src = pos[idx]
-    ok = want & (dist <= max_dist)
+    kn = np.flatnonzero(known)
+    pos = np.zeros(len(kn) + 1, np.int64)
+    pos[pixel_labels(idx, kn)] = kn
+    wn = np.flatnonzero(want)  # only the pixels asked for
+    src = pos[idx.ravel()[wn]]
+    take = dist.ravel()[wn] <= max_dist
     if lab is not None:
-        ok &= lab.ravel()[src].reshape(lab.shape) == lab
-    fill[ok] = fill.reshape(-1, fill.shape[-1])[src[ok]]
+        flat = lab.ravel()
+        take &= flat[src] == flat[wn]
+    wn, src = wn[take], src[take]
+    got = fill.reshape(-1, fill.shape[-1])[src]
+    ys, xs = np.divmod(wn, want.shape[1])
+    fill[ys, xs] = got
+    ok = np.zeros(want.shape, bool)
+    ok[ys, xs] = True
     return ok
 
 
@@ -321,14 +336,27 @@ def modal_colours(lab: np.ndarray, rgb: np.ndarray, n: int) -> tuple[np.ndarray,
         return med, np.zeros(n + 1, np.int64)
     coarse = _coarse(rgb)
     pair = lab * 4096 + coarse
-    u, cnt = np.unique(pair, return_counts=True)
-    order = np.lexsort((-cnt, u // 4096))
-    first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
     modal = np.full(n + 1, -1, np.int64)
-    modal[u[order][first] // 4096] = u[order][first] % 4096
+    if (n + 1) * 4096 <= min(max(4 * lab.size, 1 << 22), 1 << 23):
+        # a count per (label, coarse colour): the most frequent, the lowest code on a tie
+        hist = np.bincount(pair, minlength=(n + 1) * 4096).reshape(n + 1, 4096)
+        has = hist.any(1)
+        modal[has] = hist[has].argmax(1)
+    else:
+        u, cnt = np.unique(pair, return_counts=True)
+        order = np.lexsort((-cnt, u // 4096))
+        first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
+        modal[u[order][first] // 4096] = u[order][first] % 4096
     pick = coarse == modal[lab]
     lk = lab[pick]
     counts = np.bincount(lk, minlength=n + 1)
+    if (n + 1) * 256 <= max(4 * lk.size, 1 << 20):
+        # its value there: the median, the (counts // 2)-th smallest, from a histogram per label
+        for ch in range(3):
+            cum = np.bincount(lk * 256 + rgb[pick, ch], minlength=(n + 1) * 256).reshape(n + 1, 256).cumsum(1)
+            med[:, ch] = (cum <= (counts // 2)[:, None]).sum(1)
+        med[counts == 0] = 0
+        return med, counts
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     for ch in range(3):  # its value there: the median (sort by label, then value)
         v = rgb[pick, ch].astype(np.int64)
@@ -431,13 +459,26 @@ def drop_ghosts(fill: np.ndarray, carried: np.ndarray, doubt: np.ndarray, lab: n
     them agrees with the carried tone (a board's rings beside where a dart hung), it stays."""
     rest = carried & ~doubt
     nearest = fill.copy()
-    far = lambda a, b: np.linalg.norm(a[..., :3].astype(np.float32) - b[..., :3], axis=2) > TONE_EDGE
-    odd = _fill_from_nearest(nearest, rest, doubt, lab) & far(nearest, fill)
+    odd = _far(nearest, fill, _fill_from_nearest(nearest, rest, doubt, lab))
     if not odd.any():
         return
     by_depth = fill.copy()
-    ghost = fill_hidden(by_depth, rest, odd, lab, bbox, nearest=False) & far(by_depth, fill) & ~far(by_depth, nearest)
-    fill[ghost] = by_depth[ghost]
+    ghost = _far(by_depth, fill, fill_hidden(by_depth, rest, odd, lab, bbox, nearest=False))
+    ghost[ghost] = ~_far(by_depth, nearest, ghost)[ghost]
+    np.copyto(fill, by_depth, where=ghost[..., None])
+
+
+def _far(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Pixels of `where` at which the RGB of `a` and `b` are more than TONE_EDGE apart."""
+    idx = np.flatnonzero(where)
+    fa, fb = a.reshape(-1, a.shape[-1])[idx], b.reshape(-1, b.shape[-1])[idx]
+    d2 = np.zeros(len(idx), np.float32)  # squared distance, channel by channel
+    for c in range(3):
+        d = fa[:, c].astype(np.float32) - fb[:, c]
+        d2 += d * d
+    out = np.zeros(where.shape, bool)
+    out.ravel()[idx[d2 > TONE_EDGE ** 2]] = True
+    return out
 
 
 def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, src_ref: np.ndarray,
@@ -454,7 +495,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
       references give its lines, (h, w, 3) int16, -1 where they give none (the drawing's ink)."""
     h, w = lab.shape
     n1 = len(colour)
-    fill = lut[lab].copy()
+    fill = lut[lab]
+    painted = (lut[:, 3] > 0)[lab]
     inside_all = np.zeros((h, w), bool)
     doubt = np.zeros((h, w), bool)
     copied = np.zeros((h, w), bool)
@@ -468,7 +510,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         # only strokes: deep inside a solid black area (a mailbox's dark opening) the regions that
         # share it out move each their own way, and it stays the drawing's ink
         line = line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= 2 * (line_width + 1))
-    ys, xs = np.mgrid[0:h, 0:w]
+    lab_flat = lab.ravel()
+    fill_flat = fill.reshape(-1, 4)  # (a view: `fill` is a fresh contiguous array)
     for rank, ref in enumerate(refs):
         sel_reg = (src_ref == rank) & (colour >= 0)
         sel_reg[0] = False
@@ -499,60 +542,72 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
                 turn = best_turn(t_crop, r_crop, off[t])
                 if turn is not None:
                     turned[t] = turn
-        px = sel_reg[lab]
-        fx, fy = xs + off[lab, 0], ys + off[lab, 1]
+        # per pixel of the regions it colours (flat indices `pix`, their labels `pl`): its moved
+        # place (sy, sx; flat `src` in the reference)
+        pix = np.flatnonzero(sel_reg[lab])
+        pl = lab_flat[pix]
+        py, pxx = np.divmod(pix, w)
+        fx, fy = pxx + off[pl, 0], py + off[pl, 1]
         for t, a in turned.items():
-            x0, y0, x1, y1 = (int(v) for v in regs.bbox[t])
-            box = np.s_[y0:y1 + 1, x0:x1 + 1]
-            m = lab[box] == t
-            bx, by = xs[box][m], ys[box][m]
-            fx[box][m] = a[0, 0] * bx + a[0, 1] * by + a[0, 2]
-            fy[box][m] = a[1, 0] * bx + a[1, 1] * by + a[1, 2]
+            m = np.flatnonzero(pl == t)
+            bx, by = pxx[m], py[m]
+            fx[m] = a[0, 0] * bx + a[0, 1] * by + a[0, 2]
+            fy[m] = a[1, 0] * bx + a[1, 1] * by + a[1, 2]
         sx = np.clip(np.rint(fx), 0, rlab.shape[1] - 1).astype(int)
         sy = np.clip(np.rint(fy), 0, rlab.shape[0] - 1).astype(int)
-        inside = px & (rlab[sy, sx] == src_reg[lab]) & (ref.image[sy, sx, 3] >= 128)
-        ok = inside & away[sy, sx] & shaded[lab]
+        src = sy * rlab.shape[1] + sx
+        r_at = rlab.ravel()[src]
+        own = r_at == src_reg[pl]
+        opaque = ref.image[..., 3].ravel()[src] >= 128
+        inside = own & opaque
+        away_at = away.ravel()[src]
+        shaded_p = shaded[pl]
+        ok = inside & away_at & shaded_p
         # a part the reference shows cut in two by an occluder (a flag across a box) is one region
         # in the drawing: where its moved place lies in another piece painted in the same colours,
         # that piece's shading continues it
-        off_piece = px & ~inside & shaded[lab] & away[sy, sx] & (ref.image[sy, sx, 3] >= 128) \
-            & ~rregs.outside[rlab[sy, sx]]
+        off_piece = ~inside & shaded_p & away_at & opaque & ~rregs.outside[r_at]
         if off_piece.any():
-            ok |= off_piece & same_paint(ref.image, rlab, away, src_reg[lab], sy, sx, off_piece)
-        fill[ok] = ref.image[sy, sx][ok]
+            ok[off_piece] = same_paint(ref.image, rlab, away, src_reg[pl[off_piece]], sy[off_piece], sx[off_piece])
+        ref_flat = ref.image.reshape(-1, 4)
+        fill_flat[pix[ok]] = ref_flat[src[ok]]
+        ok_img = np.zeros(h * w, bool)
+        ok_img[pix[ok]] = True
+        ok_img = ok_img.reshape(h, w)
         if free is not None:
             # (its lines moved by the region's shift: a region that turned is left out)
             shifted = [t for t in np.nonzero(shaded)[0] if t not in turned]
-            doubt |= beside_gone(lab, free, regs.bbox, shifted, off, r_line) & ok
-        copied |= ok
-        inside_all |= inside
-        flat_px |= px & ~shaded[lab]
+            doubt |= beside_gone(lab, free, regs.bbox, shifted, off, r_line) & ok_img
+        copied |= ok_img
+        inside_all.ravel()[pix[inside]] = True
+        flat_px.ravel()[pix[~shaded_p]] = True
         if line is not None:
             # a line keeps the colour the reference gives the same stretch of line (coloured
             # outlines: an orange rim round a yellow part, a dark blue one round a blue box): a
             # line of its own reference region (the line pixels a region takes are its outline),
             # not another part's that its moved place happens to cross (a dart's fin's lines on
             # the board's dark red rim)
-            on = px & line & (ref.prep.art.coverage[sy, sx] >= LINE_CORE) & ~ref.prep.seg.free[sy, sx] \
-                & (rlab[sy, sx] == src_reg[lab])
-            line_rgb[on] = ref.image[sy, sx, :3][on]
-            line_known |= on
+            on_line = line.ravel()[pix]
+            on = on_line & (ref.prep.art.coverage.ravel()[src] >= LINE_CORE) & ~ref.prep.seg.free.ravel()[src] & own
+            line_rgb.reshape(-1, 3)[pix[on]] = ref_flat[src[on], :3]
+            line_known.ravel()[pix[on]] = True
             if ref.rim is not None:
-                rim = ref.rim[src_reg[lab]]
-                part = px & line & (rim[..., 0] >= 0)
-                rim_rgb[part] = rim[part]
-                rim_known |= part
-        has = np.bincount(lab[px], minlength=n1)
-        fit[sel_reg] = np.bincount(lab[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
+                rim = ref.rim[src_reg[pl[on_line]]]
+                part = rim[:, 0] >= 0
+                at = pix[on_line][part]
+                rim_rgb.reshape(-1, 3)[at] = rim[part]
+                rim_known.ravel()[at] = True
+        has = np.bincount(pl, minlength=n1)
+        fit[sel_reg] = np.bincount(pl[inside], minlength=n1)[sel_reg] / np.maximum(has[sel_reg], 1)
     # what a part that has gone cast on the region (its shadow) is not the region's shading
     drop_ghosts(fill, copied, doubt, lab, regs.bbox)
     # the rest of a shaded region continues its own carried shading: beside its lines (where the
     # reference's pixel is mostly its lines' anti-aliasing) the nearest carried pixel, where its
     # moved place is off the reference region (hidden there, or the part grew) `fill_hidden`
-    want = ~copied & ~flat_px & (lut[lab][..., 3] > 0)
+    want = ~copied & ~flat_px & painted
     copied |= _fill_from_nearest(fill, copied, want & inside_all, lab)
     fill_hidden(fill, copied, want & ~inside_all, lab, regs.bbox)
-    known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & (lut[lab][..., 3] > 0))
+    known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & painted)
     if line is None or not (line_known | rim_known).any():
         return fill, known, fit, None
     # a line is one line on both sides of its middle (the half that borders the background too)
@@ -570,15 +625,17 @@ def tone_edges(fill: np.ndarray, lab: np.ndarray, carried: np.ndarray) -> np.nda
     """Carried pixels near a sharp change of tone inside their region (a shadow's edge, a ring of
     a target): a shift or a turn of a few pixels puts them on the other side, so their colour is
     a guess. The band is TONE_EDGE_BAND of the frame's height wide on either side."""
-    rgb = fill[..., :3].astype(np.float32)
-    step = np.zeros(lab.shape, np.float32)
+    h, w = lab.shape
+    edge = np.zeros(lab.shape, bool)  # a pixel with a step of more than TONE_EDGE to a neighbour
     for dy, dx in ((0, 1), (1, 0)):
-        a, b = rgb[: rgb.shape[0] - dy, : rgb.shape[1] - dx], rgb[dy:, dx:]
-        same = lab[: lab.shape[0] - dy, : lab.shape[1] - dx] == lab[dy:, dx:]
-        d = np.where(same, np.linalg.norm(a - b, axis=2), 0)
-        step[: step.shape[0] - dy, : step.shape[1] - dx] = np.maximum(step[: step.shape[0] - dy, : step.shape[1] - dx], d)
-        step[dy:, dx:] = np.maximum(step[dy:, dx:], d)
-    edge = (step > TONE_EDGE) & carried
+        d2 = np.zeros((h - dy, w - dx), np.int32)  # squared RGB distance, channel by channel
+        for c in range(3):
+            d = fill[: h - dy, : w - dx, c].astype(np.int32) - fill[dy:, dx:, c]
+            d2 += d * d
+        e = (d2 > TONE_EDGE ** 2) & (lab[: h - dy, : w - dx] == lab[dy:, dx:])
+        edge[: h - dy, : w - dx] |= e
+        edge[dy:, dx:] |= e
+    edge &= carried
     r = max(2, int(round(TONE_EDGE_BAND * lab.shape[0])))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     return cv2.dilate(edge.astype(np.uint8), k).astype(bool) & carried
@@ -643,12 +700,14 @@ def scenery_layers(t_lines: np.ndarray, r_lines: np.ndarray, want: np.ndarray, l
     line in its window takes the choice of the nearest decided pixel of its region (a bubble's
     margin moves with its text, the gap between two bubbles too)."""
     r = _window(want.shape[0])
-    box = lambda m: cv2.boxFilter(m.astype(np.float32), -1, (2 * r + 1, 2 * r + 1), normalize=False)
-    dice = lambda a, b: 2 * box(a & b) / np.maximum(box(a) + box(b), 1.0)
-    best = dice(t_lines, r_lines)
+    # (counts of pixels: exact in float32, whatever the input type)
+    box = lambda m: cv2.boxFilter(m.view(np.uint8), cv2.CV_32F, (2 * r + 1, 2 * r + 1), normalize=False)
+    t_box = box(t_lines)
+    dice = lambda b: 2 * box(t_lines & b) / np.maximum(t_box + box(b), 1.0)
+    best = dice(r_lines)
     pick = np.where(best > 0, 0, -1).astype(np.int32)
     for i, off in enumerate(motions[1:], 1):
-        agree = dice(t_lines, _shifted(r_lines, off))
+        agree = dice(_shifted(r_lines, off))
         take = agree > best
         best[take], pick[take] = agree[take], i
     pick[~want] = -1
@@ -696,6 +755,16 @@ def _scenery_moved(fill: np.ndarray, prep, moved: np.ndarray, ref, source: np.nd
     return copied, pick > 0
 
 
+def _off_colour(img: np.ndarray, rgb, level: float) -> np.ndarray:
+    """Pixels of `img` with a channel more than `level` off the colour `rgb` (channel by channel:
+    a reduction over the last axis of three is slow in numpy)."""
+    rgb = np.broadcast_to(np.asarray(rgb, np.float64), (3,))
+    out = np.zeros(img.shape[:2], bool)
+    for c in range(3):
+        out |= np.abs(img[..., c].astype(np.int16) - rgb[c]) > level
+    return out
+
+
 def lines_moved(line: np.ndarray, ref) -> np.ndarray:
     """Where the drawing's lines and the reference's differ nearby (within MOVED_NEAR of the
     frame's height): something moved there. Elsewhere the drawing holds still."""
@@ -714,7 +783,7 @@ def hold_still(fill: np.ndarray, lab: np.ndarray, line: np.ndarray, moved: np.nd
     still = np.bincount(lab[moved], minlength=len(outside)) == 0
     still[outside] = False
     px = still[lab] | (outside[lab] & line & ~moved)
-    fill[px] = ref.image[px]
+    np.copyto(fill, ref.image, where=px[..., None])
     return still[lab] | (outside[lab] & ~moved)
 
 
@@ -749,19 +818,19 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     # spread into what was hidden (it would streak grey) nor left where the line has gone
     fringe = cv2.distanceTransform(ref.prep.seg.free.astype(np.uint8), cv2.DIST_L2, 3) < SCENERY_FRINGE_PX
     seen = outside & ref.prep.seg.free & ~(part & gone[rlab]) & ~(fringe & moved)
-    fill[seen] = img[seen]
+    np.copyto(fill, img, where=seen[..., None])
     copied, shifted = _scenery_moved(fill, prep, moved, ref, ~part & ref.prep.seg.free & ~fringe)
     seen = (seen & ~shifted) | copied
     got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
-    scenery = got & (np.abs(fill[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+    scenery = got & _off_colour(fill, paper, FLAT_LEVEL)
     # scenery that took a motion is a guess away from its lines, even where it is paper-coloured (a
     # white chat bubble), when the reference has scenery that is not paper (at least a window's
     # area of it, SCENERY_WINDOW: not a line's fringe, not a speck); paper is paper whichever way
     # it moved
     r = _window(lab.shape[0])
     ref_scenery = ~part & ref.prep.seg.free & ~fringe & \
-        (np.abs(img[..., :3].astype(np.int16) - paper).max(axis=2) > FLAT_LEVEL)
+        _off_colour(img, paper, FLAT_LEVEL)
     if int(ref_scenery.sum()) >= (2 * r + 1) ** 2:
         scenery |= got & shifted
     return scenery, shifted

@@ -42,7 +42,8 @@ def is_coloured(img: np.ndarray) -> bool:
     strong = s > 0.15
     if strong.sum() < 16:
         return False
-    paint = strong & (img[..., :3].max(axis=2) >= 90)  # not ink: ink is dark in every channel
+    # not ink: ink is dark in every channel
+    paint = strong & ((img[..., 0] >= 90) | (img[..., 1] >= 90) | (img[..., 2] >= 90))
     k = max(7, int(round(min(img.shape[:2]) / 120)) | 1)
     core = cv2.erode(paint.astype(np.uint8), np.ones((k, k), np.uint8))
     return core.sum() > 0.15 * strong.sum()
@@ -52,8 +53,7 @@ def lines_from_cel(cel: np.ndarray) -> LineArt:
     """Line art recovered from a coloured cel: dark ink plus the edges between colour fills."""
     rgb = cel[..., :3].astype(np.int16)
     alpha = cel[..., 3]
-    lum = rgb.mean(2)
-    ink = (alpha >= 128) & (lum < 70)
+    ink = (alpha >= 128) & (rgb[..., 0] + rgb[..., 1] + rgb[..., 2] < 210)  # the mean below 70
     key = (cel[..., 0].astype(np.int64) << 24) | (cel[..., 1].astype(np.int64) << 16) | \
           (cel[..., 2].astype(np.int64) << 8) | (alpha >= 128)
     edge = np.zeros(ink.shape, bool)
@@ -107,7 +107,7 @@ def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int
     c = cel[::step, ::step].reshape(-1, 4)
     sel = free[::step, ::step].ravel()
     painted = c[:, 3] >= 128
-    dark = c[:, :3].astype(np.int16).mean(1) < 40
+    dark = c[:, 0].astype(np.int16) + c[:, 1] + c[:, 2] < 120  # the mean below 40
     total = np.bincount(lab[sel], minlength=n + 1)
     light = np.bincount(lab[sel & ~dark], minlength=n + 1)
     use = sel & (~dark | (light[lab] == 0))  # a region with no light pixel keeps its dark ones
@@ -471,7 +471,7 @@ def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | Non
                                      palette.apply_style(style, ink_rgb), mode)
     conf_map = conf.astype(np.float32)[lab]
     if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
-        conf_map = np.where(carried | (lut[lab][..., 3] == 0), conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
+        conf_map = np.where(carried | (lut[:, 3] == 0)[lab], conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
         conf_map = np.where(scenery, np.where(moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
     thr = float(params.get("low-confidence", 0.5))
     low = []
