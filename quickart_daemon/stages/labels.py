@@ -3,15 +3,14 @@
 One home (issue 25) for helpers that had a copy per stage:
 
 * :func:`nearest_labels`: unlabelled pixels take the label of the nearest labelled one (the
-  in-between's region cutting, `inbetween/motion.py`; `color/regions.py` keeps its own copy until
-  the colour rebuild moves to this one);
+  in-between's region cutting, `inbetween/motion.py`; the colour stage's segmentation);
 * :func:`fill_from_nearest`: the general form, any per-pixel values copied from the nearest known
-  pixel, optionally only within the same region (`color/shading.py` has its own copy, likewise);
+  pixel, optionally only within the same region (the colour stage's shading transfer);
 * :class:`RegionGeometry` and :func:`geometry`: per-label area, centroid, second moments, bounding
   box and shared boundary length, the base of the in-between's `motion.Regions` (the colour
   stage's `color/features.Regions` measures the same things, in float32, with its own fields);
 * :func:`confidence_image`: a confidence map (0..1) as the opaque grey RGBA frame the stages publish
-  as their `confidence` variant (white = sure; the colour stage's `_grey` is the same function).
+  as their `confidence` variant (white = sure).
 """
 
 from __future__ import annotations
@@ -22,6 +21,18 @@ import cv2
 import numpy as np
 
 
+def pixel_labels(idx: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """The labels that cv2.distanceTransformWithLabels (DIST_LABEL_PIXEL) gave the zero pixels
+    (flat indices `zero`, in order): 1, 2, ... in raster order, as OpenCV numbers them (checked on
+    a sample; read from `idx` otherwise)."""
+    flat = idx.ravel()
+    k = len(zero)
+    probe = np.unique(np.r_[0, k - 1, np.arange(0, k, max(1, k // 997))]) if k else np.zeros(0, int)
+    if k and np.array_equal(flat[zero[probe]], probe + 1):
+        return np.arange(1, k + 1)
+    return flat[zero]
+
+
 def nearest_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(labels with every pixel <= 0 given the label of the nearest labelled pixel, the distance
     to it: 0 where a pixel was labelled)."""
@@ -30,27 +41,39 @@ def nearest_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return labels, np.zeros(labels.shape, np.float32)
     dist, idx = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 3,
                                                 labelType=cv2.DIST_LABEL_PIXEL)
-    lut = np.zeros(int(idx.max()) + 1, np.int32)
-    lut[idx[~bad]] = labels[~bad]
-    return np.where(bad, lut[idx], labels), dist
+    good = np.flatnonzero(~bad)
+    lut = np.zeros(len(good) + 1, np.int32)
+    lut[pixel_labels(idx, good)] = labels.ravel()[good]
+    out = labels.copy()
+    b = np.flatnonzero(bad)
+    out.ravel()[b] = lut[idx.ravel()[b]]
+    return out, dist
 
 
 def fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, same: np.ndarray | None = None,
                       max_dist: float = np.inf) -> np.ndarray:
     """Pixels in `want` take the value (last axis of `fill`) of the nearest `known` pixel, in place:
-    only from a pixel of the same label in `same` when given, and within `max_dist`. Returns where
-    that happened."""
+    only from a pixel of the same label in `same` when given, and within `max_dist`. Only the
+    pixels asked for are mapped. Returns where that happened."""
     if not known.any() or not want.any():
         return np.zeros_like(want)
     dist, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
                                                 labelType=cv2.DIST_LABEL_PIXEL)
-    pos = np.zeros(int(idx.max()) + 1, np.int64)
-    pos[idx[known]] = np.flatnonzero(known)
-    src = pos[idx]
-    ok = want & (dist <= max_dist)
+    kn = np.flatnonzero(known)
+    pos = np.zeros(len(kn) + 1, np.int64)
+    pos[pixel_labels(idx, kn)] = kn
+    wn = np.flatnonzero(want)
+    src = pos[idx.ravel()[wn]]
+    take = dist.ravel()[wn] <= max_dist
     if same is not None:
-        ok &= same.ravel()[src].reshape(same.shape) == same
-    fill[ok] = fill.reshape(-1, fill.shape[-1])[src[ok]]
+        flat = same.ravel()
+        take &= flat[src] == flat[wn]
+    wn, src = wn[take], src[take]
+    got = fill.reshape(-1, fill.shape[-1])[src]
+    ys, xs = np.divmod(wn, want.shape[1])
+    fill[ys, xs] = got
+    ok = np.zeros(want.shape, bool)
+    ok[ys, xs] = True
     return ok
 
 

@@ -14,13 +14,9 @@ import cv2
 import numpy as np
 
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
+from ..labels import confidence_image
 from .palette import load_palette
 from .stage import Colours, build_ref, colour_drawing, is_coloured
-
-
-def _grey(conf: np.ndarray) -> np.ndarray:
-    g = np.clip(conf * 255 + 0.5, 0, 255).astype(np.uint8)
-    return np.dstack([g, g, g, np.full_like(g, 255)])
 
 
 def _fit(img: np.ndarray, shape) -> np.ndarray:
@@ -66,7 +62,7 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
                     snapped = np.array(snapped, np.uint8)
                     res_img[..., :3][painted] = snapped[inv.ravel()]
             out[(layer, frame)] = res_img
-            conf_maps[(layer, frame)] = _grey(np.ones(img.shape[:2], np.float32))
+            conf_maps[(layer, frame)] = confidence_image(np.ones(img.shape[:2], np.float32))
             for s in styles:
                 st = res_img.copy()
                 painted = st[..., 3] > 0
@@ -78,7 +74,7 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
             counts["from_reference"] += 1
         elif is_coloured(img):
             out[(layer, frame)] = img
-            conf_maps[(layer, frame)] = _grey(np.ones(img.shape[:2], np.float32))
+            conf_maps[(layer, frame)] = confidence_image(np.ones(img.shape[:2], np.float32))
             for s in styles:
                 styles[s][(layer, frame)] = img
             counts["already_coloured"] += 1
@@ -95,7 +91,7 @@ def run(frames: Frames, ctx: StageContext) -> StageResult:
             hint = ctx.hints.get((layer, frame))
             res = colour_drawing(img, refs, hint, palette, colours, params, frame)
             out[(layer, frame)] = res.image
-            conf_maps[(layer, frame)] = _grey(res.confidence)
+            conf_maps[(layer, frame)] = confidence_image(res.confidence)
             for s in styles:
                 styles[s][(layer, frame)] = res.styles[s]
             for item in res.low:

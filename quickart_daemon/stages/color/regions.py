@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..labels import nearest_labels
+
 
 @dataclass
 class LineArt:
@@ -159,7 +161,7 @@ def segment(art: LineArt, gap: float = 0.0, min_core: int = 4) -> Segmentation:
     # grow the seeds over the free pixels (geodesic, one ring per step), then give every
     # line pixel the label of the nearest free pixel: lines split down their middle
     lab = _grow(seeds, free & (seeds == 0), 4 * int(radii[0] + 8))
-    markers = _nearest_fill(lab)
+    markers, _ = nearest_labels(lab)
     return Segmentation(markers.astype(np.int32), free, n_seeds, art)
 
 
@@ -189,31 +191,3 @@ def _grow(seeds: np.ndarray, todo: np.ndarray, max_steps: int) -> np.ndarray:
         stamp[cand] = np.arange(len(cand))  # one of each (whichever write wins)
         ring = cand[stamp[cand] == np.arange(len(cand))]
     return lab[1:-1, 1:-1].copy()
-
-
-def _nearest_fill(labels: np.ndarray) -> np.ndarray:
-    """Unlabelled (0) pixels take the label of the nearest labelled pixel."""
-    bad = labels <= 0
-    if not bad.any():
-        return labels
-    _, idx = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 3,
-                                             labelType=cv2.DIST_LABEL_PIXEL)
-    good = np.flatnonzero(~bad)
-    lut = np.zeros(len(good) + 1, np.int32)
-    lut[pixel_labels(idx, good)] = labels.ravel()[good]
-    out = labels.copy()
-    b = np.flatnonzero(bad)
-    out.ravel()[b] = lut[idx.ravel()[b]]
-    return out
-
-
-def pixel_labels(idx: np.ndarray, zero: np.ndarray) -> np.ndarray:
-    """The labels that cv2.distanceTransformWithLabels (DIST_LABEL_PIXEL) gave the zero pixels
-    (flat indices `zero`, in order): 1, 2, ... in raster order, as OpenCV numbers them (checked on
-    a sample; read from `idx` otherwise)."""
-    flat = idx.ravel()
-    k = len(zero)
-    probe = np.unique(np.r_[0, k - 1, np.arange(0, k, max(1, k // 997))]) if k else np.zeros(0, int)
-    if k and np.array_equal(flat[zero[probe]], probe + 1):
-        return np.arange(1, k + 1)
-    return flat[zero]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .regions import pixel_labels
+from ..labels import fill_from_nearest
 
 #: a reference pixel within this RGB distance of its region's base colour is the flat paint
 #: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
@@ -299,32 +299,6 @@ def same_paint(image: np.ndarray, rlab: np.ndarray, away: np.ndarray, region: np
     return hit
 
 
-def _fill_from_nearest(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.ndarray | None,
-                      max_dist: float = np.inf) -> np.ndarray:
-    """Pixels in `want` take the fill of the nearest `known` pixel (in place): of the same region
-    (`lab`), or any within `max_dist`. Returns where that happened."""
-    if not known.any() or not want.any():
-        return np.zeros_like(want)
-    dist, idx = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    kn = np.flatnonzero(known)
-    pos = np.zeros(len(kn) + 1, np.int64)
-    pos[pixel_labels(idx, kn)] = kn
-    wn = np.flatnonzero(want)  # only the pixels asked for
-    src = pos[idx.ravel()[wn]]
-    take = dist.ravel()[wn] <= max_dist
-    if lab is not None:
-        flat = lab.ravel()
-        take &= flat[src] == flat[wn]
-    wn, src = wn[take], src[take]
-    got = fill.reshape(-1, fill.shape[-1])[src]
-    ys, xs = np.divmod(wn, want.shape[1])
-    fill[ys, xs] = got
-    ok = np.zeros(want.shape, bool)
-    ok[ys, xs] = True
-    return ok
-
-
 def modal_colours(lab: np.ndarray, rgb: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The colour of each label (0..n) among pixels with labels `lab` and colours `rgb` (k, 3): the
     most frequent coarse colour (16 levels a channel: a gradient's neighbouring steps fall together,
@@ -393,7 +367,7 @@ def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.n
     (no fallback). Returns where it filled by depth."""
     by_depth = np.zeros_like(want)
     if nearest:
-        want = _fill_from_nearest(fill, known, want, lab)
+        want = fill_from_nearest(fill, known, want, lab)
     for t in np.unique(lab[want]):
         x0, y0, x1, y1 = (int(v) for v in bbox[t])
         inside = lab[y0:y1 + 1, x0:x1 + 1] == t
@@ -459,7 +433,7 @@ def drop_ghosts(fill: np.ndarray, carried: np.ndarray, doubt: np.ndarray, lab: n
     them agrees with the carried tone (a board's rings beside where a dart hung), it stays."""
     rest = carried & ~doubt
     nearest = fill.copy()
-    odd = _far(nearest, fill, _fill_from_nearest(nearest, rest, doubt, lab))
+    odd = _far(nearest, fill, fill_from_nearest(nearest, rest, doubt, lab))
     if not odd.any():
         return
     by_depth = fill.copy()
@@ -605,19 +579,19 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     # reference's pixel is mostly its lines' anti-aliasing) the nearest carried pixel, where its
     # moved place is off the reference region (hidden there, or the part grew) `fill_hidden`
     want = ~copied & ~flat_px & painted
-    copied |= _fill_from_nearest(fill, copied, want & inside_all, lab)
+    copied |= fill_from_nearest(fill, copied, want & inside_all, lab)
     fill_hidden(fill, copied, want & ~inside_all, lab, regs.bbox)
     known = (inside_all | flat_px) & ~tone_edges(fill, lab, ~flat_px & painted)
     if line is None or not (line_known | rim_known).any():
         return fill, known, fit, None
     # a line is one line on both sides of its middle (the half that borders the background too)
-    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
+    line_known |= fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
     # a stroke whose stretch of line is not found nearby takes its part's outline colour, and
     # passes it on to the other half of its line
     rim_only = rim_known & ~line_known
     line_rgb[rim_only] = rim_rgb[rim_only]
     line_known |= rim_only
-    line_known |= _fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
+    line_known |= fill_from_nearest(line_rgb, line_known, line & ~line_known, None, line_width + 1)
     return fill, known, fit, np.where(line_known[..., None], line_rgb.astype(np.int16), -1)
 
 
@@ -713,7 +687,7 @@ def scenery_layers(t_lines: np.ndarray, r_lines: np.ndarray, want: np.ndarray, l
     pick[~want] = -1
     known = pick >= 0
     spread = pick[..., None].copy()
-    _fill_from_nearest(spread, known, want & ~known, lab)
+    fill_from_nearest(spread, known, want & ~known, lab)
     return spread[..., 0]
 
 
@@ -821,7 +795,7 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     np.copyto(fill, img, where=seen[..., None])
     copied, shifted = _scenery_moved(fill, prep, moved, ref, ~part & ref.prep.seg.free & ~fringe)
     seen = (seen & ~shifted) | copied
-    got = seen | _fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
+    got = seen | fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
     paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
     scenery = got & _off_colour(fill, paper, FLAT_LEVEL)
     # scenery that took a motion is a guess away from its lines, even where it is paper-coloured (a
