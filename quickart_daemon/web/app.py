@@ -136,14 +136,14 @@ def require_writer(web: WebState, request: Request) -> None:
 
 
 def writer_name(web: WebState, request: Request, given=None) -> str:
-    """Who wrote, as the page knows it (after `require_writer`): the token's holder by the name they give
-    ("token" without one), else the trusted local user's login name."""
-    token = web.cfg.web.token
-    if token and hmac.compare_digest(request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()):
-        if given is None or (isinstance(given, str) and not given.strip()):
-            return "token"
-        return given if isinstance(given, str) else ""  # a name that is not text is refused by reviews.check
-    return local_user(web, request) or "token"
+    """Who wrote, as the page knows it (after `require_writer`): a trusted local user by their login name
+    (the kernel names them), else the token's holder by the name they give ("token" without one)."""
+    name = local_user(web, request)
+    if name is not None:
+        return name
+    if given is None or (isinstance(given, str) and not given.strip()):
+        return "token"
+    return given if isinstance(given, str) else ""  # a name that is not text is refused by reviews.check
 
 
 def writer(web: WebState, request: Request) -> dict:
