@@ -2,7 +2,7 @@
 
 Safe by default: the server binds 127.0.0.1 unless `web.host` says otherwise and then only
 answers to loopback host names (a DNS-rebinding page cannot read it); every write (retry,
-cancel, priority, upload, clear uploads) needs `Authorization: Bearer <web.token>` (a header a cross-site
+cancel, priority, upload, clear uploads, a review of a version) needs `Authorization: Bearer <web.token>` (a header a cross-site
 form cannot send), or comes from a browser on this machine run by a trusted local user (the
 kernel names a loopback socket's owner, `peer.py`) and carries the page's own header; with
 neither the page is read-only; every path is
