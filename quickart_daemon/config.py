@@ -135,6 +135,8 @@ class TrackerConfig(_Section):
     task_type: str = "Compositing"  # the task a version is published to
     task_types: dict[str, str] = {}  # per pipeline name: another task type (e.g. {lighting-only: Lighting})
     status: str = "wfa"  # the task status a published version sets (Kitsu short name; "wfa": waiting for approval)
+    approved_status: str = "done"  # the task status a version approved on the review page sets
+    retake_status: str = "retake"  # ... and one marked "needs work" (a note alone leaves the status as it is)
     create_missing: bool = True  # make the sequence, the shot and the task when the tracker lacks them
     on_failure: bool = False  # also post a comment (status unchanged) when a job fails for good
     poll_seconds: float = Field(2.0, gt=0)  # how often the daemon looks for due deliveries

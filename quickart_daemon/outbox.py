@@ -112,6 +112,20 @@ def _failed(cfg, job) -> dict:
     }
 
 
+def review_payload(cfg, shot, version: int, review: dict, job_id: int | None, pipeline: str | None) -> dict:
+    """The event of a review of a version (reviews.py): the published event's keys, plus `review` (its id,
+    state, text, author and time); `status` is what the verdict sets on the tracker (approved:
+    `tracker.approved_status`, needs_work: `tracker.retake_status`, a note: None, the status unchanged)."""
+    status = {"approved": cfg.tracker.approved_status, "needs_work": cfg.tracker.retake_status}.get(review["state"])
+    return {
+        "event": "review", "show": shot.show, "seq": shot.seq, "shot": shot.shot, "frame_in": 0, "frame_out": 0,
+        "fps": float(cfg.timing.fps), "version": int(version), "job_id": job_id, "pipeline": pipeline or "",
+        "summary": "", "contact_sheet": None, "movie": None, "version_path": None, "status": status, "error": None,
+        "review": {k: review[k] for k in ("id", "state", "text", "author", "at")},
+        "marker": f"quickart:{shot}:v{int(version):03d}:review{review['id']}",
+    }
+
+
 def _summary(job, manifest: dict) -> str:
     """One paragraph of what the job did: stages with seconds, total, node, warnings."""
     stages = ", ".join(f"{s.get('stage')} {s.get('seconds', 0):.1f} s" for s in manifest.get("stages") or [])
@@ -206,6 +220,8 @@ def _what(payload: dict) -> str:
     where = f"{payload.get('show')}/{payload.get('seq')}/{payload.get('shot')}"
     if payload.get("event") == "published":
         return f"{where} v{int(payload.get('version') or 0):03d}"
+    if payload.get("event") == "review":
+        return f"{where} v{int(payload.get('version') or 0):03d} review {(payload.get('review') or {}).get('id')}"
     return f"{where} job {payload.get('job_id')} failure"
 
 

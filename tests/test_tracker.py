@@ -172,6 +172,39 @@ def test_a_job_failed_for_good_is_posted_only_with_on_failure(make_config, tmp_p
 
 # -- configuration -------------------------------------------------------------------------------
 
+def test_a_review_goes_in_the_outbox_with_its_verdicts_status(make_config, tmp_path):
+    """Issue 24: a review of a version from the web page is the event "review:<id>" of that version; its
+    status is tracker.approved_status / retake_status, none for a note; the job's warnings stay as they are."""
+    from quickart_daemon import reviews
+    cfg = _config(make_config, tmp_path, approved_status="approved-ish")
+    jq = open_queue(cfg)
+    job = _published_job(cfg, jq)
+    with jq.sessions.begin() as s:  # the version's number, as publishing allocates it
+        from quickart_daemon.db.models import VersionRow
+        s.add(VersionRow(shot_id=job.shot_id, number=1, job_id=job.id))
+    shot = ShotId("DEMO", "sq010", "sh0010")
+    shot_id = jq.upsert_shot(shot, "DEMO/sq010/sh0010")
+    made = [reviews.add(cfg, jq.sessions, shot_id, shot, 1, state, text, "Ana")
+            for state, text in (("approved", "good"), ("needs_work", "the hat"), ("note", "later"))]
+    tracker = FlakyTracker(down=1)
+    box = Outbox(cfg, jq.sessions, tracker)
+    assert box.deliver_due() == 2  # the first refused (down): tried again after its backoff
+    time.sleep(0.25)
+    assert box.deliver_due() == 1
+    events = sorted(tracker.taken, key=lambda e: e["review"]["id"])
+    assert [(e["event"], e["status"], e["review"]["state"], e["review"]["text"]) for e in events] == [
+        ("review", "approved-ish", "approved", "good"), ("review", "retake", "needs_work", "the hat"),
+        ("review", None, "note", "later")]
+    first = events[0]
+    assert (first["show"], first["seq"], first["shot"], first["version"], first["job_id"], first["pipeline"]) == \
+        ("DEMO", "sq010", "sh0010", 1, job.id, "default")
+    assert first["review"]["author"] == "Ana" and first["review"]["at"] == made[0]["at"]
+    assert first["marker"] == f"quickart:DEMO/sq010/sh0010:v001:review{made[0]['id']}"
+    with jq.sessions() as s:
+        assert sorted(s.scalars(select(Delivery.event)).all()) == sorted(f"review:{r['id']}" for r in made)
+    assert jq.get(job.id).warnings == ()
+
+
 def test_the_password_never_goes_in_the_config_nor_in_its_error(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"tracker": {"kind": "kitsu", "url": "https://kitsu.example/api",
@@ -308,6 +341,56 @@ def test_a_published_version_reaches_kitsu(kitsu, tmp_path):
     [check] = [c for c in json.loads(doctor.stdout) if c["check"] == "tracker"]
     assert not check["ok"] and check["detail"] == f"Kitsu at {kitsu.url} refused the login of admin@example.com"
     assert "not-the-password" not in doctor.stdout + doctor.stderr
+
+
+def test_a_review_on_the_page_reaches_kitsu_as_a_status_and_a_comment(kitsu, tmp_path):
+    """Issue 24: approving a published version on the web page (with a note) puts the Kitsu task in
+    approved_status ("done") with the note as the comment; needs work: "retake"; a note alone: a comment,
+    the status kept. Each once, however often the outbox hands it over."""
+    import gazu
+    from starlette.testclient import TestClient
+    from quickart_daemon.web.app import create_app
+    project = _new_project(kitsu)
+    config = _kitsu_config(tmp_path, kitsu, project)
+    shot_dir = write_demo_studio(tmp_path / "studio", size=(160, 90), keys=(1001, 1005))
+    _quickart(config, "run", shot_dir)
+    cfg = load_config(config)
+    cfg = cfg.model_copy(update={"web": cfg.web.model_copy(update={"token": "review-token-0123456789"})})
+    jq = open_queue(cfg)
+    box = Outbox(cfg, jq.sessions)
+    url = "/api/shot/DEMO/sq010/sh0010/versions/v001/reviews"
+    auth = {"Authorization": "Bearer review-token-0123456789"}
+
+    def review(state, text, author="Ana"):
+        with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+            r = c.post(url, json={"state": state, "text": text, "author": author}, headers=auth)
+        assert r.status_code == 201, r.text
+        started = time.monotonic()
+        assert box.deliver_due() == 1
+        client, _, task, comments = _kitsu_shot(kitsu, project)
+        return time.monotonic() - started, gazu.task.get_task_status(task["task_status_id"], client=client), comments
+
+    seconds, status, comments = review("approved", "Approved: the line weight is right now.")
+    assert status["short_name"] == "done", status
+    assert len(comments) == 2  # the version's own comment, then the review
+    newest = comments[0]
+    assert "QuickArt review of v001 of DEMO/sq010/sh0010: approved, by Ana" in newest["text"]
+    assert "Approved: the line weight is right now." in newest["text"]
+    assert newest["task_status_id"] == status["id"]
+    print(f"a review delivered to Kitsu in {seconds:.2f} s")
+
+    _, status, comments = review("needs_work", "The hat flickers at 1003.", author="Bo")
+    assert status["short_name"] == "retake" and "needs work, by Bo" in comments[0]["text"]
+    _, status, comments = review("note", "Keep the shadow softer.")
+    assert status["short_name"] == "retake" and len(comments) == 4  # a note keeps the status
+    assert "Keep the shadow softer." in comments[0]["text"]
+
+    # handed over again (the process died after Kitsu took it): found by its marker, not posted twice
+    with jq.sessions.begin() as s:
+        s.execute(update(Delivery).where(Delivery.event.like("review:%")).values(state="pending", delivered_at=None))
+    assert box.deliver_due() == 3
+    assert len(_kitsu_shot(kitsu, project)[3]) == 4
+    assert _status(jq)["done"] == 4
 
 
 def _wait(check, seconds: float, what: str, proc=None, log: Path | None = None):

@@ -241,6 +241,65 @@ def test_retry_from_a_chosen_stage_on_the_shot_page(client, farm):
     assert jq.get(2).state is JobState.CANCELLED
 
 
+def test_reviews_of_a_version_need_a_writer_and_set_its_approval(client, farm):
+    """Issue 24: notes and an approval per version, stored in the database; the latest verdict is the
+    version's approval (a note after it does not change it)."""
+    from datetime import datetime, timedelta
+    url = f"/api/shot/{SHOT}/versions/v001/reviews"
+    assert client.get(url).json() == {"reviews": [], "approval": None, "notes": 0}
+    for headers in ({}, {"Authorization": "Bearer wrong-token-000000"}):
+        r = client.post(url, json={"state": "approved", "text": "fine"}, headers=headers)
+        assert r.status_code == 403 and "token" in r.json()["error"]
+    refusals = [({"state": "great", "text": "x"}, "state: one of approved, needs_work, note"),
+                ({"text": "x"}, "state: one of approved, needs_work, note"),
+                ({"state": "note", "text": "x" * 4001}, "the note is 4,001 characters long; at most 4,000 are kept"),
+                ({"state": "note", "text": "  "}, "a note needs its text"),
+                ({"state": "note", "text": 5}, "text: the note, as text"),
+                ({"state": "approved", "author": "a" * 65}, "author: a name of at most 64 printable characters")]
+    for body, expect in refusals:
+        r = client.post(url, json=body, headers=AUTH)
+        assert r.status_code == 400 and r.json() == {"error": expect}, (body, r.text)
+    for version in ("v009", "v01", "latest"):
+        assert client.post(f"/api/shot/{SHOT}/versions/{version}/reviews", json={"state": "approved"},
+                           headers=AUTH).status_code == 404
+        assert client.get(f"/api/shot/{SHOT}/versions/{version}/reviews").status_code == 404
+    assert client.get(url).json()["reviews"] == []  # nothing refused was kept
+
+    evil = "<script>window.pwned = 1</script><img src=x onerror=alert(1)> the fx & the char flicker"
+    r = client.post(url, json={"state": "needs_work", "text": evil}, headers=AUTH)
+    assert r.status_code == 201, r.text
+    first = r.json()
+    assert (first["state"], first["label"], first["text"], first["author"]) == ("needs_work", "needs work", evil, "token")
+    at = datetime.fromisoformat(first["at"].rstrip("Z"))
+    assert abs(at - datetime.utcnow()) < timedelta(minutes=1)  # the database's clock, UTC
+    assert client.get(url).json()["approval"]["state"] == "needs_work"
+    r = client.post(url, json={"state": "approved", "text": "fixed in the redraw", "author": "  Ana   Lima "},
+                    headers=AUTH)
+    assert r.status_code == 201 and r.json()["author"] == "Ana Lima"
+    assert client.post(url, json={"state": "note", "text": "the hat could be darker", "author": "Bo"},
+                       headers=AUTH).status_code == 201
+    assert client.post(url, json={"state": "approved"}, headers=AUTH).status_code == 201  # a verdict alone
+    data = client.get(url).json()
+    assert [(r["state"], r["author"]) for r in data["reviews"]] == \
+        [("needs_work", "token"), ("approved", "Ana Lima"), ("note", "Bo"), ("approved", "token")]
+    assert data["approval"]["state"] == "approved" and data["approval"]["author"] == "token"
+    assert data["notes"] == 3  # the verdict alone has no note
+    version = client.get(f"/api/shot/{SHOT}/versions/v001").json()  # the version's description carries them
+    assert version["approval"] == data["approval"] and version["notes"] == 3
+    other = client.get(f"/api/shot/{SHOT}/versions/v002").json()
+    assert other["approval"] is None and other["notes"] == 0
+    # the page never carries a note as HTML (the browser test shows it as text)
+    page = client.get(f"/shots/{SHOT}").text
+    assert "window.pwned" not in page and "onerror" not in page
+    assert 'id="review-form"' in page and 'data-review="needs_work"' in page
+    # no tracker configured: nothing goes in the outbox
+    jq = open_queue(farm)
+    from quickart_daemon.db.models import Delivery
+    from sqlalchemy import func, select
+    with jq.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
 def test_without_a_token_in_config_the_page_is_read_only(farm):
     cfg = farm.model_copy(update={"web": farm.web.model_copy(update={"token": None})})
     with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
@@ -249,6 +308,9 @@ def test_without_a_token_in_config_the_page_is_read_only(farm):
         assert r.status_code == 403 and "set web.token" in r.json()["error"]
         files = {"files": ("k.zip", keys_zip(), "application/zip")}
         assert c.post(f"/api/shot/{UPLOAD_SHOT}/upload", files=files, headers=AUTH).status_code == 403
+        r = c.post(f"/api/shot/{SHOT}/versions/v001/reviews", json={"state": "approved"}, headers=AUTH)
+        assert r.status_code == 403 and "set web.token" in r.json()["error"]
+        assert 'id="review-form"' not in c.get(f"/shots/{SHOT}").text
 
 
 def test_upload_a_zip_of_keys_the_watcher_takes_as_a_drop(client, farm):
@@ -857,3 +919,52 @@ def test_in_a_real_browser(tmp_path, stage_package):
             daemon.wait()
         log.close()
     assert daemon.returncode == 0, (tmp_path / "daemon.log").read_text()[-2000:]
+
+
+def test_a_review_in_a_real_browser(farm, tmp_path):
+    """Issue 24: on the shot page, a token holder approves the version shown with a note and a name: the
+    badge says so and the note shows as text (HTML in it is never run nor made into elements). The browser
+    is not trusted as the local user here, so the page asks for a name (a trusted user is named by login)."""
+    from playwright.sync_api import expect, sync_playwright
+    port = free_port()
+    data = {"root": str(farm.root), "state_dir": str(tmp_path / "state"), "database": {"url": farm.database.url},
+            "pipelines_dir": str(farm.pipelines_dir), "slots": {"gpus": "none"}, "web": {"token": TOKEN, "port": port,
+                                                                             "trust_local_user": False}}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    log = open(tmp_path / "web.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config), "web"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    evil = "<img src=x onerror=\"window.pwned=1\">line weight fixed"
+    try:
+        wait_for(lambda: listening_addresses(port), 30, "the page to be served", proc)
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/shots/{SHOT}#token={TOKEN}")
+            expect(page.locator("#review-version")).to_have_text("v002")
+            expect(page.locator("#approval")).to_have_text("not reviewed")
+            page.fill("#review-text", "the hat flickers")
+            page.click('#review-form button[data-review="needs_work"]')
+            expect(page.locator("#approval")).to_contain_text("needs work · token")
+            page.fill("#review-text", evil)
+            page.fill("#review-author", "Ana")
+            page.click('#review-form button[data-review="approved"]')
+            expect(page.locator("#approval")).to_contain_text("approved · Ana")
+            expect(page.locator("#approval")).to_have_class("approval approved")
+            expect(page.locator("#notes li")).to_have_count(2)
+            expect(page.locator("#notes li .note-text").first).to_have_text(evil)  # newest first, as text
+            expect(page.locator("#notes img")).to_have_count(0)
+            assert page.evaluate("window.pwned") is None and errors == [], errors
+            page.select_option("#version", "v001")  # another version: its own reviews
+            expect(page.locator("#review-version")).to_have_text("v001")
+            expect(page.locator("#approval")).not_to_contain_text("Ana")
+            page.select_option("#version", "v002")
+            expect(page.locator("#approval")).to_contain_text("approved · Ana")
+            browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()

@@ -202,3 +202,19 @@ class Delivery(Base):
         Index("uq_deliveries_version_event_tracker", "shot_id", "version", "event", "tracker", unique=True),
         Index("ix_deliveries_due", "state", "next_attempt_at"),
     )
+
+
+class Review(Base):
+    """A note on a shot's version from the review page (quickart_daemon/reviews.py), with its verdict:
+    approved | needs_work | note (a note alone: no verdict). A version's current approval is its latest
+    review with a verdict. `created_at` is the database's clock; `author` the writer as the page knows it."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)  # the version number (1 for v001)
+    state: Mapped[str] = mapped_column(String(16))  # approved | needs_work | note
+    text: Mapped[str] = mapped_column(Text)  # at most reviews.MAX_TEXT characters (checked before)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("ix_reviews_shot_version", "shot_id", "version", "id"),)

@@ -19,7 +19,8 @@ task's comments first. See docs/tracker.md.
 The event payload (`TrackerEvent`, a plain dict in the outbox, JSON):
 
     event         "published" (a version was published) | "failed" (a job failed for good; only with
-                  tracker.on_failure: true)
+                  tracker.on_failure: true) | "review" (a note on a version, with or without a verdict, from
+                  the web page; see `review` below)
     show, seq, shot   the shot's names (the studio layout's {show}/{seq}/{shot})
     frame_in, frame_out   the version's first and last frame (inclusive); 0, 0 for a failure
     fps           frames per second of the shot
@@ -30,10 +31,20 @@ The event payload (`TrackerEvent`, a plain dict in the outbox, JSON):
     contact_sheet path of the version's contact.png (absolute), or None
     movie         path of a movie of the comp when one was made, else None
     version_path  the version folder (absolute), or None
-    status        the tracker status to set ("wfa" by default; config tracker.status); None: leave it
+    status        the tracker status to set ("wfa" by default; config tracker.status); None: leave it.
+                  A review: tracker.approved_status ("done") when approved, tracker.retake_status
+                  ("retake") when it needs work, None for a note alone
     error         for "failed": the job's error sentence
     marker        a short unique text for this delivery ("quickart:DEMO/sq010/sh0010:v001:published"):
                   put it in what the tracker stores, to find an earlier delivery of the same event
+    review        "review" only: {"id", "state" (approved | needs_work | note), "text" (the note, at most
+                  4000 characters, may be empty with a verdict), "author", "at" (ISO 8601 UTC, "...Z")};
+                  frame_in, frame_out are 0 and summary, contact_sheet, movie, version_path empty, job_id
+                  and pipeline those of the job that made the version (when known); the marker is
+                  "quickart:DEMO/sq010/sh0010:v001:review<id>"
+
+A tracker that does not know an event may return DeliveryResult(False, sentence, retryable=False): the
+delivery fails for good and says why; nothing else waits on it.
 """
 
 from __future__ import annotations
@@ -69,6 +80,7 @@ class TrackerEvent(TypedDict, total=False):
     status: str | None
     error: str | None
     marker: str
+    review: dict[str, Any]
 
 
 @dataclass(frozen=True)

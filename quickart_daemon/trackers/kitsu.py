@@ -10,6 +10,10 @@ contact sheet PNG as preview, set as the shot's thumbnail. The task's comments a
 marker first, so an event delivered once is never posted twice (the process may die after Kitsu took
 it and before the outbox recorded it). A movie preview is not sent yet (see docs/tracker.md).
 
+A review of a version from the web page (event "review", reviews.py) is one comment on the same task: the
+verdict, the author and the note, with the verdict's status (`approved_status`, "done"; `retake_status`,
+"retake"); a note alone leaves the status as it is.
+
 Tested against a real Zou 1.0.97 with gazu 1.3.1 (tests/test_tracker.py).
 """
 
@@ -115,6 +119,17 @@ class KitsuTracker:
                 return DeliveryResult(True, f"already on Kitsu (comment {comment['id']})", refs=refs | {
                     "comment": comment["id"]})
         text = _comment(event, marker)
+        if event.get("event") == "review":  # a review: a comment, with the verdict's status (a note: unchanged)
+            status_name = event.get("status")
+            status = gazu.task.get_task_status_by_short_name(status_name, client=client) if status_name \
+                else task["task_status_id"]
+            if status is None:
+                raise TrackerError(f"Kitsu has no task status {status_name!r} (tracker.approved_status / "
+                                   "retake_status)", retryable=False)
+            comment = gazu.task.add_comment(task, status, text, client=client)
+            return DeliveryResult(True, f"review of v{event['version']:03d} on Kitsu"
+                                        + (f", status {status_name}" if status_name else ""),
+                                  refs=refs | {"comment": comment["id"]})
         if not published:  # a failure: a comment, the task's status unchanged
             comment = gazu.task.add_comment(task, task["task_status_id"], text, client=client)
             return DeliveryResult(True, "failure posted", refs=refs | {"comment": comment["id"]})
@@ -154,6 +169,11 @@ def _with_timeout(request, timeout: float, method, url, **kwargs):
 
 def _comment(event: TrackerEvent, marker: str) -> str:
     where = f"{event['show']}/{event['seq']}/{event['shot']}"
+    if event.get("event") == "review":
+        review = event.get("review") or {}
+        verdict = {"approved": "approved", "needs_work": "needs work"}.get(review.get("state"), "note")
+        head = f"QuickArt review of v{event['version']:03d} of {where}: {verdict}, by {review.get('author') or '?'}"
+        return "\n\n".join(filter(None, [head, review.get("text"), f"[{marker}]"]))
     if event.get("event", "published") != "published":
         head = f"QuickArt job {event.get('job_id')} of {where} failed: {event.get('error') or '?'}"
     else:

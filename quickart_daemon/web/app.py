@@ -2,7 +2,7 @@
 
 Safe by default: the server binds 127.0.0.1 unless `web.host` says otherwise and then only
 answers to loopback host names (a DNS-rebinding page cannot read it); every write (retry,
-cancel, priority, upload, clear uploads) needs `Authorization: Bearer <web.token>` (a header a cross-site
+cancel, priority, upload, clear uploads, a review of a version) needs `Authorization: Bearer <web.token>` (a header a cross-site
 form cannot send), or comes from a browser on this machine run by a trusted local user (the
 kernel names a loopback socket's owner, `peer.py`) and carries the page's own header; with
 neither the page is read-only; every path is
@@ -42,7 +42,7 @@ from starlette.templating import Jinja2Templates
 from ..config import Config
 from ..db import reads
 from ..errors import InvalidTransition, JobNotFound, QuickArtError
-from .. import rerun
+from .. import rerun, reviews
 from ..jobs import FINISHED, JobState
 from . import peer, studio
 from .feed import Feed, job_view, nodes_view
@@ -133,6 +133,17 @@ def require_writer(web: WebState, request: Request) -> None:
         raise Forbidden("write actions are off: set web.token in config.yaml to allow them, or open the page "
                         "on this machine as the user it runs as (web.trust_local_user, web.local_users)")
     raise Forbidden("write actions need the web token (Authorization: Bearer ...)")
+
+
+def writer_name(web: WebState, request: Request, given=None) -> str:
+    """Who wrote, as the page knows it (after `require_writer`): a trusted local user by their login name
+    (the kernel names them), else the token's holder by the name they give ("token" without one)."""
+    name = local_user(web, request)
+    if name is not None:
+        return name
+    if given is None or (isinstance(given, str) and not given.strip()):
+        return "token"
+    return given if isinstance(given, str) else ""  # a name that is not text is refused by reviews.check
 
 
 def writer(web: WebState, request: Request) -> dict:
@@ -255,9 +266,47 @@ def api_shot(request: Request):
 
 
 def api_version(request: Request):
-    cfg = _web(request).cfg
-    ref = studio.shot_ref(cfg, request.path_params["rel"])
-    return JSONResponse(studio.describe_version(cfg, ref, request.path_params["version"]))
+    web = _web(request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    version = request.path_params["version"]
+    data = studio.describe_version(web.cfg, ref, version)
+    with web.reader() as run:
+        found = reviews.list_reviews(run, ref.id, _version_number(version))
+    return JSONResponse(data | reviews.summary(found))
+
+
+def _version_number(version: str) -> int:
+    return int(version.lstrip("v"))
+
+
+async def version_reviews(request: Request):
+    """GET: a version's reviews (oldest first) and its current approval. POST (a write): one review,
+    JSON {state: approved | needs_work | note, text, author?} (author: a token writer's name; a trusted
+    local user is named by the system)."""
+    web = _web(request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    version = request.path_params["version"]
+    studio.version_dir(ref, version)  # 404 for a version the shot does not have
+    number = _version_number(version)
+    if request.method == "POST":
+        require_writer(web, request)
+        body = await _json_body(request, limit=reviews.MAX_TEXT * 4 + 1024)
+        author = writer_name(web, request, body.get("author"))
+        state, text, author = reviews.check(body.get("state"), body.get("text"), author)
+
+        def add():
+            jq = web.queue()
+            return reviews.add(web.cfg, jq.sessions, jq.upsert_shot(ref.id, ref.rel), ref.id, number, state, text,
+                               author)
+        review = await run_in_threadpool(add)
+        log.info("action=web_review shot=%s version=%s state=%s review=%s", ref.id, version, state, review["id"])
+        return JSONResponse(review, status_code=201)
+
+    def read():
+        with web.reader() as run:
+            return reviews.list_reviews(run, ref.id, number)
+    found = await run_in_threadpool(read)
+    return JSONResponse({"reviews": found, **reviews.summary(found)})
 
 
 def api_version_text(request: Request):
@@ -439,6 +488,7 @@ ROUTES = [
     Route("/api/jobs/{id}", api_job),
     Route("/api/jobs/{id}/log", api_job_log),
     Route("/api/jobs/{id}/{action}", job_action, methods=["POST"]),
+    Route("/api/shot/{rel:path}/versions/{version}/reviews", version_reviews, methods=["GET", "POST"]),
     Route("/api/shot/{rel:path}/versions/{version}/{what}", api_version_text),
     Route("/api/shot/{rel:path}/versions/{version}", api_version),
     Route("/api/shot/{rel:path}/upload", upload, methods=["POST"]),
@@ -538,9 +588,9 @@ def _int(text: str) -> int:
     return value
 
 
-async def _json_body(request: Request) -> dict:
+async def _json_body(request: Request, limit: int = 4096) -> dict:
     raw = await request.body()
-    if len(raw) > 4096:
+    if len(raw) > limit:
         raise TooLarge("request body too large for an action")
     try:
         data = json.loads(raw) if raw else {}

@@ -160,6 +160,40 @@ async function showVersion(version) {
   preload(view.a);
   markKeys();
   setFrame(view.frame || lo);
+  showReviews(version);
+}
+
+// reviews of the version shown: its approval badge and its notes (text only: never read as HTML)
+function approvalBadge(approval) {
+  const badge = $("approval");
+  badge.className = "approval " + (approval ? approval.state : "none");
+  badge.textContent = approval ? `${approval.label} · ${approval.author} · ${when(approval.at)}` : "not reviewed";
+}
+
+function when(at) {
+  return at ? new Date(at).toLocaleString() : "";
+}
+
+async function showReviews(version) {
+  $("review-version").textContent = version;
+  const r = await fetch(`/api/shot/${init.rel}/versions/${version}/reviews`);
+  if (!r.ok || $("version").value !== version) return;
+  const data = await r.json();
+  approvalBadge(data.approval);
+  $("notes").replaceChildren(...data.reviews.slice().reverse().map((review) => {
+    const item = document.createElement("li");
+    item.className = "note " + review.state;
+    const head = document.createElement("div");
+    head.className = "note-head";
+    const state = document.createElement("b");
+    state.textContent = review.label;
+    head.append(state, ` · ${review.author} · ${when(review.at)}`);
+    const text = document.createElement("p");
+    text.className = "note-text";
+    text.textContent = review.text;
+    item.append(head, text);
+    return item;
+  }));
 }
 
 async function setCompare(version) {
@@ -205,6 +239,28 @@ if (form) {
       toast("uploaded; the watcher takes it as a drop");
     } catch (err) {
       $("upload-result").textContent = err.message;
+      toast(err.message, true);
+    }
+  });
+}
+
+// a review of the version shown: approve, needs work, or a note alone
+const reviewForm = $("review-form");
+if (reviewForm) {
+  reviewForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const state = e.submitter ? e.submitter.dataset.review : "note";
+    const version = $("version").value;
+    const body = {state, text: $("review-text").value};
+    if ($("review-author") && $("review-author").value.trim()) body.author = $("review-author").value.trim();
+    try {
+      const review = await api("POST", `/api/shot/${init.rel}/versions/${version}/reviews`, body);
+      $("review-text").value = "";
+      $("review-result").textContent = "";
+      toast(`${version}: ${review.label}`);
+      showReviews(version);
+    } catch (err) {
+      $("review-result").textContent = err.message;
       toast(err.message, true);
     }
   });
