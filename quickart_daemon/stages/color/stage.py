@@ -10,7 +10,7 @@ import numpy as np
 
 from . import finish, trace
 from .features import Regions, describe
-from .match import TRANSPARENT, match, region_overlap
+from .match import TRANSPARENT, MatchResult, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
@@ -380,7 +380,7 @@ class DrawingState:
     # the reference being matched (`match_references` runs `REFERENCE_PASSES` for each in turn)
     rank: int = -1
     ref: RefModel | None = None
-    m: object = None                 # its match (`match.Match`)
+    m: MatchResult | None = None     # its match
     # finish
     speck: float = 0.0               # area up to which a region is a speck
     low_conf: float = 0.5            # --low-confidence
