@@ -10,7 +10,7 @@ import numpy as np
 
 from . import finish, trace
 from .features import Regions, describe
-from .match import TRANSPARENT, match, region_overlap
+from .match import TRANSPARENT, MatchResult, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
 from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
@@ -353,132 +353,321 @@ class FrameResult:
     styles: dict[str, np.ndarray]
 
 
+@dataclass
+class DrawingState:
+    """What the passes of one drawing (`PASSES`) share: the drawing's regions, each region's colour
+    and confidence as the passes decide them, and the per-pixel fill, image and confidence map that
+    the last ones build. Every pass reads and writes only the fields its docstring names."""
+    prep: Prepared
+    refs: list[RefModel]
+    hint: np.ndarray | None
+    palette: Palette
+    colours: Colours
+    params: dict
+    frame_no: int
+    role: np.ndarray                 # each region's trace role and partner (`trace.roles`, taken before
+    partner: np.ndarray              # any pass adds regions to the background)
+    # per region, index 0 the lines
+    colour: np.ndarray               # index into colours.table, or TRANSPARENT
+    conf: np.ndarray                 # confidence
+    fixed: np.ndarray                # decided by a hint: the second pass leaves it alone
+    best: np.ndarray                 # best score over the references so far (confidence - 0.03 x rank)
+    src_ref: np.ndarray              # which reference (rank) and region each region's colour came from
+    src_reg: np.ndarray
+    ref_role_same: np.ndarray        # matched to a reference region in the same trace role that the
+                                     # reference painted this very colour (then the reference, not the
+                                     # role rule, decides)
+    # the reference being matched (`match_references` runs `REFERENCE_PASSES` for each in turn)
+    rank: int = -1
+    ref: RefModel | None = None
+    m: MatchResult | None = None     # its match
+    # finish
+    speck: float = 0.0               # area up to which a region is a speck
+    low_conf: float = 0.5            # --low-confidence
+    line_colour: str = ""            # --line-color ("" keeps the ink's)
+    ink_rgb: tuple = (0, 0, 0)
+    mode: str = "keep"               # --lines
+    lut: np.ndarray | None = None    # (n+1, 4) uint8: the snapped colour of each region
+    coverage: np.ndarray | None = None   # ink coverage to draw over the fill
+    fill: np.ndarray | None = None   # per-pixel fill carrying the references' shading (None: flat)
+    carried: np.ndarray | None = None    # where the fill is known (not a guess inside its region)
+    line_rgb: np.ndarray | None = None   # the carried lines' colours
+    moved: np.ndarray | None = None  # where something moved (the lines differ nearby)
+    scenery: np.ndarray | None = None    # scenery copied from the reference at the same place
+    # outputs
+    image: np.ndarray | None = None
+    styles: dict = field(default_factory=dict)
+    conf_map: np.ndarray | None = None
+    low: list = field(default_factory=list)
+
+    @property
+    def regs(self) -> Regions:
+        return self.prep.regs
+
+    @property
+    def lab(self) -> np.ndarray:
+        return self.prep.seg.labels
+
+    @property
+    def n(self) -> int:
+        return self.prep.regs.n
+
+    @property
+    def same_size(self) -> bool:
+        """The nearest reference has the drawing's size (so its pixels at the same place count)."""
+        return bool(self.refs) and self.refs[0].image.shape[:2] == self.lab.shape
+
+
+def drawing_state(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None, palette: Palette,
+                  colours: Colours, params: dict, frame_no: int) -> DrawingState:
+    """The drawing segmented (`prepare`), every region still uncoloured (TRANSPARENT, confidence 1)."""
+    prep = prepare(img, float(params.get("gap", 0.0)))
+    n = prep.regs.n
+    role, partner = trace.roles(prep.regs)
+    h, w = prep.seg.labels.shape
+    s = DrawingState(prep, refs, hint, palette, colours, params, frame_no, role, partner,
+                     colour=np.full(n + 1, TRANSPARENT, int), conf=np.ones(n + 1), fixed=np.zeros(n + 1, bool),
+                     best=-np.ones(n + 1), src_ref=np.full(n + 1, -1), src_reg=np.zeros(n + 1, int),
+                     ref_role_same=np.zeros(n + 1, bool))
+    s.speck = max(4.0, 2e-5 * h * w)
+    s.low_conf = float(params.get("low-confidence", 0.5))
+    s.ink_rgb = prep.art.ink_rgb
+    s.line_colour = str(params.get("line-color", "") or "")
+    if s.line_colour:
+        from .palette import parse_hex
+        s.ink_rgb = parse_hex(s.line_colour, "line-color")
+    s.mode = str(params.get("lines", "keep"))
+    s.coverage = prep.art.coverage
+    s.carried = np.zeros(prep.seg.labels.shape, bool)
+    s.moved = s.scenery = np.zeros(prep.seg.labels.shape, bool)
+    return s
+
+
+# --- the passes over one reference (`match_references` runs them for each, nearest in time first) ---
+
+def match_one(s: DrawingState) -> None:
+    """The drawing's regions matched to the reference `s.ref`'s (`match_reference`: the matcher, and
+    the regions that stayed put). Reads regs (its background), ref; writes m (colour, ref_region,
+    confidence per region: the matcher's probability, at least the overlap of a region that stayed)."""
+    s.m = match_reference(s.regs, s.lab, s.ref, len(s.colours.table))
+
+
+def correct_by_outline(s: DrawingState) -> None:
+    """Lines are exact evidence of where a part was: regions whose outline lies on the reference's
+    lines at their place held still (`held_by_outline`; the matcher runs again without the pairs it
+    vetoed, and the test once more on the new match), then regions lying inside one reference region
+    take it (`inside_by_outline`). Reads prep, ref, rank, palette; writes m (colour, ref_region, and
+    the confidence: at most the outline's fit) and regs.outside: against the nearest reference,
+    without a palette, a region lying in its painted background is background (the later
+    references are matched with it so)."""
+    vetoed = held_by_outline(s.m, s.prep, s.ref)
+    if len(vetoed):  # the reference regions they left are free for the parts that moved
+        s.m = match_reference(s.regs, s.lab, s.ref, len(s.colours.table), vetoed)
+        held_by_outline(s.m, s.prep, s.ref)
+    # the nearest reference paints the background when there is no palette to keep to
+    background = inside_by_outline(s.m, s.prep, s.ref,
+                                   s.rank == 0 and s.palette.empty and paints_scenery(s.ref, s.lab.shape))
+    s.regs.outside[background] = True
+
+
+def keep_best(s: DrawingState) -> None:
+    """Per region the best reference wins: confidence - 0.03 x rank in time. Reads m, ref, rank, role;
+    writes colour, conf (the match's confidence), best, src_ref, src_reg, ref_role_same of the
+    regions it takes."""
+    m, ref = s.m, s.ref
+    score = m.confidence - 0.03 * s.rank
+    take = score > s.best
+    s.colour[take], s.conf[take], s.best[take] = m.colour[take], m.confidence[take], score[take]
+    s.src_ref[take], s.src_reg[take] = s.rank, m.ref_region[take]
+    if ref.from_lines:
+        r_role = trace.roles(ref.prep.regs)[0]
+        same = (r_role[m.ref_region] == s.role) & (ref.colour[m.ref_region] == m.colour) & (m.ref_region > 0)
+    else:
+        same = np.zeros(s.n + 1, bool)
+    s.ref_role_same[take] = same[take]
+
+
+#: what `match_references` does with each reference, in this order (the background that one finds is
+#: the background when the next is matched)
+REFERENCE_PASSES = [match_one, correct_by_outline, keep_best]
+
+
+# --- the passes over the drawing (`PASSES`) ---
+
+def match_references(s: DrawingState) -> None:
+    """Every reference, nearest in time first, through `REFERENCE_PASSES` (none without references).
+    Reads refs; writes rank, ref, m and what those passes write (colour, conf, src_ref, src_reg,
+    ref_role_same, regs.outside)."""
+    for s.rank, s.ref in enumerate(s.refs):
+        for p in REFERENCE_PASSES:
+            p(s)
+
+
+def trace_tones(s: DrawingState) -> None:
+    """With references: shadows / highlights from the trace lines, in the tones the nearest reference
+    paints next to their partner's colour (`tone_tables`), unless the reference itself decided
+    (ref_role_same) or the partner is much less sure. Reads refs, role, partner, ref_role_same,
+    colour, conf; writes colour and conf (at most the partner's) of the shadow / highlight regions."""
+    if not s.refs:
+        return
+    colour, conf = s.colour, s.conf
+    shadow_of, light_of = tone_tables(s.refs[0], s.colours)
+    for t in np.nonzero(s.role)[0]:
+        if s.ref_role_same[t]:
+            continue
+        table = shadow_of if s.role[t] == trace.SHADOW else light_of
+        b = colour[s.partner[t]]
+        want = table.get(int(b)) if b >= 0 else None
+        if want is not None and colour[t] != want and conf[s.partner[t]] >= conf[t] * 0.8:
+            colour[t] = want
+            conf[t] = min(conf[t], conf[s.partner[t]])
+
+
+def flats(s: DrawingState) -> None:
+    """Without references: flats, one distinct colour per region (confidence stays 1). Reads refs,
+    regs.outside; writes colour (and adds to colours)."""
+    if s.refs:
+        return
+    for t in range(1, s.n + 1):
+        if not s.regs.outside[t]:
+            s.colour[t] = s.colours.add(flats_colour(t))
+
+
+def clear_background(s: DrawingState) -> None:
+    """The background is transparent. Reads regs.outside; writes colour."""
+    s.colour[s.regs.outside] = TRANSPARENT
+
+
+def hints(s: DrawingState) -> None:
+    """Hints, strongest: a scribble colours every region it touches (`hint_colours`). Reads hint;
+    writes colour, conf (1) and fixed of the hinted regions."""
+    if s.hint is None:
+        return
+    hc = hint_colours(s.hint, s.lab, s.n, s.colours)
+    hinted = hc >= -1
+    hinted[0] = False
+    s.colour[hinted] = hc[hinted]
+    s.conf[hinted] = 1.0
+    s.fixed |= hinted
+
+
+def flat_tones(s: DrawingState) -> None:
+    """Without references: shadow / highlight regions take their partner's (hinted or flat) colour's
+    tone from the palette (`Palette.tone`). Reads refs, role, partner, fixed, regs.outside, colour;
+    writes colour (confidence unchanged)."""
+    if s.refs:
+        return
+    for t in np.nonzero(s.role)[0]:
+        if s.fixed[t] or s.regs.outside[t]:
+            continue
+        b = s.colour[s.partner[t]]
+        if b >= 0:
+            tone = "shadow" if s.role[t] == trace.SHADOW else "highlight"
+            s.colour[t] = s.colours.add(s.palette.tone(s.colours.table[b], tone))
+
+
+def specks(s: DrawingState) -> None:
+    """Second pass: specks and unsure scraps take their main neighbour's colour
+    (`finish.absorb_specks`). Reads regs, fixed, speck, low_conf; writes colour and conf (at most the
+    neighbour's; 0.5 for a speck)."""
+    finish.absorb_specks(s.regs, s.colour, s.conf, s.fixed, s.speck, s.low_conf)
+
+
+def snap(s: DrawingState) -> None:
+    """Every region's colour snapped to the palette. Reads colour, palette; writes lut."""
+    lut = np.zeros((s.n + 1, 4), np.uint8)
+    for t in range(1, s.n + 1):
+        if s.colour[t] >= 0:
+            rgb, _ = s.palette.snap(s.colours.table[s.colour[t]])
+            lut[t, :3], lut[t, 3] = rgb, 255
+    s.lut = lut
+
+
+def carry(s: DrawingState) -> None:
+    """With references and no palette to keep to, the references' shading comes along
+    (`shading.carry_shading`). Reads lut, colour, src_ref, src_reg, refs, line_colour; writes fill,
+    carried, line_rgb and conf (at most how well the shading could be carried)."""
+    if not (s.refs and s.palette.empty):
+        return
+    art = s.prep.art
+    s.fill, s.carried, fit, s.line_rgb = carry_shading(s.lab, s.regs, s.lut, s.colour, s.src_ref, s.src_reg, s.refs,
+                                                       None if s.line_colour else art.coverage > finish.INK_VISIBLE,
+                                                       art.line_width, s.prep.seg.free)
+    s.conf = np.minimum(s.conf, fit)
+
+
+def scenery(s: DrawingState) -> None:
+    """The nearest reference's painted background at the same place (`paint_scenery`), where the
+    lines held still (`lines_moved`). Only over a carried fill, from a reference of the drawing's
+    size. Reads fill, refs; writes fill, moved and scenery (the confidence map's scenery)."""
+    if s.fill is None or not s.same_size:
+        return
+    moved = lines_moved(~s.prep.seg.free, s.refs[0])
+    s.scenery, shifted = paint_scenery(s.fill, s.prep, moved, s.refs[0])
+    moved |= shifted & s.scenery  # the scenery there moved: not the reference at the same place
+    s.moved = moved
+
+
+def hold(s: DrawingState) -> None:
+    """Where the drawing held still, the reference's pixels, its lines as it draws them
+    (`hold_still`; with the lines kept in their own colour). Reads fill, moved, regs.outside, refs,
+    line_colour, mode; writes fill, coverage (none where held) and carried."""
+    if s.fill is None or not s.same_size or s.line_colour or s.mode != "keep":
+        return
+    still = hold_still(s.fill, s.lab, ~s.prep.seg.free, s.moved, s.regs.outside, s.refs[0])
+    s.coverage = np.where(still, 0.0, s.coverage).astype(np.float32)
+    s.carried |= still
+
+
+def paint(s: DrawingState) -> None:
+    """The frame: the fill (or the lut's flat colours) with the lines over it (`finish.paint`). Reads
+    lut, coverage, fill, line_rgb, ink_rgb, mode; writes image."""
+    art = s.prep.art
+    s.image = finish.paint(s.lab, s.lut, s.coverage, art.ink, art.red | art.blue, s.ink_rgb, s.mode, s.fill,
+                           s.line_rgb)
+
+
+def paint_styles(s: DrawingState) -> None:
+    """One flat frame per palette style. Reads lut, palette, ink_rgb, mode; writes styles."""
+    art = s.prep.art
+    for style in s.palette.styles:
+        slut = s.lut.copy()
+        for t in range(1, s.n + 1):
+            if slut[t, 3]:
+                slut[t, :3] = s.palette.apply_style(style, tuple(int(c) for c in s.lut[t, :3]))
+        s.styles[style] = finish.paint(s.lab, slut, art.coverage, art.ink, art.red | art.blue,
+                                       s.palette.apply_style(style, s.ink_rgb), s.mode)
+
+
+def confidence(s: DrawingState) -> None:
+    """The confidence map: each region's confidence, over a carried fill lowered to UNSURE_CONFIDENCE
+    where the fill is a guess inside its region (not carried), and on scenery SCENERY_CONFIDENCE
+    (UNSURE_CONFIDENCE where it moved); and the low-confidence regions. Reads conf, lut, fill,
+    carried, scenery, moved, low_conf, speck; writes conf_map and low."""
+    regs = s.regs
+    conf_map = s.conf.astype(np.float32)[s.lab]
+    if s.fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
+        conf_map = np.where(s.carried | (s.lut[:, 3] == 0)[s.lab], conf_map,
+                            np.minimum(conf_map, UNSURE_CONFIDENCE))
+        conf_map = np.where(s.scenery, np.where(s.moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
+    s.conf_map = conf_map
+    for t in range(1, s.n + 1):
+        if s.conf[t] < s.low_conf and not regs.outside[t] and regs.full_area[t] > s.speck:
+            x0, y0, x1, y1 = (int(v) for v in regs.bbox[t])
+            s.low.append({"frame": s.frame_no, "bbox": [x0, y0, x1, y1],
+                          "centroid": [round(float(regs.centroid[t, 0]), 1), round(float(regs.centroid[t, 1]), 1)],
+                          "area": int(regs.full_area[t]), "confidence": round(float(s.conf[t]), 3)})
+
+
+#: the passes over one drawing, in this order (the order matters: each reads what the earlier ones
+#: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes
+PASSES = [match_references, trace_tones, flats, clear_background, hints, flat_tones, specks, snap, carry,
+          scenery, hold, paint, paint_styles, confidence]
+
+
 def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None, palette: Palette,
                    colours: Colours, params: dict, frame_no: int) -> FrameResult:
-    gap = float(params.get("gap", 0.0))
-    prep = prepare(img, gap)
-    regs, lab = prep.regs, prep.seg.labels
-    n = regs.n
-    colour = np.full(n + 1, TRANSPARENT, int)
-    conf = np.ones(n + 1)
-    fixed = np.zeros(n + 1, bool)
-    # (2) references: nearest in time first; per region the best match wins
-    if refs:
-        best = -np.ones(n + 1)
-        src_ref = np.full(n + 1, -1)     # which reference (rank) and region each region's colour came from
-        src_reg = np.zeros(n + 1, int)
-        # per region: was it matched to a reference region in the same trace role that the
-        # reference painted this very colour (then the reference, not the role rule, decides)
-        ref_role_same = np.zeros(n + 1, bool)
-        role, partner = trace.roles(regs)
-        for rank, ref in enumerate(refs):
-            m = match_reference(regs, lab, ref, len(colours.table))
-            vetoed = held_by_outline(m, prep, ref)
-            if len(vetoed):  # the reference regions they left are free for the parts that moved
-                m = match_reference(regs, lab, ref, len(colours.table), vetoed)
-                held_by_outline(m, prep, ref)
-            # the nearest reference paints the background when there is no palette to keep to
-            background = inside_by_outline(m, prep, ref, rank == 0 and palette.empty and paints_scenery(ref, lab.shape))
-            regs.outside[background] = True
-            score = m.confidence - 0.03 * rank
-            take = score > best
-            colour[take], conf[take], best[take] = m.colour[take], m.confidence[take], score[take]
-            src_ref[take], src_reg[take] = rank, m.ref_region[take]
-            if ref.from_lines:
-                r_role = trace.roles(ref.prep.regs)[0]
-                same = (r_role[m.ref_region] == role) & (ref.colour[m.ref_region] == m.colour) & (m.ref_region > 0)
-            else:
-                same = np.zeros(n + 1, bool)
-            ref_role_same[take] = same[take]
-        # shadows / highlights from the trace lines, in the tones the nearest reference uses
-        shadow_of, light_of = tone_tables(refs[0], colours)
-        for t in np.nonzero(role)[0]:
-            if ref_role_same[t]:
-                continue
-            table = shadow_of if role[t] == trace.SHADOW else light_of
-            b = colour[partner[t]]
-            want = table.get(int(b)) if b >= 0 else None
-            if want is not None and colour[t] != want and conf[partner[t]] >= conf[t] * 0.8:
-                colour[t] = want
-                conf[t] = min(conf[t], conf[partner[t]])
-    else:
-        # (3) nothing: flats, one distinct colour per region
-        role, partner = trace.roles(regs)
-        for t in range(1, n + 1):
-            if not regs.outside[t]:
-                colour[t] = colours.add(flats_colour(t))
-    colour[regs.outside] = TRANSPARENT
-    # (1) hints, strongest
-    hinted = np.zeros(n + 1, bool)
-    if hint is not None:
-        hc = hint_colours(hint, lab, n, colours)
-        hinted = hc >= -1
-        hinted[0] = False
-        colour[hinted] = hc[hinted]
-        conf[hinted] = 1.0
-        fixed |= hinted
-    if not refs:
-        # shadow / highlight tones follow their partner's (hinted or flat) colour
-        for t in np.nonzero(role)[0]:
-            if fixed[t] or regs.outside[t]:
-                continue
-            b = colour[partner[t]]
-            if b >= 0:
-                tone = "shadow" if role[t] == trace.SHADOW else "highlight"
-                colour[t] = colours.add(palette.tone(colours.table[b], tone))
-    # second pass: specks and unsure scraps
-    h, w = lab.shape
-    speck = max(4.0, 2e-5 * h * w)
-    finish.absorb_specks(regs, colour, conf, fixed, speck, float(params.get("low-confidence", 0.5)))
-    # snap to the palette
-    lut = np.zeros((n + 1, 4), np.uint8)
-    for t in range(1, n + 1):
-        if colour[t] >= 0:
-            rgb, _ = palette.snap(colours.table[colour[t]])
-            lut[t, :3], lut[t, 3] = rgb, 255
-    ink_rgb = prep.art.ink_rgb
-    lc = str(params.get("line-color", "") or "")
-    if lc:
-        from .palette import parse_hex
-        ink_rgb = parse_hex(lc, "line-color")
-    mode = str(params.get("lines", "keep"))
-    trace_px = prep.art.red | prep.art.blue
-    fill, carried, line_rgb = None, np.zeros(lab.shape, bool), None
-    coverage = prep.art.coverage
-    if refs and palette.empty:  # no palette to keep to: the reference's shading comes along
-        fill, carried, fit, line_rgb = carry_shading(lab, regs, lut, colour, src_ref, src_reg, refs,
-                                                     None if lc else prep.art.coverage > finish.INK_VISIBLE,
-                                                     prep.art.line_width, prep.seg.free)
-        conf = np.minimum(conf, fit)
-        if refs[0].image.shape[:2] == lab.shape:
-            moved = lines_moved(~prep.seg.free, refs[0])
-            scenery, shifted = paint_scenery(fill, prep, moved, refs[0])
-            moved |= shifted & scenery  # the scenery there moved: not the reference at the same place
-            if not lc and mode == "keep":  # the reference's pixels, its lines as it draws them
-                still = hold_still(fill, lab, ~prep.seg.free, moved, regs.outside, refs[0])
-                coverage = np.where(still, 0.0, coverage).astype(np.float32)
-                carried |= still
-        else:
-            moved = scenery = np.zeros(lab.shape, bool)
-    image = finish.paint(lab, lut, coverage, prep.art.ink, trace_px, ink_rgb, mode, fill, line_rgb)
-    styles = {}
-    for style in palette.styles:
-        slut = lut.copy()
-        for t in range(1, n + 1):
-            if slut[t, 3]:
-                slut[t, :3] = palette.apply_style(style, tuple(int(c) for c in lut[t, :3]))
-        styles[style] = finish.paint(lab, slut, prep.art.coverage, prep.art.ink, trace_px,
-                                     palette.apply_style(style, ink_rgb), mode)
-    conf_map = conf.astype(np.float32)[lab]
-    if fill is not None:  # a pixel whose region's shading could not be carried is a guess inside it
-        conf_map = np.where(carried | (lut[:, 3] == 0)[lab], conf_map, np.minimum(conf_map, UNSURE_CONFIDENCE))
-        conf_map = np.where(scenery, np.where(moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
-    thr = float(params.get("low-confidence", 0.5))
-    low = []
-    for t in range(1, n + 1):
-        if conf[t] < thr and not regs.outside[t] and regs.full_area[t] > speck:
-            x0, y0, x1, y1 = (int(v) for v in regs.bbox[t])
-            low.append({"frame": frame_no, "bbox": [x0, y0, x1, y1],
-                        "centroid": [round(float(regs.centroid[t, 0]), 1), round(float(regs.centroid[t, 1]), 1)],
-                        "area": int(regs.full_area[t]), "confidence": round(float(conf[t]), 3)})
-    return FrameResult(image, conf_map, low, colour, lab, styles)
+    s = drawing_state(img, refs, hint, palette, colours, params, frame_no)
+    for p in PASSES:
+        p(s)
+    return FrameResult(s.image, s.conf_map, s.low, s.colour, s.lab, s.styles)
