@@ -1084,3 +1084,16 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
     exact = (out[..., :3] == flat[..., :3]).all(2) & (out[..., 3] == 255)
     assert paint.sum() > 5000
     assert exact[paint].all(), f"{int((paint & ~exact).sum())} of {int(paint.sum())} painted pixels off their flat colour"
+
+
+def test_two_references_without_a_palette_colour_the_drawing():
+    """Regions matched to the second reference were looked up in the first one's region table:
+    an IndexError whenever the second reference had more regions (5 of 11 generator seeds)."""
+    for seed in (2, 7):
+        seq = synth.sequence(seed, [1001, 1004, 1009], size=(320, 180), rough=False)
+        refs = {("char", 1001): seq[1001].color, ("char", 1009): seq[1009].color}
+        res = stages.get("color").run({("char", 1004): seq[1004].clean}, _ctx(refs, keys={"char": [1004]}))
+        out, truth = res.frames[("char", 1004)], seq[1004]
+        fills = (truth.labels > 0) & (truth.ink_alpha == 0)
+        right = (np.abs(out[..., :3].astype(int) - truth.color[..., :3].astype(int)).max(axis=2) <= 12)[fills]
+        assert right.mean() > 0.8, (seed, right.mean())

@@ -500,7 +500,8 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         for t in np.nonzero(sel_reg)[0]:
             base[src_reg[t]] = lut[t, :3]
         shaded_r = shaded_regions(rlab, away, ref.image, base)
-        shaded = sel_reg & shaded_r[src_reg]
+        # src_reg names regions of each region's own reference: only this reference's index shaded_r
+        shaded = sel_reg & shaded_r[np.where(sel_reg, src_reg, 0)]
         r_line = ref.outline
         off = np.zeros((n1, 2))
         turned = {}
