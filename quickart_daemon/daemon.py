@@ -120,7 +120,8 @@ class Daemon:
             from .web.server import WebThread  # loaded only when asked for
             self.web = WebThread(self.cfg).start()
         if self.tracker is not None:
-            from .outbox import start_delivery_thread
+            from .outbox import put_missing, start_delivery_thread
+            put_missing(self.cfg, self.jq)  # versions a killed worker published but never put in the outbox
             self.outbox = start_delivery_thread(self.cfg, self.jq.sessions, self.tracker)
         log.info("action=ready node=%s root=%s watch=%s slots=%s", self.node, self.cfg.root, self.watch_mode,
                  ",".join(s.name for s in self.slots))

@@ -36,6 +36,10 @@ log = logging.getLogger("quickart.outbox")
 
 #: how long a claimed delivery is held before another delivery loop may take it (a loop that died)
 CLAIM_SECONDS = 300.0
+#: how far back a starting daemon looks for published versions with no delivery (a worker killed
+#: between recording its job done and putting the event): a farm restarts its daemons within a day,
+#: and a tracker configured today must not receive every version of the studio's past
+CATCH_UP = timedelta(hours=24)
 
 
 def _now(s: Session) -> datetime:
@@ -81,6 +85,24 @@ def put_for_job(cfg, jq, job) -> bool:
     except Exception as exc:  # noqa: BLE001 (a broken outbox is logged, never the job's failure)
         log.warning("action=tracker_queue_failed job=%s error=%s: %s", job.id, type(exc).__name__, exc)
         return False
+
+
+def put_missing(cfg, jq) -> int:
+    """Put the versions published in the last CATCH_UP that have no delivery yet (a worker killed
+    between recording its job done and `put_for_job`); the unique key keeps this idempotent.
+    Returns how many were put. Run by a starting daemon."""
+    if cfg.tracker is None:
+        return 0
+    with jq.sessions() as s:
+        since = _now(s) - CATCH_UP
+        delivered = select(Delivery.id).where(Delivery.shot_id == JobRow.shot_id, Delivery.version == JobRow.version,
+                                               Delivery.event == "published", Delivery.tracker == cfg.tracker.kind)
+        ids = list(s.scalars(select(JobRow.id).where(JobRow.state == "done", JobRow.version.is_not(None),
+                                                      JobRow.finished_at >= since, ~delivered.exists())))
+    put_now = sum(put_for_job(cfg, jq, jq.get(job_id)) for job_id in ids)
+    if put_now:
+        log.info("action=tracker_caught_up versions=%d", put_now)
+    return put_now
 
 
 def _published(cfg, jq, job) -> dict:

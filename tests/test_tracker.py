@@ -26,7 +26,7 @@ from quickart_daemon.config import load_config
 from quickart_daemon.db.models import Delivery
 from quickart_daemon.errors import ConfigError
 from quickart_daemon.naming import ShotId
-from quickart_daemon.outbox import Outbox, put, put_for_job, status
+from quickart_daemon.outbox import Outbox, put, put_for_job, put_missing, status
 from quickart_daemon.queue import JobState, open_queue
 from quickart_daemon.trackers import DeliveryResult, load_tracker
 from quickart_daemon.tools.synth import write_demo_studio
@@ -90,6 +90,26 @@ def test_an_event_is_put_once_and_delivered_once(make_config, tmp_path, db_url):
     assert _status(jq) | {"last_error": None} == {"pending": 0, "retrying": 0, "failed": 0, "done": 1,
                                                   "last_error": None, "tracker": None}
     assert jq.get(job.id).warnings == ()
+
+
+def test_a_version_published_by_a_killed_worker_is_put_when_a_daemon_starts(make_config, tmp_path, db_url):
+    """A worker killed between recording its job done and putting the event left a version no tracker
+    would ever see: a starting daemon puts what the last day published without a delivery, once, and
+    not the older past (a tracker configured today does not receive the studio's history)."""
+    from datetime import timedelta
+
+    from quickart_daemon.db.models import JobRow
+    cfg = _config(make_config, tmp_path, database={"url": db_url})
+    jq = open_queue(cfg)
+    killed, old, delivered = (_published_job(cfg, jq, version=v) for v in (1, 2, 3))
+    put_for_job(cfg, jq, delivered)
+    with jq.sessions.begin() as s:
+        row = s.get(JobRow, old.id)
+        row.finished_at = row.finished_at - timedelta(days=3)
+    assert put_missing(cfg, jq) == 1
+    assert put_missing(cfg, jq) == 0
+    with jq.sessions() as s:
+        assert sorted(s.scalars(select(Delivery.version))) == [1, 3]
 
 
 def test_a_tracker_that_is_down_is_retried_with_backoff_and_warns_the_job_once(make_config, tmp_path):
