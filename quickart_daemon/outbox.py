@@ -23,13 +23,13 @@ import json
 import logging
 import os
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
+from .db.connector import clock
 from .db.models import Delivery, JobRow
 
 log = logging.getLogger("quickart.outbox")
@@ -42,13 +42,6 @@ CLAIM_SECONDS = 300.0
 CATCH_UP = timedelta(hours=24)
 
 
-def _now(s: Session) -> datetime:
-    """The database's clock (as the queue's leases): PostgreSQL's server time, SQLite's own."""
-    if s.get_bind().dialect.name == "postgresql":
-        return s.scalar(text("SELECT timezone('UTC', now())"))
-    return datetime.fromisoformat(s.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
-
-
 # -- putting events ------------------------------------------------------------------------------
 
 def put(sessions, shot_id: int, version: int, event: str, tracker: str, payload: dict,
@@ -56,7 +49,7 @@ def put(sessions, shot_id: int, version: int, event: str, tracker: str, payload:
     """Put one event in the outbox; False when that (shot, version, event, tracker) is already there."""
     try:
         with sessions.begin() as s:
-            now = _now(s)
+            now = clock(s)
             s.add(Delivery(shot_id=shot_id, version=version, event=event, tracker=tracker, job_id=job_id,
                            state="pending", payload=payload, attempts=0, next_attempt_at=now, created_at=now))
         return True
@@ -94,7 +87,7 @@ def put_missing(cfg, jq) -> int:
     if cfg.tracker is None:
         return 0
     with jq.sessions() as s:
-        since = _now(s) - CATCH_UP
+        since = clock(s) - CATCH_UP
         delivered = select(Delivery.id).where(Delivery.shot_id == JobRow.shot_id, Delivery.version == JobRow.version,
                                                Delivery.event == "published", Delivery.tracker == cfg.tracker.kind)
         ids = list(s.scalars(select(JobRow.id).where(JobRow.state == "done", JobRow.version.is_not(None),
@@ -175,7 +168,7 @@ class Outbox:
         """(id, payload, attempts so far) of up to `limit` due deliveries, each leased to this loop."""
         claimed = []
         with self.sessions.begin() as s:
-            now = _now(s)
+            now = clock(s)
             free = or_(Delivery.claimed_by.is_(None), Delivery.claim_expires_at < now)
             due = s.execute(select(Delivery.id).where(
                 Delivery.state == "pending", Delivery.tracker == self.tracker.name, Delivery.next_attempt_at <= now,
@@ -207,7 +200,7 @@ class Outbox:
         name = self.tracker.name
         with self.sessions.begin() as s:
             row = s.get(Delivery, delivery_id)
-            now = _now(s)
+            now = clock(s)
             row.attempts = attempts + 1
             row.claimed_by = row.claim_expires_at = None
             job = s.get(JobRow, row.job_id) if row.job_id is not None else None

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from .db.connector import clock
 from .db.models import Delivery, JobRow, Review, VersionRow
 from .errors import QuickArtError
 from .jobs import parse_when
@@ -61,10 +62,10 @@ def check(state, text, author) -> tuple[str, str, str]:
 def add(cfg, sessions, shot_id: int, shot: ShotId, version: int, state: str, text: str, author: str) -> dict:
     """Store one review of `shot`'s `version` (and, with a tracker, put it in the outbox); the review as
     `list_reviews` gives it."""
-    from .outbox import _now, review_payload
+    from .outbox import review_payload
     state, text, author = check(state, text, author)
     with sessions.begin() as s:
-        now = _now(s)
+        now = clock(s)
         row = Review(shot_id=shot_id, version=version, state=state, text=text, author=author, created_at=now)
         s.add(row)
         s.flush()
