@@ -213,29 +213,20 @@ def _layer_method(method: str, frames: Frames, layer: str) -> str:
     return method
 
 
-def _anime_model() -> str:
-    from .gmfss.model import MODEL
-    return MODEL
-
-
-def _anime_digest(ctx: StageContext) -> str:
-    """The sha256 of the anime network's first file (all its files are verified on load)."""
-    from ...weights import load_manifest
-    return load_manifest()[_anime_model()].sha256
-
-
 def _anime_engine(ctx: StageContext, precision: str):
-    """The anime network's engine, or ModelLoadError (weights missing or altered: RIFE then)."""
+    """(the anime network's engine, {model: sha256 of its first file}), or ModelLoadError (weights
+    missing or altered: RIFE then). Checked here, where the fallback is decided; the engine loads the
+    network at its first pair, when the frame size has chosen the flow scale."""
     import torch
 
-    from ...weights import verified_files
-    verified_files(_anime_model(), ctx.models_dir)  # refuse missing or altered weights before any import of torch work
+    from ...weights import load_manifest, verified_files
+    from .anime import MODEL, AnimeEngine
+    verified_files(MODEL, ctx.models_dir)
     device = ctx.device or "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise StageFailed(f"inbetween: device {device} asked for but CUDA is not available on this node")
-    from .anime import AnimeEngine
     dtype = torch.float16 if (precision == "fp16" and device.startswith("cuda")) else torch.float32
-    return AnimeEngine(ctx.models_dir, device, dtype)
+    return AnimeEngine(ctx.models_dir, device, dtype), {MODEL: load_manifest()[MODEL].sha256}
 
 
 def _global_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -299,8 +290,8 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
     report["models"] = {}
     if "anime" in per_layer.values():
         try:
-            anime = _anime_engine(ctx, str(params["precision"]))
-            report["models"][_anime_model()] = _anime_digest(ctx)
+            anime, digests = _anime_engine(ctx, str(params["precision"]))
+            report["models"].update(digests)
             report["backend"] = "torch"
         except ModelLoadError as exc:
             warnings.append(f"in-betweens made with RIFE, not the anime network: {exc}")
@@ -349,7 +340,7 @@ def inbetween(frames: Frames, ctx: StageContext) -> StageResult:
             made, pair_confidence = anime.pair(a, b, times)
         elif method == "rife":  # the network on the keys, with where its two warped keys disagree
             result = engine.pair(a, b, times, choose_scale(params["scale"], *a.shape[:2]), disagreement=True)
-            made, pair_confidence = result.frames, [np.exp(-(m / guard.CONFIDENCE_SCALE) ** 2) for m in result.maps]
+            made, pair_confidence = result.frames, [guard.sureness(m) for m in result.maps]
             report["candidates"]["direct"] = report["candidates"].get("direct", 0) + len(times)
         else:
             scale = choose_scale(params["scale"], *a.shape[:2])

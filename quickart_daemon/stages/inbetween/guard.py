@@ -75,6 +75,12 @@ THUMB_SIDE = 256
 CONFIDENCE_SCALE = 0.2
 
 
+def sureness(difference):
+    """Confidence 0..1 of a disagreement (0..1 intensity, a number or an array): 1 where none,
+    1/e at CONFIDENCE_SCALE. Every method's confidence map reads on this one scale."""
+    return np.exp(-(np.asarray(difference) / CONFIDENCE_SCALE) ** 2)
+
+
 def ease(t: float) -> float:
     """Slow in and slow out: the spacing of a move eased at both keys."""
     return 3.0 * t * t - 2.0 * t ** 3
@@ -262,7 +268,7 @@ def reliability(ev: Evidence, t: float, weights: dict[str, float] | None) -> flo
     if weights is None:
         return 1.0
     rmse = 10 ** (-self_check_psnr(ev, t, weights) / 20)
-    return float(np.exp(-(rmse / CONFIDENCE_SCALE) ** 2))
+    return float(sureness(rmse))
 
 
 def confidence_map(a: np.ndarray, b: np.ndarray, t: float, motion: np.ndarray | None,
@@ -272,7 +278,7 @@ def confidence_map(a: np.ndarray, b: np.ndarray, t: float, motion: np.ndarray | 
     plausible in-between gives it and the shot's own keys were predicted well."""
     cands = [hold(a, b, t), eased_blend(a, b, t)] + ([snap(a, b, motion), motion] if motion is not None else [])
     d = np.max([np.abs(c - out).max(axis=2) for c in cands], axis=0)
-    conf = np.exp(-(d / CONFIDENCE_SCALE) ** 2)
+    conf = sureness(d)
     return np.where(changing(a, b), conf * trust, 1.0).astype(np.float32)
 
 
