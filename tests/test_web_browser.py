@@ -128,7 +128,7 @@ def test_the_job_log_is_followed_by_whole_lines_from_an_offset(make_config):
 # -- the browser page ------------------------------------------------------------------------------------------
 
 def visible_shots(page) -> list[str]:
-    return page.eval_on_selector_all("#shots tr.shot-row:not([hidden]) td.name a", "(links) => links.map((a) => a.textContent)")
+    return page.eval_on_selector_all("#shots .shot-row:not([hidden]) .name a", "(links) => links.map((a) => a.textContent)")
 
 
 def test_the_shot_browser_in_a_real_browser(tmp_path):
@@ -151,25 +151,29 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{base}/")
             page.click("header nav a[href='/shots']")  # linked from the farm page's header
-            expect(page.locator("#shots tr.shot-row")).to_have_count(N_SHOTS)
+            expect(page.locator("#shots .shot-row")).to_have_count(N_SHOTS)
             assert visible_shots(page) == sorted(names)  # by show, sequence and name
-            expect(page.locator("#shots tr.group.show")).to_have_count(3)
+            expect(page.locator("#shots .group.show")).to_have_count(3)
             sequences = {(p.shot.show, p.shot.seq) for p in plans}
-            expect(page.locator("#shots tr.group.seq")).to_have_count(len(sequences))
-            expect(page.locator("#shots tr.group.show").first).to_contain_text("ARROW 15")
+            expect(page.locator("#shots .group.seq")).to_have_count(len(sequences))
+            expect(page.locator("#shots .group.show").first).to_contain_text("ARROW 15")
 
             # each row: thumbnail of the newest version, its number, job state, approval, tracker delivery
             for shot, cells in (("ARROW/sq010/sh0010", ["v002", "done", "approved", "kitsu: delivered"]),
                                 ("ARROW/sq010/sh0040", ["v001", "failed", "approved", "kitsu: delivered"]),
                                 ("ARROW/sq010/sh0030", ["v001", "done", "not reviewed", "kitsu: failed"]),
                                 ("ARROW/sq010/sh0100", ["", "queued", "", ""])):
-                row = page.locator("#shots tr.shot-row", has=page.locator(f"td.name a:text-is('{shot}')"))
-                assert [row.locator(f"td.{c}").inner_text().strip() for c in ("version", "job", "review", "tracker")] \
+                row = page.locator("#shots .shot-row", has=page.locator(f".name a:text-is('{shot}')"))
+                assert [row.locator(f".{c}").inner_text().strip() for c in ("version", "job", "review", "tracker")] \
                     == cells, shot
-            first = page.locator("#shots tr.shot-row td.thumb img").first
+            first = page.locator("#shots .shot-row .thumb img").first
             expect(first).to_have_attribute("loading", "lazy")
-            page.wait_for_function("() => { const i = document.querySelector('#shots td.thumb img');"
-                                   " return i.complete && i.naturalWidth > 0; }")
+            page.wait_for_function("""() => { for (const i of document.querySelectorAll('#shots .thumb img')) {
+                if (i.getBoundingClientRect().top >= innerHeight) return true;
+                if (!i.hidden && !(i.complete && i.naturalWidth > 0)) return false; } return true; }""")
+            picture = tmp_path / "shots-view.png"  # docs/web-shots.png is this picture
+            page.screenshot(path=str(picture))
+            print(f"screenshot of the shot browser: {picture}")
 
             # a text search, instantly, in the URL
             page.fill("#f-text", "sh0020")
@@ -178,7 +182,7 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
             expect(page.locator("#shown-count")).to_have_text("3")
             page.select_option("#f-show", "BRAMBLE")
             assert visible_shots(page) == ["BRAMBLE/sq010/sh0020"]
-            expect(page.locator("#shots tr.group:not([hidden])")).to_have_count(2)  # its show and sequence
+            expect(page.locator("#shots .group:not([hidden])")).to_have_count(2)  # its show and sequence
             page.fill("#f-text", "")
             seqs = page.eval_on_selector_all("#f-seq option", "(o) => o.map((x) => x.value)")
             assert seqs == [""] + sorted({p.shot.seq for p in plans if p.shot.show == "BRAMBLE"})
@@ -210,7 +214,7 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
             expect(linked.locator("#live")).to_have_class("live on")
             before = visible_shots(linked)
             jq.enqueue(plans[1].shot, "ARROW/sq010/sh0020", "default", source="submit")
-            expect(linked.locator("#shots tr.shot-row:not([hidden])")).to_have_count(len(before) + 1)
+            expect(linked.locator("#shots .shot-row:not([hidden])")).to_have_count(len(before) + 1)
             assert "ARROW/sq010/sh0020" in visible_shots(linked)
 
             # the tracker's own status, once read back, replaces the outbox's state (colour and link checked)
@@ -223,21 +227,21 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
                 f.shot.tracker = {status: 'retake', name: 'Retake', color: 'red;background:url(x)', url: 'javascript:alert(1)'};
                 fill(f);
             }""")
-            status = linked.locator("tr[data-rel='ARROW/sq010/sh0020'] td.tracker a .tracker-status")
+            status = linked.locator("[data-rel='ARROW/sq010/sh0020'] .tracker a .tracker-status")
             expect(status).to_have_text("Waiting For Approval")
             assert status.evaluate("(s) => [s.style.backgroundColor, s.parentElement.href]") == \
                 ["rgb(170, 187, 119)", "https://kitsu.example/shots/1"]
-            retake = linked.locator("tr[data-rel='ARROW/sq010/sh0030'] td.tracker")
+            retake = linked.locator("[data-rel='ARROW/sq010/sh0030'] .tracker")
             assert retake.evaluate("(td) => [td.textContent, td.querySelector('a'), td.firstElementChild.style.background]") \
                 == ["Retake", None, ""]
 
             # a shot opens its shot page; its job badge opens the job's panel on the farm page
             page.click("#f-clear")
-            page.click("#shots td.name a:text-is('BRAMBLE/sq020/sh0130')")
+            page.click("#shots .name a:text-is('BRAMBLE/sq020/sh0130')")
             expect(page).to_have_url(f"{base}/shots/BRAMBLE/sq020/sh0130")
             expect(page.locator("h1")).to_have_text("BRAMBLE/sq020/sh0130")
             page.go_back()
-            page.locator("tr[data-rel='ARROW/sq010/sh0040'] td.job .badge").click()
+            page.locator("[data-rel='ARROW/sq010/sh0040'] .job .badge").click()
             expect(page.locator("#job-panel")).to_be_visible()
             expect(page.locator("#job-panel .jp-error")).to_have_text("stage color crashed: RuntimeError: synthetic failure")
             assert errors == [], errors

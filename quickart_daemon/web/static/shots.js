@@ -3,7 +3,7 @@
 "use strict";
 
 const data = JSON.parse(document.getElementById("initial").textContent);
-const tbody = document.querySelector("#shots tbody");
+const list = document.getElementById("shot-rows");
 const rowTemplate = document.getElementById("shot-row").content.firstElementChild;
 const controls = {show: document.getElementById("f-show"), seq: document.getElementById("f-seq"),
                   state: document.getElementById("f-state"), review: document.getElementById("f-review"),
@@ -17,7 +17,7 @@ function pad(version) { return "v" + String(version).padStart(3, "0"); }
 
 function fill(entry) {
   const {shot, row} = entry;
-  const [thumbCell, nameCell, versionCell, jobCell, reviewCell, trackerCell] = row.cells;
+  const [thumbCell, nameCell, versionCell, jobCell, reviewCell, trackerCell] = row.children;
   const href = "/shots/" + encodeURI(shot.rel);
   thumbCell.firstElementChild.href = href;
   const img = thumbCell.querySelector("img");
@@ -69,10 +69,11 @@ function trackerState(shot) {
 }
 
 function headingRow(kind, label) {
-  const row = document.createElement("tr");
+  const row = document.createElement("div");
   row.className = "group " + kind;
-  const cell = document.createElement("td");
-  cell.colSpan = 6;
+  row.setAttribute("role", "row");
+  const cell = document.createElement("div");
+  cell.setAttribute("role", "cell");
   const count = document.createElement("span");
   count.className = "count";
   cell.append(label, " ", count);
@@ -105,7 +106,7 @@ function render() {
     seqGroup.members.push(entry);
     rows.append(entry.row);
   }
-  tbody.append(rows);
+  list.append(rows);
 }
 
 function options(select, values) {
@@ -212,16 +213,16 @@ document.getElementById("f-clear").addEventListener("click", () => {
   apply();
   controls.q.focus();
 });
-tbody.addEventListener("click", (event) => {
+list.addEventListener("click", (event) => {
   const badge = event.target.closest(".job .badge");
-  const entry = badge && byRel.get(badge.closest("tr").dataset.rel);
+  const entry = badge && byRel.get(badge.closest(".shot-row").dataset.rel);
   if (entry && entry.shot.job) location.href = "/?job=" + entry.shot.job.id;
 });
 document.addEventListener("keydown", (event) => {  // "/" searches, as on most lists
   if (event.key === "/" && !["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName)) { event.preventDefault(); controls.q.focus(); }
 });
 // a version without frames to show has no thumbnail (the error does not bubble: caught on its way down)
-tbody.addEventListener("error", (event) => { if (event.target.tagName === "IMG") event.target.hidden = true; }, true);
+list.addEventListener("error", (event) => { if (event.target.tagName === "IMG") event.target.hidden = true; }, true);
 
 fromUrl();
 render();
