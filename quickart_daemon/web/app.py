@@ -462,12 +462,13 @@ DELIVERY_STATES = {"pending": "waiting", "done": "delivered", "failed": "failed"
 LOG_TAIL_BYTES = 1 << 20
 
 
-def shot_entry(cfg: Config, row: dict) -> dict:
+def shot_entry(naming, row: dict) -> dict:
     """One shot of the browser (`reads.list_shots`'s row): where its page and thumbnail are, its newest
     job, newest version, that version's approval and tracker state. `tracker` is the tracker's own status
-    read back (None until a tracker reads statuses back); `delivery` the outbox's state of the version."""
+    read back (None until a tracker reads statuses back); `delivery` the outbox's state of the version.
+    `naming`: the config's naming rules, taken once per list (`Config.naming_rules` builds them anew)."""
     shot = ShotId(row["show"], row["seq"], row["name"])
-    rel = studio.shot_rel(cfg, shot)
+    rel = naming.format_shot_path(shot)  # as studio.shot_rel: from the name, not a node's stored path
     version = f"v{row['version']:03d}" if row["version"] else None
     job = None if row["last_job"] is None else {
         "id": row["last_job"], "state": row["job_state"], "stage": row["current_stage"],
@@ -485,8 +486,9 @@ def shot_entry(cfg: Config, row: dict) -> dict:
 
 
 def shots_data(web: WebState) -> list[dict]:
+    naming = web.cfg.naming_rules
     with web.reader() as run:
-        return [shot_entry(web.cfg, row) for row in reads.list_shots(run)]
+        return [shot_entry(naming, row) for row in reads.list_shots(run)]
 
 
 def shots_page(request: Request):
