@@ -16,7 +16,6 @@ import sys
 from collections import Counter
 from urllib.parse import parse_qs, urlparse
 
-import pytest
 import yaml
 from starlette.testclient import TestClient
 
@@ -26,11 +25,10 @@ from quickart_daemon.config import load_config
 from quickart_daemon.db import reads
 from quickart_daemon.queue import JobState, open_queue
 from quickart_daemon.tools.synth import write_clean_keys
-from quickart_daemon.tools.synth_shots import seed_shots
+from quickart_daemon.tools.synth_shots import OWNER, drawings, seed_shots, write_version
 from quickart_daemon.web import studio as web_studio
 from quickart_daemon.web.app import create_app
-from test_web import (TOKEN, free_port, launch_chromium, listening_addresses, shot_yaml, wait_for,  # noqa: F401
-                      write_config)
+from test_web import free_port, launch_chromium, listening_addresses, shot_yaml, wait_for, write_config
 
 N_SHOTS = 45  # 3 shows of 15 shots, each in two sequences (12 + 3: synth_shots.plan)
 
@@ -128,7 +126,8 @@ def test_the_job_log_is_followed_by_whole_lines_from_an_offset(make_config):
 # -- the browser page ------------------------------------------------------------------------------------------
 
 def visible_shots(page) -> list[str]:
-    return page.eval_on_selector_all("#shots .shot-row:not([hidden]) .name a", "(links) => links.map((a) => a.textContent)")
+    return page.eval_on_selector_all("#shots .shot-row:not([hidden]) .name a",
+                                     "(links) => links.map((a) => a.textContent)")
 
 
 def test_the_shot_browser_in_a_real_browser(tmp_path):
@@ -213,18 +212,29 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
             linked.goto(f"{base}/shots?state=queued")
             expect(linked.locator("#live")).to_have_class("live on")
             before = visible_shots(linked)
-            jq.enqueue(plans[1].shot, "ARROW/sq010/sh0020", "default", source="submit")
+            job = jq.enqueue(plans[1].shot, "ARROW/sq010/sh0020", "default", source="submit")
             expect(linked.locator("#shots .shot-row:not([hidden])")).to_have_count(len(before) + 1)
             assert "ARROW/sq010/sh0020" in visible_shots(linked)
+            # ... and when it publishes v002 the row shows the new version, not yet reviewed nor delivered
+            jq.claim(job.id, OWNER, "synth-node", "cpu0")
+            folder = write_version(cfg, plans[1].shot, 2, drawings(1)[0], job.id)
+            jq.finish(job.id, OWNER, version=2, output_path=str(folder), artifacts={"version": str(folder)})
+            row = linked.locator("[data-rel='ARROW/sq010/sh0020']")
+            expect(row.locator(".version")).to_have_text("v002")
+            expect(row).to_be_hidden()  # no longer queued
+            assert [row.locator(f".{c}").text_content().strip() for c in ("job", "review", "tracker")] == \
+                ["done", "not reviewed", ""]
+            expect(row.locator(".thumb img")).to_have_attribute("src", "/thumbs/ARROW/sq010/sh0020/v002.png")
 
             # the tracker's own status, once read back, replaces the outbox's state (colour and link checked)
             linked.evaluate("""() => {
                 const e = byRel.get('ARROW/sq010/sh0020');
-                e.shot.tracker = {status: 'wfa', name: 'Waiting For Approval', color: '#ab7', at: '2026-12-06T07:00:00Z',
-                                  url: 'https://kitsu.example/shots/1'};
+                e.shot.tracker = {status: 'wfa', name: 'Waiting For Approval', color: '#ab7',
+                                  at: '2026-12-06T07:00:00Z', url: 'https://kitsu.example/shots/1'};
                 fill(e);
                 const f = byRel.get('ARROW/sq010/sh0030');
-                f.shot.tracker = {status: 'retake', name: 'Retake', color: 'red;background:url(x)', url: 'javascript:alert(1)'};
+                f.shot.tracker = {status: 'retake', name: 'Retake', color: 'red;background:url(x)',
+                                  url: 'javascript:alert(1)'};
                 fill(f);
             }""")
             status = linked.locator("[data-rel='ARROW/sq010/sh0020'] .tracker a .tracker-status")
@@ -232,8 +242,8 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
             assert status.evaluate("(s) => [s.style.backgroundColor, s.parentElement.href]") == \
                 ["rgb(170, 187, 119)", "https://kitsu.example/shots/1"]
             retake = linked.locator("[data-rel='ARROW/sq010/sh0030'] .tracker")
-            assert retake.evaluate("(td) => [td.textContent, td.querySelector('a'), td.firstElementChild.style.background]") \
-                == ["Retake", None, ""]
+            assert retake.evaluate("(td) => [td.textContent, td.querySelector('a'),"
+                                   " td.firstElementChild.style.background]") == ["Retake", None, ""]
 
             # a shot opens its shot page; its job badge opens the job's panel on the farm page
             page.click("#f-clear")
@@ -243,7 +253,8 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
             page.go_back()
             page.locator("[data-rel='ARROW/sq010/sh0040'] .job .badge").click()
             expect(page.locator("#job-panel")).to_be_visible()
-            expect(page.locator("#job-panel .jp-error")).to_have_text("stage color crashed: RuntimeError: synthetic failure")
+            expect(page.locator("#job-panel .jp-error")).to_have_text(
+                "stage color crashed: RuntimeError: synthetic failure")
             assert errors == [], errors
             browser.close()
     finally:
@@ -256,10 +267,10 @@ def test_the_job_panel_follows_a_running_job_and_shows_errors_and_warnings(tmp_p
     config = write_config(tmp_path, serve=True, port=port)
     data = yaml.safe_load(config.read_text())
     config.write_text(yaml.safe_dump(data | {"retry": {"max_attempts": 1}}))
+    slow = {"stage": "test-slow", "params": {"seconds": 3}}
     pipelines = {"crash": [{"stage": "test-crash"}, {"stage": "inbetween-blend"}],
                  "warn": [{"stage": "test-variants"}, {"stage": "inbetween-blend"}],
-                 "slow": [{"stage": "test-slow", "params": {"seconds": 3}}, {"stage": "test-slow", "params": {"seconds": 3}},
-                          {"stage": "inbetween-blend"}]}
+                 "slow": [slow, slow, {"stage": "inbetween-blend"}]}
     for name, stages in pipelines.items():
         (tmp_path / "pipelines" / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, "stages": stages}))
     cfg = load_config(config)

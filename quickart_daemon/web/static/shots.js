@@ -177,7 +177,7 @@ function onJob(job) {
   if (!entry || (entry.shot.job && job.id < entry.shot.job.id)) return false;
   const shot = entry.shot;
   shot.job = {id: job.id, state: job.state, stage: job.current_stage, progress: job.progress, error: job.error};
-  if (job.state === "done" && job.version && (!shot.version || pad(job.version) > shot.version)) {
+  if (job.state === "done" && job.version && (!shot.version || job.version > Number(shot.version.slice(1)))) {
     shot.version = pad(job.version);
     shot.thumb = `/thumbs/${shot.rel}/${shot.version}.png`;
     shot.approval = null;   // a new version: not reviewed, not delivered yet
