@@ -53,6 +53,10 @@ def write_movie(frames: Sequence[Path], fps: float, path: Path, program: str | N
     command = [program, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{even_w}x{even_h}", "-framerate", str(rate), "-i", "-",
                "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+               # no B-frames: Zou's re-encode (normalize_movie) trims a stream copy from 0 s, which drops
+               # every video packet of a movie with B-frames (measured, ffmpeg 5.1: the preview is "broken");
+               # a key frame each second: a review player stepping frames decodes at most a second's worth
+               "-bf", "0", "-g", str(max(1, round(fps))),
                "-movflags", "+faststart", "-f", "mp4", str(part)]
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never blocks on a full stderr
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
@@ -97,8 +101,11 @@ def frame_rate(fps: float) -> Fraction:
 def _on_paper(rgba: np.ndarray, frame: Path, width: int, height: int, even_w: int, even_h: int) -> bytes:
     if rgba.shape[:2] != (height, width):
         raise MovieError(f"{frame.name} is {rgba.shape[1]}x{rgba.shape[0]}, the first frame {width}x{height}")
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
     out = np.full((even_h, even_w, 3), 255, np.uint8)
-    out[:height, :width] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    if rgba[..., 3].min() == 255:  # opaque (a comp over its background): nothing to lay on paper
+        out[:height, :width] = rgba[..., :3]
+    else:
+        alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+        rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        out[:height, :width] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
     return out.tobytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from sqlalchemy import select, update
 from quickart_daemon.config import load_config
 from quickart_daemon.db.models import Delivery
 from quickart_daemon.errors import ConfigError
+from quickart_daemon.movie import frame_rate
 from quickart_daemon.naming import ShotId
 from quickart_daemon.outbox import Outbox, put, put_for_job, put_missing, status
 from quickart_daemon.queue import JobState, open_queue
@@ -366,8 +368,6 @@ def _probe(path: Path) -> dict:
 def test_the_movie_of_a_comp_is_h264_yuv420p_even_at_the_shots_fps_on_paper(tmp_path):
     """Issue 24: the comp as a movie for the tracker: H.264 in MP4, yuv420p, odd sizes padded to even, the
     fps exact (23.976 as 24000/1001), one picture per frame (held frames too), transparency on white."""
-    import shutil
-
     from quickart_daemon.images import write_png
     from quickart_daemon.movie import MovieError, write_movie
     if shutil.which("ffmpeg") is None:
@@ -477,12 +477,19 @@ def _kitsu_config(tmp_path: Path, server, project: str, **extra) -> Path:
             "drop": {"settle_seconds": 0.3}, "queue": {"poll_interval": 0.2, "heartbeat_seconds": 1.0},
             "tracker": {"kind": "kitsu", "url": server.url, "user": "admin@example.com",
                         "password_file": str(pw), "projects": {"DEMO": project}, "task_type": "Compositing",
-                        "poll_seconds": 0.2, "retry_seconds": 0.5, "max_retry_seconds": 1.0, "timeout_seconds": 20},
+                        "poll_seconds": 0.2, "retry_seconds": 0.5, "max_retry_seconds": 1.0, "timeout_seconds": 20,
+                        "read_seconds": 0.5},
             **extra}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     (tmp_path / "studio").mkdir(exist_ok=True)
     return path
+
+
+def _stored_event(config: Path) -> dict:
+    """The published event of the run's version, as the outbox stored it."""
+    with open_queue(load_config(config)).sessions() as s:
+        return s.scalar(select(Delivery.payload).where(Delivery.event == "published"))
 
 
 def _kitsu_shot(server, project: str):
@@ -538,11 +545,35 @@ def test_a_published_version_reaches_kitsu(kitsu, tmp_path):
     [comment] = comments
     assert "QuickArt v001 of DEMO/sq010/sh0010" in comment["text"] and f"frames {first}-{last}" in comment["text"]
     assert "[quickart:DEMO/sq010/sh0010:v001:published]" in comment["text"]
-    [preview_id] = [p["id"] if isinstance(p, dict) else p for p in comment["previews"]]
-    preview = gazu.files.get_preview_file(preview_id, client=client)
-    assert preview["status"] == "ready" and preview["extension"] == "png"
+    previews = [gazu.files.get_preview_file(p["id"] if isinstance(p, dict) else p, client=client)
+                for p in comment["previews"]]
+    by_kind = {p["extension"]: p for p in previews}
+    preview = by_kind["png"]
+    assert preview["status"] == "ready"
     gazu.files.download_preview_file(preview, str(tmp_path / "downloaded.png"), client=client)
     np.testing.assert_array_equal(_read_png(tmp_path / "downloaded.png"), _read_png(version / "contact.png"))
+    if shutil.which("ffmpeg") is None:  # no movie is made: the sheet alone
+        assert sorted(by_kind) == ["png"] and not (version / "comp.mp4").exists()
+    else:  # the movie of the comp, a second preview of the same revision, transcoded by Zou to "ready"
+        assert sorted(by_kind) == ["mp4", "png"], previews
+        movie = by_kind["mp4"]
+        assert movie["status"] == "ready" and movie["revision"] == preview["revision"], movie
+        probe = _probe(version / "comp.mp4")
+        assert (probe["codec_name"], probe["pix_fmt"], int(probe["nb_read_frames"]), probe["r_frame_rate"]) == \
+            ("h264", "yuv420p", last - first + 1, "{0.numerator}/{0.denominator}".format(
+                frame_rate(manifest["timing"]["fps"])))
+        gazu.files.download_preview_file(movie, str(tmp_path / "downloaded.mp4"), client=client)
+        assert _probe(tmp_path / "downloaded.mp4")["nb_read_frames"] == probe["nb_read_frames"]
+        # with normalize_movie, Zou re-encodes it to 1920x1080 (with a silent soundtrack) and it is ready too
+        from quickart_daemon.outbox import local_paths
+        other = _new_project(kitsu)
+        normalizing = load_config(config).tracker.model_copy(update={"normalize_movie": True,
+                                                                     "projects": {"DEMO": other}})
+        result = load_tracker(normalizing).deliver(local_paths(load_config(config), _stored_event(config)))
+        assert result.ok, result.message
+        normalized = gazu.files.get_preview_file(result.refs["movie"], client=client)
+        assert (normalized["status"], normalized["width"], normalized["height"]) == ("ready", 1920, 1080), \
+            kitsu.log_tail()
 
     # the tracker took it, then the worker died before the outbox recorded it: delivered again, posted once
     cfg = load_config(config)
@@ -630,6 +661,72 @@ def test_a_review_on_the_page_reaches_kitsu_as_a_status_and_a_comment(kitsu, tmp
     assert _status(jq)["done"] == 4
 
 
+def test_a_status_set_on_kitsu_comes_back_to_its_version(kitsu, tmp_path):
+    """Issue 24: statuses and approvals read back from Kitsu, shown next to each version. The demo shot
+    publishes (v001, "wfa"); a supervisor approves it on Kitsu (a comment with the status "done"): after a
+    read, our database, the version's JSON and `quickart status` say so. v002 publishes: v002 is "wfa",
+    v001 keeps its "done"."""
+    import gazu
+    from starlette.testclient import TestClient
+
+    from quickart_daemon.db.reads import open_reader
+    from quickart_daemon.tracker_status import latest, latest_by_shot, read_back
+    from quickart_daemon.web.app import create_app
+    project = _new_project(kitsu)
+    config = _kitsu_config(tmp_path, kitsu, project)
+    shot_dir = write_demo_studio(tmp_path / "studio", size=(160, 90), keys=(1001, 1005))
+    _quickart(config, "run", shot_dir)
+    cfg = load_config(config)
+    jq = open_queue(cfg)
+    tracker = load_tracker(cfg.tracker)
+    shot = ShotId("DEMO", "sq010", "sh0010")
+    timings = {}
+
+    def read() -> int:
+        started = time.monotonic()
+        written = read_back(jq.sessions, tracker)
+        timings.setdefault("first read", time.monotonic() - started)
+        timings["last read"] = time.monotonic() - started
+        return written
+
+    def ours(version: int):
+        with open_reader(cfg.database.url, 5000) as run:
+            return latest(run, shot, version)
+
+    assert read() == 1
+    client, kitsu_shot, task, _ = _kitsu_shot(kitsu, project)
+    task_url = f"{kitsu.url}/productions/{task['project_id']}/shots/tasks/{task['id']}/"
+    assert ours(1) | {"at": None} == {"status": "wfa", "name": "Waiting For Approval", "color": "#ab26ff",
+                                      "approved": False, "at": None, "url": task_url, "version": 1}
+
+    done = gazu.task.get_task_status_by_short_name("done", client=client)
+    gazu.task.add_comment(task, done, "Approved on Kitsu: ship it.", client=client)  # the supervisor, on Kitsu
+    set_at = datetime.utcnow()
+    assert read() == 1 and read() == 0  # then nothing changed: nothing written
+    approved = ours(1)
+    assert approved | {"at": None} == {"status": "done", "name": "Done", "color": "#22d160", "approved": True,
+                                       "at": None, "url": task_url, "version": 1}
+    assert abs((datetime.fromisoformat(approved["at"].rstrip("Z")) - set_at).total_seconds()) < 60
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        page = c.get("/api/shot/DEMO/sq010/sh0010/versions/v001")
+    assert page.status_code == 200 and page.json()["tracker"] == approved
+
+    _quickart(config, "run", shot_dir)  # v002: "wfa" on the task, v001 stays approved
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:  # not read yet: null
+        assert c.get("/api/shot/DEMO/sq010/sh0010/versions/v002").json()["tracker"] is None
+    assert read() == 1
+    assert ours(2)["status"] == "wfa" and ours(1)["status"] == "done"
+    with open_reader(cfg.database.url, 5000) as run:
+        assert latest_by_shot(run) == {"DEMO/sq010/sh0010": ours(2)}
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/shot/DEMO/sq010/sh0010/versions/v002").json()["tracker"]["status"] == "wfa"
+    text = _quickart(config, "status").stdout
+    assert "  DEMO/sq010/sh0010 v002: Waiting For Approval (wfa) at " in text, text
+    listed = json.loads(_quickart(config, "status", "--json").stdout)["tracker"]["statuses"]
+    assert listed == {"DEMO/sq010/sh0010": ours(2)}
+    print("\nread-back against Kitsu: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+
+
 def _wait(check, seconds: float, what: str, proc=None, log: Path | None = None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -684,6 +781,10 @@ def test_a_tracker_down_during_a_publish_gets_the_version_once_when_back(kitsu, 
         assert len(comments) == 1 and "QuickArt v001" in comments[0]["text"], comments
         job = json.loads(_quickart(config, "job", done["id"], "--json").stdout)
         assert any(w.startswith("tracker kitsu: DEMO/sq010/sh0010 v001 delivered after") for w in job["warnings"])
+        # the daemon reads the status back by itself (tracker.read_seconds), off the jobs' path
+        statuses = _wait(lambda: json.loads(_quickart(config, "status", "--json").stdout)["tracker"]["statuses"],
+                         30, "the status read back by the daemon", daemon, log)
+        assert statuses["DEMO/sq010/sh0010"]["status"] == "wfa", statuses
     finally:
         if daemon.poll() is None:
             os.killpg(daemon.pid, signal.SIGTERM)
