@@ -3,7 +3,8 @@ and approvals shown next to each version).
 
     daemon's delivery loop, every tracker.read_seconds ──read_back──▶ tracker.statuses(delivered versions)
         ──▶ tracker_statuses rows (one per shot, version and tracker; rewritten when the answer changes)
-    web page, `quickart status` ──latest / latest_by_shot──▶ {"status", "name", "color", "approved", "at", "url"}
+    web page, `quickart status` ──latest / latest_by_shot──▶
+        {"status", "name", "color", "approved", "at", "url", "version"}
 
 Only versions the tracker took (a `published` delivery that is done, with the tracker's ids in its `refs`)
 are asked about. The read runs in the daemon's delivery thread, never in a job: a tracker that is down

@@ -2,11 +2,12 @@
 as one module each).
 
 A tracker is a class built from the `tracker:` block of config.yaml (`TrackerConfig`) with one method,
-`deliver(event) -> DeliveryResult`, and optionally a second, `statuses(requests) -> [TrackerStatus | None]`,
-that reads back what the studio decided about delivered versions (tracker_status.py; see below). The daemon never calls it from a job: a published version is put in
-the outbox (`quickart_daemon/outbox.py`, the `deliveries` table), and the outbox's delivery loop calls
-`deliver` until the tracker accepts it, with exponential backoff in between. So a tracker that is down
-never fails a job, and each (version, event, tracker) is delivered once.
+`deliver(event) -> DeliveryResult`, and optionally a second, `statuses(requests) -> [TrackerStatus |
+None]`, that reads back what the studio decided about delivered versions (tracker_status.py; see
+below). The daemon never calls `deliver` from a job: a published version is put in the outbox
+(`quickart_daemon/outbox.py`, the `deliveries` table), and the outbox's delivery loop calls `deliver`
+until the tracker accepts it, with exponential backoff in between. So a tracker that is down never
+fails a job, and each (version, event, tracker) is delivered once.
 
 Trackers are found like stages, through the entry-point group `quickart.trackers` (name = `tracker.kind`):
 
