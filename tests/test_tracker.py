@@ -396,6 +396,36 @@ def test_the_movie_of_a_comp_is_h264_yuv420p_even_at_the_shots_fps_on_paper(tmp_
     assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "bad.mp4.part").exists()
 
 
+def test_a_failing_ffmpeg_costs_the_movie_and_a_warning_never_the_version(tmp_path):
+    """Publishing with a tracker: an ffmpeg that fails leaves the version whole without comp.mp4 (nor a
+    partial file) and says why on the job; the contact sheet still goes."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ffmpeg").write_text("#!/bin/sh\ncat >/dev/null\necho 'Unknown encoder libx264' >&2\nexit 1\n")
+    (bin_dir / "ffmpeg").chmod(0o755)
+    (tmp_path / "pw").write_text("pw\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "root": "studio", "state_dir": "state", "database": {"url": "sqlite:///state/q.db"},
+        "pipelines_dir": str(REPO / "pipelines"), "pipeline": "blend", "slots": {"gpus": "none"},
+        "tracker": {"kind": "kitsu", "url": "http://127.0.0.1:9", "user": "qa", "password_file": "pw",
+                    "timeout_seconds": 2}}))
+    shot_dir = write_demo_studio(tmp_path / "studio", size=(160, 90), keys=(1001, 1005))
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config), "run", str(shot_dir)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    version = shot_dir / "quickart" / "v001"
+    assert (version / "contact.png").is_file() and not list(version.glob("comp.mp4*"))
+    [job] = json.loads(_quickart(config, "jobs", "--json").stdout)
+    assert job["state"] == "done"
+    assert "no movie for the tracker: ffmpeg exited with 1: Unknown encoder libx264" in job["warnings"], job
+    cfg = load_config(config)
+    with open_queue(cfg).sessions() as s:
+        payload = s.scalar(select(Delivery.payload))
+    assert payload["movie"] is None and payload["contact_sheet"] == "DEMO/sq010/sh0010/quickart/v001/contact.png"
+
+
 def test_without_ffmpeg_a_node_says_so_once_and_publishes_no_movie(make_config, tmp_path, monkeypatch, caplog):
     import logging
 
