@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, folders, outputs
+from . import __version__, folders, movie, outputs
 from .contact import Tile, write_contact_sheet
 from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
 from .errors import OutputError
@@ -63,9 +63,10 @@ class Version:
 
 def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, reports: list[StageReport], *,
                     staging: Path, naming: Naming, studio_root: Path, made_by: Provenance,
-                    locks: outputs.PublishLocks | None = None) -> Version:
+                    locks: outputs.PublishLocks | None = None, make_movie: bool = False) -> Version:
     """Write the version's files into `staging`, then rename it to the next vNNN of the shot. `locks`
-    serialise the version number, latest.json and the sequence timeline (default: file locks)."""
+    serialise the version number, latest.json and the sequence timeline (default: file locks).
+    `make_movie`: also comp.mp4, the comp as a movie for the tracker (when ffmpeg is installed)."""
     locks = locks or outputs.PublishLocks()
     schedule = shot.schedule
     layers = [l for l in shot.layer_order if any(k[0] == l for k in drawings)]
@@ -79,6 +80,13 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
                          name=lambda layer, frame: naming.format_output_name(shot.id.shot, layer, frame))
     _write_comp(staging / "comp", every, layers, schedule, first, last,
                 lambda frame: naming.format_comp_name(shot.id.shot, frame))
+    warnings = []
+    if make_movie and movie.ffmpeg() is not None:  # before the version's number: encoding holds no lock
+        try:
+            comp = [staging / "comp" / naming.format_comp_name(shot.id.shot, f) for f in range(first, last + 1)]
+            movie.write_movie(comp, shot.fps, staging / movie.MOVIE_NAME)
+        except movie.MovieError as exc:  # the version stands without it: the tracker gets the contact sheet
+            warnings.append(f"no movie for the tracker: {exc}")
 
     with locks.version_slot(shot.output_dir) as number:
         final = shot.output_dir / f"v{number:03d}"
@@ -102,9 +110,8 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
         } if latest else None)
 
     sequence_otio = _sequence_path(studio_root, shot.id)
-    warnings = []
     if latest:  # the sequence shows what latest.json shows
-        warnings = _update_sequence(locks, sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
+        warnings += _update_sequence(locks, sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
     return Version(number, final, final / otio_name, sequence_otio, latest,
                    number if latest else current["version"], tuple(warnings))
 

@@ -262,13 +262,17 @@ def api_shot(request: Request):
 
 
 def api_version(request: Request):
+    """A version's description, its reviews' summary, and `tracker`: its status on the production tracker
+    as the daemon last read it (tracker_status.latest; null when none)."""
+    from .. import tracker_status
     web = _web(request)
     ref = studio.shot_ref(web.cfg, request.path_params["rel"])
     version = request.path_params["version"]
     data = studio.describe_version(web.cfg, ref, version)
     with web.reader() as run:
         found = reviews.list_reviews(run, ref.id, _version_number(version))
-    return JSONResponse(data | reviews.summary(found))
+        tracker = tracker_status.latest(run, ref.id, _version_number(version))
+    return JSONResponse(data | reviews.summary(found) | {"tracker": tracker})
 
 
 def _version_number(version: str) -> int:
