@@ -293,6 +293,13 @@ def test_statuses_read_back_are_stored_once_and_shown_per_version_and_per_shot(m
             "status": "retake", "name": "Retake", "color": "#ff3860", "approved": False,
             "at": "2026-12-06T08:00:00Z", "url": None, "version": 2}
         assert latest(run, shot, 1)["status"] == "done"
+    from quickart_daemon.web.app import WebState, shots_data
+    web = WebState.create(cfg)
+    try:  # the shot browser shows the same status beside the shot
+        [entry] = [e for e in shots_data(web) if e["shot"] == "DEMO/sq010/sh0010"]
+        assert entry["tracker"]["status"] == "retake" and entry["tracker"]["version"] == 2
+    finally:
+        web.feed.stop()
 
 
 def test_a_failed_read_back_is_one_warning_and_the_loop_goes_on(make_config, tmp_path, caplog):

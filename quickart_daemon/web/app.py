@@ -42,7 +42,7 @@ from starlette.templating import Jinja2Templates
 from ..config import Config
 from ..db import reads
 from ..errors import InvalidTransition, JobNotFound, QuickArtError
-from .. import rerun, reviews
+from .. import rerun, reviews, tracker_status
 from ..jobs import FINISHED, JobState
 from ..naming import ShotId
 from . import peer, studio
@@ -264,7 +264,6 @@ def api_shot(request: Request):
 def api_version(request: Request):
     """A version's description, its reviews' summary, and `tracker`: its status on the production tracker
     as the daemon last read it (tracker_status.latest; null when none)."""
-    from .. import tracker_status
     web = _web(request)
     ref = studio.shot_ref(web.cfg, request.path_params["rel"])
     version = request.path_params["version"]
@@ -466,10 +465,11 @@ DELIVERY_STATES = {"pending": "waiting", "done": "delivered", "failed": "failed"
 LOG_TAIL_BYTES = 1 << 20
 
 
-def shot_entry(naming, row: dict) -> dict:
+def shot_entry(naming, row: dict, tracker: dict | None = None) -> dict:
     """One shot of the browser (`reads.list_shots`'s row): where its page and thumbnail are, its newest
     job, newest version, that version's approval and tracker state. `tracker` is the tracker's own status
-    read back (None until a tracker reads statuses back); `delivery` the outbox's state of the version.
+    of the shot's newest version it has read back (tracker_status.latest_by_shot; its "version" says which;
+    None until a tracker reads statuses back); `delivery` the outbox's state of the version.
     `naming`: the config's naming rules, taken once per list (`Config.naming_rules` builds them anew)."""
     shot = ShotId(row["show"], row["seq"], row["name"])
     rel = naming.format_shot_path(shot)  # as studio.shot_rel: from the name, not a node's stored path
@@ -486,13 +486,15 @@ def shot_entry(naming, row: dict) -> dict:
     return {"shot": str(shot), "show": shot.show, "seq": shot.seq, "name": shot.shot, "rel": rel,
             "last_job": row["last_job"], "version": version,
             "thumb": f"/thumbs/{rel}/{version}.png" if version else None,  # made when the browser first asks
-            "job": job, "approval": approval, "delivery": delivery, "tracker": None}
+            "job": job, "approval": approval, "delivery": delivery, "tracker": tracker}
 
 
 def shots_data(web: WebState) -> list[dict]:
     naming = web.cfg.naming_rules
     with web.reader() as run:
-        return [shot_entry(naming, row) for row in reads.list_shots(run)]
+        rows = reads.list_shots(run)
+        tracked = tracker_status.latest_by_shot(run)
+    return [shot_entry(naming, row, tracked.get(f"{row['show']}/{row['seq']}/{row['name']}")) for row in rows]
 
 
 def shots_page(request: Request):
