@@ -86,6 +86,13 @@ def test_sequences_name_their_drawings_from_the_held_frames(client):
     assert v["keys"] == {"char": KEYS, "fx": KEYS}
 
 
+def test_a_drawing_is_a_run_of_frames_sharing_one_file():
+    from quickart_daemon.web.studio import _drawings
+    frames = {1001: ("a", 7), 1002: ("b", 7), 1003: ("c", 9), 1004: ("d", 7), 1006: ("f", 7)}
+    assert _drawings(frames) == [1001, 1003, 1004, 1006]  # the same file again later, or after a gap: a new start
+    assert _drawings({f: (str(f), 0) for f in (1001, 1002, 1003)}) == [1001, 1002, 1003]  # no inode numbers
+
+
 def test_the_otio_timeline_is_served_from_inside_the_version(client, studio, tmp_path):
     folder = studio.root / SHOT / "quickart" / "v001"
     v = client.get(f"/api/shot/{SHOT}/versions/v001").json()
@@ -209,7 +216,10 @@ def test_the_flipbook_buffers_every_drawing_before_it_plays(page):
     page.route("**/quickart/v002/comp/**", lambda route: held.append(route))  # answered when the test says
     page.open()
     expect(page.locator("#buffer-text")).to_have_text("buffered 0/5")
-    page.wait_for_timeout(200)
+    for _ in range(100):  # every drawing asked for (the route's calls arrive while the page waits)
+        if len(held) >= 5:
+            break
+        page.wait_for_timeout(100)
     page.click("#play")
     page.wait_for_timeout(400)
     assert frame_no(page) == 1001  # nothing plays while buffering

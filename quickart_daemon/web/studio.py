@@ -238,7 +238,7 @@ def _drawings(frames: dict[int, tuple[str, int]]) -> list[int]:
     without hard links gets copies: every frame reads as a drawing, which is still correct to show.)"""
     starts, previous = [], None
     for frame, (_, inode) in sorted(frames.items()):
-        if previous is None or previous != (frame - 1, inode):
+        if previous is None or previous != (frame - 1, inode) or not inode:  # 0: a file system without numbers
             starts.append(frame)
         previous = (frame, inode)
     return starts
