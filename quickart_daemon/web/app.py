@@ -44,6 +44,7 @@ from ..db import reads
 from ..errors import InvalidTransition, JobNotFound, QuickArtError
 from .. import rerun, reviews
 from ..jobs import FINISHED, JobState
+from ..naming import ShotId
 from . import peer, studio
 from .feed import Feed, job_view, nodes_view
 
@@ -233,8 +234,10 @@ def api_job_log(request: Request):
         job = reads.get_job(run, job_id)
         outputs = reads.artifacts(run, job.id)
     ref = studio.shot_ref(cfg, studio.shot_rel(cfg, job.shot))
-    candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log",
-                  f"{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"]
+    staging = f"{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"
+    candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log", staging]
+    if job.state is JobState.RUNNING:  # a retried job is writing a new log; its last version holds the old one
+        candidates.insert(0, staging)
     for path in filter(None, candidates):
         # a path on the job row may be another node's (its own mount of the root): keep the
         # part from the shot's output folder on, and look for it in this node's shot folder
@@ -247,17 +250,10 @@ def api_job_log(request: Request):
         except QuickArtError:
             continue
         if found.is_file():
+            if "offset" in request.query_params:
+                return log_tail(found, inner, _int(request.query_params["offset"]))
             return Response(found.read_text(encoding="utf-8", errors="replace"), media_type="text/plain")
     raise studio.NotFound(f"job {job_id} has no log yet")
-
-
-def api_shots(request: Request):
-    web = _web(request)
-    with web.reader() as run:
-        shots = reads.list_shots(run)
-    for s in shots:
-        s["rel"] = web.cfg.naming_rules.shot_path.format(show=s["show"], seq=s["seq"], shot=s["name"])
-    return JSONResponse(shots)
 
 
 def api_shot(request: Request):
@@ -458,6 +454,76 @@ async def clear_uploads(request: Request):
     return JSONResponse(await run_in_threadpool(studio.clear_uploads, web.cfg, ref))
 
 
+# -- the shot browser and the job panel (issue 24: the web page as a review tool) ----------------------
+
+#: the outbox's delivery states as the shot browser says them
+DELIVERY_STATES = {"pending": "waiting", "done": "delivered", "failed": "failed"}
+#: the most of a job log one tail answer carries (the page asks again for the rest)
+LOG_TAIL_BYTES = 1 << 20
+
+
+def shot_entry(naming, row: dict) -> dict:
+    """One shot of the browser (`reads.list_shots`'s row): where its page and thumbnail are, its newest
+    job, newest version, that version's approval and tracker state. `tracker` is the tracker's own status
+    read back (None until a tracker reads statuses back); `delivery` the outbox's state of the version.
+    `naming`: the config's naming rules, taken once per list (`Config.naming_rules` builds them anew)."""
+    shot = ShotId(row["show"], row["seq"], row["name"])
+    rel = naming.format_shot_path(shot)  # as studio.shot_rel: from the name, not a node's stored path
+    version = f"v{row['version']:03d}" if row["version"] else None
+    job = None if row["last_job"] is None else {
+        "id": row["last_job"], "state": row["job_state"], "stage": row["current_stage"],
+        "progress": row["progress"], "error": row["error"]}
+    approval = None if row["approval"] is None else {
+        "state": row["approval"], "label": reviews.STATES.get(row["approval"], row["approval"]),
+        "author": row["approval_author"], "at": _utc_text(row["approval_at"])}
+    delivery = None if row["delivery_state"] is None else {
+        "state": DELIVERY_STATES.get(row["delivery_state"], row["delivery_state"]),
+        "tracker": row["delivery_tracker"], "attempts": row["delivery_attempts"], "error": row["delivery_error"]}
+    return {"shot": str(shot), "show": shot.show, "seq": shot.seq, "name": shot.shot, "rel": rel,
+            "last_job": row["last_job"], "version": version,
+            "thumb": f"/thumbs/{rel}/{version}.png" if version else None,  # made when the browser first asks
+            "job": job, "approval": approval, "delivery": delivery, "tracker": None}
+
+
+def shots_data(web: WebState) -> list[dict]:
+    naming = web.cfg.naming_rules
+    with web.reader() as run:
+        return [shot_entry(naming, row) for row in reads.list_shots(run)]
+
+
+def shots_page(request: Request):
+    """/shots: every shot by show and sequence, filtered in the browser (the list is in the page)."""
+    web = _web(request)
+    web.feed.start()
+    shots = shots_data(web)
+    return web.templates.TemplateResponse(request, "shots.html", {
+        "count": len(shots), "states": [s.value for s in JobState], "approvals": reviews.STATES, **writer(web, request),
+        "initial": _script_json({"shots": shots, "seq": web.feed.seq, "epoch": web.feed.epoch})})
+
+
+def api_shots(request: Request):
+    return JSONResponse(shots_data(_web(request)))
+
+
+def log_tail(path: Path, name: str, offset: int) -> Response:
+    """The job log's whole lines from byte `offset` on, for a page that follows it: X-Log-From says where
+    the text starts (0 when the offset is past the end: another file), X-Log-Next what to ask for next,
+    X-Log-File which file it is (a published job's log moves from staging into its version folder)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = offset if 0 <= offset <= size else 0
+        fh.seek(start)
+        data = fh.read(min(size - start, LOG_TAIL_BYTES))
+    end = data.rfind(b"\n") + 1  # a line being written is sent once it is whole
+    return Response(data[:end].decode("utf-8", errors="replace"), media_type="text/plain; charset=utf-8",
+                    headers={"X-Log-From": str(start), "X-Log-Next": str(start + end), "X-Log-File": name,
+                             "Cache-Control": "no-store"})
+
+
+def _utc_text(when) -> str | None:
+    return when.isoformat(timespec="seconds") + "Z" if when else None
+
+
 # -- the shot page as a review tool (issue 24): review badges of every version, the OTIO timeline ------
 
 def shot_reviews(request: Request):
@@ -526,6 +592,7 @@ ROUTES = [
     Route("/thumbs/{rel:path}/{version}.png", thumb),
     Route("/files/{path:path}", files),
     Route("/download/{path:path}", download),
+    Route("/shots", shots_page),
     Route("/api/reviews/{rel:path}", shot_reviews),
     Route("/timeline/{rel:path}/{version}.otio", version_timeline),
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
