@@ -192,16 +192,24 @@ def _every_frame(shown: Frames, schedule, layers: list[str], first: int, last: i
 
 def _link_stage_folders(staging: Path, pipeline: Pipeline, reports: list[StageReport], shot: str,
                         naming: Naming) -> None:
-    """refine/, color/, light/ (and their variant subfolders): the checkpoints under the output names."""
+    """refine/, color/, light/ (and their variant subfolders): the checkpoints under the output names.
+    A stage without a publish folder (a timing stage: its drawings are frames/ already) publishes its
+    variants alone, under its name: inbetween/confidence/, so the review page can lay the in-between
+    confidence over the in-betweens as it does the colour confidence over the keys."""
     for report in reports:
-        publish_folder = pipeline.steps[report.index].spec.publish_folder
-        if not publish_folder:
+        spec = pipeline.steps[report.index].spec
+        variants = sorted(p for p in report.checkpoint.iterdir() if p.is_dir()) if report.checkpoint.is_dir() else []
+        if spec.publish_folder:
+            dest_root, sources = staging / spec.publish_folder, [report.checkpoint, *variants]
+        elif variants:
+            dest_root, sources = staging / spec.name, variants
+        else:
             continue
-        dest_root = staging / publish_folder
         shutil.rmtree(dest_root, ignore_errors=True)
-        for source in [report.checkpoint, *sorted(p for p in report.checkpoint.iterdir() if p.is_dir())]:
+        dest_root.mkdir()  # the folder first, then its variants: nothing above staging is made
+        for source in sources:
             dest = dest_root / source.relative_to(report.checkpoint)
-            dest.mkdir(exist_ok=True)  # the folder first, then its variants: nothing above staging is made
+            dest.mkdir(exist_ok=True)
             for (layer, frame), path in folders.frame_files(source).items():
                 folders.link_or_copy(path, dest / naming.format_output_name(shot, layer, frame))
 

@@ -530,6 +530,35 @@ def _utc_text(when) -> str | None:
     return when.isoformat(timespec="seconds") + "Z" if when else None
 
 
+# -- the shot page as a review tool (issue 24): review badges of every version, the OTIO timeline ------
+
+def shot_reviews(request: Request):
+    """{versions: {vNNN: {approval, notes}}}: every reviewed version's badge for the shot page's version
+    list, in one query (a version without reviews is absent)."""
+    web = _web(request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    with web.reader() as run:
+        found = reviews.shot_summaries(run, ref.id)
+    return JSONResponse({"versions": {f"v{n:03d}": data for n, data in sorted(found.items())}})
+
+
+def version_timeline(request: Request):
+    """/timeline/{shot}/vNNN.otio: the version's OTIO timeline, read through `studio.open_inside` (a link
+    out of the studio is never opened), as a download; `?view=1` shows it as plain text."""
+    web = _web(request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    version = request.path_params["version"]
+    path = studio.version_otio(ref, version)
+    if path is None:
+        raise studio.NotFound(f"{ref.id} {version} has no OTIO timeline")
+    with studio.open_inside(ref.root, path) as fh:
+        data = fh.read()
+    if request.query_params.get("view"):
+        return Response(data, media_type="text/plain; charset=utf-8", headers=IMMUTABLE)
+    return Response(data, media_type="application/json", headers={
+        **IMMUTABLE, "Content-Disposition": f'attachment; filename="{path.name}"'})
+
+
 # -- errors: one sentence, never a traceback ----------------------------------------------------------
 
 def sentence(cfg: Config, exc: Exception) -> str:
@@ -570,6 +599,8 @@ ROUTES = [
     Route("/files/{path:path}", files),
     Route("/download/{path:path}", download),
     Route("/shots", shots_page),
+    Route("/api/reviews/{rel:path}", shot_reviews),
+    Route("/timeline/{rel:path}/{version}.otio", version_timeline),
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]
 
