@@ -46,10 +46,8 @@ from .db.connector import DB_NOW, Connector, clock, on_postgres, rides_out_outag
 from .db.wakeup import CHANNEL
 from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Shot, StageRun, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
-from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
+from .jobs import FINISHED, DropInfo, Job, JobState
 from .naming import ShotId
-from .nodes import NodeRegistry
-from .notices import NoticeBoard
 
 __all__ = ["FINISHED", "Job", "JobQueue", "JobState", "LeaseLost", "RetryPolicy", "open_queue"]
 
@@ -147,9 +145,6 @@ class JobQueue:
         self.retry_policy = retry
         self.lease = timedelta(seconds=lease_seconds)
         self.block_node_after = block_node_after  # 0: a job may fail on a node any number of times
-        # the other managers over this database (see the module's docstring)
-        self.node_registry = NodeRegistry(self.db, self)
-        self.notice_board = NoticeBoard(self.db)
 
     @property
     def shared(self) -> bool:
@@ -558,20 +553,3 @@ class JobQueue:
     def counts(self) -> dict[str, int]:
         with self.sessions() as s:
             return reads.count_states(self._run(s))
-
-    # -- nodes and notices: theirs (nodes.py, notices.py); these few names serve the callers that hold only
-    # a queue (the tests, the benches)
-    def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None, **kw) -> None:
-        self.node_registry.heartbeat(name, pid, slots, watch_mode, **kw)
-
-    def nodes(self) -> list[NodeInfo]:
-        return self.node_registry.list()
-
-    def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
-        return self.node_registry.requeue_down_nodes(lease_seconds, me)
-
-    def notice(self, path: str, message: str, node: str | None = None) -> None:
-        self.notice_board.record(path, message, node)
-
-    def notices(self, limit: int = 10) -> list[NoticeInfo]:
-        return self.notice_board.latest(limit)
