@@ -13,6 +13,7 @@ from quickart_daemon.db.session import connect
 from quickart_daemon.errors import InvalidTransition
 from quickart_daemon.naming import ShotId
 from quickart_daemon.nodes import NodeRegistry
+from quickart_daemon.process import Controls, Heartbeat
 from quickart_daemon.queue import TRANSITIONS, JobQueue, JobState, LeaseLost, RetryPolicy
 
 SHOT = ShotId("BRV", "sq010", "sh0040")
@@ -229,6 +230,19 @@ def test_an_expired_lease_of_a_silent_node_names_the_node(jq):
     assert jq.get(of_live_node.id).error == "worker alive:12:s stopped responding (lease expired); requeued"
 
 
+
+def test_a_jobs_heartbeat_thread_sees_a_cancel_and_joins_after_it_is_stopped(jq):
+    job = _queue(jq)
+    owner = "nodeA:1:cpu.0"
+    claimed = jq.claim_next(owner, "nodeA", "cpu.0")
+    jq.cancel(job.id)  # running on a live lease: its worker is asked to stop at the next heartbeat
+    controls = Controls()
+    beat = Heartbeat(jq, claimed, owner, every=0.05, controls=controls)
+    beat.start()
+    assert controls.cancel.wait(30), "the heartbeat passes the cancel request on"
+    beat.stop()
+    beat.join(30)  # Thread.join calls the thread's own _stop(): a stop flag of that name made this a TypeError
+    assert not beat.is_alive()
 
 # -- affinity and the per-node blocklist ------------------------------------------------------------
 
