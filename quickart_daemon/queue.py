@@ -37,12 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from .db import reads
-from .db.connector import DB_NOW, Connector, clock, on_postgres, rides_out_outages
+from .db.connector import DB_NOW, Connector, clock, on_postgres, reader, rides_out_outages
 from .db.wakeup import CHANNEL
 from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Shot, StageRun, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
@@ -196,7 +196,7 @@ class JobQueue:
     @rides_out_outages
     def drop(self, drop_id: int) -> DropInfo | None:
         with self.sessions() as s:
-            return reads.get_drop(self._run(s), drop_id)
+            return reads.get_drop(reader(s), drop_id)
 
     def record_drop(self, shot_id: int, signature: str, files: list[str], source: str,
                     key: str | None = None) -> None:
@@ -529,27 +529,23 @@ class JobQueue:
         return row.id
 
     # -- reading (the SQL lives in db/reads.py, shared with the status commands) -----------------
-    @staticmethod
-    def _run(s: Session) -> reads.Run:
-        return lambda sql, params: s.execute(text(sql), params).mappings().all()
-
     @rides_out_outages
     def get(self, job_id: int) -> Job:
         with self.sessions() as s:
-            return reads.get_job(self._run(s), job_id)
+            return reads.get_job(reader(s), job_id)
 
     def list(self, states: list[JobState] | None = None, shot: str | None = None, limit: int = 200) -> list[Job]:
         with self.sessions() as s:
-            return reads.list_jobs(self._run(s), states, shot, limit)
+            return reads.list_jobs(reader(s), states, shot, limit)
 
     def stage_runs(self, job_id: int) -> list[dict]:
         with self.sessions() as s:
-            return reads.stage_runs(self._run(s), job_id)
+            return reads.stage_runs(reader(s), job_id)
 
     def artifacts(self, job_id: int) -> dict[str, str]:
         with self.sessions() as s:
-            return reads.artifacts(self._run(s), job_id)
+            return reads.artifacts(reader(s), job_id)
 
     def counts(self) -> dict[str, int]:
         with self.sessions() as s:
-            return reads.count_states(self._run(s))
+            return reads.count_states(reader(s))
