@@ -78,10 +78,10 @@ class Heartbeat(threading.Thread):
         self.jq, self.job, self.owner, self.every, self.controls = jq, job, owner, every, controls
         self.stage: str | None = None
         self.progress = 0.0
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not _stop: Thread.join calls its own _stop()
 
     def run(self) -> None:
-        while not self._stop.wait(self.every):
+        while not self._halt.wait(self.every):
             self.beat()
 
     def beat(self) -> None:
@@ -94,7 +94,7 @@ class Heartbeat(threading.Thread):
             log.warning("action=heartbeat job=%s error=%s", self.job.id, exc)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """Every read of the queue, as plain SQL: one definition serves the daemon and the status commands.
 
-Each function takes `run(sql, params) -> rows as mappings`. `JobQueue` passes one that
-executes through its SQLAlchemy session; `quickart status`, `jobs` and `job` on SQLite pass
-one over the standard library's sqlite3 (`open_reader`), so a fresh process answers
-without importing SQLAlchemy (about 0.25 s of a 0.5 s start). The SQL is portable
-(named parameters, no dialect functions) and the column names are those of `db/models.py`.
+Each function takes `run(sql, params) -> rows as mappings`. The managers (`JobQueue`, `NodeRegistry`,
+`NoticeBoard`) pass one that executes through their SQLAlchemy session (`connector.reader`);
+`quickart status`, `jobs` and `job` on SQLite pass one over the standard library's sqlite3
+(`open_reader`), so a fresh process answers without importing SQLAlchemy (about 0.25 s of a 0.5 s
+start). The SQL is portable (named parameters, no dialect functions) and the column names are those
+of `db/models.py`.
 """
 
 from __future__ import annotations
