@@ -100,6 +100,14 @@ def latest(run, shot: ShotId, version: int) -> dict | None:
     return _view(rows[0]) if rows else None
 
 
+def of_shot(run, shot: ShotId) -> dict[int, dict]:
+    """{version: its status on the tracker as last read} for every version of the shot the tracker has
+    answered about, in one query (the shot page's version list)."""
+    rows = run(_SELECT + " WHERE s.show = :show AND s.seq = :seq AND s.name = :name ORDER BY t.read_at, t.id",
+               {"show": shot.show, "seq": shot.seq, "name": shot.shot})
+    return {int(r["version"]): _view(r) for r in rows}  # read last wins (a second tracker)
+
+
 def latest_by_shot(run) -> dict[str, dict]:
     """Each shot's newest version's status on the tracker, by "show/seq/shot" (str(ShotId), the shot's
     name as the job records carry it); shots without one are absent."""

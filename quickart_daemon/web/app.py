@@ -533,13 +533,15 @@ def _utc_text(when) -> str | None:
 # -- the shot page as a review tool (issue 24): review badges of every version, the OTIO timeline ------
 
 def shot_reviews(request: Request):
-    """{versions: {vNNN: {approval, notes}}}: every reviewed version's badge for the shot page's version
-    list, in one query (a version without reviews is absent)."""
+    """{versions: {vNNN: {approval, notes, tracker}}}: every reviewed or tracked version's badges for the
+    shot page's version list, in two queries (a version with neither is absent)."""
     web = _web(request)
     ref = studio.shot_ref(web.cfg, request.path_params["rel"])
     with web.reader() as run:
         found = reviews.shot_summaries(run, ref.id)
-    return JSONResponse({"versions": {f"v{n:03d}": data for n, data in sorted(found.items())}})
+        tracked = tracker_status.of_shot(run, ref.id)
+    versions = {n: {**found.get(n, {}), "tracker": tracked.get(n)} for n in sorted(found.keys() | tracked.keys())}
+    return JSONResponse({"versions": {f"v{n:03d}": data for n, data in versions.items()}})
 
 
 def version_timeline(request: Request):
