@@ -25,6 +25,7 @@ import logging
 import os
 import tempfile
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -315,8 +316,7 @@ def api_version_text(request: Request):
     if name is None:
         raise studio.NotFound(f"{request.path_params['what']!r}: a version's log or manifest")
     path = studio.version_file(cfg, ref, request.path_params["version"], name)
-    return FileResponse(path, media_type="text/plain; charset=utf-8", headers=IMMUTABLE,
-                        content_disposition_type="inline")
+    return inside_file(ref, path, "text/plain; charset=utf-8", "inline")
 
 
 async def events(request: Request):
@@ -363,8 +363,24 @@ def files(request: Request):
     ref = studio.shot_ref(cfg, "/".join(parts[:marker]))
     path = studio.version_file(cfg, ref, parts[marker + 1], "/".join(parts[marker + 2:]))
     media_type, disposition = _served_as(path.name)
-    return FileResponse(path, headers=IMMUTABLE, media_type=media_type, filename=path.name,
-                        content_disposition_type=disposition)
+    return inside_file(ref, path, media_type, disposition)
+
+
+def inside_file(ref: studio.ShotRef, path: Path, media_type: str, disposition: str) -> Response:
+    """A version's file, streamed from the file `studio.open_inside` opened: the check that it lies in the
+    studio is made on the open file itself, so a link swapped in after `version_file` looked is never
+    served (FileResponse would open the path again)."""
+    fh = studio.open_inside(ref.root, path)
+    size = os.fstat(fh.fileno()).st_size
+
+    def chunks():
+        with fh:
+            while chunk := fh.read(1 << 20):
+                yield chunk
+    quoted = urllib.parse.quote(path.name)
+    return StreamingResponse(chunks(), media_type=media_type, headers={
+        **IMMUTABLE, "Content-Length": str(size),
+        "Content-Disposition": f"{disposition}; filename*=utf-8''{quoted}"})
 
 
 def thumb(request: Request):
