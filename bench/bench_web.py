@@ -91,11 +91,11 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def bench_http_pages(base: str, reps: int) -> dict:
+def time_gets(base: str, pages: tuple, reps: int) -> dict:
+    """{name: (median ms, p95 ms, bytes)} of `reps` GETs of each (name, url) in `pages`."""
     out = {}
     with httpx.Client(base_url=base) as c:
-        for name, url in (("GET / (newest 100 rows)", "/"), ("GET /?limit=2000", "/?limit=2000"),
-                          ("GET /?state=queued", "/?state=queued"), ("GET /api/farm", "/api/farm")):
+        for name, url in pages:
             times = []
             for _ in range(reps):
                 t = time.perf_counter()
@@ -104,6 +104,11 @@ def bench_http_pages(base: str, reps: int) -> dict:
                 assert r.status_code == 200
             out[name] = (median(times), pct(times, 95), len(r.content))
     return out
+
+
+def bench_http_pages(base: str, reps: int) -> dict:
+    return time_gets(base, (("GET / (newest 100 rows)", "/"), ("GET /?limit=2000", "/?limit=2000"),
+                            ("GET /?state=queued", "/?state=queued"), ("GET /api/farm", "/api/farm")), reps)
 
 
 def bench_browser(base: str, cfg, reps: int, updates: int, n_frames: int) -> dict:
@@ -231,15 +236,7 @@ def bench_shot_browser(tmp: Path, n_shots: int, reps: int) -> dict:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/api/shots")
-        with httpx.Client(base_url=base) as c:
-            for name, url in (("GET /shots", "/shots"), ("GET /api/shots", "/api/shots")):
-                times = []
-                for _ in range(reps):
-                    t = time.perf_counter()
-                    r = c.get(url)
-                    times.append((time.perf_counter() - t) * 1000)
-                    assert r.status_code == 200
-                out[name] = (median(times), pct(times, 95), len(r.content))
+        out |= time_gets(base, (("GET /shots", "/shots"), ("GET /api/shots", "/api/shots")), reps)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             loads, listed, fcp, thumbs = [], [], [], []
