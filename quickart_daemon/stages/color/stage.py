@@ -662,8 +662,9 @@ def confidence(s: DrawingState) -> None:
 
 
 #: the passes over one drawing, in this order (the order matters: each reads what the earlier ones
-#: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes
-PASSES = [match_references, trace_tones, flats, clear_background, hints, flat_tones, specks, snap, carry,
+#: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes. Not in
+#: it: `specks`, which changed nothing measurable on any bench (docs/color.md, "Ablation")
+PASSES = [match_references, trace_tones, flats, clear_background, hints, flat_tones, snap, carry,
           scenery, hold, paint, paint_styles, confidence]
 
 
