@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_real.py [--anims tg_duck_safe,...] [--gaps 2,4,6] [--methods ...]
         [--every N] [--dists 1,4,8] [--no-inbetween] [--no-color] [--json bench/out/real.json]
         [--speed 1920x1080] [--color-speed 1920x1080] [--color-errors]
+        [--without PASS[,PASS] | --only PASS | --ablate]
 
 The development set is the seven real animations of `../shared/realset/make_dev.py` (Telegram
 Desktop's animated stickers, GPL-3.0+: built on this machine, never committed). The bench looks
@@ -51,6 +52,12 @@ colour, shading inside a right region, the rest) with the ceiling of a flat fill
 
 Colour speed (`--color-speed WxH`): seconds per coloured frame of the `color` stage at that size
 (tg_duck_safe frame 4 from frame 0, scaled up), one thread.
+
+Ablation of the colour stage's passes (issue 22; `--without`, `--only`, `--ablate`, built in
+bench/color_ablation.py): instead of the colour table, the stage as shipped and each variant of
+its passes on every drawing (each drawing prepared once), the accuracy change per animation (each
+animation a held-out fold), the accuracy on the parts, the scenery and the lines, the confidence
+measures, and each pass's milliseconds per drawing (with `--color-speed WxH` also at that size).
 
 A contact sheet of the worst in-betweens (key, truth, ours, reference, hold) and of the worst
 colourings (truth, ours, naive, confidence) goes to bench/out/.
@@ -499,9 +506,9 @@ def colour_ablation(root: Path, dists, variants, anims=None):
                     ours = over_white(s.image)
                     conf = confidence_image(s.conf_map)[..., 0].astype(np.float32) / 255
                     rows[(anim, d, i, v.label)] = ablation_scores(ours, truth, lines[i][..., :3], conf, background)
-            print(f"ablation {anim} d={d}: " + "  ".join(
-                f"{v.label} {np.mean([x[0] for k, x in rows.items() if k[0] == anim and k[1] == d and k[3] == v.label]):.3f}"
-                for v in variants), file=sys.stderr, flush=True)
+            got = {v.label: [x[0] for k, x in rows.items() if k[:2] == (anim, d) and k[3] == v.label] for v in variants}
+            print(f"ablation {anim} d={d}: " + "  ".join(f"{lab} {np.mean(acc):.3f}" for lab, acc in got.items()),
+                  file=sys.stderr, flush=True)
     return names, rows, times, count
 
 
@@ -532,7 +539,7 @@ def print_ablation(names, rows, variants, dists, times, count) -> None:
     full = variants[0].label
 
     def mean(k, anim, d, label):
-        return float(np.nanmean([x[k] for key, x in rows.items() if key[0] == anim and key[1] == d and key[3] == label]))
+        return float(np.nanmean([x[k] for key, x in rows.items() if key[:2] == (anim, d) and key[3] == label]))
 
     def delta(k, anim, d, label):
         return mean(k, anim, d, label) - mean(k, anim, d, full)
@@ -557,7 +564,8 @@ def print_ablation(names, rows, variants, dists, times, count) -> None:
                     confirmed += delta(0, a, d, v.label) < -0.001
         per = [x[0] - rows[key[:3] + (full,)][0] for key, x in rows.items() if key[3] == v.label]
         worse, better = sum(p < -0.001 for p in per), sum(p > 0.001 for p in per)
-        print(f"| {v.label} | " + " | ".join(cells) + f" | {avg} | {confirmed} / {kept} | {worse} / {better} of {len(per)} |")
+        print(f"| {v.label} | " + " | ".join(cells) + f" | {avg} | {confirmed} / {kept} "
+              f"| {worse} / {better} of {len(per)} |")
     print(f"\n### The other measures, mean over the animations (left out minus all passes), d = {ds}\n")
     print("parts: accuracy off the drawing's background region; scenery: on it (painted from an opaque "
           "reference); lines: on the line art's dark pixels (not in the accuracy above); wrong@low / "

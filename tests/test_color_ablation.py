@@ -16,7 +16,8 @@ from quickart_daemon.stages.color.palette import Palette
 from quickart_daemon.tools import color_metrics as metrics
 from quickart_daemon.tools import synth
 
-_spec = importlib.util.spec_from_file_location("color_ablation", Path(__file__).parents[1] / "bench" / "color_ablation.py")
+_spec = importlib.util.spec_from_file_location("color_ablation",
+                                               Path(__file__).parents[1] / "bench" / "color_ablation.py")
 ablation = sys.modules["color_ablation"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ablation)
 
