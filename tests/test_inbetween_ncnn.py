@@ -247,6 +247,34 @@ def test_auto_rule(models, monkeypatch):
     assert stage_mod._auto_backend(ctx, "auto") == "torch"
 
 
+def test_a_vulkan_device_that_is_the_cpu_is_not_a_gpu(models, monkeypatch):
+    """Mesa's llvmpipe (Debian installs it with Chromium) is a Vulkan device of type CPU: no accelerator,
+    and ncnn's output on it changed between processes. `auto` never picks it; a real GPU listed after
+    it is the one used."""
+    import ctypes.util
+
+    import ncnn
+    real = [ncnn.get_gpu_info(i).type() for i in range(ncnn.get_gpu_count())] if ctypes.util.find_library("vulkan") else []
+    assert nb.vulkan_gpu_count() == sum(t != nb.VULKAN_CPU_DEVICE for t in real)  # this machine, asked for real
+
+    class Info:
+        def __init__(self, kind):
+            self.kind = kind
+
+        def type(self):
+            return self.kind
+    devices = [nb.VULKAN_CPU_DEVICE, 0]  # a CPU rasterizer first, then a discrete GPU
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libvulkan.so.1")
+    monkeypatch.setattr(ncnn, "get_gpu_count", lambda: len(devices))
+    monkeypatch.setattr(ncnn, "get_gpu_info", lambda i: Info(devices[i]))
+    assert nb.vulkan_gpus() == [1]
+    devices[:] = [nb.VULKAN_CPU_DEVICE]
+    assert nb.vulkan_gpu_count() == 0
+    ctx = StageContext(schedule=None, params={}, models_dir=models)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert stage_mod._auto_backend(ctx, "auto") == "torch"
+
+
 def test_backend_ncnn_refuses_what_it_cannot_do(models):
     with pytest.raises(StageFailed, match="flow scales"):
         _stage(models, size=(96, 64), method="rife", backend="ncnn", scale="0.25")

@@ -196,16 +196,28 @@ def pnnx_args(pt: Path, tmp: Path, ex1, ex2) -> list[str]:
 
 # -- the engine ---------------------------------------------------------------------------------------
 
-def vulkan_gpu_count() -> int:
-    """GPUs ncnn can use through Vulkan (0 without a Vulkan loader: not even asked, which would
-    print loader errors)."""
+#: ncnn's `GpuInfo.type()` of a Vulkan device that is the CPU itself (0 discrete, 1 integrated, 2 virtual,
+#: 3 CPU): Mesa's llvmpipe/lavapipe, which Debian installs with any program that pulls mesa-vulkan-drivers
+#: (Chromium does). It is no accelerator, and on it ncnn's in-betweens changed from one process to the
+#: next (the same pair's confidence 0.38, 0.57 or 0.97 on this 2-core machine), so it is never used.
+VULKAN_CPU_DEVICE = 3
+
+
+def vulkan_gpus() -> list[int]:
+    """ncnn's Vulkan device indices that are real GPUs (never a software rasterizer on the CPU); none
+    without a Vulkan loader (not even asked, which would print loader errors)."""
     if ctypes.util.find_library("vulkan") is None:
-        return 0
+        return []
     try:
         import ncnn
-        return int(ncnn.get_gpu_count())
+        return [i for i in range(int(ncnn.get_gpu_count())) if ncnn.get_gpu_info(i).type() != VULKAN_CPU_DEVICE]
     except (ImportError, RuntimeError):
-        return 0
+        return []
+
+
+def vulkan_gpu_count() -> int:
+    """GPUs ncnn can use through Vulkan (`vulkan_gpus`)."""
+    return len(vulkan_gpus())
 
 
 _NETS: dict[tuple, object] = {}
@@ -225,6 +237,8 @@ def load_net(param: Path, binf: Path, digest: str, threads: int | None = None, v
             o = net.opt
             o.num_threads = threads
             o.use_vulkan_compute = bool(vulkan)
+            if vulkan:
+                net.set_vulkan_device(vulkan_gpus()[0])  # device 0 may be a CPU rasterizer listed first
             o.use_fp16_storage = o.use_fp16_packed = o.use_fp16_arithmetic = False
             o.use_bf16_storage = o.use_bf16_packed = False
             o.use_int8_inference = o.use_int8_storage = o.use_int8_arithmetic = o.use_int8_packed = False
