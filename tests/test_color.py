@@ -1014,6 +1014,13 @@ def _flat_puppet(t: float, size=(320, 240), paper: bool = True):
     ua, el = _limb(sh, 110 - 6 * t, 40 * s, 14 * s)
     fa, wr = _limb(el, 200 - 8 * t, 34 * s, 12 * s)
     parts += [("arm", "poly", ua), ("arm", "poly", fa), ("hand", "ellipse", (tuple(wr), (9 * s, 9 * s)))]
+    return _render_flat([(_PUPPET[name], kind, g) for name, kind, g in parts], w, h, s, paper)
+
+
+def _render_flat(parts, w: int, h: int, s: float, paper: bool):
+    """(line art, cel, flat truth, ink and trace coverage) of `parts` (colour, kind, geometry) in
+    painter's order: 'poly' corners, 'ellipse' (centre, axes), or 'shadow' (a chord's side inside the
+    part before it, the chord a red trace line); each part's outline in ink."""
     flat = np.zeros((h, w, 4), np.uint8)
     if paper:
         flat[...] = 255
@@ -1022,12 +1029,12 @@ def _flat_puppet(t: float, size=(320, 240), paper: bool = True):
     lw = max(2, int(round(2.5 * s)))
     ys, xs = np.mgrid[0:h, 0:w]
     inner = None
-    for name, kind, g in parts:
+    for rgb, kind, g in parts:
         m = np.zeros((h, w), np.uint8)
         o = np.zeros((h, w), np.uint8)
         if kind == "shadow":  # the side of a chord inside the last part, the chord a red line
             (x, y), nrm, dist = g
-            flat[(inner > 0) & ((xs - x) * nrm[0] + (ys - y) * nrm[1] > dist)] = (*_PUPPET[name], 255)
+            flat[(inner > 0) & ((xs - x) * nrm[0] + (ys - y) * nrm[1] > dist)] = (*rgb, 255)
             chord = np.zeros((h, w), np.uint8)
             p0, along = np.array([x, y]) + nrm * dist, np.array([-nrm[1], nrm[0]]) * 200
             cv2.line(chord, tuple(np.round((p0 - along) * 16).astype(int)), tuple(np.round((p0 + along) * 16).astype(int)),
@@ -1044,7 +1051,7 @@ def _flat_puppet(t: float, size=(320, 240), paper: bool = True):
             c16, ax16 = (int(round(x * 16)), int(round(y * 16))), (int(round(a * 16)), int(round(b * 16)))
             cv2.ellipse(m, c16, ax16, 0, 0, 360, 255, -1, cv2.LINE_8, 4)
             cv2.ellipse(o, c16, ax16, 0, 0, 360, 255, lw, cv2.LINE_AA, 4)
-        flat[m > 0] = (*_PUPPET[name], 255)
+        flat[m > 0] = (*rgb, 255)
         ink[m > 0] = 0  # a part in front hides the lines behind it
         red[m > 0] = 0
         ink = np.maximum(ink, o)
@@ -1084,6 +1091,89 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
     exact = (out[..., :3] == flat[..., :3]).all(2) & (out[..., 3] == 255)
     assert paint.sum() > 5000
     assert exact[paint].all(), f"{int((paint & ~exact).sum())} of {int(paint.sum())} painted pixels off their flat colour"
+
+
+def _creature(seed: int, t: float, size=(400, 300), paper: bool = True):
+    """A flat-cel creature unlike the puppet and the synthetic generator (issue 22): from `seed`,
+    random colours and proportions, 2-4 limbs of 2-3 segments that each turn at their joint over
+    time (some in front of the body, cutting it in pieces, some behind), a tail, parts that share a
+    colour, and a shadow cut off the body by a red trace line or not."""
+    rng = np.random.default_rng(seed)
+    pal = [tuple(int(v) for v in rng.integers(20, 236, 3)) for _ in range(9)]
+    bw, bh = rng.uniform(30, 45), rng.uniform(40, 60)
+    head_r = rng.uniform(18, 28)
+    tail_len, tail_w, tail_rate = rng.uniform(30, 60), rng.uniform(8, 14), rng.uniform(-4, 4)
+    shadow = bool(rng.integers(0, 2))
+    sway, bob = rng.uniform(0.1, 0.5), rng.uniform(0, 6)
+    chains = []
+    for k in range(int(rng.integers(2, 5))):
+        nseg = int(rng.integers(2, 4))
+        col = pal[3 + (k % 2)] if rng.random() < 0.7 else pal[5 + k % 3]
+        segs = [(rng.uniform(22, 40), rng.uniform(9, 15), rng.uniform(-7, 7)) for _ in range(nseg)]
+        joint = (rng.uniform(-0.9, 0.9), rng.uniform(-0.8, 0.6))
+        chains.append((joint, rng.uniform(0, 360), segs, col, bool(rng.integers(0, 2)),
+                       pal[1] if rng.random() < 0.5 else pal[6]))
+    w, h = size
+    s = h / 240
+    cx, cy = w * 0.5 + 12 * s * np.sin(t * sway), h * 0.55 + bob * s * np.sin(t * 0.7)
+    back, front = [], []
+    for joint, a0, segs, col, in_front, end_col in chains:
+        c, ang, limb = np.array([cx + joint[0] * bw * s, cy + joint[1] * bh * s]), a0, []
+        for length, width, rate in segs:
+            ang = ang + rate * t + (25 if limb else 0)
+            poly, c = _limb(c, ang, length * s, width * s)
+            limb.append((col, "poly", poly))
+        limb.append((end_col, "ellipse", ((c[0], c[1]), (7 * s, 7 * s))))
+        (front if in_front else back).extend(limb)
+    parts = [(pal[2], "poly", _limb([cx, cy + bh * 0.6 * s], 120 + tail_rate * t, tail_len * s, tail_w * s)[0])]
+    parts += back + [(pal[0], "ellipse", ((cx, cy), (bw * s, bh * s)))]
+    if shadow:
+        parts.append((tuple(max(0, c - 50) for c in pal[0]), "shadow", ((cx, cy), np.array([0.6, 0.8]), 0.45 * bw * s)))
+    parts.append((pal[1], "ellipse", ((cx, cy - (bh + head_r * 0.8) * s), (head_r * s, head_r * 0.9 * s))))
+    return _render_flat(parts + front, w, h, s, paper)
+
+
+def _flat_errors(gen, t_ref: float, t: float, paper: bool):
+    """Colour `gen`'s drawing at t from its cel at t_ref: (painted pixels off the lines, those off
+    their flat colour, those off it in a region whose colour is right: copied in, not matched)."""
+    r_lines, r_cel, _, _ = gen(t_ref)
+    lines, _, flat, drawn = gen(t)
+    colours = Colours()
+    ref = build_ref(0, r_cel, r_lines, 0.0, colours)
+    res = colour_drawing(lines, [ref], None, Palette(), colours, {}, abs(t - t_ref))
+    out = res.image
+    paint = (drawn == 0) & ((flat[..., :3] != 255).any(2) if paper else flat[..., 3] > 0)
+    wrong = paint & ~((out[..., :3] == flat[..., :3]).all(2) & (out[..., 3] == 255))
+    table = np.array(colours.table + [(0, 0, 0)], int)  # TRANSPARENT (-1): the last row
+    region_right = (table[res.region_colour][res.labels] == flat[..., :3]).all(2)
+    return int(paint.sum()), int(wrong.sum()), int((wrong & region_right).sum())
+
+
+# (generator, seed, size, paper, t, reference offset, pixels off allowed: the puppet's 3 are a
+# sliver of the hand's region under the forearm, creature 10's 10 a hand matched to another limb's)
+@pytest.mark.parametrize("case", [("puppet", 0, (480, 360), True, 3, -4, 3), ("creature", 3, (400, 300), False, 5, -4, 0),
+                                  ("creature", 1, (400, 300), False, 0, 4, 0), ("creature", 10, (400, 300), True, 5, 4, 10)])
+def test_a_flat_reference_carries_no_shading_and_flat_cels_come_out_exact(case):
+    """Issue 22: a reference region painted flat is painted flat, in the colour its drawing region
+    took; its flat pixels are not copied over that colour. They were, when a region's colour differed
+    from its reference region's (a shadow tone from the trace lines): judged against that colour the
+    flat region looked shaded (puppet: 87 px of a shadow piece in the torso's colour). Nor does the
+    trace-line role rule (the redder side is the shadow) override the reference: a region and its
+    partner matched to the two sides of one trace line of the reference (creature 3: its body called
+    the shadow of its own shadow, 0.58 with the first fix alone), or a sure match (creature 10: 0.98).
+    Measured over 256 flat cases (the puppet and 12 creature seeds, 2 sizes, paper and
+    transparency, references 4 and 8 frames either way): pixels off the flat colour of a rightly
+    coloured region 1697 -> 5 (one case, 5 px); the errors left are whole regions matched wrong
+    (mean 0.9753 puppet, 0.9302 creature). These cases come out exact but for a sliver."""
+    kind, seed, size, paper, t, d, allowed = case
+    if kind == "puppet":
+        gen = lambda tt: _flat_puppet(tt, size=size, paper=paper)
+    else:
+        gen = lambda tt: _creature(seed, tt, size=size, paper=paper)
+    painted, wrong, copied = _flat_errors(gen, t + d, t, paper)
+    assert painted > 5000
+    assert copied == 0, f"{copied} pixels of rightly coloured regions off their flat colour"
+    assert wrong <= allowed, f"{wrong} of {painted} painted pixels off their flat colour"
 
 
 def test_two_references_without_a_palette_colour_the_drawing():

@@ -255,6 +255,13 @@ def best_turn(t_crop, r_crop, off) -> np.ndarray | None:
     return best
 
 
+def away_from_lines(prep) -> np.ndarray:
+    """The pixels of a drawing off its lines and not touching them (the pixel right beside a line
+    is mostly its anti-aliasing: ink mixed into the paint): where a cel's paint is read."""
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    return ~cv2.dilate((~prep.seg.free).astype(np.uint8), cross).astype(bool)
+
+
 def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, base_rgb: np.ndarray) -> np.ndarray:
     """Per reference region: does the reference paint it with shading (enough of its pixels off
     its base colour), rather than flat?"""
@@ -492,16 +499,15 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         if not sel_reg.any():
             continue
         rregs, rlab = ref.prep.regs, ref.prep.seg.labels
-        # copied from the pixels off the reference's lines and not touching them (the pixel
-        # right beside a line is mostly its anti-aliasing: ink mixed into the paint)
-        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-        away = ~cv2.dilate((~ref.prep.seg.free).astype(np.uint8), cross).astype(bool)
-        base = np.zeros((rregs.n + 1, 3), np.float32)
-        for t in np.nonzero(sel_reg)[0]:
-            base[src_reg[t]] = lut[t, :3]
-        shaded_r = shaded_regions(rlab, away, ref.image, base)
-        # src_reg names regions of each region's own reference: only this reference's index shaded_r
-        shaded = sel_reg & shaded_r[np.where(sel_reg, src_reg, 0)]
+        # copied from the pixels off the reference's lines and not touching them (`away_from_lines`),
+        # for the regions the reference paints shaded: whether it does is the reference region's
+        # alone (RefModel.shaded: off its own colour). Judged against the colour the drawing's
+        # region took, a region that took another colour (a shadow tone from the trace lines, a
+        # speck its neighbour's) made a flat reference region look shaded and had its flat pixels
+        # copied over the colour decided. src_reg names regions of each region's own reference:
+        # only this reference's index its table
+        away = ref.away
+        shaded = sel_reg & ref.shaded[np.where(sel_reg, src_reg, 0)]
         r_line = ref.outline
         off = np.zeros((n1, 2))
         turned = {}

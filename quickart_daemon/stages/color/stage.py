@@ -13,7 +13,7 @@ from .features import Regions, describe
 from .match import TRANSPARENT, MatchResult, match, region_overlap
 from .palette import RGB, Palette
 from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
+from .shading import (ALIGN_SIZE, away_from_lines, shaded_regions, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
                       modal_colours, outline_fits, outline_lines, paint_scenery, paints_scenery, region_shift,
                       rim_colours)
 
@@ -77,6 +77,9 @@ class RefModel:
     outline: np.ndarray              # where an outline can lie on its lines (`outline_lines`)
     rim: np.ndarray | None           # its regions' line colours (`rim_colours`); None without the
                                      # key's line art (then every colour edge of the cel is a "line")
+    away: np.ndarray                 # where its paint is read (`away_from_lines`)
+    shaded: np.ndarray               # (n+1,) bool: it paints the region off the region's own colour
+                                     # (`shaded_regions`), so its shading is carried; else it is flat
 
 
 @dataclass
@@ -163,9 +166,14 @@ def build_ref(frame: int, cel: np.ndarray, lines: np.ndarray | None, gap: float,
         prep = Prepared(art, seg, describe(seg))
         from_lines = False
     col = region_colours(prep.seg.labels, prep.seg.free, cel, prep.seg.n, colours)
+    painted = col >= 0
+    base = np.zeros((len(col), 3), np.float32)
+    base[painted] = np.array(colours.table, np.float32).reshape(-1, 3)[col[painted]]
+    away = away_from_lines(prep)
     # built once per reference: every drawing coloured from it asks for them
     return RefModel(frame, cel, prep, col, from_lines, outline_lines(prep),
-                    rim_colours(prep, cel) if from_lines else None)
+                    rim_colours(prep, cel) if from_lines else None, away,
+                    shaded_regions(prep.seg.labels, away, cel, base) & painted)
 
 
 def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[int, int]]:
@@ -481,7 +489,17 @@ def keep_best(s: DrawingState) -> None:
     s.src_ref[take], s.src_reg[take] = s.rank, m.ref_region[take]
     if ref.from_lines:
         r_role = trace.roles(ref.prep.regs)[0]
-        same = (r_role[m.ref_region] == s.role) & (ref.colour[m.ref_region] == m.colour) & (m.ref_region > 0)
+        mine, theirs = m.ref_region, m.ref_region[s.partner]
+        same = (r_role[mine] == s.role) & (ref.colour[mine] == m.colour) & (mine > 0)
+        # the role rule (the redder side is the shadow) is a guess where parts cross a trace line's
+        # regions; a region and its partner matched to the two sides of one trace line of the
+        # reference are painted as the reference paints those sides, whichever the rule calls the
+        # shadow (highlight): the region keeps its match's colour
+        pairs = np.zeros(s.n + 1, bool)
+        for tone in (trace.SHADOW, trace.HIGHLIGHT):
+            sides = trace.trace_pairs(ref.prep.regs, tone)
+            pairs |= (s.role == tone) & sides[mine, theirs]
+        same |= pairs & (mine > 0) & (theirs > 0) & (ref.colour[mine] == m.colour)
     else:
         same = np.zeros(s.n + 1, bool)
     s.ref_role_same[take] = same[take]
@@ -503,6 +521,14 @@ def match_references(s: DrawingState) -> None:
             p(s)
 
 
+#: matcher probability from which a region's match is evidence that outweighs the trace-line role
+#: rule (a guess: the redder side of a red line is the shadow, which parts crossing the line upset)
+SURE_MATCH = 0.9
+#: the partner's colour, from which the tone is derived, must be about as sure as the region's own
+#: match (a fifth less at most) for the tone to replace that match
+PARTNER_AS_SURE = 0.8
+
+
 def trace_tones(s: DrawingState) -> None:
     """With references: shadows / highlights from the trace lines, in the tones the nearest reference
     paints next to their partner's colour (`tone_tables`), unless the reference itself decided
@@ -518,7 +544,8 @@ def trace_tones(s: DrawingState) -> None:
         table = shadow_of if s.role[t] == trace.SHADOW else light_of
         b = colour[s.partner[t]]
         want = table.get(int(b)) if b >= 0 else None
-        if want is not None and colour[t] != want and conf[s.partner[t]] >= conf[t] * 0.8:
+        if want is not None and colour[t] != want and conf[t] < SURE_MATCH and \
+                conf[s.partner[t]] >= conf[t] * PARTNER_AS_SURE:
             colour[t] = want
             conf[t] = min(conf[t], conf[s.partner[t]])
 
