@@ -36,7 +36,15 @@ def _pairs(a: np.ndarray, b: np.ndarray, weight: np.ndarray | None, n: int) -> n
     return m + m.T
 
 
-def describe(seg: Segmentation, outside_min_fraction: float = 0.02) -> Regions:
+#: a region touching the frame's border is background when it covers at least this share of the
+#: frame (paper or sky round a character; a part cut by the frame's edge is smaller)
+OUTSIDE_MIN_SHARE = 0.02
+#: border pixels per side of a square of the region's area at which the border share is full: a
+#: region along one whole side of its own size (a quarter of a square's perimeter)
+BORDER_SIDES = 4.0
+
+
+def describe(seg: Segmentation, outside_min_fraction: float = OUTSIDE_MIN_SHARE) -> Regions:
     lab = seg.labels
     n = int(lab.max())
     h, w = lab.shape
@@ -94,7 +102,7 @@ def describe(seg: Segmentation, outside_min_fraction: float = 0.02) -> Regions:
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
     border_px = np.bincount(lab[edge], minlength=n + 1)
     border = border_px > 0
-    ctx[:, 3] = np.minimum(border_px / np.sqrt(wgt) / 4.0, 1.0)
+    ctx[:, 3] = np.minimum(border_px / np.sqrt(wgt) / BORDER_SIDES, 1.0)
     outside = border & (full >= outside_min_fraction * h * w)
     if border.any() and not outside.any():
         outside[np.argmax(np.where(border, full, -1))] = True

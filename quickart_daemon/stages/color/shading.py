@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..labels import fill_from_nearest
+from .regions import PAINTED_ALPHA
 
 #: a reference pixel within this RGB distance of its region's base colour is the flat paint
 #: (compression and anti-aliasing noise), and a region with less than SHADED_SHARE of its pixels
@@ -79,7 +80,7 @@ def outline_lines(prep) -> np.ndarray:
     areas (line pixels within a line's width + 1 px of paper, as for a region's lines in
     `border_fit`), not their inside. A part drawn solid black (a mailbox's dark opening) is line
     everywhere: an envelope that moved in front of it had its outline "on the reference's lines"
-    with no shift, and was taken for a part that held still (painted flat, tg_mailbox)."""
+    with no shift, and was taken for a part that held still (and painted flat)."""
     line = ~prep.seg.free
     reach = prep.art.line_width + 1
     return line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= reach)
@@ -266,7 +267,7 @@ def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, 
     """Per reference region: does the reference paint it with shading (enough of its pixels off
     its base colour), rather than flat?"""
     n = len(base_rgb)
-    idx = np.flatnonzero(away & (image[..., 3] >= 128))
+    idx = np.flatnonzero(away & (image[..., 3] >= PAINTED_ALPHA))
     lab = ref_labels.ravel()[idx]
     px = image.reshape(-1, image.shape[-1])[idx]
     d2 = np.zeros(len(idx), np.float32)  # squared RGB distance, channel by channel
@@ -355,7 +356,7 @@ def rim_colours(prep, image: np.ndarray) -> np.ndarray:
     black-ink cel this is black."""
     rlab = prep.seg.labels
     n = int(rlab.max())
-    core = (prep.art.coverage >= LINE_CORE) & ~prep.seg.free & (image[..., 3] >= 128)
+    core = (prep.art.coverage >= LINE_CORE) & ~prep.seg.free & (image[..., 3] >= PAINTED_ALPHA)
     med, counts = modal_colours(rlab[core], image[..., :3][core], n)
     return np.where(counts[:, None] > 0, med, -1).astype(np.int16)
 
@@ -539,7 +540,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
         src = sy * rlab.shape[1] + sx
         r_at = rlab.ravel()[src]
         own = r_at == src_reg[pl]
-        opaque = ref.image[..., 3].ravel()[src] >= 128
+        opaque = ref.image[..., 3].ravel()[src] >= PAINTED_ALPHA
         inside = own & opaque
         away_at = away.ravel()[src]
         shaded_p = shaded[pl]

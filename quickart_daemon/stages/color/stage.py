@@ -12,7 +12,8 @@ from . import finish, trace
 from .features import Regions, describe
 from .match import TRANSPARENT, MatchResult, match, region_overlap
 from .palette import RGB, Palette
-from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
+from .regions import (PAINTED_ALPHA, LineArt, Segmentation, extract_lines, is_ink, line_strength, on_transparency,
+                      segment)
 from .shading import (ALIGN_SIZE, away_from_lines, shaded_regions, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
                       modal_colours, outline_fits, outline_lines, paint_scenery, paints_scenery, region_shift,
                       rim_colours)
@@ -31,6 +32,18 @@ def prepare(img: np.ndarray, gap: float = 0.0) -> Prepared:
     return Prepared(art, seg, describe(seg))
 
 
+#: line strength (`line_strength`) above which a pixel is drawn, not paper grain or compression noise
+DRAWN = 0.15
+#: eroded paint (areas wider than a line) makes up at least this share of what is drawn in a painted
+#: frame: line art measures 0.00-0.07 (bold strokes and solid black parts are ink, fringes are too
+#: thin to survive the erosion), painted cels 0.59 and more
+PAINTED_SHARE = 0.15
+#: paint wider than a line: the erosion's width is this share of the frame's smaller side (at least
+#: PAINT_WIDTH_MIN px): thicker than the boldest strokes
+PAINT_WIDTH_SHARE = 1 / 120
+PAINT_WIDTH_MIN = 7
+
+
 def is_coloured(img: np.ndarray) -> bool:
     """True for a frame that is already painted (filled areas, not just lines).
 
@@ -39,23 +52,21 @@ def is_coloured(img: np.ndarray) -> bool:
     line fringes are paint-like but thin: so a frame is painted when eroded paint (areas
     wider than a line) makes up a good share of everything drawn."""
     s = line_strength(img)
-    strong = s > 0.15
+    strong = s > DRAWN
     if strong.sum() < 16:
         return False
-    # not ink: ink is dark in every channel
-    paint = strong & ((img[..., 0] >= 90) | (img[..., 1] >= 90) | (img[..., 2] >= 90))
-    k = max(7, int(round(min(img.shape[:2]) / 120)) | 1)
+    paint = strong & ~is_ink(img)
+    k = max(PAINT_WIDTH_MIN, int(round(min(img.shape[:2]) * PAINT_WIDTH_SHARE)) | 1)
     core = cv2.erode(paint.astype(np.uint8), np.ones((k, k), np.uint8))
-    return core.sum() > 0.15 * strong.sum()
+    return core.sum() > PAINTED_SHARE * strong.sum()
 
 
 def lines_from_cel(cel: np.ndarray) -> LineArt:
     """Line art recovered from a coloured cel: dark ink plus the edges between colour fills."""
-    rgb = cel[..., :3].astype(np.int16)
     alpha = cel[..., 3]
-    ink = (alpha >= 128) & (rgb[..., 0] + rgb[..., 1] + rgb[..., 2] < 210)  # the mean below 70
+    ink = (alpha >= PAINTED_ALPHA) & is_ink(cel)
     key = (cel[..., 0].astype(np.int64) << 24) | (cel[..., 1].astype(np.int64) << 16) | \
-          (cel[..., 2].astype(np.int64) << 8) | (alpha >= 128)
+          (cel[..., 2].astype(np.int64) << 8) | (alpha >= PAINTED_ALPHA)
     edge = np.zeros(ink.shape, bool)
     dx = key[:, 1:] != key[:, :-1]
     dy = key[1:] != key[:-1]
@@ -109,8 +120,8 @@ def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int
     lab = labels[::step, ::step].ravel()
     c = cel[::step, ::step].reshape(-1, 4)
     sel = free[::step, ::step].ravel()
-    painted = c[:, 3] >= 128
-    dark = c[:, 0].astype(np.int16) + c[:, 1] + c[:, 2] < 120  # the mean below 40
+    painted = c[:, 3] >= PAINTED_ALPHA
+    dark = is_ink(c)
     total = np.bincount(lab[sel], minlength=n + 1)
     light = np.bincount(lab[sel & ~dark], minlength=n + 1)
     use = sel & (~dark | (light[lab] == 0))  # a region with no light pixel keeps its dark ones
@@ -135,14 +146,19 @@ def flats_colour(i: int) -> RGB:
     return (int(r * 255), int(g * 255), int(b * 255))
 
 
+#: line strength from which a pixel of a hint drawn on paper is part of a scribble (a stroke's core,
+#: not its anti-aliased fringe, which would touch the regions beside it)
+HINT_STROKE = 0.25
+
+
 def hint_colours(hint: np.ndarray, labels: np.ndarray, n: int, colours: Colours) -> np.ndarray:
     """Regions touched by a hint scribble, and the scribble's colour (TRANSPARENT-1 = no hint)."""
     if hint.shape[:2] != labels.shape:
         hint = cv2.resize(hint, (labels.shape[1], labels.shape[0]), interpolation=cv2.INTER_NEAREST)
-    if (hint[..., 3] < 250).mean() > 0.05:
-        mask = hint[..., 3] >= 128
+    if on_transparency(hint):
+        mask = hint[..., 3] >= PAINTED_ALPHA
     else:
-        mask = line_strength(hint) > 0.25
+        mask = line_strength(hint) > HINT_STROKE
     out = np.full(n + 1, -2, int)
     if not mask.any():
         return out
@@ -219,11 +235,16 @@ def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
     m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
 
 
+#: weight of the line context in the matcher's cost for a reference without its key's line art: its
+#: "lines" are every colour edge of the cel, so which share of a region's outline is ink says little
+CEL_EDGE_LINE_WEIGHT = 0.2
+
+
 def match_reference(regs: Regions, lab: np.ndarray, ref: RefModel, n_colours: int, veto: np.ndarray | None = None):
     """The drawing's regions matched to the reference's (`match`, without the `veto`ed pairs), the
     regions that stayed put taking the region they lie on (`stayed_put`)."""
     m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, n_colours,
-              line_weight=1.0 if ref.from_lines else 0.2, veto=veto)
+              line_weight=1.0 if ref.from_lines else CEL_EDGE_LINE_WEIGHT, veto=veto)
     stayed_put(m, lab, ref)
     return m
 
@@ -274,6 +295,12 @@ HELD_SHARE = 0.1
 #: share of a region's outline that must lie on the lines of the regions that held still at its
 #: place for that to count as evidence on its own (more than half of it)
 HELD_MOST = 0.5
+#: a region whose match covers less than this share of it at its place moved (or its match is wrong):
+#: `held_by_outline` asks its outline (half: the match lies mostly elsewhere)
+MATCH_AT_PLACE = 0.5
+#: the pixels, beside mask_shift's grid step, by which a region that held still may seem to have
+#: moved (a pixel of line on either side)
+HELD_SLACK_PX = 2.0
 
 
 def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
@@ -282,8 +309,8 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     that held still at its place better than on its match's own lines, `border_fit`: the inside
     of a mailbox whose rim an envelope's edge now follows) held still, whatever the matcher's areas
     and positions said: a box's upper part that a flag hid in two pieces in the reference is not
-    the flag, which has swung away (tg_mailbox: the area-conserving matcher gave the box's top the reference's flag, and the
-    flag the box). It takes the reference region at its place that also held still (the shift that
+    the flag, which has swung away (the area-conserving matcher gives the box's top the
+    reference's flag, and the flag the box). It takes the reference region at its place that also held still (the shift that
     lays that region on it best is about none; the largest of them: an occluder in the reference
     may have cut it in pieces) and differs from its match. Updates the match `m` in place (the
     confidence is at most the outline's fit there) and returns the vetoed pairs (region, its old
@@ -301,7 +328,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
     share = inter / np.maximum(inter.sum(1, keepdims=True), 1)
     r_line = ref.outline
     zero = np.zeros(2)
-    cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < 0.5)
+    cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < MATCH_AT_PLACE)
     cand[0] = False
     reach = int(np.ceil(prep.art.line_width)) + 1  # a region's lines: those within a line's width of it
     for t in np.nonzero(cand)[0]:
@@ -317,7 +344,7 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
         if not on_all and all0 <= max(fit_m, HELD_MOST):
             continue  # no evidence either way (the fit on some lines is at most that on all of them)
         # the shift is known to about one step of mask_shift's grid (plus a pixel of line)
-        tol = 2.0 + max(tm.shape) / ALIGN_SIZE
+        tol = HELD_SLACK_PX + max(tm.shape) / ALIGN_SIZE
         held = []
         for rp in np.argsort(-share[t]):
             if share[t, rp] < HELD_SHARE:
@@ -379,7 +406,7 @@ class DrawingState:
     colour: np.ndarray               # index into colours.table, or TRANSPARENT
     conf: np.ndarray                 # confidence
     fixed: np.ndarray                # decided by a hint: the second pass leaves it alone
-    best: np.ndarray                 # best score over the references so far (confidence - 0.03 x rank)
+    best: np.ndarray                 # best score over the references so far (confidence - RANK_PENALTY x rank)
     src_ref: np.ndarray              # which reference (rank) and region each region's colour came from
     src_reg: np.ndarray
     ref_role_same: np.ndarray        # matched to a reference region in the same trace role that the
@@ -426,6 +453,12 @@ class DrawingState:
         return bool(self.refs) and self.refs[0].image.shape[:2] == self.lab.shape
 
 
+#: a region of at most SPECK_SHARE of the frame (41 px at 1080p), and at least SPECK_MIN_PX, is a
+#: speck: where lines cross or nearly touch, too small for its shape or place to say what it is
+SPECK_SHARE = 2e-5
+SPECK_MIN_PX = 4.0
+
+
 def drawing_state(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None, palette: Palette,
                   colours: Colours, params: dict, frame_no: int) -> DrawingState:
     """The drawing segmented (`prepare`), every region still uncoloured (TRANSPARENT, confidence 1)."""
@@ -437,7 +470,7 @@ def drawing_state(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None
                      colour=np.full(n + 1, TRANSPARENT, int), conf=np.ones(n + 1), fixed=np.zeros(n + 1, bool),
                      best=-np.ones(n + 1), src_ref=np.full(n + 1, -1), src_reg=np.zeros(n + 1, int),
                      ref_role_same=np.zeros(n + 1, bool))
-    s.speck = max(4.0, 2e-5 * h * w)
+    s.speck = max(SPECK_MIN_PX, SPECK_SHARE * h * w)
     s.low_conf = float(params.get("low-confidence", 0.5))
     s.ink_rgb = prep.art.ink_rgb
     s.line_colour = str(params.get("line-color", "") or "")
@@ -478,12 +511,18 @@ def correct_by_outline(s: DrawingState) -> None:
     s.regs.outside[background] = True
 
 
+#: what each step further in time costs a reference's match against the nearer references' (a
+#: nearer drawing differs less: at the same confidence its match is likelier right; a small cost, so
+#: a clearly surer match from further away still wins)
+RANK_PENALTY = 0.03
+
+
 def keep_best(s: DrawingState) -> None:
-    """Per region the best reference wins: confidence - 0.03 x rank in time. Reads m, ref, rank, role;
+    """Per region the best reference wins: confidence - RANK_PENALTY x rank in time. Reads m, ref, rank, role;
     writes colour, conf (the match's confidence), best, src_ref, src_reg, ref_role_same of the
     regions it takes."""
     m, ref = s.m, s.ref
-    score = m.confidence - 0.03 * s.rank
+    score = m.confidence - RANK_PENALTY * s.rank
     take = score > s.best
     s.colour[take], s.conf[take], s.best[take] = m.colour[take], m.confidence[take], score[take]
     s.src_ref[take], s.src_reg[take] = s.rank, m.ref_region[take]
