@@ -772,7 +772,7 @@ def test_an_outline_that_held_still_on_its_own_lines_beats_one_that_lies_on_othe
     ref = build_ref(1, cel_ref, lines_ref, 0.0, colours)
     m = match(prep.regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, len(colours.table))
     envelope, inside = ref.prep.seg.labels[80, 50], ref.prep.seg.labels[40, 190]
-    assert prep.regs.full_area[ring] > 5000  # one region round the envelope
+    assert prep.regs.area[ring] > 5000  # one region round the envelope
     m.colour[ring], m.ref_region[ring], m.confidence[ring] = ref.colour[envelope], envelope, 1.0
     # on all the reference's lines, the outline fits no better where it is than at the envelope's
     # shift (the decoy): that test alone keeps the envelope

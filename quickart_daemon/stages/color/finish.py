@@ -27,11 +27,11 @@ def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np
     """Specks and unsure scraps take the colour of their main neighbour. Returns how many changed."""
     changed = 0
     adj = regs.adj
-    order = np.argsort(regs.full_area)
+    order = np.argsort(regs.area)
     for t in order:
         if t == 0 or fixed[t] or regs.outside[t]:
             continue
-        a = regs.full_area[t]
+        a = regs.area[t]
         tiny = a <= speck_area
         scrap = a <= SCRAP_SPECKS * speck_area and conf[t] < low_conf
         if not (tiny or scrap):

@@ -139,8 +139,8 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
     # positions in character units
     pt = (tgt.centroid[T] - tgt.char_center) / s_t
     pr = (ref.centroid[R] - ref.char_center) / s_r
-    la_t = np.log(np.maximum(tgt.full_area[T], 1) / s_t ** 2)
-    la_r = np.log(np.maximum(ref.full_area[R], 1) / s_r ** 2)
+    la_t = np.log(np.maximum(tgt.area[T], 1) / s_t ** 2)
+    la_r = np.log(np.maximum(ref.area[R], 1) / s_r ** 2)
     el_t = tgt.size[T, 1] / np.maximum(tgt.size[T, 0], 1e-6)
     el_r = ref.size[R, 1] / np.maximum(ref.size[R, 0], 1e-6)
     c_area = np.abs(la_t[:, None] - la_r[None, :])
@@ -153,11 +153,11 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
     else:
         ov = np.zeros((nT, len(R)))
     # masses for the area-conserving assignment (same total on both sides)
-    a_t = np.maximum(tgt.full_area[T], 1.0) / s_t ** 2
-    a_r = np.maximum(ref.full_area[R], 1.0) / s_r ** 2
+    a_t = np.maximum(tgt.area[T], 1.0) / s_t ** 2
+    a_r = np.maximum(ref.area[R], 1.0) / s_r ** 2
     a_r = a_r * a_t.sum() / a_r.sum()
     # tiny regions have unreliable shapes
-    small_t = np.clip(np.sqrt(tgt.full_area[T]) / SHAPE_SURE_PX, SHAPE_LEAST, 1.0)[:, None]
+    small_t = np.clip(np.sqrt(tgt.area[T]) / SHAPE_SURE_PX, SHAPE_LEAST, 1.0)[:, None]
     # enclosed holes (transparent reference regions that are not the background, e.g. the gap
     # between the legs) never border the background; a target region that does over part of
     # its outline is a part of the character, not a hole (legs crossing between key and target)
@@ -197,7 +197,7 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
         j = P.argmax(1)
         c = P.max(1)
         d = pt - pr[j]
-        wgt = (c * np.sqrt(tgt.full_area[T]))[:, None]
+        wgt = (c * np.sqrt(tgt.area[T]))[:, None]
         W = At + np.eye(nT)
         num = W @ (d * wgt)
         den = W @ wgt

@@ -204,7 +204,7 @@ def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[i
         if b < 0 or c < 0 or b == c:
             continue
         key = (int(role[t]), int(b), int(c))
-        votes[key] = votes.get(key, 0.0) + ref.prep.regs.full_area[t]
+        votes[key] = votes.get(key, 0.0) + ref.prep.regs.area[t]
     for (r, b, c), v in sorted(votes.items(), key=lambda kv: kv[1]):
         tables[r - 1][b] = c
     return tables
@@ -718,11 +718,11 @@ def confidence(s: DrawingState) -> None:
         conf_map = np.where(s.scenery, np.where(s.moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
     s.conf_map = conf_map
     for t in range(1, s.n + 1):
-        if s.conf[t] < s.low_conf and not regs.outside[t] and regs.full_area[t] > s.speck:
+        if s.conf[t] < s.low_conf and not regs.outside[t] and regs.area[t] > s.speck:
             x0, y0, x1, y1 = (int(v) for v in regs.bbox[t])
             s.low.append({"frame": s.frame_no, "bbox": [x0, y0, x1, y1],
                           "centroid": [round(float(regs.centroid[t, 0]), 1), round(float(regs.centroid[t, 1]), 1)],
-                          "area": int(regs.full_area[t]), "confidence": round(float(s.conf[t]), 3)})
+                          "area": int(regs.area[t]), "confidence": round(float(s.conf[t]), 3)})
 
 
 #: the passes over one drawing, in this order (the order matters: each reads what the earlier ones
