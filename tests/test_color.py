@@ -18,7 +18,8 @@ from quickart_daemon.images import read_png, write_png
 from quickart_daemon.stages.base import StageContext
 from quickart_daemon.tools import color_metrics as metrics
 from quickart_daemon.stages.color.palette import Palette, load_palette
-from quickart_daemon.stages.color.stage import Colours, build_ref, colour_drawing
+from quickart_daemon.stages.color.reference import Colours, build_ref
+from quickart_daemon.stages.color.stage import colour_drawing
 from quickart_daemon.timing import schedule_from_timing
 
 SIZE = (480, 270)
@@ -69,7 +70,7 @@ def test_tiny_closed_regions_are_kept():
     img = np.full((120, 160, 4), 255, np.uint8)
     cv2.circle(img, (80, 60), 40, (0, 0, 0, 255), 2)
     cv2.circle(img, (80, 60), 3, (0, 0, 0, 255), 1)  # an eye-sized dot
-    from quickart_daemon.stages.color.stage import prepare
+    from quickart_daemon.stages.color.reference import prepare
     p = prepare(img)
     assert p.seg.n >= 3  # outside, the disc, the dot
 
@@ -193,7 +194,7 @@ def _shaded_cel(lines: np.ndarray, dx: int = 0) -> np.ndarray:
 def test_bold_line_art_is_coloured_not_passed_through():
     """Thick strokes and solid black parts are wide and dark but not paint: the frame is line
     art, and a reference colours it (it used to pass through as 'already coloured')."""
-    from quickart_daemon.stages.color.stage import is_coloured
+    from quickart_daemon.stages.color.reference import is_coloured
     lines = _bold_lines()
     assert not is_coloured(lines)
     assert is_coloured(_shaded_cel(lines))
@@ -220,7 +221,7 @@ def test_shaded_reference_gives_base_colour_and_carries_the_shading():
 def test_region_base_colour_is_robust_to_highlight_and_shadow():
     """A shaded part: a gradient (no two rows the same colour) with a flat white highlight on a
     fifth of it. The most frequent exact colour is the highlight; the base is the gradient's."""
-    from quickart_daemon.stages.color.stage import region_colours
+    from quickart_daemon.stages.color.reference import region_colours
     cel = np.zeros((40, 40, 4), np.uint8)
     cel[..., 3] = 255
     for y in range(40):
@@ -334,7 +335,7 @@ def test_a_line_takes_its_own_parts_line_colour_not_anothers_it_lands_on():
     dart's fins that took the dartboard's dark red rim)."""
     from quickart_daemon.stages.color.finish import INK_VISIBLE
     from quickart_daemon.stages.color.shading import carry_shading
-    from quickart_daemon.stages.color.stage import prepare
+    from quickart_daemon.stages.color.reference import prepare
     lines_ref = np.full((120, 120, 4), 255, np.uint8)
     cv2.circle(lines_ref, (60, 60), 20, (0, 0, 0, 255), 3)
     cv2.circle(lines_ref, (60, 60), 40, (0, 0, 0, 255), 3)
@@ -650,7 +651,8 @@ def test_a_piece_cut_off_by_a_new_line_keeps_the_colour_it_lies_in_by_its_outlin
     and gave such a piece an unclaimed white highlight far off, with confidence 1; here the match
     is set by hand, and the outline takes the piece back to the body."""
     from quickart_daemon.stages.color.match import match
-    from quickart_daemon.stages.color.stage import inside_by_outline, prepare
+    from quickart_daemon.stages.color.corrections import inside_by_outline
+    from quickart_daemon.stages.color.reference import prepare
     (lines_ref, cel_ref), (lines_tgt, _) = _body(False, True), _body(True, False)
     colours = Colours()
     ref = build_ref(1, cel_ref, lines_ref, 0.0, colours)
@@ -757,8 +759,9 @@ def test_an_outline_that_held_still_on_its_own_lines_beats_one_that_lies_on_othe
     lines of the regions at its place that held still (the box's inside) more than half of its
     outline lies, more than on the envelope's own lines: it is the box's inside."""
     from quickart_daemon.stages.color.match import match
-    from quickart_daemon.stages.color.shading import crop_region, mask_shift, outline_fit
-    from quickart_daemon.stages.color.stage import held_by_outline, prepare
+    from quickart_daemon.stages.color.align import crop_region, mask_shift, outline_fit
+    from quickart_daemon.stages.color.corrections import held_by_outline
+    from quickart_daemon.stages.color.reference import prepare
     prep = prepare(_mailbox_inside(True)[0])
     lab = prep.seg.labels
     ring = lab[40, 190]
@@ -790,7 +793,8 @@ def test_a_moved_part_whose_outline_does_not_fit_its_match_is_unsure():
     matched by hand to a piece of the box's top it does not fit): below --low-confidence, so the
     map marks it."""
     from quickart_daemon.stages.color.match import match
-    from quickart_daemon.stages.color.stage import held_by_outline, prepare
+    from quickart_daemon.stages.color.corrections import held_by_outline
+    from quickart_daemon.stages.color.reference import prepare
     (lines_ref, cel_ref), (lines_tgt, _) = _box_top_and_flag(False), _box_top_and_flag(True)
     colours = Colours()
     ref = build_ref(1, cel_ref, lines_ref, 0.0, colours)
@@ -945,7 +949,7 @@ def test_a_lit_part_is_not_the_shadow_of_a_scrap_its_shadow_line_touches():
     reference's shirt green. A region lies on one side of one trace line, the one it shares most
     of: the torso is the lit side of its crescent, not the shadow of the hand."""
     from quickart_daemon.stages.color import trace
-    from quickart_daemon.stages.color.stage import prepare
+    from quickart_daemon.stages.color.reference import prepare
     lines = _torso_and_hand((157, 105, 20))
     prep = prepare(lines)
     regs, lab = prep.regs, prep.seg.labels
