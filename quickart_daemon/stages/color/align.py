@@ -17,6 +17,8 @@ ALIGN_SIZE = 160
 #: cost of a region's shift per region size (sqrt of its area), against its overlap score (at
 #: most 2: outlines and areas): moving by a whole region size costs an eighth of a perfect fit
 STILL_BIAS = 0.25
+#: fewest pixels from which a shape's inertia ellipse says anything (a 3 x 3 square)
+MOMENT_MIN_PX = 9
 #: a shape has a direction (its turn can be read from its inertia ellipse) when its major axis is
 #: at least this many times its minor: clearly longer than wide
 ELONGATED = 1.5
@@ -146,7 +148,7 @@ def _moment_frame(mask: np.ndarray, org: np.ndarray) -> tuple[np.ndarray, np.nda
     as rows, each scaled by its standard deviation; None where the shape has no direction (a
     round shape: the major axis is less than ELONGATED times the minor)."""
     ys, xs = np.nonzero(mask)
-    if len(xs) < 9:
+    if len(xs) < MOMENT_MIN_PX:
         return None
     pts = np.stack([xs, ys], 1).astype(np.float64)
     centre = pts.mean(0)

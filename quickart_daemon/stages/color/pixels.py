@@ -10,6 +10,11 @@ import numpy as np
 FLAT_LEVEL = 12.0
 
 
+#: colours on the coarse grid: 16 levels a channel (a gradient's neighbouring steps fall together,
+#: a highlight or a shadow is another colour), 16 ** 3 codes
+COARSE_CODES = 4096
+
+
 def coarse_codes(rgb: np.ndarray) -> np.ndarray:
     """Colour code on a coarse grid (16 levels a channel)."""
     q = rgb.astype(np.int64) >> 4
@@ -26,18 +31,18 @@ def modal_colours(lab: np.ndarray, rgb: np.ndarray, n: int) -> tuple[np.ndarray,
     if lab.size == 0:
         return med, np.zeros(n + 1, np.int64)
     coarse = coarse_codes(rgb)
-    pair = lab * 4096 + coarse
+    pair = lab * COARSE_CODES + coarse
     modal = np.full(n + 1, -1, np.int64)
-    if (n + 1) * 4096 <= min(max(4 * lab.size, 1 << 22), 1 << 23):
+    if (n + 1) * COARSE_CODES <= min(max(4 * lab.size, 1 << 22), 1 << 23):
         # a count per (label, coarse colour): the most frequent, the lowest code on a tie
-        hist = np.bincount(pair, minlength=(n + 1) * 4096).reshape(n + 1, 4096)
+        hist = np.bincount(pair, minlength=(n + 1) * COARSE_CODES).reshape(n + 1, COARSE_CODES)
         has = hist.any(1)
         modal[has] = hist[has].argmax(1)
     else:
         u, cnt = np.unique(pair, return_counts=True)
-        order = np.lexsort((-cnt, u // 4096))
-        first = np.r_[True, (u // 4096)[order][1:] != (u // 4096)[order][:-1]]
-        modal[u[order][first] // 4096] = u[order][first] % 4096
+        order = np.lexsort((-cnt, u // COARSE_CODES))
+        first = np.r_[True, (u // COARSE_CODES)[order][1:] != (u // COARSE_CODES)[order][:-1]]
+        modal[u[order][first] // COARSE_CODES] = u[order][first] % COARSE_CODES
     pick = coarse == modal[lab]
     lk = lab[pick]
     counts = np.bincount(lk, minlength=n + 1)

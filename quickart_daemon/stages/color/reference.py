@@ -36,6 +36,8 @@ def prepare(img: np.ndarray, gap: float = 0.0) -> Prepared:
 
 #: line strength (`line_strength`) above which a pixel is drawn, not paper grain or compression noise
 DRAWN = 0.15
+#: a frame with fewer drawn pixels than this is empty, not painted
+DRAWN_MIN_PX = 16
 #: eroded paint (areas wider than a line) makes up at least this share of what is drawn in a painted
 #: frame: line art measures 0.00-0.07 (bold strokes and solid black parts are ink, fringes are too
 #: thin to survive the erosion), painted cels 0.59 and more
@@ -55,7 +57,7 @@ def is_coloured(img: np.ndarray) -> bool:
     wider than a line) makes up a good share of everything drawn."""
     s = line_strength(img)
     strong = s > DRAWN
-    if strong.sum() < 16:
+    if strong.sum() < DRAWN_MIN_PX:
         return False
     paint = strong & ~is_ink(img)
     k = max(PAINT_WIDTH_MIN, int(round(min(img.shape[:2]) * PAINT_WIDTH_SHARE)) | 1)
@@ -108,6 +110,11 @@ class Colours:
         return self.index[rgb]
 
 
+#: above this many pixels (past 1920 x 1080; a 4K frame) a region's colour is read from every other
+#: pixel in each direction: a quarter of them are still thousands per region
+SUBSAMPLE_ABOVE_PX = 2_500_000
+
+
 def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int, colours: Colours) -> np.ndarray:
     """The base colour of `cel` inside every region (TRANSPARENT where mostly unpainted).
 
@@ -117,7 +124,7 @@ def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int
     there; on a flat cel the flat colour exactly, and a region straddling two paints takes the
     larger, never a mix). Ink drawn inside a region is not its colour, unless the region is all
     dark (a black part)."""
-    step = 1 if labels.size <= 2_500_000 else 2
+    step = 1 if labels.size <= SUBSAMPLE_ABOVE_PX else 2
     lab = labels[::step, ::step].ravel()
     c = cel[::step, ::step].reshape(-1, 4)
     sel = free[::step, ::step].ravel()

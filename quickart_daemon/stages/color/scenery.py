@@ -25,6 +25,8 @@ SCENERY_WINDOW = 0.05
 #: that makes a shift a candidate
 SCENERY_MOTIONS = 3
 PEAK_SHARE = 0.3
+#: pixels of the background sampled for the paper's colour (a median: a few thousand suffice)
+PAPER_SAMPLE = 20000
 
 
 def _window(height: int) -> int:
@@ -187,7 +189,7 @@ def paint_scenery(fill: np.ndarray, prep, moved: np.ndarray, ref) -> tuple[np.nd
     copied, shifted = _scenery_moved(fill, prep, moved, ref, ~part & ref.prep.seg.free & ~fringe)
     seen = (seen & ~shifted) | copied
     got = seen | fill_from_nearest(fill, seen & ~fringe, outside & ~seen, lab)
-    paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // 20000)], axis=0) if seen.any() else 255
+    paper = np.median(img[..., :3][seen][:: max(1, int(seen.sum()) // PAPER_SAMPLE)], axis=0) if seen.any() else 255
     scenery = got & off_colour(fill, paper, FLAT_LEVEL)
     # scenery that took a motion is a guess away from its lines, even where it is paper-coloured (a
     # white chat bubble), when the reference has scenery that is not paper (at least a window's

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..labels import fill_from_nearest
 from .align import best_turn, outline_fits, region_shift
-from .pixels import FLAT_LEVEL, coarse_codes, modal_colours
+from .pixels import COARSE_CODES, FLAT_LEVEL, coarse_codes, modal_colours
 from .regions import PAINTED_ALPHA
 from .scenery import MOVED_NEAR
 
@@ -51,6 +51,11 @@ TONE_EDGE = 2 * FLAT_LEVEL
 TONE_EDGE_BAND = 0.004
 #: line coverage above which a reference pixel is the line itself (its colour is the line's colour)
 LINE_CORE = 0.5
+#: a drawing's line pixel is a stroke (its colour carried from the reference) within this many line
+#: widths + 1 px of paper; deeper inside a solid black area it stays the drawing's ink
+STROKE_REACH = 2
+#: pixel pairs compared at once when a depth level is filled (bounds the distance matrix's memory)
+FILL_PAIRS = 1_000_000
 
 
 def away_from_lines(prep) -> np.ndarray:
@@ -86,11 +91,11 @@ def same_paint(image: np.ndarray, rlab: np.ndarray, away: np.ndarray, region: np
     sel = np.flatnonzero(away & asked[rlab])  # the paint of the regions asked about
     lab = rlab.ravel()[sel]
     code = coarse_codes(image.reshape(-1, image.shape[-1])[sel, :3])
-    keys, cnt = np.unique(lab.astype(np.int64) * 4096 + code, return_counts=True)
+    keys, cnt = np.unique(lab.astype(np.int64) * COARSE_CODES + code, return_counts=True)
     total = np.bincount(lab, minlength=n)
-    present = keys[cnt >= PIECE_SHARE * total[keys // 4096]]
+    present = keys[cnt >= PIECE_SHARE * total[keys // COARSE_CODES]]
     q = image[sy, sx, :3].astype(np.int64) >> 4
-    reg = region.astype(np.int64) * 4096
+    reg = region.astype(np.int64) * COARSE_CODES
     hit = np.zeros(len(q), bool)
     for d in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T:
         c = np.clip(q + d, 0, 15)
@@ -146,7 +151,7 @@ def fill_hidden(fill: np.ndarray, known: np.ndarray, want: np.ndarray, lab: np.n
             if len(ks) == 0:
                 continue
             ws = wo[np.searchsorted(wd, level):np.searchsorted(wd, level, "right")]
-            step = max(1, 1_000_000 // len(ks))  # a level's ring is thin: compare its pixels directly
+            step = max(1, FILL_PAIRS // len(ks))  # a level's ring is thin: compare its pixels directly
             for i in range(0, len(ws), step):
                 c = ws[i:i + step]
                 d2 = (wy[c, None] - ky[None, ks]) ** 2 + (wx[c, None] - kx[None, ks]) ** 2
@@ -242,7 +247,7 @@ def carry_shading(lab: np.ndarray, regs, lut: np.ndarray, colour: np.ndarray, sr
     if line is not None:
         # only strokes: deep inside a solid black area (a mailbox's dark opening) the regions that
         # share it out move each their own way, and it stays the drawing's ink
-        line = line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= 2 * (line_width + 1))
+        line = line & (cv2.distanceTransform(line.astype(np.uint8), cv2.DIST_L2, 3) <= STROKE_REACH * (line_width + 1))
     lab_flat = lab.ravel()
     fill_flat = fill.reshape(-1, 4)  # (a view: `fill` is a fresh contiguous array)
     for rank, ref in enumerate(refs):

@@ -24,6 +24,9 @@ from .shading import carry_shading
 
 
 def flats_colour(i: int) -> RGB:
+    """A distinct colour for region i (flats): hues a golden-ratio step apart never repeat and stay
+    far from their neighbours; saturation and value cycle over 3 and 4 steps, so neighbouring
+    ids also differ in lightness."""
     h = (i * 0.618033988749895) % 1.0
     s = 0.45 + 0.25 * ((i * 7) % 3) / 2
     v = 0.95 - 0.2 * ((i * 5) % 4) / 3
