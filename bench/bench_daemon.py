@@ -290,6 +290,7 @@ def bench_scheduler(tmp: Path, n_jobs: int, n_measure: int, n_cycle: int) -> tup
     from quickart_daemon.config import load_config
     from quickart_daemon.queue import open_queue
     from quickart_daemon.naming import ShotId
+    from quickart_daemon.nodes import NodeRegistry
 
     folder = tmp / "scheduler"
     cfg_path = write_config(folder)
@@ -299,7 +300,7 @@ def bench_scheduler(tmp: Path, n_jobs: int, n_measure: int, n_cycle: int) -> tup
     t = time.perf_counter()
     seeded = seed_jobs(jq, n_jobs, n_queued)
     seed_s = time.perf_counter() - t
-    jq.node_heartbeat(cfg.node, os.getpid(), ["gpu0", "gpu1"], "native", starting=True)
+    NodeRegistry(jq.db, jq).heartbeat(cfg.node, os.getpid(), ["gpu0", "gpu1"], "native", starting=True)
     owner, node = f"{cfg.node}:{os.getpid()}:gpu0", cfg.node
     artifacts = {k: f"/out/{k}" for k in ARTIFACT_KINDS}
 

@@ -41,6 +41,7 @@ from quickart_daemon.db.pgcluster import PostgresCluster  # noqa: E402
 from quickart_daemon.db.session import connect  # noqa: E402
 from quickart_daemon.db.wakeup import Wakeup  # noqa: E402
 from quickart_daemon.naming import ShotId  # noqa: E402
+from quickart_daemon.nodes import NodeRegistry  # noqa: E402
 from quickart_daemon.queue import JobQueue, JobState  # noqa: E402
 
 
@@ -118,14 +119,15 @@ def bench_wakeup(url: str, trials: int, poll_interval: float = 1.0) -> list[floa
 
 def bench_requeue(url: str, lease: float = 2.0, tick: float = 0.2) -> float:
     jq = JobQueue(connect(url), lease_seconds=lease)
+    registry = NodeRegistry(jq.db, jq)
     job = jq.enqueue(ShotId("B", "q", "shX"), "/studio/x", "default")
-    jq.node_heartbeat("dead", 1, ["s"], None, starting=True)
+    registry.heartbeat("dead", 1, ["s"], None, starting=True)
     jq.claim_next("dead:1:s", "dead", "s")
-    jq.node_heartbeat("dead", 1, ["s"], None)
+    registry.heartbeat("dead", 1, ["s"], None)
     silent_from = time.perf_counter()
     while jq.get(job.id).state is not JobState.QUEUED:
-        jq.node_heartbeat("alive", 2, ["s"], None)
-        jq.requeue_down_nodes(lease, me="alive")
+        registry.heartbeat("alive", 2, ["s"], None)
+        registry.requeue_down_nodes(lease, me="alive")
         jq.requeue_stale()
         time.sleep(tick)
     return time.perf_counter() - silent_from

@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_real.py [--anims tg_duck_safe,...] [--gaps 2,4,6] [--methods ...]
         [--every N] [--dists 1,4,8] [--no-inbetween] [--no-color] [--json bench/out/real.json]
         [--speed 1920x1080] [--color-speed 1920x1080] [--color-errors]
+        [--without PASS[,PASS] | --only PASS | --ablate]
 
 The development set is the seven real animations of `../shared/realset/make_dev.py` (Telegram
 Desktop's animated stickers, GPL-3.0+: built on this machine, never committed). The bench looks
@@ -51,6 +52,12 @@ colour, shading inside a right region, the rest) with the ceiling of a flat fill
 
 Colour speed (`--color-speed WxH`): seconds per coloured frame of the `color` stage at that size
 (tg_duck_safe frame 4 from frame 0, scaled up), one thread.
+
+Ablation of the colour stage's passes (issue 22; `--without`, `--only`, `--ablate`, built in
+bench/color_ablation.py): instead of the colour table, the stage as shipped and each variant of
+its passes on every drawing (each drawing prepared once), the accuracy change per animation (each
+animation a held-out fold), the accuracy on the parts, the scenery and the lines, the confidence
+measures, and each pass's milliseconds per drawing (with `--color-speed WxH` also at that size).
 
 A contact sheet of the worst in-betweens (key, truth, ours, reference, hold) and of the worst
 colourings (truth, ours, naive, confidence) goes to bench/out/.
@@ -458,6 +465,163 @@ def colour_bench(root: Path, dists, errors: list | None = None, anims=None):
     return names, rows, worst
 
 
+def colour_ablation(root: Path, dists, variants, anims=None):
+    """The colour bench for each variant of the stage's passes (`color_ablation`), every variant of
+    a drawing from one preparation of it and one reference model. Returns the animations, the rows
+    {(anim, d, frame, variant label): scores (`ablation_scores`)} and seconds per pass summed over
+    the drawings with all passes, with the preparation ("drawing_state", the drawing's
+    segmentation) and the reference model ("build_ref") and the drawing count."""
+    import color_ablation
+    from quickart_daemon.stages.color import SPEC
+    from quickart_daemon.stages.color.palette import Palette
+    from quickart_daemon.stages.color.stage import Colours, build_ref, drawing_state
+    from quickart_daemon.stages.labels import confidence_image
+    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir()
+                   and (anims is None or p.name in anims))
+    params = SPEC.defaults()
+    rows, times, count = {}, {}, 0
+    for anim in names:
+        colour = {i: load_rgba(root / "color" / anim / "color" / f"frame_{i:04d}.png") for i in range(13)}
+        lines = {i: load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png") for i in range(13)}
+        for d in dists:
+            for i in range(13):
+                r = i - d if i - d >= 0 else i + d
+                if not 0 <= r < 13:
+                    continue
+                truth = colour[i][..., :3]
+                # what the stage's run does for this drawing: an empty palette, the reference's
+                # model from its cel and its line art, then the drawing's state
+                colours = Colours()
+                t0 = time.perf_counter()
+                ref = build_ref(r, colour[r], lines[r], float(params["gap"]), colours)
+                t1 = time.perf_counter()
+                base = drawing_state(lines[i], [ref], None, Palette(), colours, params, i)
+                t2 = time.perf_counter()
+                times["build_ref"] = times.get("build_ref", 0.0) + t1 - t0
+                times["drawing_state"] = times.get("drawing_state", 0.0) + t2 - t1
+                count += 1
+                background = base.regs.outside[base.lab]  # the drawing's own, before any pass
+                for v in variants:
+                    s = color_ablation.run(base, v, times if v is color_ablation.FULL else None)
+                    ours = over_white(s.image)
+                    conf = confidence_image(s.conf_map)[..., 0].astype(np.float32) / 255
+                    rows[(anim, d, i, v.label)] = ablation_scores(ours, truth, lines[i][..., :3], conf, background)
+            got = {v.label: [x[0] for k, x in rows.items() if k[:2] == (anim, d) and k[3] == v.label] for v in variants}
+            print(f"ablation {anim} d={d}: " + "  ".join(f"{lab} {np.mean(acc):.3f}" for lab, acc in got.items()),
+                  file=sys.stderr, flush=True)
+    return names, rows, times, count
+
+
+def ablation_scores(out: np.ndarray, truth: np.ndarray, lines_rgb: np.ndarray, conf: np.ndarray,
+                    background: np.ndarray) -> tuple:
+    """(accuracy, wrong@low, flagged) as `colour_scores`, then the accuracy on three parts of the
+    picture, since a pass can win one measure by what it does to another part: the parts (the
+    scored pixels off the drawing's background region), the scenery (the scored pixels on it: an
+    opaque reference paints it), and the lines (painted pixels where the line art is darker than
+    128: not scored above; coloured outlines and held lines show here)."""
+    import cv2
+    acc, low, flagged = colour_scores(out, truth, lines_rgb, conf)
+    painted = np.abs(truth.astype(np.int16) - 255).max(axis=2) > 8
+    line = cv2.cvtColor(lines_rgb, cv2.COLOR_RGB2GRAY) < 128
+    right = np.linalg.norm(out[..., :3].astype(np.float32) - truth.astype(np.float32), axis=2) < COLOUR_TOL
+
+    def share(m):
+        return float(right[m].mean()) if m.any() else float("nan")
+    return (acc, low, flagged, share(painted & ~line & ~background), share(painted & ~line & background),
+            share(painted & line))
+
+
+def print_ablation(names, rows, variants, dists, times, count) -> None:
+    """The ablation table: per pass left out, the change of the accuracy per animation (each
+    animation is a held-out fold: no pass has a constant fitted to one of them, so a pass pays out
+    of sample where leaving it out costs on the animations a decision on the other three did not
+    see), the other measures, and each pass's time."""
+    full = variants[0].label
+
+    def mean(k, anim, d, label):
+        return float(np.nanmean([x[k] for key, x in rows.items() if key[:2] == (anim, d) and key[3] == label]))
+
+    def delta(k, anim, d, label):
+        return mean(k, anim, d, label) - mean(k, anim, d, full)
+    ds = " / ".join(str(d) for d in dists)
+    print(f"\n## Ablation: accuracy with the pass left out minus with all passes, per animation, d = {ds}\n")
+    print("Held-out folds: (animation, d) pairs where the other three animations' mean says keep (leaving "
+          "it out costs there); confirmed: leaving it out costs on the held-out one too (by more than "
+          "0.001). Frames: drawings whose accuracy drops / rises by more than 0.001 without the pass.\n")
+    print("| left out | " + " | ".join(names) + " | mean | held-out folds confirmed / kept | frames worse / better |")
+    print("|---|" + "---|" * (len(names) + 3))
+    print(f"| (none: {full}) | " + " | ".join(" / ".join(f"{mean(0, a, d, full):.3f}" for d in dists) for a in names)
+          + " | " + " / ".join(f"{np.mean([mean(0, a, d, full) for a in names]):.3f}" for d in dists) + " | | |")
+    for v in variants[1:]:
+        cells = [" / ".join(f"{delta(0, a, d, v.label):+.3f}" for d in dists) for a in names]
+        avg = " / ".join(f"{np.mean([delta(0, a, d, v.label) for a in names]):+.3f}" for d in dists)
+        kept = confirmed = 0
+        for d in dists:
+            for a in names:
+                others = np.mean([delta(0, b, d, v.label) for b in names if b != a])
+                if others < 0:
+                    kept += 1
+                    confirmed += delta(0, a, d, v.label) < -0.001
+        per = [x[0] - rows[key[:3] + (full,)][0] for key, x in rows.items() if key[3] == v.label]
+        worse, better = sum(p < -0.001 for p in per), sum(p > 0.001 for p in per)
+        print(f"| {v.label} | " + " | ".join(cells) + f" | {avg} | {confirmed} / {kept} "
+              f"| {worse} / {better} of {len(per)} |")
+    print(f"\n### The other measures, mean over the animations (left out minus all passes), d = {ds}\n")
+    print("parts: accuracy off the drawing's background region; scenery: on it (painted from an opaque "
+          "reference); lines: on the line art's dark pixels (not in the accuracy above); wrong@low / "
+          "flagged as in the colour table.\n")
+    print("| left out | parts | scenery | lines | wrong@low | flagged |")
+    print("|---|---|---|---|---|---|")
+    for v in variants:
+        cells = []
+        for k in (3, 4, 5, 1, 2):
+            if v.label == full:
+                cells.append(" / ".join(f"{np.nanmean([mean(k, a, d, full) for a in names]):.3f}" for d in dists))
+            else:
+                cells.append(" / ".join(f"{np.nanmean([delta(k, a, d, v.label) for a in names]):+.3f}" for d in dists))
+        print(f"| {'(none: ' + full + ')' if v.label == full else v.label} | " + " | ".join(cells) + " |")
+    print_pass_times(times, count, "the development set's drawings (512x512)")
+
+
+def print_pass_times(times: dict, count: int, what: str) -> None:
+    import color_ablation
+    from quickart_daemon.stages.color.stage import REFERENCE_PASSES
+    per_reference = {p.__name__ for p in REFERENCE_PASSES}
+    print(f"\n### Time per pass, all passes, ms per drawing ({what}, {count} drawings, one thread)\n")
+    print("| step | ms per drawing |")
+    print("|---|---|")
+    order = ["build_ref", "drawing_state"] + color_ablation.pipeline()
+    for n in order:
+        if n in times:
+            inner = n in per_reference
+            print(f"| {'  ' if inner else ''}{n}{' (per drawing, in match_references)' if inner else ''} | "
+                  f"{1000 * times[n] / max(count, 1):.1f} |")
+
+
+def pass_speed(root: Path, anim: str, size: tuple[int, int], reps: int = 2) -> None:
+    """Each pass's time at `size` (the `--color-speed` drawing: frame 4 from frame 0, scaled), best
+    of `reps` per pass."""
+    import color_ablation
+    from quickart_daemon.stages.color import SPEC
+    from quickart_daemon.stages.color.palette import Palette
+    from quickart_daemon.stages.color.stage import Colours, build_ref, drawing_state
+    params = SPEC.defaults()
+    cel = fit_frame(load_rgba(root / "color" / anim / "color" / "frame_0000.png"), size)
+    lines = {i: fit_frame(load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png"), size) for i in (0, 4)}
+    best: dict[str, float] = {}
+    for _ in range(reps):
+        times: dict[str, float] = {}
+        colours = Colours()
+        t0 = time.perf_counter()
+        ref = build_ref(0, cel, lines[0], float(params["gap"]), colours)
+        t1 = time.perf_counter()
+        base = drawing_state(lines[4], [ref], None, Palette(), colours, params, 4)
+        times["build_ref"], times["drawing_state"] = t1 - t0, time.perf_counter() - t1
+        color_ablation.run(base, color_ablation.FULL, times)
+        best = {k: min(v, best.get(k, v)) for k, v in times.items()}
+    print_pass_times(best, 1, f"{anim} frame 4 from frame 0 at {size[0]}x{size[1]}, best of {reps}")
+
+
 def print_colour(names, rows, dists):
     print(f"\n## Colour from a reference d frames away (accuracy: share of painted pixels within RGB {COLOUR_TOL:.0f} "
           "of the truth; wrong@low: share of our wrong pixels under confidence < 0.5; flagged: share of all "
@@ -534,8 +698,12 @@ def main() -> None:
                                                   "auto) at this size on tg_duck_safe")
     ap.add_argument("--color-errors", action="store_true", help="also break the colour errors down (scenery, "
                                                                   "match, shading, other)")
-    ap.add_argument("--color-speed", default=None, help="WxH: also time the color stage at this size on tg_duck_safe")
+    ap.add_argument("--color-speed", default=None, help="WxH: also time the color stage at this size on tg_duck_safe"
+                                                         " (with --ablate: each pass at this size too)")
+    import color_ablation
+    color_ablation.add_arguments(ap)
     a = ap.parse_args()
+    ablation = color_ablation.variants(a)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
     import torch
@@ -555,7 +723,12 @@ def main() -> None:
               OUT / "real_inbetween_worst.png")
         print(f"worst in-betweens: {OUT / 'real_inbetween_worst.png'}")
         dump["inbetween"] = rows
-    if not a.no_color:
+    if ablation and not a.no_color:
+        dists = [int(d) for d in a.dists.split(",")]
+        names, arows, atimes, count = colour_ablation(root, dists, ablation, anims)
+        print_ablation(names, arows, ablation, dists, atimes, count)
+        dump["ablation"] = [list(k) + list(v) for k, v in arows.items()]
+    elif not a.no_color:
         dists = [int(d) for d in a.dists.split(",")]
         errors = [] if a.color_errors else None
         names, crow, cworst = colour_bench(root, dists, errors, anims)
@@ -568,7 +741,9 @@ def main() -> None:
         dump["color"] = crow
     if a.speed:
         speed(root, "tg_duck_safe", tuple(int(v) for v in a.speed.split("x")), ["motion", "auto"])
-    if a.color_speed:
+    if a.color_speed and ablation:
+        pass_speed(root, "tg_duck_safe", tuple(int(v) for v in a.color_speed.split("x")))
+    elif a.color_speed:
         colour_speed(root, "tg_duck_safe", tuple(int(v) for v in a.color_speed.split("x")))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,12 @@ def cmd_status(args, cfg: Config) -> int:
               + (f" ({tracker['retrying']} retrying)" if tracker["retrying"] else "")
               + f", {tracker['failed']} failed" + (f"; last error: {tracker['last_error']}"
                                                     if tracker["last_error"] else ""))
+        shown = sorted(tracker["statuses"].items(), key=lambda kv: kv[1]["at"] or "", reverse=True)
+        for shot, st in shown[:STATUS_SHOTS]:  # the shots whose status changed last
+            print(f"  {shot} v{st['version']:03d}: {st['name']} ({st['status']})"
+                  + (", approved" if st["approved"] else "") + (f" at {st['at']}" if st["at"] else ""))
+        if len(shown) > STATUS_SHOTS:
+            print(f"  ... and {len(shown) - STATUS_SHOTS} more shots (quickart status --json: tracker.statuses)")
     if notices:
         print("left alone in watched folders:")
         for n in notices:
@@ -103,13 +109,23 @@ def cmd_status(args, cfg: Config) -> int:
     return 0
 
 
+#: how many shots' tracker statuses `quickart status` lists (the newest; --json has them all)
+STATUS_SHOTS = 10
+
+
 def _tracker_status(run) -> dict | None:
-    """The tracker outbox's counts (None on a database from before the outbox, not yet upgraded)."""
+    """The tracker outbox's counts and, under "statuses", each shot's status read back from the tracker
+    (None on a database from before the outbox, not yet upgraded)."""
     from .outbox import status
+    from .tracker_status import latest_by_shot
     try:
-        return status(run)
+        counts = status(run)
     except Exception:  # noqa: BLE001 (no deliveries table: `quickart db upgrade` or the daemon makes it)
         return None
+    try:
+        return counts | {"statuses": latest_by_shot(run)}
+    except Exception:  # noqa: BLE001 (no tracker_statuses table yet: the same)
+        return counts | {"statuses": {}}
 
 
 def cmd_nodes(args, cfg: Config) -> int:

@@ -143,6 +143,13 @@ class TrackerConfig(_Section):
     retry_seconds: float = Field(30.0, ge=0)  # first wait after a failed delivery, doubled each time...
     max_retry_seconds: float = Field(3600.0, ge=0)  # ...up to this
     timeout_seconds: float = Field(60.0, gt=0)  # one request to the tracker
+    # a movie of the comp (comp.mp4, made at publish when ffmpeg is installed) goes with the contact sheet
+    movie: bool = True
+    # let the tracker re-encode the movie (Kitsu: to its own size, seconds per clip on the server); ours is
+    # already H.264 yuv420p, which browsers play as it is
+    normalize_movie: bool = False
+    # how often the daemon reads the versions' statuses back from the tracker (tracker_status.py); 0: never
+    read_seconds: float = Field(60.0, ge=0)
 
     @field_validator("password", mode="before")
     @classmethod

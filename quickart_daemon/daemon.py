@@ -26,6 +26,8 @@ from .drops import OUTPUT_DIR
 from .errors import JobNotFound, QuickArtError
 from .gpu import Slot, make_slots
 from .intake import submit_shot
+from .nodes import NodeRegistry
+from .notices import NoticeBoard
 from .queue import FINISHED, JobState, open_queue
 from .watch import DropWatcher, choose_observer_kind
 
@@ -71,6 +73,9 @@ class Daemon:
             from .trackers import load_tracker
             self.tracker = load_tracker(cfg.tracker)
         self.jq = open_queue(cfg)
+        # the other managers over the queue's database (db/connector.py): this node's row, the notices
+        self.node_registry = NodeRegistry(self.jq.db, self.jq)
+        self.notice_board = NoticeBoard(self.jq.db)
         self.wakeup = Wakeup(cfg.database.url)  # new work wakes the loop at once on PostgreSQL
         self.slots = slots if slots is not None else make_slots(cfg.slots)
         self.running: dict[str, _Running] = {}  # by slot name
@@ -95,7 +100,7 @@ class Daemon:
 
     def _on_problem(self, path: Path, message: str) -> None:
         log.warning("action=notice path=%s message=%s", path, message)
-        self.jq.notice_board.record(str(path), message, self.node)
+        self.notice_board.record(str(path), message, self.node)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -174,11 +179,11 @@ class Daemon:
         (requeue_stale(node=...)) and both would run, one unseen: refuse to start. A fresh heartbeat
         alone may be a daemon just killed (systemd restarting it), so wait for a second beat."""
         beat_every = min(5.0, self.cfg.queue.heartbeat_seconds)
-        first = self.jq.node_registry.beat(self.node, within=3 * beat_every)
+        first = self.node_registry.beat(self.node, within=3 * beat_every)
         if first is None:
             return
         time.sleep(2 * beat_every + 0.5)
-        again = self.jq.node_registry.beat(self.node, within=3 * beat_every)
+        again = self.node_registry.beat(self.node, within=3 * beat_every)
         if again is not None and again != first:
             raise QuickArtError(f"a daemon for node {self.node} is already running (pid {again[0]}, heartbeating "
                                 "on this database); stop it first, or give this one another node_name")
@@ -204,15 +209,15 @@ class Daemon:
 
     def _heartbeat(self, starting: bool = False, stopping: bool = False) -> None:
         gpus = len({s.env.get("CUDA_VISIBLE_DEVICES") for s in self.slots if s.device.startswith("cuda")})
-        self.jq.node_registry.heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
-                               starting=starting, stopping=stopping, gpus=gpus, version=__version__,
-                               groups=self.cfg.node_groups)
+        self.node_registry.heartbeat(self.node, os.getpid(), [s.name for s in self.slots], self.watch_mode,
+                                     starting=starting, stopping=stopping, gpus=gpus, version=__version__,
+                                     groups=self.cfg.node_groups)
 
     def tick(self) -> None:
         """One pass: requeue expired leases and the jobs of nodes gone silent, reap workers, fill free slots."""
         # a dead node first: its silence is noticed about when its jobs' leases run out, and its name is the
         # better reason to record
-        down = self.jq.node_registry.requeue_down_nodes(self.cfg.queue.lease_seconds, me=self.node)
+        down = self.node_registry.requeue_down_nodes(self.cfg.queue.lease_seconds, me=self.node)
         for node, job_ids in down.items():
             log.warning("action=node_down node=%s requeued=%s", node, job_ids)
         for job_id in self.jq.requeue_stale(me=self.node):

@@ -41,6 +41,7 @@ def _models_dir() -> Path:
 
 
 def run_demo(folder: Path, timeout: float = 600) -> int:
+    from .nodes import NodeRegistry
     from .queue import FINISHED, open_queue
     from .summary import report_job
     from .tools.synth import write_demo_studio
@@ -58,7 +59,7 @@ def run_demo(folder: Path, timeout: float = 600) -> int:
     daemon = subprocess.Popen([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config_path), "daemon"],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: any(n.pid == daemon.pid for n in jq.node_registry.list()), 60, daemon, "the daemon to start")
+        _wait_for(lambda: any(n.pid == daemon.pid for n in NodeRegistry(jq.db, jq).list()), 60, daemon, "the daemon to start")
         # a new shot name each run, so every demo is a fresh drop
         n = len([p for p in (cfg.root / "DEMO" / "sq010").glob("sh*")]) if (cfg.root / "DEMO" / "sq010").is_dir() else 0
         shot_name = f"sh{(n + 1) * 10:04d}"

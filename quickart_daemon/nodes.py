@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
 from .db import reads
-from .db.connector import Connector, clock
+from .db.connector import Connector, clock, reader
 from .db.models import JobRow, Node
 from .jobs import JobState, NodeInfo
 
@@ -66,7 +65,7 @@ class NodeRegistry:
     def list(self) -> list[NodeInfo]:
         """Every node with the number of its running jobs (`db/reads.py`, as the status commands read it)."""
         with self.db.sessions() as s:
-            return reads.nodes(_run(s))
+            return reads.nodes(reader(s))
 
     def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
         """Mark nodes silent for longer than `lease_seconds` down and put their running jobs back in the
@@ -86,7 +85,3 @@ class NodeRegistry:
                 rows = s.scalars(select(JobRow).where(JobRow.state == JobState.RUNNING.value, JobRow.node == name))
                 down[name] = [self.jobs.requeue_lost(row, now, f"node {name} down") for row in rows.all()]
         return down
-
-
-def _run(s: Session) -> reads.Run:
-    return lambda sql, params: s.execute(text(sql), params).mappings().all()

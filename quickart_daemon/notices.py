@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from .db import reads
-from .db.connector import Connector, clock
+from .db.connector import Connector, clock, reader
 from .db.models import Notice
 from .jobs import NoticeInfo
 
@@ -32,4 +32,4 @@ class NoticeBoard:
 
     def latest(self, limit: int = 10) -> list[NoticeInfo]:
         with self.db.sessions() as s:
-            return reads.notices(lambda sql, params: s.execute(text(sql), params).mappings().all(), limit)
+            return reads.notices(reader(s), limit)

@@ -15,6 +15,12 @@ event twice (a resumed job that finishes an interrupted publish) delivers it onc
 so two daemons on one database never deliver the same row at once, and a daemon killed mid-delivery
 leaves the row to be claimed again when its lease expires (the tracker module finds its own marker and
 does not post twice). `quickart status` shows pending and failed deliveries and the last error.
+
+Paths in a stored event (the contact sheet, the movie, the version folder) are relative to the studio
+root: the node that delivers may mount the studio elsewhere than the node that published, so each
+delivery resolves them under its own root (`local_paths`; rows written before held absolute paths, which
+are still read). The same loop reads the versions' statuses back from the tracker every
+`tracker.read_seconds` (tracker_status.py).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .db.connector import clock
 from .db.models import Delivery, JobRow
+from .naming import ShotId
 
 log = logging.getLogger("quickart.outbox")
 
@@ -99,23 +107,57 @@ def put_missing(cfg, jq) -> int:
 
 
 def _published(cfg, jq, job) -> dict:
-    folder = Path(job.output_path) if job.output_path else None
+    from .movie import MOVIE_NAME
+    from .shot import OUTPUT_DIR, shot_folder
+    # the version folder on this node, from the shot's name (job.output_path is the publishing node's path)
+    rel = Path(cfg.naming_rules.format_shot_path(job.shot)) / OUTPUT_DIR / f"v{job.version:03d}"
+    folder = shot_folder(cfg, job.shot) / OUTPUT_DIR / rel.name
     manifest = {}
-    if folder is not None and (folder / "manifest.json").is_file():
+    if (folder / "manifest.json").is_file():
         manifest = json.loads((folder / "manifest.json").read_text())
     timing = manifest.get("timing") or {}
     first, last = timing.get("frame_range") or (0, 0)
-    contact = folder / "contact.png" if folder is not None else None
-    movie = next(iter(sorted(folder.glob("*.mp4"))), None) if folder is not None else None
     return {
         "event": "published", "show": job.shot.show, "seq": job.shot.seq, "shot": job.shot.shot,
         "frame_in": int(first), "frame_out": int(last), "fps": float(timing.get("fps") or cfg.timing.fps),
         "version": int(job.version), "job_id": job.id, "pipeline": job.pipeline,
-        "summary": _summary(job, manifest), "contact_sheet": str(contact) if contact and contact.is_file() else None,
-        "movie": str(movie) if movie else None, "version_path": str(folder) if folder else None,
-        "status": cfg.tracker.status, "error": None,
+        "summary": _summary(job, manifest),
+        # relative to the studio root: resolved under the root of the node that delivers (local_paths)
+        "contact_sheet": (rel / "contact.png").as_posix() if (folder / "contact.png").is_file() else None,
+        "movie": (rel / MOVIE_NAME).as_posix() if (folder / MOVIE_NAME).is_file() else None,
+        "version_path": rel.as_posix(), "status": cfg.tracker.status, "error": None,
         "marker": f"quickart:{job.shot}:v{job.version:03d}:published",
     }
+
+
+#: the keys of an event that name files under the studio root
+PATH_KEYS = ("contact_sheet", "movie", "version_path")
+
+
+def local_paths(cfg, payload: dict) -> dict:
+    """The event with its paths on this node: a relative path (as stored since the paths moved under the
+    root) is taken under this node's studio root. An absolute one (a row stored before) is used where it
+    exists; where it does not (it is another node's mount), the part from the shot's folder on is taken
+    under this node's root, and when the shot's folder is not in it, it is left as it was."""
+    event = dict(payload)
+    try:
+        shot_rel = cfg.naming_rules.format_shot_path(ShotId(event["show"], event["seq"], event["shot"]))
+    except (KeyError, ValueError):
+        shot_rel = None
+    for key in PATH_KEYS:
+        value = event.get(key)
+        if not value:
+            continue
+        path = Path(value)
+        if not path.is_absolute():
+            event[key] = str(cfg.root / path)
+        elif not path.exists() and shot_rel:
+            parts, shot_parts = path.parts, Path(shot_rel).parts
+            for i in range(len(parts) - len(shot_parts), 0, -1):  # the last occurrence: the deepest match
+                if parts[i:i + len(shot_parts)] == shot_parts:
+                    event[key] = str(cfg.root.joinpath(*parts[i:]))
+                    break
+    return event
 
 
 def _failed(cfg, job) -> dict:
@@ -193,7 +235,7 @@ class Outbox:
     def _deliver_one(self, delivery_id: int, payload: dict, attempts: int) -> bool:
         from .trackers import DeliveryResult
         try:
-            result = self.tracker.deliver(payload)
+            result = self.tracker.deliver(local_paths(self.cfg, payload))
         except Exception as exc:  # noqa: BLE001 (a tracker's bug is a failed delivery, retried)
             result = DeliveryResult(False, f"{type(exc).__name__}: {exc}", True)
         what = _what(payload)
@@ -247,22 +289,43 @@ def _warn(job: JobRow | None, sentence: str) -> None:
 
 
 class DeliveryThread(threading.Thread):
-    """The daemon's delivery loop: a pass every `tracker.poll_seconds` until stopped. A database or tracker
-    fault is logged and the next pass tries again; the thread never dies of one."""
+    """The daemon's delivery loop: a pass every `tracker.poll_seconds` until stopped, and every
+    `read_every` seconds (0: never) a read of the versions' statuses back from the tracker
+    (tracker_status.read_back). A database or tracker fault is logged and the next pass tries again; the
+    thread never dies of one."""
 
-    def __init__(self, outbox: Outbox, every: float):
+    def __init__(self, outbox: Outbox, every: float, read_every: float = 0.0):
         super().__init__(name="tracker-outbox", daemon=True)
-        self.outbox, self.every = outbox, every
+        self.outbox, self.every, self.read_every = outbox, every, read_every
         self._halt = threading.Event()  # not _stop: Thread.join calls its own _stop()
+        self._read_error: str | None = None  # the last read's failure, logged once until it changes
 
     def run(self) -> None:
+        next_read = time.monotonic()
         while not self._halt.is_set():
             try:
                 self.outbox.deliver_due()
             except Exception as exc:  # noqa: BLE001
-                log.warning("action=tracker_loop error=%s: %s", type(exc).__name__,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+                log.warning("action=tracker_loop error=%s: %s", type(exc).__name__, _first_line(exc))
+            if self.read_every > 0 and time.monotonic() >= next_read:
+                next_read = time.monotonic() + self.read_every
+                self.read_statuses()
             self._halt.wait(self.every)
+
+    def read_statuses(self) -> None:
+        """One read back; a failure is a warning (once while it lasts), never the loop's end."""
+        from .tracker_status import read_back
+        try:
+            read_back(self.outbox.sessions, self.outbox.tracker)
+        except Exception as exc:  # noqa: BLE001 (a tracker down, a refused login: the next read tries again)
+            error = f"{type(exc).__name__}: {_first_line(exc)}"
+            if error != self._read_error:
+                log.warning("action=tracker_read_failed tracker=%s error=%s", self.outbox.tracker.name, error)
+            self._read_error = error
+            return
+        if self._read_error is not None:
+            log.info("action=tracker_read_back tracker=%s (reads work again)", self.outbox.tracker.name)
+            self._read_error = None
 
     def stop(self, timeout: float = 10.0) -> None:
         self._halt.set()
@@ -274,19 +337,37 @@ def start_delivery_thread(cfg, sessions, tracker=None) -> DeliveryThread | None:
     if cfg.tracker is None:
         return None
     thread = DeliveryThread(Outbox(cfg, sessions, tracker, owner=f"{cfg.node}:{os.getpid()}:outbox"),
-                            cfg.tracker.poll_seconds)
+                            cfg.tracker.poll_seconds, cfg.tracker.read_seconds)
     thread.start()
     log.info("action=tracker_ready tracker=%s url=%s", cfg.tracker.kind, _without_userinfo(cfg.tracker.url))
+    say_if_no_movie(cfg)
     return thread
+
+
+def say_if_no_movie(cfg) -> bool:
+    """Once per daemon (or `quickart run`): versions get no movie for the tracker on a node without ffmpeg."""
+    from .movie import ffmpeg
+    if cfg.tracker is None or not cfg.tracker.movie or ffmpeg() is not None:
+        return False
+    log.info("action=tracker_no_movie node=%s ffmpeg is not installed: versions published here carry the "
+             "contact sheet alone to the tracker, no movie (apt-get install ffmpeg; or tracker.movie: false)",
+             cfg.node)
+    return True
 
 
 def deliver_now(cfg, jq) -> int:
     """One delivery pass outside the daemon (`quickart run`); a tracker that cannot load is one warning."""
+    say_if_no_movie(cfg)
     try:
         return Outbox(cfg, jq.sessions).deliver_due()
     except Exception as exc:  # noqa: BLE001
         log.warning("action=tracker_pass error=%s: %s", type(exc).__name__, exc)
         return 0
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _without_userinfo(url: str) -> str:

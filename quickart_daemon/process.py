@@ -78,10 +78,10 @@ class Heartbeat(threading.Thread):
         self.jq, self.job, self.owner, self.every, self.controls = jq, job, owner, every, controls
         self.stage: str | None = None
         self.progress = 0.0
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not _stop: Thread.join calls its own _stop()
 
     def run(self) -> None:
-        while not self._stop.wait(self.every):
+        while not self._halt.wait(self.every):
             self.beat()
 
     def beat(self) -> None:
@@ -94,7 +94,7 @@ class Heartbeat(threading.Thread):
             log.warning("action=heartbeat job=%s error=%s", self.job.id, exc)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 @dataclass
@@ -237,7 +237,8 @@ def _run_attempt(cfg: Config, jq: JobQueue, job: Job, owner: str, device: str, c
     attempt.job_log.close()  # the log travels into the version, whose footer is its last line: nothing may follow
     made_by = Provenance(job.id, cfg.node, device, started, attempt.snapshot.manifest_inputs(), drop, series)
     return publish_version(shot, pipeline, drawings, reports, staging=attempt.staging, naming=cfg.naming_rules,
-                           studio_root=cfg.root, made_by=made_by, locks=DatabasePublishLocks.of_job(jq.db, job))
+                           studio_root=cfg.root, made_by=made_by, locks=DatabasePublishLocks.of_job(jq.db, job),
+                           make_movie=cfg.tracker is not None and cfg.tracker.movie)
 
 
 def _snapshot(cfg: Config, job: Job, attempt: _Attempt, drop: DropInfo | None) -> tuple[Snapshot, bool]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, folders, outputs
+from . import __version__, folders, movie, outputs
 from .contact import Tile, write_contact_sheet
 from .editorial import Sequence, update_sequence_timeline, version_timeline, write_timeline
 from .errors import OutputError
@@ -63,9 +63,10 @@ class Version:
 
 def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, reports: list[StageReport], *,
                     staging: Path, naming: Naming, studio_root: Path, made_by: Provenance,
-                    locks: outputs.PublishLocks | None = None) -> Version:
+                    locks: outputs.PublishLocks | None = None, make_movie: bool = False) -> Version:
     """Write the version's files into `staging`, then rename it to the next vNNN of the shot. `locks`
-    serialise the version number, latest.json and the sequence timeline (default: file locks)."""
+    serialise the version number, latest.json and the sequence timeline (default: file locks).
+    `make_movie`: also comp.mp4, the comp as a movie for the tracker (when ffmpeg is installed)."""
     locks = locks or outputs.PublishLocks()
     schedule = shot.schedule
     layers = [l for l in shot.layer_order if any(k[0] == l for k in drawings)]
@@ -79,6 +80,13 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
                          name=lambda layer, frame: naming.format_output_name(shot.id.shot, layer, frame))
     _write_comp(staging / "comp", every, layers, schedule, first, last,
                 lambda frame: naming.format_comp_name(shot.id.shot, frame))
+    warnings = []
+    if make_movie and movie.ffmpeg() is not None:  # before the version's number: encoding holds no lock
+        try:
+            comp = [staging / "comp" / naming.format_comp_name(shot.id.shot, f) for f in range(first, last + 1)]
+            movie.write_movie(comp, shot.fps, staging / movie.MOVIE_NAME)
+        except movie.MovieError as exc:  # the version stands without it: the tracker gets the contact sheet
+            warnings.append(f"no movie for the tracker: {exc}")
 
     with locks.version_slot(shot.output_dir) as number:
         final = shot.output_dir / f"v{number:03d}"
@@ -102,9 +110,8 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
         } if latest else None)
 
     sequence_otio = _sequence_path(studio_root, shot.id)
-    warnings = []
     if latest:  # the sequence shows what latest.json shows
-        warnings = _update_sequence(locks, sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
+        warnings += _update_sequence(locks, sequence_otio, shot.id, number, shot.fps, sequences[0], metadata)
     return Version(number, final, final / otio_name, sequence_otio, latest,
                    number if latest else current["version"], tuple(warnings))
 
@@ -185,16 +192,24 @@ def _every_frame(shown: Frames, schedule, layers: list[str], first: int, last: i
 
 def _link_stage_folders(staging: Path, pipeline: Pipeline, reports: list[StageReport], shot: str,
                         naming: Naming) -> None:
-    """refine/, color/, light/ (and their variant subfolders): the checkpoints under the output names."""
+    """refine/, color/, light/ (and their variant subfolders): the checkpoints under the output names.
+    A stage without a publish folder (a timing stage: its drawings are frames/ already) publishes its
+    variants alone, under its name: inbetween/confidence/, so the review page can lay the in-between
+    confidence over the in-betweens as it does the colour confidence over the keys."""
     for report in reports:
-        publish_folder = pipeline.steps[report.index].spec.publish_folder
-        if not publish_folder:
+        spec = pipeline.steps[report.index].spec
+        variants = sorted(p for p in report.checkpoint.iterdir() if p.is_dir()) if report.checkpoint.is_dir() else []
+        if spec.publish_folder:
+            dest_root, sources = staging / spec.publish_folder, [report.checkpoint, *variants]
+        elif variants:
+            dest_root, sources = staging / spec.name, variants
+        else:
             continue
-        dest_root = staging / publish_folder
         shutil.rmtree(dest_root, ignore_errors=True)
-        for source in [report.checkpoint, *sorted(p for p in report.checkpoint.iterdir() if p.is_dir())]:
+        dest_root.mkdir()  # the folder first, then its variants: nothing above staging is made
+        for source in sources:
             dest = dest_root / source.relative_to(report.checkpoint)
-            dest.mkdir(exist_ok=True)  # the folder first, then its variants: nothing above staging is made
+            dest.mkdir(exist_ok=True)
             for (layer, frame), path in folders.frame_files(source).items():
                 folders.link_or_copy(path, dest / naming.format_output_name(shot, layer, frame))
 

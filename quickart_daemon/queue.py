@@ -37,19 +37,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from .db import reads
-from .db.connector import DB_NOW, Connector, clock, on_postgres, rides_out_outages
+from .db.connector import DB_NOW, Connector, clock, on_postgres, reader, rides_out_outages
 from .db.wakeup import CHANNEL
 from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Shot, StageRun, utcnow
 from .errors import InvalidTransition, JobNotFound, QuickArtError
-from .jobs import FINISHED, DropInfo, Job, JobState, NodeInfo, NoticeInfo
+from .jobs import FINISHED, DropInfo, Job, JobState
 from .naming import ShotId
-from .nodes import NodeRegistry
-from .notices import NoticeBoard
 
 __all__ = ["FINISHED", "Job", "JobQueue", "JobState", "LeaseLost", "RetryPolicy", "open_queue"]
 
@@ -147,9 +145,6 @@ class JobQueue:
         self.retry_policy = retry
         self.lease = timedelta(seconds=lease_seconds)
         self.block_node_after = block_node_after  # 0: a job may fail on a node any number of times
-        # the other managers over this database (see the module's docstring)
-        self.node_registry = NodeRegistry(self.db, self)
-        self.notice_board = NoticeBoard(self.db)
 
     @property
     def shared(self) -> bool:
@@ -201,7 +196,7 @@ class JobQueue:
     @rides_out_outages
     def drop(self, drop_id: int) -> DropInfo | None:
         with self.sessions() as s:
-            return reads.get_drop(self._run(s), drop_id)
+            return reads.get_drop(reader(s), drop_id)
 
     def record_drop(self, shot_id: int, signature: str, files: list[str], source: str,
                     key: str | None = None) -> None:
@@ -534,44 +529,23 @@ class JobQueue:
         return row.id
 
     # -- reading (the SQL lives in db/reads.py, shared with the status commands) -----------------
-    @staticmethod
-    def _run(s: Session) -> reads.Run:
-        return lambda sql, params: s.execute(text(sql), params).mappings().all()
-
     @rides_out_outages
     def get(self, job_id: int) -> Job:
         with self.sessions() as s:
-            return reads.get_job(self._run(s), job_id)
+            return reads.get_job(reader(s), job_id)
 
     def list(self, states: list[JobState] | None = None, shot: str | None = None, limit: int = 200) -> list[Job]:
         with self.sessions() as s:
-            return reads.list_jobs(self._run(s), states, shot, limit)
+            return reads.list_jobs(reader(s), states, shot, limit)
 
     def stage_runs(self, job_id: int) -> list[dict]:
         with self.sessions() as s:
-            return reads.stage_runs(self._run(s), job_id)
+            return reads.stage_runs(reader(s), job_id)
 
     def artifacts(self, job_id: int) -> dict[str, str]:
         with self.sessions() as s:
-            return reads.artifacts(self._run(s), job_id)
+            return reads.artifacts(reader(s), job_id)
 
     def counts(self) -> dict[str, int]:
         with self.sessions() as s:
-            return reads.count_states(self._run(s))
-
-    # -- nodes and notices: theirs (nodes.py, notices.py); these few names serve the callers that hold only
-    # a queue (the tests, the benches)
-    def node_heartbeat(self, name: str, pid: int, slots: list[str], watch_mode: str | None, **kw) -> None:
-        self.node_registry.heartbeat(name, pid, slots, watch_mode, **kw)
-
-    def nodes(self) -> list[NodeInfo]:
-        return self.node_registry.list()
-
-    def requeue_down_nodes(self, lease_seconds: float, me: str | None = None) -> dict[str, list[int]]:
-        return self.node_registry.requeue_down_nodes(lease_seconds, me)
-
-    def notice(self, path: str, message: str, node: str | None = None) -> None:
-        self.notice_board.record(path, message, node)
-
-    def notices(self, limit: int = 10) -> list[NoticeInfo]:
-        return self.notice_board.latest(limit)
+            return reads.count_states(reader(s))

@@ -89,6 +89,19 @@ def list_reviews(run, shot: ShotId, version: int) -> list[dict]:
     return [_view(r["id"], r["state"], r["text"], r["author"], parse_when(r["created_at"])) for r in rows]
 
 
+def shot_summaries(run, shot: ShotId) -> dict[int, dict]:
+    """{version: `summary` of its reviews} for every reviewed version of the shot, in one query (the
+    shot page's version list shows each version's badge)."""
+    rows = run("SELECT r.id, r.version, r.state, r.text, r.author, r.created_at FROM reviews r "
+               "JOIN shots s ON s.id = r.shot_id WHERE s.show = :show AND s.seq = :seq AND s.name = :name "
+               "ORDER BY r.version, r.id", {"show": shot.show, "seq": shot.seq, "name": shot.shot})
+    by_version: dict[int, list[dict]] = {}
+    for r in rows:
+        by_version.setdefault(int(r["version"]), []).append(
+            _view(r["id"], r["state"], r["text"], r["author"], parse_when(r["created_at"])))
+    return {version: summary(found) for version, found in by_version.items()}
+
+
 def current(reviews: list[dict]) -> dict | None:
     """The version's current approval: its latest review with a verdict (None: not reviewed yet)."""
     return next((r for r in reversed(reviews) if r["state"] in VERDICTS), None)

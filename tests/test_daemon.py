@@ -21,6 +21,7 @@ import yaml
 
 from quickart_daemon.queue import open_queue
 from quickart_daemon.naming import ShotId
+from quickart_daemon.nodes import NodeRegistry
 from quickart_daemon.queue import JobState
 from quickart_daemon.tools.synth import write_demo_studio
 
@@ -85,7 +86,7 @@ def test_drop_becomes_a_version_with_timelines(make_config, tmp_path):
     daemon = start_daemon(cfg)
     try:
         jq = open_queue(cfg)
-        wait_until(lambda: jq.nodes(), 30, "the daemon to register", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to register", daemon)
         shot_dir = drop_shot(cfg, tmp_path)
         job = wait_until(lambda: next((j for j in jq.list() if j.state in (JobState.DONE, JobState.FAILED)), None),
                          60, "the job", daemon)
@@ -103,7 +104,7 @@ def test_drop_becomes_a_version_with_timelines(make_config, tmp_path):
         assert len(jq.list()) == 1
     finally:
         assert stop(daemon) == 0
-    assert jq.nodes()[0].stopped_at is not None
+    assert NodeRegistry(jq.db, jq).list()[0].stopped_at is not None
 
 
 def _slow_setup(make_config, tmp_path, **overrides):
@@ -120,7 +121,7 @@ def test_sigkill_mid_stage_resumes_at_the_unfinished_stage(make_config, tmp_path
     daemon = start_daemon(cfg)
     jq = open_queue(cfg)
     try:
-        wait_until(lambda: jq.nodes(), 30, "the daemon to register", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to register", daemon)
         shot_dir = drop_shot(cfg, tmp_path, **SLOW_SHOT)
         keys_before = {p.name: p.stat().st_mtime_ns for p in (shot_dir / "keys").iterdir()}
         wait_until(lambda: any(j.current_stage == "test-slow" for j in jq.list([JobState.RUNNING])),
@@ -187,7 +188,7 @@ def test_worker_crash_does_not_take_the_daemon_down(make_config, tmp_path, stage
     daemon = start_daemon(cfg_retry)
     jq = open_queue(cfg_retry)
     try:
-        wait_until(lambda: jq.nodes(), 30, "the daemon to register", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to register", daemon)
         drop_shot(cfg_retry, tmp_path, **SLOW_SHOT)
         job = wait_until(lambda: next(iter(jq.list([JobState.RUNNING])), None), 60, "the job to start", daemon)
         worker = wait_until(lambda: _worker_pid(tmp_path / "daemon.log", job.id), 30, "the worker process")
@@ -213,7 +214,7 @@ def test_an_unexpected_exception_in_a_stage_fails_the_job_under_the_daemon(make_
     daemon = start_daemon(cfg)  # PYTHONPATH carries the stage package to the daemon and its workers
     jq = open_queue(cfg)
     try:
-        wait_until(lambda: jq.nodes(), 30, "the daemon to register", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to register", daemon)
         shot_dir = drop_shot(cfg, tmp_path, size=(96, 54))
         job = wait_until(lambda: next((j for j in jq.list() if j.state is JobState.FAILED), None), 60,
                          "the job to fail", daemon)

@@ -73,9 +73,11 @@ def test_state_dict_keys_match_exactly(rife_models):
 
 
 def test_wrong_checksum_is_refused_and_the_stage_falls_back(rife_models, tmp_path):
+    # a models folder of its own: the verified file wherever it lies (the checkout's models/ may hold it,
+    # or only the installed package's copy, which `weights.locate` falls back to), one byte flipped
     entry = load_manifest()[NAME]
     bad = tmp_path / entry.file
-    shutil.copy(rife_models / entry.file, bad)
+    shutil.copy(verified_path(NAME, rife_models), bad)
     with open(bad, "r+b") as f:
         f.seek(-100, os.SEEK_END)
         byte = f.read(1)

@@ -14,6 +14,8 @@ import pytest
 from quickart_daemon.config import load_config
 from quickart_daemon.intake import submit_shot
 from quickart_daemon.naming import ShotId
+from quickart_daemon.nodes import NodeRegistry
+from quickart_daemon.notices import NoticeBoard
 from quickart_daemon.queue import open_queue
 from quickart_daemon.tools.synth import write_demo_studio
 
@@ -27,7 +29,7 @@ def _node(config_path: str, node: str, shot_dir: str, rounds: int, barrier, out)
     for _ in range(rounds):
         barrier.wait(timeout=60)
         job = submit_shot(cfg, jq, shot_dir, "watch")
-        jq.notice(shot_dir, "keys/readme.txt: not a QuickArt input (expected PNG drawings); ignored", node)
+        NoticeBoard(jq.db).record(shot_dir, "keys/readme.txt: not a QuickArt input (expected PNG drawings); ignored", node)
         out.put((node, job.id if job else None))
         barrier.wait(timeout=60)
 
@@ -65,7 +67,7 @@ def test_nodes_seeing_the_same_drop_at_once_make_one_job(make_config, db_url):
 
         from quickart_daemon.db.models import Drop
         assert s.scalar(select(func.count(Drop.id))) == len(mtimes)
-    notices = jq.notices()
+    notices = NoticeBoard(jq.db).latest()
     assert len(notices) == 1, "a problem seen by every node is recorded once"
 
 
@@ -86,9 +88,10 @@ def test_nodes_command_lists_state_slots_and_heartbeat(make_config, db_url, caps
     from quickart_daemon.cli import main
     cfg = make_config(database={"url": db_url})
     jq = open_queue(cfg)
-    jq.node_heartbeat("render01", 101, ["gpu0.0", "gpu1.0"], "native", starting=True, gpus=2, version="0.1.0")
-    jq.node_heartbeat("render02", 102, ["cpu.0"], "polling", starting=True)
-    jq.node_heartbeat("render02", 102, ["cpu.0"], "polling", stopping=True)
+    registry = NodeRegistry(jq.db, jq)
+    registry.heartbeat("render01", 101, ["gpu0.0", "gpu1.0"], "native", starting=True, gpus=2, version="0.1.0")
+    registry.heartbeat("render02", 102, ["cpu.0"], "polling", starting=True)
+    registry.heartbeat("render02", 102, ["cpu.0"], "polling", stopping=True)
     jq.enqueue(ShotId("S", "q", "sh1"), "/studio/sh1", "default")
     jq.claim_next("render01:101:gpu0.0", "render01", "gpu0.0")
     assert main(["--config", str(cfg.source), "nodes", "--json"]) == 0

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from quickart_daemon.config import load_config
+from quickart_daemon.nodes import NodeRegistry
 from quickart_daemon.queue import JobState, open_queue
 
 from test_daemon import SLOW_PIPELINE, SLOW_RUNS, SLOW_SHOT, drop_shot, stop, wait_until
@@ -41,7 +42,7 @@ def start_node(cfg) -> subprocess.Popen:
 
 
 def _registered(jq, names) -> bool:
-    return {n.name for n in jq.nodes() if n.state == "up"} >= set(names)
+    return {n.name for n in NodeRegistry(jq.db, jq).list() if n.state == "up"} >= set(names)
 
 
 def test_three_nodes_share_thirty_drops_each_processed_once(tmp_path, pg_url):
@@ -105,7 +106,7 @@ def test_sigkill_of_a_node_mid_stage_moves_its_job_to_another_node(tmp_path, pg_
         assert runs == [(name, "done") for name in SLOW_RUNS], "resumed at its first unfinished stage"
         assert [p.name for p in (shot_dir / "quickart").iterdir() if p.name.startswith("v")] == ["v001"]
         assert not list((shot_dir / "quickart").glob(".job-*")), "no temporary folder left"
-        assert {n.name: n.state for n in jq.nodes()}["nodeA"] == "down"
+        assert {n.name: n.state for n in NodeRegistry(jq.db, jq).list()}["nodeA"] == "down"
     finally:
         if node_b is not None:
             stop(node_b)

@@ -12,6 +12,8 @@ import pytest
 
 from quickart_daemon import outputs
 from quickart_daemon.intake import submit_shot
+from quickart_daemon.nodes import NodeRegistry
+from quickart_daemon.notices import NoticeBoard
 from quickart_daemon.process import process_job
 from quickart_daemon.queue import JobState, open_queue
 from quickart_daemon.tools.synth import write_demo_studio
@@ -184,7 +186,7 @@ def test_a_starting_daemon_removes_staging_folders_no_job_comes_back_to(make_con
         (out / f".job-{job_id}.tmp" / ".stages").mkdir(parents=True)
     daemon = start_daemon(cfg)
     try:
-        wait_until(lambda: jq.nodes(), 30, "the daemon to start", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to start", daemon)
     finally:
         stop(daemon)
     assert sorted(p.name for p in out.glob(".job-*")) == [f".job-{waiting.id}.tmp"], "the queued job resumes from it"
@@ -201,7 +203,7 @@ def test_a_gpu_job_no_live_node_can_claim_says_why_it_waits(make_config, capsys,
     from quickart_daemon.naming import ShotId
     cfg = make_config(pipeline="blend")
     jq = open_queue(cfg)
-    jq.node_heartbeat("render01", os.getpid(), ["cpu0"], "native", starting=True, gpus=gpus)
+    NodeRegistry(jq.db, jq).heartbeat("render01", os.getpid(), ["cpu0"], "native", starting=True, gpus=gpus)
     job = jq.enqueue(ShotId("DEMO", "sq010", SHOT), str(cfg.root / "DEMO" / "sq010" / SHOT), "blend",
                      requires_gpu=True)
     assert_waiting_reason(cfg, capsys, job, reason)
@@ -237,8 +239,9 @@ def test_a_job_for_a_node_group_no_live_node_is_in_says_why_it_waits(make_config
     from quickart_daemon.naming import ShotId
     cfg = make_config(pipeline="blend")
     jq = open_queue(cfg)
-    jq.node_heartbeat("render01", os.getpid(), ["cpu0"], "native", starting=True, gpus=gpus, groups=groups)
-    assert [n.groups for n in jq.nodes()] == [sorted(groups)]
+    registry = NodeRegistry(jq.db, jq)
+    registry.heartbeat("render01", os.getpid(), ["cpu0"], "native", starting=True, gpus=gpus, groups=groups)
+    assert [n.groups for n in registry.list()] == [sorted(groups)]
     job = jq.enqueue(ShotId("DEMO", "sq010", SHOT), str(cfg.root / "DEMO" / "sq010" / SHOT), "blend",
                      requires_gpu=requires_gpu, node_group="lighting")
     assert_waiting_reason(cfg, capsys, job, reason)
@@ -258,7 +261,7 @@ def test_a_misnamed_shot_folder_is_reported_in_status_and_the_log(make_config, t
     jq = open_queue(cfg)
     daemon = start_daemon(cfg)
     try:
-        wait_until(lambda: jq.notices(), 30, "the misnamed folder to be reported", daemon)
+        wait_until(lambda: NoticeBoard(jq.db).latest(), 30, "the misnamed folder to be reported", daemon)
     finally:
         stop(daemon)
     assert cli.main(["--config", str(cfg.source), "status"]) == 0
@@ -280,7 +283,7 @@ def test_a_second_daemon_for_a_live_node_refuses_to_start(make_config, tmp_path)
     jq = open_queue(cfg)
     first = start_daemon(cfg)
     try:
-        wait_until(lambda: jq.nodes(), 30, "the first daemon to register", first)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the first daemon to register", first)
         second = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "--config", str(cfg.source), "daemon"],
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode != 0
@@ -288,6 +291,6 @@ def test_a_second_daemon_for_a_live_node_refuses_to_start(make_config, tmp_path)
         assert lines[-1] == (f"quickart: a daemon for node render01 is already running (pid {first.pid}, "
                              "heartbeating on this database); stop it first, or give this one another node_name")
         assert "Traceback" not in second.stderr
-        assert first.poll() is None and [n.pid for n in jq.nodes()] == [first.pid], "the first one keeps running"
+        assert first.poll() is None and [n.pid for n in NodeRegistry(jq.db, jq).list()] == [first.pid], "the first one keeps running"
     finally:
         stop(first)

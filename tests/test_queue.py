@@ -12,6 +12,8 @@ from quickart_daemon.db.models import utcnow
 from quickart_daemon.db.session import connect
 from quickart_daemon.errors import InvalidTransition
 from quickart_daemon.naming import ShotId
+from quickart_daemon.nodes import NodeRegistry
+from quickart_daemon.process import Controls, Heartbeat
 from quickart_daemon.queue import TRANSITIONS, JobQueue, JobState, LeaseLost, RetryPolicy
 
 SHOT = ShotId("BRV", "sq010", "sh0040")
@@ -190,41 +192,57 @@ def test_a_node_with_a_skewed_clock_does_not_steal_live_leases(pg_url, monkeypat
 
 def test_a_silent_node_is_marked_down_and_its_jobs_requeued(jq):
     mine, theirs = _queue(jq), _queue(jq, ShotId("BRV", "sq010", "sh0050"))
-    jq.node_heartbeat("gone", 11, ["gpu0.0"], "native", starting=True, gpus=1, version="0.1.0")
-    jq.node_heartbeat("alive", 12, ["cpu.0"], "native", starting=True)
+    registry = NodeRegistry(jq.db, jq)
+    registry.heartbeat("gone", 11, ["gpu0.0"], "native", starting=True, gpus=1, version="0.1.0")
+    registry.heartbeat("alive", 12, ["cpu.0"], "native", starting=True)
     jq.claim_next("gone:11:gpu0.0", "gone", "gpu0.0")
     jq.claim_next("alive:12:cpu.0", "alive", "cpu.0")
-    assert jq.requeue_down_nodes(lease_seconds=60, me="alive") == {}  # both heartbeated just now
+    assert registry.requeue_down_nodes(lease_seconds=60, me="alive") == {}  # both heartbeated just now
     time.sleep(1.2)
-    jq.node_heartbeat("alive", 12, ["cpu.0"], "native")
-    assert jq.requeue_down_nodes(lease_seconds=1, me="alive") == {"gone": [mine.id]}
-    assert jq.requeue_down_nodes(lease_seconds=1, me="other") == {}  # marked once: nothing more to do
+    registry.heartbeat("alive", 12, ["cpu.0"], "native")
+    assert registry.requeue_down_nodes(lease_seconds=1, me="alive") == {"gone": [mine.id]}
+    assert registry.requeue_down_nodes(lease_seconds=1, me="other") == {}  # marked once: nothing more to do
     requeued = jq.get(mine.id)
     assert requeued.state is JobState.QUEUED and requeued.error == "node gone down; requeued"
     assert jq.get(theirs.id).state is JobState.RUNNING
-    nodes = {n.name: n for n in jq.nodes()}
+    nodes = {n.name: n for n in registry.list()}
     assert (nodes["gone"].state, nodes["gone"].gpus, nodes["gone"].version, nodes["gone"].running) == \
         ("down", 1, "0.1.0", 0)
     assert (nodes["alive"].state, nodes["alive"].running) == ("up", 1)
-    jq.node_heartbeat("gone", 11, ["gpu0.0"], "native", gpus=1)  # it comes back
-    assert {n.name: n.state for n in jq.nodes()}["gone"] == "up"
+    registry.heartbeat("gone", 11, ["gpu0.0"], "native", gpus=1)  # it comes back
+    assert {n.name: n.state for n in registry.list()}["gone"] == "up"
 
 
 def test_an_expired_lease_of_a_silent_node_names_the_node(jq):
     short = JobQueue(jq.sessions, lease_seconds=1)
     of_silent_node, of_live_node = _queue(jq), _queue(jq, ShotId("BRV", "sq010", "sh0050"))
-    short.node_heartbeat("gone", 11, ["s"], None, starting=True)
-    short.node_heartbeat("alive", 12, ["s"], None, starting=True)
+    registry = NodeRegistry(short.db, short)
+    registry.heartbeat("gone", 11, ["s"], None, starting=True)
+    registry.heartbeat("alive", 12, ["s"], None, starting=True)
     short.claim_next("gone:11:s", "gone", "s")
     short.claim_next("alive:12:s", "alive", "s")
     time.sleep(1.2)
-    short.node_heartbeat("alive", 12, ["s"], None)  # its daemon lives; only its worker went quiet
+    registry.heartbeat("alive", 12, ["s"], None)  # its daemon lives; only its worker went quiet
     # another daemon's tick leaves a live node's expired job to that node; the silent node's it takes back
     assert short.requeue_stale(me="third") == [of_silent_node.id]
     assert short.requeue_stale(me="alive") == [of_live_node.id]
     assert jq.get(of_silent_node.id).error == "node gone down; requeued"
     assert jq.get(of_live_node.id).error == "worker alive:12:s stopped responding (lease expired); requeued"
 
+
+
+def test_a_jobs_heartbeat_thread_sees_a_cancel_and_joins_after_it_is_stopped(jq):
+    job = _queue(jq)
+    owner = "nodeA:1:cpu.0"
+    claimed = jq.claim_next(owner, "nodeA", "cpu.0")
+    jq.cancel(job.id)  # running on a live lease: its worker is asked to stop at the next heartbeat
+    controls = Controls()
+    beat = Heartbeat(jq, claimed, owner, every=0.05, controls=controls)
+    beat.start()
+    assert controls.cancel.wait(30), "the heartbeat passes the cancel request on"
+    beat.stop()
+    beat.join(30)  # Thread.join calls the thread's own _stop(): a stop flag of that name made this a TypeError
+    assert not beat.is_alive()
 
 # -- affinity and the per-node blocklist ------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from PIL import Image
 from quickart_daemon import cli, drops
 from quickart_daemon.images import read_png, write_png
 from quickart_daemon.intake import submit_shot
+from quickart_daemon.nodes import NodeRegistry
 from quickart_daemon.process import process_job
 from quickart_daemon.queue import JobState, open_queue
 from quickart_daemon.tools.synth import write_demo_studio
@@ -73,7 +74,7 @@ def test_keys_changed_mid_job_make_a_new_drop_and_each_version_is_made_from_its_
     daemon = start_daemon(cfg)
     jq = open_queue(cfg)
     try:
-        wait_until(lambda: jq.nodes(), 30, "the daemon to register", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to register", daemon)
         shot = drop_shot(cfg, tmp_path, size=(160, 90), keys=(1001, 1005, 1009, 1013))
         keys = shot / "keys"
         old = {name: sha(keys / name) for name in (f"{SHOT}_char.1005.png", f"{SHOT}_char.1009.png")}
@@ -178,7 +179,7 @@ def test_a_deleted_database_stops_the_daemon_and_a_restart_requeues_nothing_publ
     daemon = start_daemon(cfg)
     jq = open_queue(cfg)
     try:
-        wait_until(lambda: jq.nodes(), 30, "the daemon to register", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to register", daemon)
         for name in ("sh0010", "sh0020"):
             drop_shot(cfg, tmp_path, shot=name, size=(96, 54))
         wait_until(lambda: len(jq.list([JobState.DONE])) == 2, 60, "both shots published", daemon)
@@ -192,7 +193,7 @@ def test_a_deleted_database_stops_the_daemon_and_a_restart_requeues_nothing_publ
     daemon = start_daemon(cfg)  # systemd's restart: a new, empty database
     try:
         jq = open_queue(cfg)
-        wait_until(lambda: jq.nodes(), 30, "the daemon to register again", daemon)
+        wait_until(lambda: NodeRegistry(jq.db, jq).list(), 30, "the daemon to register again", daemon)
         time.sleep(2.0)  # the start-up rescan has seen every shot
         assert jq.list() == [], "shots whose latest version matches their files are not queued again"
         redraw(cfg.root / "DEMO" / "sq010" / "sh0020" / "keys" / "sh0020_char.1005.png")
@@ -296,9 +297,10 @@ def test_the_cancel_answer_inside_a_dead_workers_lease_window_is_truthful(make_c
     cfg = make_config(pipeline="blend", queue={"lease_seconds": 60, "heartbeat_seconds": 1.0})
     shot = write_demo_studio(cfg.root, size=(64, 36), keys=(1001, 1003), fx=False)
     jq = open_queue(cfg)
+    registry = NodeRegistry(jq.db, jq)
 
     def running_on(node: str, heard_ago: float, state: str = "up"):
-        jq.node_heartbeat(node, os.getpid(), ["cpu"], "native", starting=True)
+        registry.heartbeat(node, os.getpid(), ["cpu"], "native", starting=True)
         with jq.sessions.begin() as s:
             row = s.get(Node, node)
             row.heartbeat_at, row.state = utcnow() - timedelta(seconds=heard_ago), state

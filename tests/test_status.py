@@ -9,6 +9,7 @@ from datetime import timedelta
 from quickart_daemon.cli import main
 from quickart_daemon.db import reads
 from quickart_daemon.db.models import Node, utcnow
+from quickart_daemon.nodes import NodeRegistry
 from quickart_daemon.queue import open_queue
 from quickart_daemon.status import read_status
 from quickart_daemon.web.feed import nodes_view
@@ -17,9 +18,10 @@ from quickart_daemon.web.feed import nodes_view
 def test_status_nodes_and_the_page_agree_on_alive(make_config, db_url, capsys):
     cfg = make_config(database={"url": db_url})
     jq = open_queue(cfg)
+    registry = NodeRegistry(jq.db, jq)
     for name in ("up-node", "down-node", "silent-node", "stopped-node"):
-        jq.node_heartbeat(name, 7, ["cpu.0"], "native", starting=True)
-    jq.node_heartbeat("stopped-node", 7, ["cpu.0"], "native", stopping=True)
+        registry.heartbeat(name, 7, ["cpu.0"], "native", starting=True)
+    registry.heartbeat("stopped-node", 7, ["cpu.0"], "native", stopping=True)
     with jq.sessions.begin() as s:
         s.get(Node, "down-node").state = "down"  # marked down by another node, its last beat still recent
         s.get(Node, "silent-node").heartbeat_at = utcnow() - timedelta(minutes=5)

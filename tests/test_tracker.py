@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +27,11 @@ from sqlalchemy import select, update
 from quickart_daemon.config import load_config
 from quickart_daemon.db.models import Delivery
 from quickart_daemon.errors import ConfigError
+from quickart_daemon.movie import frame_rate
 from quickart_daemon.naming import ShotId
 from quickart_daemon.outbox import Outbox, put, put_for_job, put_missing, status
 from quickart_daemon.queue import JobState, open_queue
-from quickart_daemon.trackers import DeliveryResult, load_tracker
+from quickart_daemon.trackers import DeliveryResult, TrackerError, load_tracker
 from quickart_daemon.tools.synth import write_demo_studio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,6 +193,268 @@ def test_a_job_failed_for_good_is_posted_only_with_on_failure(make_config, tmp_p
             assert tracker.taken == []
 
 
+def _version_folder(root: Path, version: int = 1) -> Path:
+    """A published version's files as the outbox reads them (manifest, contact sheet, movie)."""
+    folder = root / "DEMO" / "sq010" / "sh0010" / "quickart" / f"v{version:03d}"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"timing": {"frame_range": [1001, 1005], "fps": 24}}))
+    (folder / "contact.png").write_bytes(b"png")
+    (folder / "comp.mp4").write_bytes(b"mp4")
+    return folder
+
+
+def test_a_delivery_put_by_one_node_is_delivered_by_another_under_its_own_root(make_config, tmp_path):
+    """Issue 24: node A mounts the studio at /a, node B at /b. A version A published is put in the outbox
+    with paths relative to the studio root; B delivers it with B's paths. A row stored before (absolute
+    paths of a mount B does not have) is delivered with B's paths too; an absolute path that exists stays."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").symlink_to(tmp_path / "a")  # one share, two mount points
+    (tmp_path / "kitsu.pw").write_text("pw\n")
+    common = {"database": {"url": f"sqlite:///{tmp_path / 'shared.db'}"},
+              "tracker": {"kind": "kitsu", "url": "http://127.0.0.1:9", "user": "qa", "password_file": "kitsu.pw"}}
+    node_a = make_config(root=str(tmp_path / "a"), node_name="node-a", **common)
+    node_b = make_config(root=str(tmp_path / "b"), node_name="node-b", **common)
+    _version_folder(tmp_path / "a")
+    jq_a = open_queue(node_a)
+    assert put_for_job(node_a, jq_a, _published_job(node_a, jq_a)) is True
+    with jq_a.sessions() as s:
+        stored = s.scalar(select(Delivery.payload))
+    rel = "DEMO/sq010/sh0010/quickart/v001"
+    assert (stored["contact_sheet"], stored["movie"], stored["version_path"], stored["frame_in"]) == \
+        (f"{rel}/contact.png", f"{rel}/comp.mp4", rel, 1001)
+
+    jq_b = open_queue(node_b)
+    shot_id = jq_b.upsert_shot(ShotId("DEMO", "sq010", "sh0010"), "DEMO/sq010/sh0010")
+    gone = "/mnt/gone/studio/DEMO/sq010/sh0010/quickart/v001"
+    old = dict(stored, version=2, contact_sheet=f"{gone}/contact.png", movie=str(tmp_path / "a" / rel / "comp.mp4"),
+               version_path=gone, marker="quickart:DEMO/sq010/sh0010:v002:published")
+    put(jq_b.sessions, shot_id, 2, "published", "kitsu", old)
+    tracker = FlakyTracker()
+    assert Outbox(node_b, jq_b.sessions, tracker).deliver_due() == 2
+    new, before = sorted(tracker.taken, key=lambda e: e["version"])
+    b = tmp_path / "b"
+    assert (new["contact_sheet"], new["movie"], new["version_path"]) == \
+        (str(b / rel / "contact.png"), str(b / rel / "comp.mp4"), str(b / rel))
+    assert Path(new["contact_sheet"]).read_bytes() == b"png"
+    assert (before["contact_sheet"], before["movie"], before["version_path"]) == \
+        (str(b / rel / "contact.png"), str(tmp_path / "a" / rel / "comp.mp4"), str(b / rel))
+
+
+class StatusTracker(FlakyTracker):
+    """A tracker double that also reads statuses back: `answers` by version, or `fail` raised."""
+
+    def __init__(self):
+        super().__init__()
+        self.answers, self.asked, self.fail = {}, [], None
+
+    def statuses(self, requests):
+        self.asked.append(requests)
+        if self.fail:
+            raise TrackerError(self.fail)
+        return [self.answers.get(r["version"]) for r in requests]
+
+
+def test_statuses_read_back_are_stored_once_and_shown_per_version_and_per_shot(make_config, tmp_path, db_url):
+    """Issue 24: the tracker is asked about each version it took (not one still pending); what it says is
+    stored per version, rewritten only when it changes, and read as the web page and `quickart status`
+    show it."""
+    from quickart_daemon.db.reads import open_reader
+    from quickart_daemon.tracker_status import latest, latest_by_shot, read_back
+    from quickart_daemon.trackers import TrackerStatus
+    cfg = _config(make_config, tmp_path, database={"url": db_url})
+    jq = open_queue(cfg)
+    tracker = StatusTracker()
+    box = Outbox(cfg, jq.sessions, tracker)
+    for version in (1, 2):
+        put_for_job(cfg, jq, _published_job(cfg, jq, version=version))
+    assert box.deliver_due() == 2
+    put_for_job(cfg, jq, _published_job(cfg, jq, version=3))  # not delivered yet: not asked about
+    shot = ShotId("DEMO", "sq010", "sh0010")
+    done = TrackerStatus("done", "Done", "#22d160", True, datetime(2026, 12, 6, 7, 0, 5), "http://k/tasks/t1")
+    tracker.answers = {1: done, 2: TrackerStatus("wfa", "Waiting For Approval", "#ab26ff", False,
+                                                 datetime(2026, 12, 6, 7, 1), "http://k/tasks/t1")}
+    assert read_back(jq.sessions, tracker) == 2
+    [asked] = tracker.asked
+    assert [(r["show"], r["seq"], r["shot"], r["version"], r["pipeline"]) for r in asked] == [
+        ("DEMO", "sq010", "sh0010", 1, "default"), ("DEMO", "sq010", "sh0010", 2, "default")]
+    assert asked[0]["refs"] == {"comment": "c1"}
+    assert read_back(jq.sessions, tracker) == 0  # the same answer: nothing written
+    with open_reader(cfg.database.url, 5000) as run:
+        assert latest(run, shot, 1) == {"status": "done", "name": "Done", "color": "#22d160", "approved": True,
+                                        "at": "2026-12-06T07:00:05Z", "url": "http://k/tasks/t1", "version": 1}
+        assert latest(run, shot, 3) is None and latest(run, ShotId("DEMO", "sq010", "sh9999"), 1) is None
+        assert latest_by_shot(run) == {"DEMO/sq010/sh0010": latest(run, shot, 2)}
+        assert latest(run, shot, 2)["status"] == "wfa" and latest(run, shot, 2)["approved"] is False
+    tracker.answers[2] = TrackerStatus("retake", "Retake", "#ff3860", False, datetime(2026, 12, 6, 8, 0), None)
+    tracker.answers.pop(1)  # the tracker has nothing to say about v001 any more: its last status stays
+    assert read_back(jq.sessions, tracker) == 1
+    with open_reader(cfg.database.url, 5000) as run:
+        assert latest_by_shot(run)["DEMO/sq010/sh0010"] == {
+            "status": "retake", "name": "Retake", "color": "#ff3860", "approved": False,
+            "at": "2026-12-06T08:00:00Z", "url": None, "version": 2}
+        assert latest(run, shot, 1)["status"] == "done"
+    from quickart_daemon.web.app import WebState, shots_data
+    web = WebState.create(cfg)
+    try:  # the shot browser shows the same status beside the shot
+        [entry] = [e for e in shots_data(web) if e["shot"] == "DEMO/sq010/sh0010"]
+        assert entry["tracker"]["status"] == "retake" and entry["tracker"]["version"] == 2
+        # and the shot page's version list beside each version (one answer for all of them)
+        from types import SimpleNamespace
+
+        from quickart_daemon.web.app import shot_reviews
+        from starlette.requests import Request
+        request = Request({"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": [],
+                           "path_params": {"rel": "DEMO/sq010/sh0010"},
+                           "app": SimpleNamespace(state=SimpleNamespace(web=web))})
+        (cfg.root / "DEMO/sq010/sh0010").mkdir(parents=True, exist_ok=True)  # the page opens shots with a folder
+        badges = json.loads(shot_reviews(request).body)["versions"]
+        assert {v: b["tracker"]["status"] for v, b in badges.items()} == {"v001": "done", "v002": "retake"}
+    finally:
+        web.feed.stop()
+
+
+def test_a_failed_read_back_is_one_warning_and_the_loop_goes_on(make_config, tmp_path, caplog):
+    """The read runs in the delivery thread: a tracker that cannot be read costs one warning while it lasts
+    (not one per pass), deliveries go on, and the next read that works stores the statuses."""
+    import logging
+
+    from quickart_daemon.outbox import start_delivery_thread
+    from quickart_daemon.trackers import TrackerStatus
+    cfg = _config(make_config, tmp_path, poll_seconds=0.05, read_seconds=0.05)
+    jq = open_queue(cfg)
+    put_for_job(cfg, jq, _published_job(cfg, jq))
+    tracker = StatusTracker()
+    tracker.fail = "cannot reach Kitsu at http://127.0.0.1:9: connection refused"
+    caplog.set_level(logging.INFO, logger="quickart.outbox")
+    thread = start_delivery_thread(cfg, jq.sessions, tracker)
+    try:
+        _wait(lambda: len(tracker.asked) >= 4, 10, "four failed reads")
+        assert len(tracker.taken) == 1  # delivered all the same
+        tracker.answers = {1: TrackerStatus("done", "Done", "#22d160", True)}
+        tracker.fail = None
+        from quickart_daemon.db.reads import open_reader
+        from quickart_daemon.tracker_status import latest
+
+        def stored():
+            with open_reader(cfg.database.url, 5000) as run:
+                return latest(run, ShotId("DEMO", "sq010", "sh0010"), 1)
+        assert _wait(stored, 10, "the status read back")["approved"] is True
+    finally:
+        thread.stop()
+    assert not thread.is_alive()
+    failed = [r.getMessage() for r in caplog.records if "tracker_read_failed" in r.getMessage()]
+    assert failed == ["action=tracker_read_failed tracker=kitsu error=TrackerError: cannot reach Kitsu at "
+                      "http://127.0.0.1:9: connection refused"]
+    assert any("action=tracker_read_back tracker=kitsu (reads work again)" in r.getMessage() for r in caplog.records)
+
+
+def test_which_version_a_kitsu_comment_is_about():
+    """The Kitsu module's rule, on comments shaped as Zou 1.0.97 lists them (newest first, times in whole
+    seconds): a comment is about the version its QuickArt marker names, else the newest version posted
+    before it; a status set on the task without a comment is the newest version's."""
+    from quickart_daemon.trackers.kitsu import _version_statuses
+    at = "2026-12-06T07:00:00"  # one second for all: only their order tells them apart
+    marker = "QuickArt ...\n[quickart:DEMO/sq010/sh0010:v{:03d}:{}]"
+    oldest_first = [
+        {"id": "c1", "task_status_id": "wfa", "created_at": at, "text": marker.format(1, "published")},
+        {"id": "c2", "task_status_id": "retake", "created_at": at, "text": "the hat flickers"},
+        {"id": "c3", "task_status_id": "wfa", "created_at": at, "text": marker.format(2, "published")},
+        {"id": "c4", "task_status_id": "done", "created_at": at, "text": marker.format(1, "review7")},
+        {"id": "c5", "task_status_id": "wip", "created_at": "2026-12-06T07:00:09", "text": "looking"},
+    ]
+    requests = [{"version": 1, "refs": {"comment": "c1"}}, {"version": 2, "refs": {"comment": "c3"}}]
+    versions = {1: 0, 2: 1}
+    task = {"task_status_id": "wip", "updated_at": "2026-12-06T07:00:09"}
+    got = _version_statuses(task, list(reversed(oldest_first)), versions, requests)
+    assert got == {1: ("done", datetime(2026, 12, 6, 7, 0)), 2: ("wip", datetime(2026, 12, 6, 7, 0, 9))}
+    assert _version_statuses(task, list(reversed(oldest_first[:3])), versions, requests)[1] == \
+        ("retake", datetime(2026, 12, 6, 7, 0))  # before v002 arrived, the retake was about v001
+    task = {"task_status_id": "done", "updated_at": "2026-12-06T07:05:00"}  # set on the task, no comment
+    assert _version_statuses(task, list(reversed(oldest_first)), versions, requests)[2] == \
+        ("done", datetime(2026, 12, 6, 7, 5))
+
+
+# -- the movie ---------------------------------------------------------------------------------------
+
+def _probe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+                          "stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["streams"][0]
+
+
+def test_the_movie_of_a_comp_is_h264_yuv420p_even_at_the_shots_fps_on_paper(tmp_path):
+    """Issue 24: the comp as a movie for the tracker: H.264 in MP4, yuv420p, odd sizes padded to even, the
+    fps exact (23.976 as 24000/1001), one picture per frame (held frames too), transparency on white."""
+    from quickart_daemon.images import write_png
+    from quickart_daemon.movie import MovieError, write_movie
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install -y ffmpeg; .ci/run installs it)")
+    red = np.zeros((91, 161, 4), np.uint8)
+    red[..., 0], red[..., 3] = 255, 255
+    red[:, 80:, 3] = 0  # the right half transparent: white in the movie
+    blue = np.zeros_like(red)
+    blue[..., 2], blue[..., 3] = 255, 255
+    write_png(tmp_path / "f1001.png", red)
+    os.link(tmp_path / "f1001.png", tmp_path / "f1002.png")  # a held frame: a link, as publish makes it
+    write_png(tmp_path / "f1003.png", blue)
+    frames = [tmp_path / f"f{n}.png" for n in (1001, 1002, 1003)]
+    movie = write_movie(frames, 23.976, tmp_path / "comp.mp4")
+    assert _probe(movie) == {"codec_name": "h264", "pix_fmt": "yuv420p", "width": 162, "height": 92,
+                             "r_frame_rate": "24000/1001", "nb_read_frames": "3"}
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(movie), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    pictures = np.frombuffer(raw, np.uint8).reshape(3, 92, 162, 3).astype(int)
+    assert np.abs(pictures[0, 20:70, 10:60] - [255, 0, 0]).max() < 40  # red, within H.264's error
+    assert np.abs(pictures[0, 20:70, 100:150] - [255, 255, 255]).max() < 40  # transparent: paper white
+    assert np.abs(pictures[2, 20:70, 10:150] - [0, 0, 255]).max() < 40
+    write_png(tmp_path / "f1004.png", np.zeros((90, 160, 4), np.uint8))
+    with pytest.raises(MovieError, match="f1004.png is 160x90, the first frame 161x91"):
+        write_movie([*frames, tmp_path / "f1004.png"], 24, tmp_path / "bad.mp4")
+    assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "bad.mp4.part").exists()
+
+
+def test_a_failing_ffmpeg_costs_the_movie_and_a_warning_never_the_version(tmp_path):
+    """Publishing with a tracker: an ffmpeg that fails leaves the version whole without comp.mp4 (nor a
+    partial file) and says why on the job; the contact sheet still goes."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ffmpeg").write_text("#!/bin/sh\ncat >/dev/null\necho 'Unknown encoder libx264' >&2\nexit 1\n")
+    (bin_dir / "ffmpeg").chmod(0o755)
+    (tmp_path / "pw").write_text("pw\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "root": "studio", "state_dir": "state", "database": {"url": "sqlite:///state/q.db"},
+        "pipelines_dir": str(REPO / "pipelines"), "pipeline": "blend", "slots": {"gpus": "none"},
+        "tracker": {"kind": "kitsu", "url": "http://127.0.0.1:9", "user": "qa", "password_file": "pw",
+                    "timeout_seconds": 2}}))
+    shot_dir = write_demo_studio(tmp_path / "studio", size=(160, 90), keys=(1001, 1005))
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run([sys.executable, "-m", "quickart_daemon.cli", "--config", str(config), "run", str(shot_dir)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    version = shot_dir / "quickart" / "v001"
+    assert (version / "contact.png").is_file() and not list(version.glob("comp.mp4*"))
+    [job] = json.loads(_quickart(config, "jobs", "--json").stdout)
+    assert job["state"] == "done"
+    assert "no movie for the tracker: ffmpeg exited with 1: Unknown encoder libx264" in job["warnings"], job
+    cfg = load_config(config)
+    with open_queue(cfg).sessions() as s:
+        payload = s.scalar(select(Delivery.payload))
+    assert payload["movie"] is None and payload["contact_sheet"] == "DEMO/sq010/sh0010/quickart/v001/contact.png"
+
+
+def test_without_ffmpeg_a_node_says_so_once_and_publishes_no_movie(make_config, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from quickart_daemon.outbox import say_if_no_movie
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    caplog.set_level(logging.INFO, logger="quickart.outbox")
+    assert say_if_no_movie(_config(make_config, tmp_path)) is True
+    assert "ffmpeg is not installed: versions published here carry the contact sheet alone" in caplog.text
+    assert say_if_no_movie(_config(make_config, tmp_path, movie=False)) is False
+
+
 # -- configuration -------------------------------------------------------------------------------
 
 def test_a_review_goes_in_the_outbox_with_its_verdicts_status(make_config, tmp_path):
@@ -260,12 +525,19 @@ def _kitsu_config(tmp_path: Path, server, project: str, **extra) -> Path:
             "drop": {"settle_seconds": 0.3}, "queue": {"poll_interval": 0.2, "heartbeat_seconds": 1.0},
             "tracker": {"kind": "kitsu", "url": server.url, "user": "admin@example.com",
                         "password_file": str(pw), "projects": {"DEMO": project}, "task_type": "Compositing",
-                        "poll_seconds": 0.2, "retry_seconds": 0.5, "max_retry_seconds": 1.0, "timeout_seconds": 20},
+                        "poll_seconds": 0.2, "retry_seconds": 0.5, "max_retry_seconds": 1.0, "timeout_seconds": 20,
+                        "read_seconds": 0.5},
             **extra}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     (tmp_path / "studio").mkdir(exist_ok=True)
     return path
+
+
+def _stored_event(config: Path) -> dict:
+    """The published event of the run's version, as the outbox stored it."""
+    with open_queue(load_config(config)).sessions() as s:
+        return s.scalar(select(Delivery.payload).where(Delivery.event == "published"))
 
 
 def _kitsu_shot(server, project: str):
@@ -321,11 +593,35 @@ def test_a_published_version_reaches_kitsu(kitsu, tmp_path):
     [comment] = comments
     assert "QuickArt v001 of DEMO/sq010/sh0010" in comment["text"] and f"frames {first}-{last}" in comment["text"]
     assert "[quickart:DEMO/sq010/sh0010:v001:published]" in comment["text"]
-    [preview_id] = [p["id"] if isinstance(p, dict) else p for p in comment["previews"]]
-    preview = gazu.files.get_preview_file(preview_id, client=client)
-    assert preview["status"] == "ready" and preview["extension"] == "png"
+    previews = [gazu.files.get_preview_file(p["id"] if isinstance(p, dict) else p, client=client)
+                for p in comment["previews"]]
+    by_kind = {p["extension"]: p for p in previews}
+    preview = by_kind["png"]
+    assert preview["status"] == "ready"
     gazu.files.download_preview_file(preview, str(tmp_path / "downloaded.png"), client=client)
     np.testing.assert_array_equal(_read_png(tmp_path / "downloaded.png"), _read_png(version / "contact.png"))
+    if shutil.which("ffmpeg") is None:  # no movie is made: the sheet alone
+        assert sorted(by_kind) == ["png"] and not (version / "comp.mp4").exists()
+    else:  # the movie of the comp, a second preview of the same revision, transcoded by Zou to "ready"
+        assert sorted(by_kind) == ["mp4", "png"], previews
+        movie = by_kind["mp4"]
+        assert movie["status"] == "ready" and movie["revision"] == preview["revision"], movie
+        probe = _probe(version / "comp.mp4")
+        assert (probe["codec_name"], probe["pix_fmt"], int(probe["nb_read_frames"]), probe["r_frame_rate"]) == \
+            ("h264", "yuv420p", last - first + 1, "{0.numerator}/{0.denominator}".format(
+                frame_rate(manifest["timing"]["fps"])))
+        gazu.files.download_preview_file(movie, str(tmp_path / "downloaded.mp4"), client=client)
+        assert _probe(tmp_path / "downloaded.mp4")["nb_read_frames"] == probe["nb_read_frames"]
+        # with normalize_movie, Zou re-encodes it to 1920x1080 (with a silent soundtrack) and it is ready too
+        from quickart_daemon.outbox import local_paths
+        other = _new_project(kitsu)
+        normalizing = load_config(config).tracker.model_copy(update={"normalize_movie": True,
+                                                                     "projects": {"DEMO": other}})
+        result = load_tracker(normalizing).deliver(local_paths(load_config(config), _stored_event(config)))
+        assert result.ok, result.message
+        normalized = gazu.files.get_preview_file(result.refs["movie"], client=client)
+        assert (normalized["status"], normalized["width"], normalized["height"]) == ("ready", 1920, 1080), \
+            kitsu.log_tail()
 
     # the tracker took it, then the worker died before the outbox recorded it: delivered again, posted once
     cfg = load_config(config)
@@ -413,6 +709,71 @@ def test_a_review_on_the_page_reaches_kitsu_as_a_status_and_a_comment(kitsu, tmp
     assert _status(jq)["done"] == 4
 
 
+def test_a_status_set_on_kitsu_comes_back_to_its_version(kitsu, tmp_path):
+    """Issue 24: statuses and approvals read back from Kitsu, shown next to each version. The demo shot
+    publishes (v001, "wfa"); a supervisor approves it on Kitsu (a comment with the status "done"): after a
+    read, our database, the version's JSON and `quickart status` say so. v002 publishes: v002 is "wfa",
+    v001 keeps its "done"."""
+    import gazu
+    from starlette.testclient import TestClient
+
+    from quickart_daemon.db.reads import open_reader
+    from quickart_daemon.tracker_status import latest, latest_by_shot, read_back
+    from quickart_daemon.web.app import create_app
+    project = _new_project(kitsu)
+    config = _kitsu_config(tmp_path, kitsu, project)
+    shot_dir = write_demo_studio(tmp_path / "studio", size=(160, 90), keys=(1001, 1005))
+    _quickart(config, "run", shot_dir)
+    cfg = load_config(config)
+    jq = open_queue(cfg)
+    tracker = load_tracker(cfg.tracker)
+    shot = ShotId("DEMO", "sq010", "sh0010")
+    timings = []
+
+    def read() -> int:
+        started = time.monotonic()
+        written = read_back(jq.sessions, tracker)
+        timings.append(f"{time.monotonic() - started:.2f} s ({written} written)")
+        return written
+
+    def ours(version: int):
+        with open_reader(cfg.database.url, 5000) as run:
+            return latest(run, shot, version)
+
+    assert read() == 1
+    client, kitsu_shot, task, _ = _kitsu_shot(kitsu, project)
+    task_url = f"{kitsu.url}/productions/{task['project_id']}/shots/tasks/{task['id']}/"
+    assert ours(1) | {"at": None} == {"status": "wfa", "name": "Waiting For Approval", "color": "#ab26ff",
+                                      "approved": False, "at": None, "url": task_url, "version": 1}
+
+    done = gazu.task.get_task_status_by_short_name("done", client=client)
+    gazu.task.add_comment(task, done, "Approved on Kitsu: ship it.", client=client)  # the supervisor, on Kitsu
+    set_at = datetime.utcnow()
+    assert read() == 1 and read() == 0  # then nothing changed: nothing written
+    approved = ours(1)
+    assert approved | {"at": None} == {"status": "done", "name": "Done", "color": "#22d160", "approved": True,
+                                       "at": None, "url": task_url, "version": 1}
+    assert abs((datetime.fromisoformat(approved["at"].rstrip("Z")) - set_at).total_seconds()) < 60
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        page = c.get("/api/shot/DEMO/sq010/sh0010/versions/v001")
+    assert page.status_code == 200 and page.json()["tracker"] == approved
+
+    _quickart(config, "run", shot_dir)  # v002: "wfa" on the task, v001 stays approved
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:  # not read yet: null
+        assert c.get("/api/shot/DEMO/sq010/sh0010/versions/v002").json()["tracker"] is None
+    assert read() == 1
+    assert ours(2)["status"] == "wfa" and ours(1)["status"] == "done"
+    with open_reader(cfg.database.url, 5000) as run:
+        assert latest_by_shot(run) == {"DEMO/sq010/sh0010": ours(2)}
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/shot/DEMO/sq010/sh0010/versions/v002").json()["tracker"]["status"] == "wfa"
+    text = _quickart(config, "status").stdout
+    assert "  DEMO/sq010/sh0010 v002: Waiting For Approval (wfa) at " in text, text
+    listed = json.loads(_quickart(config, "status", "--json").stdout)["tracker"]["statuses"]
+    assert listed == {"DEMO/sq010/sh0010": ours(2)}
+    print("\nreads back from Kitsu (v001 new, v001 approved, unchanged, v002 new): " + ", ".join(timings))
+
+
 def _wait(check, seconds: float, what: str, proc=None, log: Path | None = None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -467,6 +828,10 @@ def test_a_tracker_down_during_a_publish_gets_the_version_once_when_back(kitsu, 
         assert len(comments) == 1 and "QuickArt v001" in comments[0]["text"], comments
         job = json.loads(_quickart(config, "job", done["id"], "--json").stdout)
         assert any(w.startswith("tracker kitsu: DEMO/sq010/sh0010 v001 delivered after") for w in job["warnings"])
+        # the daemon reads the status back by itself (tracker.read_seconds), off the jobs' path
+        statuses = _wait(lambda: json.loads(_quickart(config, "status", "--json").stdout)["tracker"]["statuses"],
+                         30, "the status read back by the daemon", daemon, log)
+        assert statuses["DEMO/sq010/sh0010"]["status"] == "wfa", statuses
     finally:
         if daemon.poll() is None:
             os.killpg(daemon.pid, signal.SIGTERM)

@@ -503,6 +503,36 @@ def test_the_version_zip_never_holds_a_file_from_outside_the_studio(client, farm
             link.unlink()
 
 
+def test_a_file_swapped_for_a_link_after_the_check_is_not_served(client, farm, tmp_path, monkeypatch):
+    """A frame, log or manifest is streamed from the file that was checked when opened, not opened again
+    by path: a link put in place between `version_file`'s look and the read (simulated by a look that
+    finds the link already there and lets it pass) is refused, its target never sent."""
+    from quickart_daemon.web import studio as web_studio
+    secret = tmp_path / "config.yaml"
+    secret.write_text("web:\n  token: s3cret-token\n")
+    version = farm.root / SHOT / "quickart" / "v001"
+    link = version / "comp" / "sh0010.9997.png"
+    link.symlink_to(secret)
+    real_version_file = web_studio.version_file
+    monkeypatch.setattr(web_studio, "version_file", lambda cfg, ref, v, inner: version / inner)  # the race lost
+    try:
+        for url in (f"/files/{SHOT}/quickart/v001/comp/sh0010.9997.png", f"/api/shot/{SHOT}/versions/v001/log"):
+            if url.endswith("/log"):
+                (version / "job.log").rename(version / "job.log.kept")
+                (version / "job.log").symlink_to(secret)
+            r = client.get(url)
+            assert r.status_code == 404 and b"s3cret-token" not in r.content, (url, r.status_code)
+            assert "not a file inside the studio" in r.json()["error"]
+        monkeypatch.setattr(web_studio, "version_file", real_version_file)
+        (version / "job.log").unlink()
+        (version / "job.log.kept").rename(version / "job.log")
+        ok = client.get(f"/api/shot/{SHOT}/versions/v001/log")  # the version's own file still streams whole
+        assert ok.status_code == 200 and ok.content == (version / "job.log").read_bytes()
+        assert ok.headers["content-length"] == str(len(ok.content))
+    finally:
+        link.unlink()
+
+
 def test_a_version_folder_linked_out_of_the_studio_is_not_served(client, farm, tmp_path):
     outside = tmp_path / "v777"
     shutil.copytree(farm.root / SHOT / "quickart" / "v001", outside)

@@ -14,10 +14,14 @@ import functools
 import logging
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, func, literal, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from .reads import Run
 
 log = logging.getLogger("quickart.queue")
 
@@ -42,6 +46,11 @@ class Connector:
 
 def on_postgres(s: Session) -> bool:
     return s.get_bind().dialect.name == "postgresql"
+
+
+def reader(s: Session) -> "Run":
+    """The `run(sql, params)` every `db/reads.py` function takes, over session `s` (rows as mappings)."""
+    return lambda sql, params: s.execute(text(sql), params).mappings().all()
 
 
 def clock(s: Session) -> datetime:

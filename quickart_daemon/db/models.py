@@ -218,3 +218,24 @@ class Review(Base):
     author: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     __table_args__ = (Index("ix_reviews_shot_version", "shot_id", "version", "id"),)
+
+
+class TrackerStatusRow(Base):
+    """A version's status as the production tracker has it, read back by the daemon (tracker_status.py):
+    the task status's short and long names and colour, whether it counts as approved, when the tracker
+    set it and a link to the task. One row per (shot, version, tracker), rewritten when the tracker's
+    answer changes; `read_at` (the database's clock) is when QuickArt last wrote it."""
+
+    __tablename__ = "tracker_statuses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)  # the version number (1 for v001)
+    tracker: Mapped[str] = mapped_column(String(64))  # tracker.kind
+    status: Mapped[str] = mapped_column(String(64))  # the tracker's short name ("wfa", "done")
+    name: Mapped[str] = mapped_column(String(128))  # its long name ("Waiting For Approval")
+    color: Mapped[str] = mapped_column(String(16))  # "#rrggbb"
+    approved: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # when the tracker set it (UTC)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)  # the task on the tracker's site
+    read_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("uq_tracker_statuses_version", "shot_id", "version", "tracker", unique=True),)

@@ -1,10 +1,11 @@
 """Every read of the queue, as plain SQL: one definition serves the daemon and the status commands.
 
-Each function takes `run(sql, params) -> rows as mappings`. `JobQueue` passes one that
-executes through its SQLAlchemy session; `quickart status`, `jobs` and `job` on SQLite pass
-one over the standard library's sqlite3 (`open_reader`), so a fresh process answers
-without importing SQLAlchemy (about 0.25 s of a 0.5 s start). The SQL is portable
-(named parameters, no dialect functions) and the column names are those of `db/models.py`.
+Each function takes `run(sql, params) -> rows as mappings`. The managers (`JobQueue`, `NodeRegistry`,
+`NoticeBoard`) pass one that executes through their SQLAlchemy session (`connector.reader`);
+`quickart status`, `jobs` and `job` on SQLite pass one over the standard library's sqlite3
+(`open_reader`), so a fresh process answers without importing SQLAlchemy (about 0.25 s of a 0.5 s
+start). The SQL is portable (named parameters, no dialect functions) and the column names are those
+of `db/models.py`.
 """
 
 from __future__ import annotations
@@ -138,8 +139,36 @@ def live_jobs(run: Run, finished_since, after_id: int) -> list[Job]:
                      " ORDER BY j.id", {"since": finished_since, "after": after_id})]
 
 
-def list_shots(run: Run, limit: int = 500) -> list[dict]:
-    """Shots with their newest job's id and state, newest activity first."""
-    rows = run("SELECT s.show, s.seq, s.name, MAX(j.id) AS last_job FROM shots s LEFT JOIN jobs j ON j.shot_id = s.id "
-               "GROUP BY s.id, s.show, s.seq, s.name ORDER BY last_job DESC LIMIT :limit", {"limit": limit})
-    return [dict(r) for r in rows]
+#: every shot with what the shot browser shows of it, in one statement (the page lists 1,000 shots and
+#: more: a query per shot would be 1,000 round trips). The newest job gives the job state; the newest
+#: version number any job published is "the latest version" (latest.json may point at an older one when an
+#: older drop was published last, which is rare, and reading every shot's latest.json on the share would
+#: cost more than the whole list); that version's current approval is its latest review with a verdict
+#: (reviews.current) and its tracker delivery the newest "published" row of the outbox.
+SHOTS_SQL = """
+WITH latest AS (SELECT shot_id, MAX(id) AS last_job, MAX(version) AS version FROM jobs GROUP BY shot_id),
+verdict AS (SELECT shot_id, version, MAX(id) AS review_id FROM reviews
+            WHERE state IN ('approved', 'needs_work') GROUP BY shot_id, version),
+delivered AS (SELECT shot_id, version, MAX(id) AS delivery_id FROM deliveries
+              WHERE event = 'published' GROUP BY shot_id, version)
+SELECT s.id, s.show, s.seq, s.name, l.last_job, l.version,
+       j.state AS job_state, j.current_stage, j.progress, j.error, j.finished_at,
+       r.state AS approval, r.author AS approval_author, r.created_at AS approval_at,
+       d.state AS delivery_state, d.tracker AS delivery_tracker, d.attempts AS delivery_attempts,
+       d.last_error AS delivery_error
+FROM shots s
+LEFT JOIN latest l ON l.shot_id = s.id
+LEFT JOIN jobs j ON j.id = l.last_job
+LEFT JOIN verdict v ON v.shot_id = s.id AND v.version = l.version
+LEFT JOIN reviews r ON r.id = v.review_id
+LEFT JOIN delivered dv ON dv.shot_id = s.id AND dv.version = l.version
+LEFT JOIN deliveries d ON d.id = dv.delivery_id
+ORDER BY s.show, s.seq, s.name
+"""
+
+
+def list_shots(run: Run) -> list[dict]:
+    """Every shot, by show, sequence and name, with its newest job's id and state, its newest version,
+    that version's approval and its tracker delivery (None where there is none): see SHOTS_SQL."""
+    return [dict(r) | {"finished_at": parse_when(r["finished_at"]), "approval_at": parse_when(r["approval_at"])}
+            for r in run(SHOTS_SQL, {})]

@@ -2,10 +2,12 @@
 as one module each).
 
 A tracker is a class built from the `tracker:` block of config.yaml (`TrackerConfig`) with one method,
-`deliver(event) -> DeliveryResult`. The daemon never calls it from a job: a published version is put in
-the outbox (`quickart_daemon/outbox.py`, the `deliveries` table), and the outbox's delivery loop calls
-`deliver` until the tracker accepts it, with exponential backoff in between. So a tracker that is down
-never fails a job, and each (version, event, tracker) is delivered once.
+`deliver(event) -> DeliveryResult`, and optionally a second, `statuses(requests) -> [TrackerStatus |
+None]`, that reads back what the studio decided about delivered versions (tracker_status.py; see
+below). The daemon never calls `deliver` from a job: a published version is put in the outbox
+(`quickart_daemon/outbox.py`, the `deliveries` table), and the outbox's delivery loop calls `deliver`
+until the tracker accepts it, with exponential backoff in between. So a tracker that is down never
+fails a job, and each (version, event, tracker) is delivered once.
 
 Trackers are found like stages, through the entry-point group `quickart.trackers` (name = `tracker.kind`):
 
@@ -28,9 +30,12 @@ The event payload (`TrackerEvent`, a plain dict in the outbox, JSON):
     job_id        the job that made it
     pipeline      the pipeline's name
     summary       one paragraph: what the job did (stages and their seconds, warnings, node)
-    contact_sheet path of the version's contact.png (absolute), or None
-    movie         path of a movie of the comp when one was made, else None
-    version_path  the version folder (absolute), or None
+    contact_sheet path of the version's contact.png, or None
+    movie         path of the version's comp.mp4 (the comp as H.264, made at publish when ffmpeg is
+                  installed and tracker.movie is on), else None
+    version_path  the version folder, or None
+                  (the three paths are absolute paths on the delivering node: the outbox stores them
+                  relative to the studio root and resolves them under the root of the node that delivers)
     status        the tracker status to set ("wfa" by default; config tracker.status); None: leave it.
                   A review: tracker.approved_status ("done") when approved, tracker.retake_status
                   ("retake") when it needs work, None for a note alone
@@ -45,12 +50,22 @@ The event payload (`TrackerEvent`, a plain dict in the outbox, JSON):
 
 A tracker that does not know an event may return DeliveryResult(False, sentence, retryable=False): the
 delivery fails for good and says why; nothing else waits on it.
+
+Reading back (`statuses`, optional: a tracker without it is never asked): the daemon hands over one
+`StatusRequest` per version it delivered (the published event's names, the version, the pipeline and the
+delivery's `refs`, the tracker's own ids) and gets a list of the same length, each a `TrackerStatus`
+(the status the tracker has for that version) or None (it has none it can tell). It may raise: the read
+is retried at the next period and the failure is one log line, never a job's. A version's status is
+the task status the tracker gives that version: the newest version of a task has the task's current
+status; an older one keeps the status the task had when a newer version arrived (the Kitsu module
+reads that from the task's comments).
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
@@ -96,6 +111,31 @@ class DeliveryResult:
     refs: dict[str, Any] = field(default_factory=dict)
 
 
+class StatusRequest(TypedDict):
+    """One delivered version whose status is asked for (`Tracker.statuses`)."""
+
+    show: str
+    seq: str
+    shot: str
+    version: int
+    pipeline: str
+    refs: dict[str, Any]  # what the delivery's DeliveryResult.refs kept (Kitsu: project, shot, task, comment)
+
+
+@dataclass(frozen=True)
+class TrackerStatus:
+    """A version's status on the tracker. `status`: the short name ("wfa", "done"); `name`: the long one;
+    `color`: "#rrggbb"; `approved`: the status counts as approved or done; `at`: when the tracker set it
+    (naive UTC); `url`: the task on the tracker's site."""
+
+    status: str
+    name: str
+    color: str
+    approved: bool
+    at: datetime | None = None
+    url: str | None = None
+
+
 class TrackerError(Exception):
     """A tracker's refusal, with whether a retry may help (raised inside `deliver`, turned into a result)."""
 
@@ -111,6 +151,13 @@ class Tracker(Protocol):
     name: str
 
     def deliver(self, event: TrackerEvent) -> DeliveryResult: ...
+
+    # optional: def statuses(self, requests: list[StatusRequest]) -> list[TrackerStatus | None]
+
+
+def reads_back(tracker) -> bool:
+    """Whether the tracker can read statuses back (it has `statuses`)."""
+    return callable(getattr(tracker, "statuses", None))
 
 
 def available() -> dict[str, str]:

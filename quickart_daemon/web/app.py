@@ -25,6 +25,7 @@ import logging
 import os
 import tempfile
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -42,8 +43,9 @@ from starlette.templating import Jinja2Templates
 from ..config import Config
 from ..db import reads
 from ..errors import InvalidTransition, JobNotFound, QuickArtError
-from .. import rerun, reviews
+from .. import rerun, reviews, tracker_status
 from ..jobs import FINISHED, JobState
+from ..naming import ShotId
 from . import peer, studio
 from .feed import Feed, job_view, nodes_view
 
@@ -233,8 +235,10 @@ def api_job_log(request: Request):
         job = reads.get_job(run, job_id)
         outputs = reads.artifacts(run, job.id)
     ref = studio.shot_ref(cfg, studio.shot_rel(cfg, job.shot))
-    candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log",
-                  f"{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"]
+    staging = f"{studio.OUTPUT_DIR}/.job-{job.id}.tmp/job.log"
+    candidates = [outputs.get("log"), outputs.get("version") and f"{outputs['version']}/job.log", staging]
+    if job.state is JobState.RUNNING:  # a retried job is writing a new log; its last version holds the old one
+        candidates.insert(0, staging)
     for path in filter(None, candidates):
         # a path on the job row may be another node's (its own mount of the root): keep the
         # part from the shot's output folder on, and look for it in this node's shot folder
@@ -247,17 +251,10 @@ def api_job_log(request: Request):
         except QuickArtError:
             continue
         if found.is_file():
+            if "offset" in request.query_params:
+                return log_tail(found, inner, _int(request.query_params["offset"]))
             return Response(found.read_text(encoding="utf-8", errors="replace"), media_type="text/plain")
     raise studio.NotFound(f"job {job_id} has no log yet")
-
-
-def api_shots(request: Request):
-    web = _web(request)
-    with web.reader() as run:
-        shots = reads.list_shots(run)
-    for s in shots:
-        s["rel"] = web.cfg.naming_rules.shot_path.format(show=s["show"], seq=s["seq"], shot=s["name"])
-    return JSONResponse(shots)
 
 
 def api_shot(request: Request):
@@ -266,13 +263,16 @@ def api_shot(request: Request):
 
 
 def api_version(request: Request):
+    """A version's description, its reviews' summary, and `tracker`: its status on the production tracker
+    as the daemon last read it (tracker_status.latest; null when none)."""
     web = _web(request)
     ref = studio.shot_ref(web.cfg, request.path_params["rel"])
     version = request.path_params["version"]
     data = studio.describe_version(web.cfg, ref, version)
     with web.reader() as run:
         found = reviews.list_reviews(run, ref.id, _version_number(version))
-    return JSONResponse(data | reviews.summary(found))
+        tracker = tracker_status.latest(run, ref.id, _version_number(version))
+    return JSONResponse(data | reviews.summary(found) | {"tracker": tracker})
 
 
 def _version_number(version: str) -> int:
@@ -316,8 +316,7 @@ def api_version_text(request: Request):
     if name is None:
         raise studio.NotFound(f"{request.path_params['what']!r}: a version's log or manifest")
     path = studio.version_file(cfg, ref, request.path_params["version"], name)
-    return FileResponse(path, media_type="text/plain; charset=utf-8", headers=IMMUTABLE,
-                        content_disposition_type="inline")
+    return inside_file(ref, path, "text/plain; charset=utf-8", "inline")
 
 
 async def events(request: Request):
@@ -364,8 +363,24 @@ def files(request: Request):
     ref = studio.shot_ref(cfg, "/".join(parts[:marker]))
     path = studio.version_file(cfg, ref, parts[marker + 1], "/".join(parts[marker + 2:]))
     media_type, disposition = _served_as(path.name)
-    return FileResponse(path, headers=IMMUTABLE, media_type=media_type, filename=path.name,
-                        content_disposition_type=disposition)
+    return inside_file(ref, path, media_type, disposition)
+
+
+def inside_file(ref: studio.ShotRef, path: Path, media_type: str, disposition: str) -> Response:
+    """A version's file, streamed from the file `studio.open_inside` opened: the check that it lies in the
+    studio is made on the open file itself, so a link swapped in after `version_file` looked is never
+    served (FileResponse would open the path again)."""
+    fh = studio.open_inside(ref.root, path)
+    size = os.fstat(fh.fileno()).st_size
+
+    def chunks():
+        with fh:
+            while chunk := fh.read(1 << 20):
+                yield chunk
+    quoted = urllib.parse.quote(path.name)
+    return StreamingResponse(chunks(), media_type=media_type, headers={
+        **IMMUTABLE, "Content-Length": str(size),
+        "Content-Disposition": f"{disposition}; filename*=utf-8''{quoted}"})
 
 
 def thumb(request: Request):
@@ -458,6 +473,110 @@ async def clear_uploads(request: Request):
     return JSONResponse(await run_in_threadpool(studio.clear_uploads, web.cfg, ref))
 
 
+# -- the shot browser and the job panel (issue 24: the web page as a review tool) ----------------------
+
+#: the outbox's delivery states as the shot browser says them
+DELIVERY_STATES = {"pending": "waiting", "done": "delivered", "failed": "failed"}
+#: the most of a job log one tail answer carries (the page asks again for the rest)
+LOG_TAIL_BYTES = 1 << 20
+
+
+def shot_entry(naming, row: dict, tracker: dict | None = None) -> dict:
+    """One shot of the browser (`reads.list_shots`'s row): where its page and thumbnail are, its newest
+    job, newest version, that version's approval and tracker state. `tracker` is the tracker's own status
+    of the shot's newest version it has read back (tracker_status.latest_by_shot; its "version" says which;
+    None until a tracker reads statuses back); `delivery` the outbox's state of the version.
+    `naming`: the config's naming rules, taken once per list (`Config.naming_rules` builds them anew)."""
+    shot = ShotId(row["show"], row["seq"], row["name"])
+    rel = naming.format_shot_path(shot)  # as studio.shot_rel: from the name, not a node's stored path
+    version = f"v{row['version']:03d}" if row["version"] else None
+    job = None if row["last_job"] is None else {
+        "id": row["last_job"], "state": row["job_state"], "stage": row["current_stage"],
+        "progress": row["progress"], "error": row["error"]}
+    approval = None if row["approval"] is None else {
+        "state": row["approval"], "label": reviews.STATES.get(row["approval"], row["approval"]),
+        "author": row["approval_author"], "at": _utc_text(row["approval_at"])}
+    delivery = None if row["delivery_state"] is None else {
+        "state": DELIVERY_STATES.get(row["delivery_state"], row["delivery_state"]),
+        "tracker": row["delivery_tracker"], "attempts": row["delivery_attempts"], "error": row["delivery_error"]}
+    return {"shot": str(shot), "show": shot.show, "seq": shot.seq, "name": shot.shot, "rel": rel,
+            "last_job": row["last_job"], "version": version,
+            "thumb": f"/thumbs/{rel}/{version}.png" if version else None,  # made when the browser first asks
+            "job": job, "approval": approval, "delivery": delivery, "tracker": tracker}
+
+
+def shots_data(web: WebState) -> list[dict]:
+    naming = web.cfg.naming_rules
+    with web.reader() as run:
+        rows = reads.list_shots(run)
+        tracked = tracker_status.latest_by_shot(run)
+    return [shot_entry(naming, row, tracked.get(f"{row['show']}/{row['seq']}/{row['name']}")) for row in rows]
+
+
+def shots_page(request: Request):
+    """/shots: every shot by show and sequence, filtered in the browser (the list is in the page)."""
+    web = _web(request)
+    web.feed.start()
+    shots = shots_data(web)
+    return web.templates.TemplateResponse(request, "shots.html", {
+        "count": len(shots), "states": [s.value for s in JobState], "approvals": reviews.STATES, **writer(web, request),
+        "initial": _script_json({"shots": shots, "seq": web.feed.seq, "epoch": web.feed.epoch})})
+
+
+def api_shots(request: Request):
+    return JSONResponse(shots_data(_web(request)))
+
+
+def log_tail(path: Path, name: str, offset: int) -> Response:
+    """The job log's whole lines from byte `offset` on, for a page that follows it: X-Log-From says where
+    the text starts (0 when the offset is past the end: another file), X-Log-Next what to ask for next,
+    X-Log-File which file it is (a published job's log moves from staging into its version folder)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = offset if 0 <= offset <= size else 0
+        fh.seek(start)
+        data = fh.read(min(size - start, LOG_TAIL_BYTES))
+    end = data.rfind(b"\n") + 1  # a line being written is sent once it is whole
+    return Response(data[:end].decode("utf-8", errors="replace"), media_type="text/plain; charset=utf-8",
+                    headers={"X-Log-From": str(start), "X-Log-Next": str(start + end), "X-Log-File": name,
+                             "Cache-Control": "no-store"})
+
+
+def _utc_text(when) -> str | None:
+    return when.isoformat(timespec="seconds") + "Z" if when else None
+
+
+# -- the shot page as a review tool (issue 24): review badges of every version, the OTIO timeline ------
+
+def shot_reviews(request: Request):
+    """{versions: {vNNN: {approval, notes, tracker}}}: every reviewed or tracked version's badges for the
+    shot page's version list, in two queries (a version with neither is absent)."""
+    web = _web(request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    with web.reader() as run:
+        found = reviews.shot_summaries(run, ref.id)
+        tracked = tracker_status.of_shot(run, ref.id)
+    versions = {n: {**found.get(n, {}), "tracker": tracked.get(n)} for n in sorted(found.keys() | tracked.keys())}
+    return JSONResponse({"versions": {f"v{n:03d}": data for n, data in versions.items()}})
+
+
+def version_timeline(request: Request):
+    """/timeline/{shot}/vNNN.otio: the version's OTIO timeline, read through `studio.open_inside` (a link
+    out of the studio is never opened), as a download; `?view=1` shows it as plain text."""
+    web = _web(request)
+    ref = studio.shot_ref(web.cfg, request.path_params["rel"])
+    version = request.path_params["version"]
+    path = studio.version_otio(ref, version)
+    if path is None:
+        raise studio.NotFound(f"{ref.id} {version} has no OTIO timeline")
+    with studio.open_inside(ref.root, path) as fh:
+        data = fh.read()
+    if request.query_params.get("view"):
+        return Response(data, media_type="text/plain; charset=utf-8", headers=IMMUTABLE)
+    return Response(data, media_type="application/json", headers={
+        **IMMUTABLE, "Content-Disposition": f'attachment; filename="{path.name}"'})
+
+
 # -- errors: one sentence, never a traceback ----------------------------------------------------------
 
 def sentence(cfg: Config, exc: Exception) -> str:
@@ -497,6 +616,9 @@ ROUTES = [
     Route("/thumbs/{rel:path}/{version}.png", thumb),
     Route("/files/{path:path}", files),
     Route("/download/{path:path}", download),
+    Route("/shots", shots_page),
+    Route("/api/reviews/{rel:path}", shot_reviews),
+    Route("/timeline/{rel:path}/{version}.otio", version_timeline),
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]
 

@@ -191,12 +191,14 @@ def describe_version(cfg: Config, ref: ShotRef, version: str) -> dict:
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not is_ignored_name(p.name)):
         if sub.name == "comp":
             frames = _frame_files(sub, lambda n: naming.comp_file.parse(n, shot=shot), comp=True)
-            sequences.insert(0, {"name": "comp", "layer": None, "frames": _urls(base, "comp", frames[None])})
+            sequences.insert(0, {"name": "comp", "layer": None, "frames": _urls(base, "comp", frames[None]),
+                                 "drawings": _drawings(frames[None])})
             continue
         by_layer = _frame_files(sub, lambda n: naming.output_file.parse(n, shot=shot))
         for layer, frames in sorted(by_layer.items()):
             name = layer if sub.name == "frames" else f"{sub.name}/{layer}"
-            sequences.append({"name": name, "layer": layer, "frames": _urls(base, sub.name, frames)})
+            sequences.append({"name": name, "layer": layer, "frames": _urls(base, sub.name, frames),
+                              "drawings": _drawings(frames)})
         for variant in sorted(p for p in sub.iterdir() if p.is_dir() and not is_ignored_name(p.name)):
             by_layer = _frame_files(variant, lambda n: naming.output_file.parse(n, shot=shot))
             if by_layer:
@@ -209,23 +211,43 @@ def describe_version(cfg: Config, ref: ShotRef, version: str) -> dict:
             "keys": {layer: sorted(set(f)) for layer, f in sorted(keys.items())}, "sequences": sequences,
             "overlays": overlays, "job_id": manifest.get("job_id"), "pipeline": (manifest.get("pipeline") or {}).get("name"),
             "contact": f"/files/{base}/contact.png" if (folder / "contact.png").is_file() else None,
+            "otio": f"/timeline/{ref.rel}/{version}.otio" if version_otio(ref, version) else None,
             "zip": f"/download/{base}.zip"}
 
 
 def _frame_files(folder: Path, parse, comp: bool = False) -> dict:
-    """{layer (None for the comp): {frame: file name}} of the frames in a folder."""
+    """{layer (None for the comp): {frame: (file name, inode)}} of the frames in a folder."""
     out: dict = {}
     for entry in os.scandir(folder):
         if not entry.is_file() or is_ignored_name(entry.name):
             continue
         values = parse(entry.name)
         if values is not None:
-            out.setdefault(None if comp else values["layer"], {})[int(values["frame"])] = entry.name
+            out.setdefault(None if comp else values["layer"], {})[int(values["frame"])] = (entry.name, entry.inode())
     return out if not comp else {None: out.get(None, {})}
 
 
-def _urls(base: str, sub: str, frames: dict[int, str]) -> dict[str, str]:
-    return {str(f): f"/files/{base}/{sub}/{name}" for f, name in sorted(frames.items())}
+def _urls(base: str, sub: str, frames: dict[int, tuple[str, int]]) -> dict[str, str]:
+    return {str(f): f"/files/{base}/{sub}/{name}" for f, (name, _) in sorted(frames.items())}
+
+
+def _drawings(frames: dict[int, tuple[str, int]]) -> list[int]:
+    """The frames where a sequence shows a new drawing: publishing hard-links a held drawing's frames
+    to its first (`folders.write_frames`, `publish._write_comp`), so a frame whose file is the previous
+    frame's is a hold. The flipbook steps, onion-skins and buffers by drawing with this. (A studio share
+    without hard links gets copies: every frame reads as a drawing, which is still correct to show.)"""
+    starts, previous = [], None
+    for frame, (_, inode) in sorted(frames.items()):
+        if previous is None or previous != (frame - 1, inode) or not inode:  # 0: a file system without numbers
+            starts.append(frame)
+        previous = (frame, inode)
+    return starts
+
+
+def version_otio(ref: ShotRef, version: str) -> Path | None:
+    """The version's own OTIO timeline (``{shot}_vNNN.otio``, as publishing names it), if it has one."""
+    path = version_dir(ref, version) / f"{ref.id.shot}_{version}.otio"
+    return path if path.is_file() else None
 
 
 def _range(sequences: list[dict]) -> list[int]:

@@ -107,6 +107,8 @@ class DrawingState:
     rank: int = -1
     ref: RefModel | None = None
     m: MatchResult | None = None     # its match
+    # what `match_references` runs for each reference (a subset only for the ablation, `colour_drawing`)
+    reference_passes: list = field(default_factory=lambda: REFERENCE_PASSES)
     # finish
     speck: float = 0.0               # area up to which a region is a speck
     low_conf: float = 0.5            # --low-confidence
@@ -243,7 +245,7 @@ def match_references(s: DrawingState) -> None:
     Reads refs; writes rank, ref, m and what those passes write (colour, conf, src_ref, src_reg,
     ref_role_same, regs.outside)."""
     for s.rank, s.ref in enumerate(s.refs):
-        for p in REFERENCE_PASSES:
+        for p in s.reference_passes:
             p(s)
 
 
@@ -413,14 +415,19 @@ def confidence(s: DrawingState) -> None:
 
 
 #: the passes over one drawing, in this order (the order matters: each reads what the earlier ones
-#: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes
-PASSES = [match_references, trace_tones, flats, clear_background, hints, flat_tones, specks, snap, carry,
+#: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes. Not in
+#: it: `specks`, which changed nothing measurable on any bench (docs/color.md, "Ablation")
+PASSES = [match_references, trace_tones, flats, clear_background, hints, flat_tones, snap, carry,
           scenery, hold, paint, paint_styles, confidence]
 
 
 def colour_drawing(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None, palette: Palette,
-                   colours: Colours, params: dict, frame_no: int) -> FrameResult:
+                   colours: Colours, params: dict, frame_no: int, passes: list = PASSES,
+                   reference_passes: list = REFERENCE_PASSES) -> FrameResult:
+    """One drawing through `passes` (each reference through `reference_passes`). Subsets of the two
+    lists, in their order, are for measuring what a pass is worth (`bench/ablation.py`)."""
     s = drawing_state(img, refs, hint, palette, colours, params, frame_no)
-    for p in PASSES:
+    s.reference_passes = reference_passes
+    for p in passes:
         p(s)
     return FrameResult(s.image, s.conf_map, s.low, s.colour, s.lab, s.styles)

@@ -1,0 +1,232 @@
+// Shot browser: every shot by show and sequence (the list comes in the page), filtered here as you type;
+// the filters are kept in the URL so a filtered view can be linked. Job states follow the live feed.
+"use strict";
+
+const data = JSON.parse(document.getElementById("initial").textContent);
+const list = document.getElementById("shot-rows");
+const rowTemplate = document.getElementById("shot-row").content.firstElementChild;
+const controls = {show: document.getElementById("f-show"), seq: document.getElementById("f-seq"),
+                  state: document.getElementById("f-state"), review: document.getElementById("f-review"),
+                  q: document.getElementById("f-text")};
+const entries = [];        // {shot, row, key, visible} in page order
+const byRel = new Map();   // shot folder -> entry (the feed names jobs by it)
+const groups = [];         // {row, members, count}: a show's and a sequence's heading rows
+const COLOR = /^#[0-9a-f]{3,8}$/i;  // a tracker's status colour, used only when it is a plain hex colour
+
+function pad(version) { return "v" + String(version).padStart(3, "0"); }
+
+function fill(entry) {
+  const {shot, row} = entry;
+  const [thumbCell, nameCell, versionCell, jobCell, reviewCell, trackerCell] = row.children;
+  const href = "/shots/" + encodeURI(shot.rel);
+  thumbCell.firstElementChild.href = href;
+  const img = thumbCell.querySelector("img");
+  if (shot.thumb) {
+    const src = encodeURI(shot.thumb);
+    if (img.getAttribute("src") !== src) { img.hidden = false; img.src = src; }
+  } else img.hidden = true;
+  const link = nameCell.firstElementChild;
+  link.href = href;
+  link.textContent = shot.shot;
+  versionCell.textContent = shot.version || "";
+
+  const job = shot.job;
+  jobCell.className = "job" + (job ? " state-" + job.state : "");
+  const badge = jobCell.querySelector(".badge");
+  badge.textContent = job ? job.state : "no job";
+  badge.title = job ? `job ${job.id}${job.error ? ": " + job.error : ""} (open its log and warnings)` : "";
+  jobCell.querySelector(".stage").textContent =
+    job && job.state === "running" ? `${job.stage || ""} ${Math.round(job.progress * 100)}%` : "";
+
+  const approval = reviewCell.firstElementChild;
+  approval.className = "approval " + (shot.approval ? shot.approval.state : "none");
+  approval.textContent = shot.approval ? shot.approval.label : shot.version ? "not reviewed" : "";
+  approval.title = shot.approval ? `${shot.approval.label} by ${shot.approval.author}, ${shot.approval.at}` : "";
+
+  trackerCell.replaceChildren(trackerState(shot));
+}
+
+function trackerState(shot) {
+  const span = document.createElement("span");
+  const t = shot.tracker;
+  if (t) {  // the tracker's own status, read back
+    span.className = "tracker-status";
+    span.textContent = t.name || t.status;
+    span.title = `${t.status}${t.at ? " · " + t.at : ""}`;
+    if (t.color && COLOR.test(t.color)) span.style.background = t.color;
+    if (t.url && /^https?:\/\//.test(t.url)) {
+      const a = document.createElement("a");
+      a.href = t.url; a.target = "_blank"; a.rel = "noopener"; a.append(span);
+      return a;
+    }
+  } else if (shot.delivery) {  // what our outbox knows: delivered, waiting or failed
+    const d = shot.delivery;
+    span.className = "delivery " + d.state;
+    span.textContent = `${d.tracker}: ${d.state}`;
+    span.title = d.error ? `after ${d.attempts} tries: ${d.error}` : `${d.attempts} tries`;
+  }
+  return span;
+}
+
+function headingRow(kind, label) {
+  const row = document.createElement("div");
+  row.className = "group " + kind;
+  row.setAttribute("role", "row");
+  const cell = document.createElement("div");
+  cell.setAttribute("role", "cell");
+  const count = document.createElement("span");
+  count.className = "count";
+  cell.append(label, " ", count);
+  row.append(cell);
+  const group = {row, members: [], count};
+  groups.push(group);
+  return group;
+}
+
+function render() {
+  const rows = document.createDocumentFragment();
+  let show = null, seq = null, showGroup = null, seqGroup = null;
+  for (const shot of data.shots) {
+    if (shot.show !== show) {
+      show = shot.show; seq = null;
+      showGroup = headingRow("show", show);
+      rows.append(showGroup.row);
+    }
+    if (shot.seq !== seq) {
+      seq = shot.seq;
+      seqGroup = headingRow("seq", `${show} / ${seq}`);
+      rows.append(seqGroup.row);
+    }
+    const entry = {shot, row: rowTemplate.cloneNode(true), key: shot.shot.toLowerCase(), visible: true};
+    entry.row.dataset.rel = shot.rel;
+    fill(entry);
+    entries.push(entry);
+    byRel.set(shot.rel, entry);
+    showGroup.members.push(entry);
+    seqGroup.members.push(entry);
+    rows.append(entry.row);
+  }
+  list.append(rows);
+}
+
+function options(select, values) {
+  const chosen = select.value;
+  select.replaceChildren(new Option("all", ""), ...values.map((v) => new Option(v, v)));
+  select.value = values.includes(chosen) ? chosen : "";
+}
+
+function sequenceOptions() {
+  const show = controls.show.value;
+  options(controls.seq, [...new Set(data.shots.filter((s) => !show || s.show === show).map((s) => s.seq))].sort());
+}
+
+function current() {
+  return {show: controls.show.value, seq: controls.seq.value, state: controls.state.value,
+          review: controls.review.value, words: controls.q.value.toLowerCase().split(/\s+/).filter(Boolean)};
+}
+
+function matches(shot, key, f) {
+  if (f.show && shot.show !== f.show) return false;
+  if (f.seq && shot.seq !== f.seq) return false;
+  if (f.state && (shot.job ? shot.job.state : "none") !== f.state) return false;
+  if (f.review && (shot.approval ? shot.approval.state : "none") !== f.review) return false;
+  return f.words.every((w) => key.includes(w));
+}
+
+function apply() {
+  const f = current();
+  let shown = 0;
+  for (const entry of entries) {
+    const visible = matches(entry.shot, entry.key, f);
+    if (visible !== entry.visible) { entry.row.hidden = !visible; entry.visible = visible; }
+    shown += visible;
+  }
+  for (const group of groups) {
+    let n = 0;
+    for (const entry of group.members) n += entry.visible;
+    group.row.hidden = n === 0;
+    group.count.textContent = n === group.members.length ? `${n}` : `${n} of ${group.members.length}`;
+  }
+  document.getElementById("shown-count").textContent = shown;
+  document.getElementById("no-shots").hidden = shown > 0;
+  const params = new URLSearchParams();
+  for (const name of ["show", "seq", "state", "review", "q"]) {
+    const value = controls[name].value.trim();
+    if (value) params.set(name, value);
+  }
+  const query = params.toString();
+  if (query !== location.search.slice(1)) history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
+}
+
+function fromUrl() {
+  const params = new URLSearchParams(location.search);
+  options(controls.show, [...new Set(data.shots.map((s) => s.show))].sort());
+  controls.show.value = params.get("show") || "";
+  sequenceOptions();
+  controls.seq.value = params.get("seq") || "";
+  for (const name of ["state", "review"]) {
+    const value = params.get(name) || "";
+    controls[name].value = [...controls[name].options].some((o) => o.value === value) ? value : "";
+  }
+  controls.q.value = params.get("q") || "";
+}
+
+// a job of a listed shot changed (the farm's live feed): its row follows, a new version included
+function onJob(job) {
+  const entry = byRel.get(job.shot_rel);
+  if (!entry || (entry.shot.job && job.id < entry.shot.job.id)) return false;
+  const shot = entry.shot;
+  shot.job = {id: job.id, state: job.state, stage: job.current_stage, progress: job.progress, error: job.error};
+  if (job.state === "done" && job.version && (!shot.version || job.version > Number(shot.version.slice(1)))) {
+    shot.version = pad(job.version);
+    shot.thumb = `/thumbs/${shot.rel}/${shot.version}.png`;
+    shot.approval = null;   // a new version: not reviewed, not delivered yet
+    shot.delivery = null;
+  }
+  fill(entry);
+  return true;
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const source = new EventSource("/api/events?seq=" + data.seq + "&epoch=" + data.epoch);
+  source.onopen = () => { live.className = "live on"; };
+  source.onerror = () => { live.className = "live off"; };
+  source.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === "reload") { location.reload(); return; }
+    let changed = false;
+    for (const job of event.jobs || []) changed = onJob(job) || changed;
+    if (changed) apply();
+  };
+}
+
+for (const control of Object.values(controls)) {
+  control.addEventListener(control === controls.q ? "input" : "change", () => {
+    if (control === controls.show) sequenceOptions();
+    apply();
+  });
+}
+document.getElementById("f-clear").addEventListener("click", () => {
+  for (const control of Object.values(controls)) control.value = "";
+  sequenceOptions();
+  apply();
+  controls.q.focus();
+});
+list.addEventListener("click", (event) => {
+  const badge = event.target.closest(".job .badge");
+  const entry = badge && byRel.get(badge.closest(".shot-row").dataset.rel);
+  if (entry && entry.shot.job) location.href = "/?job=" + entry.shot.job.id;
+});
+document.addEventListener("keydown", (event) => {  // "/" searches, as on most lists
+  if (event.key === "/" && !["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName)) { event.preventDefault(); controls.q.focus(); }
+});
+// a version without frames to show has no thumbnail (the error does not bubble: caught on its way down)
+list.addEventListener("error", (event) => { if (event.target.tagName === "IMG") event.target.hidden = true; }, true);
+
+fromUrl();
+render();
+apply();
+performance.mark("shots-listed");
+requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("shots-painted")));
+connect();
