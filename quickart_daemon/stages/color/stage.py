@@ -17,7 +17,8 @@ from .corrections import held_by_outline, inside_by_outline, match_reference
 from .features import Regions
 from .match import TRANSPARENT, MatchResult
 from .palette import RGB, Palette
-from .reference import Colours, Prepared, RefModel, prepare, region_colours, tone_tables
+# build_ref too: the benches build a drawing's state from this module (bench_real, color_ablation)
+from .reference import Colours, Prepared, RefModel, build_ref, prepare, region_colours, tone_tables  # noqa: F401
 from .regions import PAINTED_ALPHA, line_strength, on_transparency
 from .scenery import hold_still, lines_moved, paint_scenery, paints_scenery
 from .shading import carry_shading
