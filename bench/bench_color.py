@@ -29,7 +29,8 @@ import numpy as np
 from quickart_daemon.tools import synth
 from quickart_daemon.tools.color_metrics import accuracy_table, hint_and_trace, leak_table
 from quickart_daemon.stages.color.palette import Palette
-from quickart_daemon.stages.color.stage import Colours, build_ref, colour_drawing, prepare
+from quickart_daemon.stages.color.reference import Colours, build_ref, prepare
+from quickart_daemon.stages.color.stage import colour_drawing
 
 OUT = Path(__file__).parent / "out"
 sys.path.insert(0, str(Path(__file__).parent))

@@ -7,8 +7,8 @@ One home (issue 25) for helpers that had a copy per stage:
 * :func:`fill_from_nearest`: the general form, any per-pixel values copied from the nearest known
   pixel, optionally only within the same region (the colour stage's shading transfer);
 * :class:`RegionGeometry` and :func:`geometry`: per-label area, centroid, second moments, bounding
-  box and shared boundary length, the base of the in-between's `motion.Regions` (the colour
-  stage's `color/features.Regions` measures the same things, in float32, with its own fields);
+  box and shared boundary length, the base of the in-between's `motion.Regions` and of the colour
+  stage's `color/features.Regions`;
 * :func:`confidence_image`: a confidence map (0..1) as the opaque grey RGBA frame the stages publish
   as their `confidence` variant (white = sure).
 """
@@ -105,25 +105,45 @@ def boundary_lengths(labels: np.ndarray, n: int, along: np.ndarray | None = None
 
 
 def geometry(labels: np.ndarray) -> RegionGeometry:
-    """Area, centroid, covariance, bounding box and adjacency of every label (float64)."""
+    """Area, centroid, covariance, bounding box and adjacency of every label (float64).
+
+    The moments and boxes come from the horizontal runs of one label (a few per row): the sums of
+    x, y, x², y², xy over a run are closed forms, and all of them are integers far below 2**53, so
+    the sums are the same in any order (exactly those of a per-pixel bincount)."""
     h, w = labels.shape
     n = int(labels.max())
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n + 1).astype(np.float64)
     wgt = np.maximum(area, 1)
-    ys, xs = np.indices((h, w), dtype=np.float64)
-    xs, ys = xs.ravel(), ys.ravel()
-    cx, cy = np.bincount(flat, xs, n + 1) / wgt, np.bincount(flat, ys, n + 1) / wgt
+    starts = np.ones((h, w), bool)
+    starts[:, 1:] = labels[:, 1:] != labels[:, :-1]
+    first = np.flatnonzero(starts)
+    ry, x0 = np.divmod(first, w)
+    last = np.r_[first[1:], h * w] - 1
+    last = np.where(np.r_[ry[1:], h] != ry, ry * w + w - 1, last)  # a run ends at its row's end
+    x1 = last - ry * w
+    rl = flat[first]
+    cnt = x1 - x0 + 1
+    s1 = (x0 + x1) * cnt // 2                                          # sum of x
+    s2 = (x1 * (x1 + 1) * (2 * x1 + 1) - (x0 - 1) * x0 * (2 * x0 - 1)) // 6  # sum of x²
+    acc = lambda v: np.bincount(rl, v.astype(np.float64), n + 1)
+    cx = acc(s1) / wgt
+    cy = acc(ry * cnt) / wgt
     cov = np.zeros((n + 1, 2, 2))
-    cov[:, 0, 0] = np.bincount(flat, xs * xs, n + 1) / wgt - cx ** 2
-    cov[:, 1, 1] = np.bincount(flat, ys * ys, n + 1) / wgt - cy ** 2
-    cov[:, 0, 1] = cov[:, 1, 0] = np.bincount(flat, xs * ys, n + 1) / wgt - cx * cy
+    cov[:, 0, 0] = acc(s2) / wgt - cx ** 2
+    cov[:, 1, 1] = acc(ry * ry * cnt) / wgt - cy ** 2
+    cov[:, 0, 1] = cov[:, 1, 0] = acc(ry * s1) / wgt - cx * cy
     bbox = np.zeros((n + 1, 4))
     bbox[:, :2] = [w, h]
-    np.minimum.at(bbox[:, 0], flat, xs)
-    np.minimum.at(bbox[:, 1], flat, ys)
-    np.maximum.at(bbox[:, 2], flat, xs)
-    np.maximum.at(bbox[:, 3], flat, ys)
+    # a label's box: the extremes of its runs (runs sorted by label; rows are in order already)
+    order = np.argsort(rl, kind="stable")
+    ls = rl[order]
+    head = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
+    ids = ls[head]
+    bbox[ids, 0] = np.minimum.reduceat(x0[order], head)
+    bbox[ids, 2] = np.maximum.reduceat(x1[order], head)
+    bbox[ids, 1] = ry[order][head]
+    bbox[ids, 3] = ry[order][np.r_[head[1:], len(ls)] - 1]
     return RegionGeometry(n, area, np.stack([cx, cy], 1), cov, bbox, boundary_lengths(labels, n))
 
 

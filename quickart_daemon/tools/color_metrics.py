@@ -18,7 +18,8 @@ from ..stages.color.finish import paint
 from ..stages.color.match import TRANSPARENT
 from ..stages.color.palette import Palette
 from ..stages.color.regions import extract_lines, segment
-from ..stages.color.stage import Colours, RefModel, build_ref, colour_drawing, prepare
+from ..stages.color.reference import Colours, RefModel, build_ref, prepare
+from ..stages.color.stage import colour_drawing
 
 
 def character_mask(f: synth.SynthFrame) -> np.ndarray:

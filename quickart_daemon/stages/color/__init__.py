@@ -16,7 +16,8 @@ import numpy as np
 from ..base import Frames, Option, StageContext, StageResult, StageSpec
 from ..labels import confidence_image
 from .palette import load_palette
-from .stage import Colours, build_ref, colour_drawing, is_coloured
+from .reference import Colours, build_ref, is_coloured
+from .stage import colour_drawing
 
 
 def _fit(img: np.ndarray, shape) -> np.ndarray:

@@ -14,18 +14,26 @@ import numpy as np
 from .features import Regions
 
 
+#: a region of up to SCRAP_SPECKS specks' area whose colour is unsure (below --low-confidence) is a
+#: scrap: a piece cut off a part by crossing lines, likelier its neighbour's colour than its match's
+SCRAP_SPECKS = 8
+#: confidence of a speck that took its neighbour's colour: a guess by place alone (the default
+#: --low-confidence, so the report lists it only when it is large enough not to be a speck)
+SPECK_CONFIDENCE = 0.5
+
+
 def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np.ndarray,
                   speck_area: float, low_conf: float) -> int:
     """Specks and unsure scraps take the colour of their main neighbour. Returns how many changed."""
     changed = 0
     adj = regs.adj
-    order = np.argsort(regs.full_area)
+    order = np.argsort(regs.area)
     for t in order:
         if t == 0 or fixed[t] or regs.outside[t]:
             continue
-        a = regs.full_area[t]
+        a = regs.area[t]
         tiny = a <= speck_area
-        scrap = a <= 8 * speck_area and conf[t] < low_conf
+        scrap = a <= SCRAP_SPECKS * speck_area and conf[t] < low_conf
         if not (tiny or scrap):
             continue
         nb = adj[t].copy()
@@ -36,7 +44,7 @@ def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np
         j = int(nb.argmax())
         if colour[j] != colour[t]:
             colour[t] = colour[j]
-            conf[t] = min(conf[j], 0.5 if tiny else conf[t])
+            conf[t] = min(conf[j], SPECK_CONFIDENCE if tiny else conf[t])
             changed += 1
     return changed
 

@@ -46,7 +46,7 @@ def _overlap(t_lab: np.ndarray, r_lab: np.ndarray, shift: np.ndarray, nt: int, n
     """ov[t, r]: share of target region t that lands on reference region r after moving the
     reference by `shift` (pixels), both label maps at the same resolution (subsampled)."""
     h, w = t_lab.shape
-    step = max(1, int(round(np.sqrt(h * w / 250_000))))
+    step = max(1, int(round(np.sqrt(h * w / OVERLAP_PX))))
     tl = t_lab[::step, ::step]
     dx, dy = int(round(shift[0] / step)), int(round(shift[1] / step))
     rl = r_lab[::step, ::step]
@@ -71,6 +71,13 @@ W_POS = 6.0        # weight of the position in the character
 W_LINE = 2.0       # weight of the line context
 ITERATIONS = 4     # relaxation rounds
 W_HOLE = 20.0      # cost of matching a region that borders the background to an enclosed hole
+W_AREA = 1.2       # weight of the log area ratio
+W_SHAPE = 1.5      # weight of the elongation difference (for regions of SHAPE_SURE_PX across and more)
+W_OVERLAP = 2.5    # weight (a reward) of the pixel overlap after aligning the characters
+SHAPE_SURE_PX = 12.0   # a region narrower than this (sqrt of its area) has an unreliable shape: its
+SHAPE_LEAST = 0.2      # shape's weight scales down with its size, to SHAPE_LEAST at most
+SAME_SCALE = 0.25  # |log zoom| below which the two characters are drawn at one scale (the overlap counts)
+OVERLAP_PX = 250_000   # the overlap is counted on a grid of about this many pixels (subsampled)
 
 
 def _transport(K: np.ndarray, a: np.ndarray, b: np.ndarray, rho: float) -> np.ndarray:
@@ -132,25 +139,25 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
     # positions in character units
     pt = (tgt.centroid[T] - tgt.char_center) / s_t
     pr = (ref.centroid[R] - ref.char_center) / s_r
-    la_t = np.log(np.maximum(tgt.full_area[T], 1) / s_t ** 2)
-    la_r = np.log(np.maximum(ref.full_area[R], 1) / s_r ** 2)
+    la_t = np.log(np.maximum(tgt.area[T], 1) / s_t ** 2)
+    la_r = np.log(np.maximum(ref.area[R], 1) / s_r ** 2)
     el_t = tgt.size[T, 1] / np.maximum(tgt.size[T, 0], 1e-6)
     el_r = ref.size[R, 1] / np.maximum(ref.size[R, 0], 1e-6)
     c_area = np.abs(la_t[:, None] - la_r[None, :])
     c_shape = np.abs(el_t[:, None] - el_r[None, :])
     c_line = np.abs(tgt.line_ctx[T, None, :3] - ref.line_ctx[None, R, :3]).sum(2)
     # same-scale overlap: move the reference character onto the target character
-    if t_lab.shape == r_lab.shape and abs(np.log(zoom)) < 0.25:
+    if t_lab.shape == r_lab.shape and abs(np.log(zoom)) < SAME_SCALE:
         ov_full = _overlap(t_lab, r_lab, tgt.char_center - ref.char_center, nt, nr)
         ov = ov_full[np.ix_(T, R)]
     else:
         ov = np.zeros((nT, len(R)))
     # masses for the area-conserving assignment (same total on both sides)
-    a_t = np.maximum(tgt.full_area[T], 1.0) / s_t ** 2
-    a_r = np.maximum(ref.full_area[R], 1.0) / s_r ** 2
+    a_t = np.maximum(tgt.area[T], 1.0) / s_t ** 2
+    a_r = np.maximum(ref.area[R], 1.0) / s_r ** 2
     a_r = a_r * a_t.sum() / a_r.sum()
     # tiny regions have unreliable shapes
-    small_t = np.clip(np.sqrt(tgt.full_area[T]) / 12.0, 0.2, 1.0)[:, None]
+    small_t = np.clip(np.sqrt(tgt.area[T]) / SHAPE_SURE_PX, SHAPE_LEAST, 1.0)[:, None]
     # enclosed holes (transparent reference regions that are not the background, e.g. the gap
     # between the legs) never border the background; a target region that does over part of
     # its outline is a part of the character, not a hole (legs crossing between key and target)
@@ -163,7 +170,7 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
         ti[T], ri[R] = np.arange(nT), np.arange(len(R))
         a, b = ti[veto[:, 0]], ri[veto[:, 1]]
         c_hole[a[(a >= 0) & (b >= 0)], b[(a >= 0) & (b >= 0)]] += W_HOLE
-    base = (c_hole + 1.2 * c_area + 1.5 * c_shape * small_t + W_LINE * line_weight * c_line - 2.5 * ov)
+    base = (c_hole + W_AREA * c_area + W_SHAPE * c_shape * small_t + W_LINE * line_weight * c_line - W_OVERLAP * ov)
     # neighbourhood: row-normalised adjacency of the target, reachability within the reference
     At = tgt.adj[np.ix_(T, T)].astype(np.float64)
     np.fill_diagonal(At, 0)
@@ -190,7 +197,7 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
         j = P.argmax(1)
         c = P.max(1)
         d = pt - pr[j]
-        wgt = (c * np.sqrt(tgt.full_area[T]))[:, None]
+        wgt = (c * np.sqrt(tgt.area[T]))[:, None]
         W = At + np.eye(nT)
         num = W @ (d * wgt)
         den = W @ wgt

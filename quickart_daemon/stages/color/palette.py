@@ -41,14 +41,23 @@ def parse_hex(value, where: str) -> RGB:
         raise StageFailed(f"{where}: {value!r} is not a #rrggbb colour") from None
 
 
+#: a computed shadow tone (no palette NAME_shadow, no reference): each channel scaled (red and green
+#: most: a shadow is darker and cooler, as painters mix it), and SHADE_BLUE_LIFT added to blue
+SHADE_SCALE = (0.74, 0.70, 0.80)
+SHADE_BLUE_LIFT = 18
+#: a computed highlight tone: this share of the way to white
+LIGHTEN_TO_WHITE = 0.5
+
+
 def shade(rgb: RGB) -> RGB:
     """A computed shadow tone: darker and slightly cooler."""
     r, g, b = rgb
-    return (int(r * 0.74), int(g * 0.70), int(min(255, b * 0.80 + 18)))
+    return (int(r * SHADE_SCALE[0]), int(g * SHADE_SCALE[1]), int(min(255, b * SHADE_SCALE[2] + SHADE_BLUE_LIFT)))
 
 
 def lighten(rgb: RGB) -> RGB:
-    return tuple(int(c + (255 - c) * 0.5) for c in rgb)  # type: ignore[return-value]
+    """A computed highlight tone: LIGHTEN_TO_WHITE of the way to white."""
+    return tuple(int(c + (255 - c) * LIGHTEN_TO_WHITE) for c in rgb)  # type: ignore[return-value]
 
 
 @dataclass

@@ -40,10 +40,40 @@ class LineArt:
     line_width: float      # estimated ink line width in pixels
 
 
+#: ink is near black in every channel: a pixel whose channels are all below INK_LEVEL is ink (a
+#: stroke's core, a solid black pupil). Paint is not, however dark: a deep red, brown or navy fill
+#: keeps one channel higher (a mean or a sum of the channels would call it ink), and real cels paint
+#: dark grey areas with every channel between 40 and 90, which a higher
+#: level took for ink drawn inside a region (its colour was then read from the rest). One definition
+#: for every "is this ink?" of the stage: telling painted frames from line art (`is_coloured`), the
+#: strokes of a cel without line art (`lines_from_cel`), the ink drawn inside a region that is not
+#: its colour (`region_colours`)
+INK_LEVEL = 40
+
+
+def is_ink(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel of `rgb` (..., 3+): ink (every channel below INK_LEVEL), not paint. Channel by
+    channel: a reduction over the last axis of three is slow in numpy."""
+    return (rgb[..., 0] < INK_LEVEL) & (rgb[..., 1] < INK_LEVEL) & (rgb[..., 2] < INK_LEVEL)
+
+
+#: a drawing is on transparency when more than TRANSPARENT_SHARE of its pixels have alpha below
+#: OPAQUE_ALPHA (a scan or a drawing on paper is opaque but for a few edited pixels)
+TRANSPARENT_SHARE = 0.05
+OPAQUE_ALPHA = 250
+#: a cel's pixel is painted (its colour counts) from this alpha: more paint than transparency
+PAINTED_ALPHA = 128
+
+
+def on_transparency(rgba: np.ndarray) -> bool:
+    """Is the drawing on transparency (its lines in the alpha), not on paper?"""
+    return bool((rgba[..., 3] < OPAQUE_ALPHA).mean() > TRANSPARENT_SHARE)
+
+
 def line_strength(rgba: np.ndarray) -> np.ndarray:
     """Coverage estimate in 0..1: alpha for lines on transparency, else darkness against the paper."""
     alpha = rgba[..., 3]
-    if (alpha < 250).mean() > 0.05:  # lines on transparency
+    if on_transparency(rgba):
         return alpha.astype(np.float32) / 255.0
     rgb = rgba[..., :3]
     # paper colour: the median of a subsample (most pixels of a line drawing are paper)
@@ -66,26 +96,40 @@ def ink_coverage(rgba: np.ndarray, strength: np.ndarray) -> np.ndarray:
     return strength * grey
 
 
+#: the adaptive line threshold: LINE_OF_DARKEST of the strength of the drawing's darkest strokes
+#: (its DARKEST_PERCENTILE: line pixels are a few percent of a drawing), between LINE_LEAST (faint
+#: pencil) and LINE_MOST (clean ink: its anti-aliased fringe below, its core above)
+LINE_OF_DARKEST = 0.45
+DARKEST_PERCENTILE = 99.7
+LINE_LEAST, LINE_MOST = 0.15, 0.4
+#: a trace line is red (blue) where that channel exceeds the other two by TRACE_CHROMA, from
+#: TRACE_FAINT of the line threshold: coloured lines count even where faint, so they cut regions
+TRACE_CHROMA = 40
+TRACE_FAINT = 0.5
+#: strength from which an ink pixel is the stroke's core (the ink's colour is read there)
+INK_CORE = 0.9
+
+
 def extract_lines(rgba: np.ndarray, threshold: float = 0.0) -> LineArt:
-    """Line masks of a drawing; `threshold` 0 adapts to the drawing (clean ink: 0.4, faint
-    pencil: half the strength of its darkest strokes)."""
+    """Line masks of a drawing; `threshold` 0 adapts to the drawing (clean ink: LINE_MOST, faint
+    pencil: about half the strength of its darkest strokes)."""
     rgba = np.ascontiguousarray(rgba)
     cov = line_strength(rgba)
     if threshold <= 0:
         sub = cov[:: max(1, cov.shape[0] // 512), :: max(1, cov.shape[1] // 512)]
-        threshold = float(np.clip(0.45 * np.percentile(sub, 99.7), 0.15, 0.4))
+        threshold = float(np.clip(LINE_OF_DARKEST * np.percentile(sub, DARKEST_PERCENTILE), LINE_LEAST, LINE_MOST))
     line = cov >= threshold
     r = rgba[..., 0].astype(np.int16)
     g = rgba[..., 1].astype(np.int16)
     b = rgba[..., 2].astype(np.int16)
-    weak = cov >= threshold * 0.5
-    red = weak & (r - np.maximum(g, b) > 40)
-    blue = weak & (b - np.maximum(r, g) > 40)
+    weak = cov >= threshold * TRACE_FAINT
+    red = weak & (r - np.maximum(g, b) > TRACE_CHROMA)
+    blue = weak & (b - np.maximum(r, g) > TRACE_CHROMA)
     ink = line & ~red & ~blue
     # coloured trace lines count as lines even where faint (anti-aliased), so they cut regions
     line = line | red | blue
     if ink.any():
-        sel = ink & (cov > 0.9)
+        sel = ink & (cov > INK_CORE)
         if not sel.any():
             sel = ink
         ink_rgb = tuple(int(v) for v in np.median(rgba[..., :3][sel], axis=0))

@@ -1,4 +1,8 @@
-"""The colour stage: first pass (every region gets a colour), second pass (finish), output."""
+"""The colour stage's method for one drawing: `PASSES`, in order, over one `DrawingState` (each pass's
+docstring names the fields it reads and writes). The passes call into the modules by concern:
+`reference` (the reference model), `match` and `corrections` (which reference region each region
+is), `trace` (shadow and highlight sides), `finish` (specks, painting), `shading` (carrying the
+reference's shading), `scenery` (the background, what held still)."""
 
 from __future__ import annotations
 
@@ -9,122 +13,21 @@ import cv2
 import numpy as np
 
 from . import finish, trace
-from .features import Regions, describe
-from .match import TRANSPARENT, MatchResult, match, region_overlap
+from .corrections import held_by_outline, inside_by_outline, match_reference
+from .features import Regions
+from .match import TRANSPARENT, MatchResult
 from .palette import RGB, Palette
-from .regions import LineArt, Segmentation, extract_lines, line_strength, segment
-from .shading import (ALIGN_SIZE, border_fit, carry_shading, crop_region, hold_still, lines_moved, mask_shift,
-                      modal_colours, outline_fits, outline_lines, paint_scenery, paints_scenery, region_shift,
-                      rim_colours)
-
-
-@dataclass
-class Prepared:
-    art: LineArt
-    seg: Segmentation
-    regs: Regions
-
-
-def prepare(img: np.ndarray, gap: float = 0.0) -> Prepared:
-    art = extract_lines(img)
-    seg = segment(art, gap)
-    return Prepared(art, seg, describe(seg))
-
-
-def is_coloured(img: np.ndarray) -> bool:
-    """True for a frame that is already painted (filled areas, not just lines).
-
-    Paint is what is drawn but not dark like ink (colour, or a tone). Bold line art
-    (thick strokes, solid black pupils) is wide and dark but has no paint, and anti-aliased
-    line fringes are paint-like but thin: so a frame is painted when eroded paint (areas
-    wider than a line) makes up a good share of everything drawn."""
-    s = line_strength(img)
-    strong = s > 0.15
-    if strong.sum() < 16:
-        return False
-    # not ink: ink is dark in every channel
-    paint = strong & ((img[..., 0] >= 90) | (img[..., 1] >= 90) | (img[..., 2] >= 90))
-    k = max(7, int(round(min(img.shape[:2]) / 120)) | 1)
-    core = cv2.erode(paint.astype(np.uint8), np.ones((k, k), np.uint8))
-    return core.sum() > 0.15 * strong.sum()
-
-
-def lines_from_cel(cel: np.ndarray) -> LineArt:
-    """Line art recovered from a coloured cel: dark ink plus the edges between colour fills."""
-    rgb = cel[..., :3].astype(np.int16)
-    alpha = cel[..., 3]
-    ink = (alpha >= 128) & (rgb[..., 0] + rgb[..., 1] + rgb[..., 2] < 210)  # the mean below 70
-    key = (cel[..., 0].astype(np.int64) << 24) | (cel[..., 1].astype(np.int64) << 16) | \
-          (cel[..., 2].astype(np.int64) << 8) | (alpha >= 128)
-    edge = np.zeros(ink.shape, bool)
-    dx = key[:, 1:] != key[:, :-1]
-    dy = key[1:] != key[:-1]
-    edge[:, 1:] |= dx
-    edge[1:] |= dy
-    line = ink | edge
-    cov = line.astype(np.float32)
-    z = np.zeros_like(ink)
-    return LineArt(cov, line, ink, z, z.copy(), (0, 0, 0), 1.0)
-
-
-@dataclass
-class RefModel:
-    frame: int
-    image: np.ndarray
-    prep: Prepared
-    colour: np.ndarray               # (n+1,) index into the global colour table or TRANSPARENT
-    from_lines: bool                 # regions come from the key's line art (else from the cel's colours)
-    outline: np.ndarray              # where an outline can lie on its lines (`outline_lines`)
-    rim: np.ndarray | None           # its regions' line colours (`rim_colours`); None without the
-                                     # key's line art (then every colour edge of the cel is a "line")
-
-
-@dataclass
-class Colours:
-    """The global colour table of a job (every colour that may be painted)."""
-    table: list[RGB] = field(default_factory=list)
-    index: dict[RGB, int] = field(default_factory=dict)
-
-    def add(self, rgb) -> int:
-        rgb = tuple(int(c) for c in rgb)
-        if rgb not in self.index:
-            self.index[rgb] = len(self.table)
-            self.table.append(rgb)
-        return self.index[rgb]
-
-
-def region_colours(labels: np.ndarray, free: np.ndarray, cel: np.ndarray, n: int, colours: Colours) -> np.ndarray:
-    """The base colour of `cel` inside every region (TRANSPARENT where mostly unpainted).
-
-    Real cels are shaded: gradients, soft shadows and highlights inside a part, so the most
-    frequent exact value may be a highlight or one step of a gradient. The base colour is the
-    per-channel median of the pixels in the region's most frequent coarse colour (... its value
-    there; on a flat cel the flat colour exactly, and a region straddling two paints takes the
-    larger, never a mix). Ink drawn inside a region is not its colour, unless the region is all
-    dark (a black part)."""
-    step = 1 if labels.size <= 2_500_000 else 2
-    lab = labels[::step, ::step].ravel()
-    c = cel[::step, ::step].reshape(-1, 4)
-    sel = free[::step, ::step].ravel()
-    painted = c[:, 3] >= 128
-    dark = c[:, 0].astype(np.int16) + c[:, 1] + c[:, 2] < 120  # the mean below 40
-    total = np.bincount(lab[sel], minlength=n + 1)
-    light = np.bincount(lab[sel & ~dark], minlength=n + 1)
-    use = sel & (~dark | (light[lab] == 0))  # a region with no light pixel keeps its dark ones
-    n_painted = np.bincount(lab[use & painted], minlength=n + 1)
-    n_used = np.bincount(lab[use], minlength=n + 1)
-    out = np.full(n + 1, TRANSPARENT, int)
-    keep = (total > 0) & (n_painted * 2 > n_used)  # mostly painted
-    pick = use & painted & keep[lab]
-    if not pick.any():
-        return out
-    med, counts = modal_colours(lab[pick], c[pick, :3], n)
-    for r in np.nonzero(counts > 0)[0]:
-        out[r] = colours.add(tuple(int(x) for x in med[r]))
-    return out
+# build_ref too: the benches build a drawing's state from this module (bench_real, color_ablation)
+from .reference import Colours, Prepared, RefModel, build_ref, prepare, region_colours, tone_tables  # noqa: F401
+from .regions import PAINTED_ALPHA, line_strength, on_transparency
+from .scenery import hold_still, lines_moved, paint_scenery, paints_scenery
+from .shading import carry_shading
 
 
 def flats_colour(i: int) -> RGB:
+    """A distinct colour for region i (flats): hues a golden-ratio step apart never repeat and stay
+    far from their neighbours; saturation and value cycle over 3 and 4 steps, so neighbouring
+    ids also differ in lightness."""
     h = (i * 0.618033988749895) % 1.0
     s = 0.45 + 0.25 * ((i * 7) % 3) / 2
     v = 0.95 - 0.2 * ((i * 5) % 4) / 3
@@ -132,14 +35,19 @@ def flats_colour(i: int) -> RGB:
     return (int(r * 255), int(g * 255), int(b * 255))
 
 
+#: line strength from which a pixel of a hint drawn on paper is part of a scribble (a stroke's core,
+#: not its anti-aliased fringe, which would touch the regions beside it)
+HINT_STROKE = 0.25
+
+
 def hint_colours(hint: np.ndarray, labels: np.ndarray, n: int, colours: Colours) -> np.ndarray:
     """Regions touched by a hint scribble, and the scribble's colour (TRANSPARENT-1 = no hint)."""
     if hint.shape[:2] != labels.shape:
         hint = cv2.resize(hint, (labels.shape[1], labels.shape[0]), interpolation=cv2.INTER_NEAREST)
-    if (hint[..., 3] < 250).mean() > 0.05:
-        mask = hint[..., 3] >= 128
+    if on_transparency(hint):
+        mask = hint[..., 3] >= PAINTED_ALPHA
     else:
-        mask = line_strength(hint) > 0.25
+        mask = line_strength(hint) > HINT_STROKE
     out = np.full(n + 1, -2, int)
     if not mask.any():
         return out
@@ -150,187 +58,6 @@ def hint_colours(hint: np.ndarray, labels: np.ndarray, n: int, colours: Colours)
     touched = np.bincount(labels[mask], minlength=n + 1) > 0
     out[touched] = got[touched]
     return out
-
-
-def build_ref(frame: int, cel: np.ndarray, lines: np.ndarray | None, gap: float, colours: Colours) -> RefModel:
-    h, w = cel.shape[:2]
-    if lines is not None and lines.shape[:2] == (h, w) and not is_coloured(lines):
-        prep = prepare(lines, gap)
-        from_lines = True
-    else:
-        art = lines_from_cel(cel)
-        seg = segment(art, 1.0, min_core=1)
-        prep = Prepared(art, seg, describe(seg))
-        from_lines = False
-    col = region_colours(prep.seg.labels, prep.seg.free, cel, prep.seg.n, colours)
-    # built once per reference: every drawing coloured from it asks for them
-    return RefModel(frame, cel, prep, col, from_lines, outline_lines(prep),
-                    rim_colours(prep, cel) if from_lines else None)
-
-
-def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[int, int]]:
-    """From a reference: base colour index -> shadow / highlight colour index, as painted there."""
-    if not ref.from_lines:
-        return {}, {}
-    role, partner = trace.roles(ref.prep.regs)
-    tables: tuple[dict, dict] = ({}, {})
-    votes: dict[tuple[int, int, int], float] = {}
-    for t in np.nonzero(role)[0]:
-        b, c = ref.colour[partner[t]], ref.colour[t]
-        if b < 0 or c < 0 or b == c:
-            continue
-        key = (int(role[t]), int(b), int(c))
-        votes[key] = votes.get(key, 0.0) + ref.prep.regs.full_area[t]
-    for (r, b, c), v in sorted(votes.items(), key=lambda kv: kv[1]):
-        tables[r - 1][b] = c
-    return tables
-
-
-#: overlap (intersection over union) at the same place above which a region is the reference
-#: region it lies on: it did not move (most of a drawing holds still between nearby frames), and
-#: more than half of either is the other, so no other region can be a better partner
-STAYED_IOU = 0.5
-
-
-def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
-    """Regions that lie where a reference region lies, with the same shape, are that region
-    (whatever the matcher's graph says): their colour and source come from it, and their
-    confidence is at least the overlap. Updates the match `m` in place."""
-    rlab = ref.prep.seg.labels
-    if rlab.shape != lab.shape:
-        return
-    n = int(lab.max())
-    inter = region_overlap(lab, n, rlab, int(rlab.max()))
-    area_t, area_r = inter.sum(1), inter.sum(0)
-    best = inter.argmax(1)
-    iou = inter[np.arange(n + 1), best] / np.maximum(area_t + area_r[best] - inter[np.arange(n + 1), best], 1)
-    sel = (iou > STAYED_IOU) & (best > 0) & (ref.colour[best] >= 0)
-    sel[0] = False
-    m.colour[sel] = ref.colour[best[sel]]
-    m.ref_region[sel] = best[sel]
-    m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
-
-
-def match_reference(regs: Regions, lab: np.ndarray, ref: RefModel, n_colours: int, veto: np.ndarray | None = None):
-    """The drawing's regions matched to the reference's (`match`, without the `veto`ed pairs), the
-    regions that stayed put taking the region they lie on (`stayed_put`)."""
-    m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, n_colours,
-              line_weight=1.0 if ref.from_lines else 0.2, veto=veto)
-    stayed_put(m, lab, ref)
-    return m
-
-
-#: share of a region lying inside one reference region at the same place from which that region is
-#: a candidate for it (`inside_by_outline`)
-CONTAINED = 0.9
-
-
-def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -> np.ndarray:
-    """A region that lies inside one reference region at the same place (a part that a new line cut
-    off: a duck's wing drawn over its body) while the matcher gave it another, distant one (the
-    area-conserving assignment finds the body taken and sends the piece to an unclaimed highlight)
-    is the region it lies in when its outline lies on the reference's lines where it is better than
-    on its match's at the match's own shift (`outline_fit`): lines are exact evidence of where a
-    part was. Updates the match `m` in place. With `scenery` (the reference's background is painted
-    and will be copied), a region lying so in the reference's background (a chat's comment box
-    that the reference's lines leave open, closed in the drawing) is background; returns those."""
-    lab, rlab = prep.seg.labels, ref.prep.seg.labels
-    regs, rregs = prep.regs, ref.prep.regs
-    background = np.zeros(regs.n + 1, bool)
-    if rlab.shape != lab.shape:
-        return background
-    n = regs.n
-    inter = region_overlap(lab, n, rlab, rregs.n)
-    r0 = inter.argmax(1)
-    share = inter[np.arange(n + 1), r0] / np.maximum(inter.sum(1), 1)
-    r_line = ref.outline
-    in_scenery = rregs.outside[r0] & scenery
-    cand = (share >= CONTAINED) & (r0 != m.ref_region) & ~regs.outside & (m.ref_region > 0) & \
-        (in_scenery | (~rregs.outside[r0] & (ref.colour[r0] >= 0) & (ref.colour[r0] != m.colour)))
-    cand[0] = False
-    for t in np.nonzero(cand)[0]:
-        off, _, _ = region_shift(lab, regs, t, rlab, rregs, m.ref_region[t])
-        at_rest, at_shift = outline_fits(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
-        if at_rest > at_shift:  # strictly: a tie is no evidence against the matcher
-            if in_scenery[t]:
-                background[t] = True
-                continue
-            m.colour[t], m.ref_region[t] = ref.colour[r0[t]], r0[t]
-            m.confidence[t] = min(m.confidence[t], share[t])
-    return background
-
-
-#: least share of a region that a reference region at the same place must cover to be a candidate
-#: for it in `held_by_outline` (a piece of it, not a sliver along its edge)
-HELD_SHARE = 0.1
-#: share of a region's outline that must lie on the lines of the regions that held still at its
-#: place for that to count as evidence on its own (more than half of it)
-HELD_MOST = 0.5
-
-
-def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
-    """A region whose outline lies on the reference's lines where it is better than at its match's
-    own shift (`outline_fit`; or, on more than half of it, on the lines of the reference regions
-    that held still at its place better than on its match's own lines, `border_fit`: the inside
-    of a mailbox whose rim an envelope's edge now follows) held still, whatever the matcher's areas
-    and positions said: a box's upper part that a flag hid in two pieces in the reference is not
-    the flag, which has swung away (tg_mailbox: the area-conserving matcher gave the box's top the reference's flag, and the
-    flag the box). It takes the reference region at its place that also held still (the shift that
-    lays that region on it best is about none; the largest of them: an occluder in the reference
-    may have cut it in pieces) and differs from its match. Updates the match `m` in place (the
-    confidence is at most the outline's fit there) and returns the vetoed pairs (region, its old
-    match) so that the matcher can be run again without them: the reference region it left is
-    free for the part that really moved. A region whose match is not at its place and that keeps it
-    moved: it is at most as sure as its outline lies on its match's own lines at the match's shift
-    (a part that turned, or a wrong match, fits badly: the confidence map marks it)."""
-    lab, rlab = prep.seg.labels, ref.prep.seg.labels
-    regs, rregs = prep.regs, ref.prep.regs
-    vetoed: list[tuple[int, int]] = []
-    if rlab.shape != lab.shape:
-        return np.zeros((0, 2), int)
-    n = regs.n
-    inter = region_overlap(lab, n, rlab, rregs.n)
-    share = inter / np.maximum(inter.sum(1, keepdims=True), 1)
-    r_line = ref.outline
-    zero = np.zeros(2)
-    cand = ~regs.outside & (m.ref_region > 0) & (share[np.arange(n + 1), m.ref_region] < 0.5)
-    cand[0] = False
-    reach = int(np.ceil(prep.art.line_width)) + 1  # a region's lines: those within a line's width of it
-    for t in np.nonzero(cand)[0]:
-        r = m.ref_region[t]
-        off, (tm, to), _ = region_shift(lab, regs, t, rlab, rregs, r)
-        fit_m = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, [r], off, reach)
-        # a part that moved (its match is not at its place) is as sure as its outline lies on its
-        # match's own lines at the match's shift: a part that turned, or a wrong match, fits badly
-        sure = m.confidence[t]
-        m.confidence[t] = min(sure, fit_m)
-        all0, at_shift = outline_fits(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
-        on_all = all0 > at_shift
-        if not on_all and all0 <= max(fit_m, HELD_MOST):
-            continue  # no evidence either way (the fit on some lines is at most that on all of them)
-        # the shift is known to about one step of mask_shift's grid (plus a pixel of line)
-        tol = 2.0 + max(tm.shape) / ALIGN_SIZE
-        held = []
-        for rp in np.argsort(-share[t]):
-            if share[t, rp] < HELD_SHARE:
-                break
-            if rp == r or rp == 0 or rregs.outside[rp] or ref.colour[rp] < 0:
-                continue
-            rm, ro = crop_region(rlab, rp, rregs.bbox[rp])
-            if np.abs(mask_shift(tm, to, rm, ro, zero)).max() <= tol:
-                held.append(int(rp))
-        if not held or ref.colour[held[0]] == m.colour[t]:
-            continue
-        # the evidence: its outline lies on the lines where it is better than at its match's shift,
-        # either on all the reference's lines or on the lines of the regions that held still there;
-        # the latter, a looser test (those regions' lines may pass under a part that moved over
-        # them), only when it is more than half of its outline
-        fit0 = border_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, rlab, held, zero, reach)
-        if on_all or fit0 > max(fit_m, HELD_MOST):
-            vetoed.append((int(t), int(r)))
-            m.colour[t], m.ref_region[t] = ref.colour[held[0]], held[0]
-            m.confidence[t] = min(sure, max(fit0, all0))
-    return np.array(vetoed, int).reshape(-1, 2)
 
 
 #: confidence of a pixel whose colour is a guess inside a well-matched region: its moved place is
@@ -371,7 +98,7 @@ class DrawingState:
     colour: np.ndarray               # index into colours.table, or TRANSPARENT
     conf: np.ndarray                 # confidence
     fixed: np.ndarray                # decided by a hint: the second pass leaves it alone
-    best: np.ndarray                 # best score over the references so far (confidence - 0.03 x rank)
+    best: np.ndarray                 # best score over the references so far (confidence - RANK_PENALTY x rank)
     src_ref: np.ndarray              # which reference (rank) and region each region's colour came from
     src_reg: np.ndarray
     ref_role_same: np.ndarray        # matched to a reference region in the same trace role that the
@@ -420,6 +147,12 @@ class DrawingState:
         return bool(self.refs) and self.refs[0].image.shape[:2] == self.lab.shape
 
 
+#: a region of at most SPECK_SHARE of the frame (41 px at 1080p), and at least SPECK_MIN_PX, is a
+#: speck: where lines cross or nearly touch, too small for its shape or place to say what it is
+SPECK_SHARE = 2e-5
+SPECK_MIN_PX = 4.0
+
+
 def drawing_state(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None, palette: Palette,
                   colours: Colours, params: dict, frame_no: int) -> DrawingState:
     """The drawing segmented (`prepare`), every region still uncoloured (TRANSPARENT, confidence 1)."""
@@ -431,7 +164,7 @@ def drawing_state(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None
                      colour=np.full(n + 1, TRANSPARENT, int), conf=np.ones(n + 1), fixed=np.zeros(n + 1, bool),
                      best=-np.ones(n + 1), src_ref=np.full(n + 1, -1), src_reg=np.zeros(n + 1, int),
                      ref_role_same=np.zeros(n + 1, bool))
-    s.speck = max(4.0, 2e-5 * h * w)
+    s.speck = max(SPECK_MIN_PX, SPECK_SHARE * h * w)
     s.low_conf = float(params.get("low-confidence", 0.5))
     s.ink_rgb = prep.art.ink_rgb
     s.line_colour = str(params.get("line-color", "") or "")
@@ -444,8 +177,6 @@ def drawing_state(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None
     s.moved = s.scenery = np.zeros(prep.seg.labels.shape, bool)
     return s
 
-
-# --- the passes over one reference (`match_references` runs them for each, nearest in time first) ---
 
 def match_one(s: DrawingState) -> None:
     """The drawing's regions matched to the reference `s.ref`'s (`match_reference`: the matcher, and
@@ -472,18 +203,34 @@ def correct_by_outline(s: DrawingState) -> None:
     s.regs.outside[background] = True
 
 
+#: what each step further in time costs a reference's match against the nearer references' (a
+#: nearer drawing differs less: at the same confidence its match is likelier right; a small cost, so
+#: a clearly surer match from further away still wins)
+RANK_PENALTY = 0.03
+
+
 def keep_best(s: DrawingState) -> None:
-    """Per region the best reference wins: confidence - 0.03 x rank in time. Reads m, ref, rank, role;
+    """Per region the best reference wins: confidence - RANK_PENALTY x rank in time. Reads m, ref, rank, role;
     writes colour, conf (the match's confidence), best, src_ref, src_reg, ref_role_same of the
     regions it takes."""
     m, ref = s.m, s.ref
-    score = m.confidence - 0.03 * s.rank
+    score = m.confidence - RANK_PENALTY * s.rank
     take = score > s.best
     s.colour[take], s.conf[take], s.best[take] = m.colour[take], m.confidence[take], score[take]
     s.src_ref[take], s.src_reg[take] = s.rank, m.ref_region[take]
     if ref.from_lines:
         r_role = trace.roles(ref.prep.regs)[0]
-        same = (r_role[m.ref_region] == s.role) & (ref.colour[m.ref_region] == m.colour) & (m.ref_region > 0)
+        mine, theirs = m.ref_region, m.ref_region[s.partner]
+        same = (r_role[mine] == s.role) & (ref.colour[mine] == m.colour) & (mine > 0)
+        # the role rule (the redder side is the shadow) is a guess where parts cross a trace line's
+        # regions; a region and its partner matched to the two sides of one trace line of the
+        # reference are painted as the reference paints those sides, whichever the rule calls the
+        # shadow (highlight): the region keeps its match's colour
+        pairs = np.zeros(s.n + 1, bool)
+        for tone in (trace.SHADOW, trace.HIGHLIGHT):
+            sides = trace.trace_pairs(ref.prep.regs, tone)
+            pairs |= (s.role == tone) & sides[mine, theirs]
+        same |= pairs & (mine > 0) & (theirs > 0) & (ref.colour[mine] == m.colour)
     else:
         same = np.zeros(s.n + 1, bool)
     s.ref_role_same[take] = same[take]
@@ -494,8 +241,6 @@ def keep_best(s: DrawingState) -> None:
 REFERENCE_PASSES = [match_one, correct_by_outline, keep_best]
 
 
-# --- the passes over the drawing (`PASSES`) ---
-
 def match_references(s: DrawingState) -> None:
     """Every reference, nearest in time first, through `REFERENCE_PASSES` (none without references).
     Reads refs; writes rank, ref, m and what those passes write (colour, conf, src_ref, src_reg,
@@ -503,6 +248,14 @@ def match_references(s: DrawingState) -> None:
     for s.rank, s.ref in enumerate(s.refs):
         for p in s.reference_passes:
             p(s)
+
+
+#: matcher probability from which a region's match is evidence that outweighs the trace-line role
+#: rule (a guess: the redder side of a red line is the shadow, which parts crossing the line upset)
+SURE_MATCH = 0.9
+#: the partner's colour, from which the tone is derived, must be about as sure as the region's own
+#: match (a fifth less at most) for the tone to replace that match
+PARTNER_AS_SURE = 0.8
 
 
 def trace_tones(s: DrawingState) -> None:
@@ -520,7 +273,8 @@ def trace_tones(s: DrawingState) -> None:
         table = shadow_of if s.role[t] == trace.SHADOW else light_of
         b = colour[s.partner[t]]
         want = table.get(int(b)) if b >= 0 else None
-        if want is not None and colour[t] != want and conf[s.partner[t]] >= conf[t] * 0.8:
+        if want is not None and colour[t] != want and conf[t] < SURE_MATCH and \
+                conf[s.partner[t]] >= conf[t] * PARTNER_AS_SURE:
             colour[t] = want
             conf[t] = min(conf[t], conf[s.partner[t]])
 
@@ -654,11 +408,11 @@ def confidence(s: DrawingState) -> None:
         conf_map = np.where(s.scenery, np.where(s.moved, UNSURE_CONFIDENCE, SCENERY_CONFIDENCE), conf_map)
     s.conf_map = conf_map
     for t in range(1, s.n + 1):
-        if s.conf[t] < s.low_conf and not regs.outside[t] and regs.full_area[t] > s.speck:
+        if s.conf[t] < s.low_conf and not regs.outside[t] and regs.area[t] > s.speck:
             x0, y0, x1, y1 = (int(v) for v in regs.bbox[t])
             s.low.append({"frame": s.frame_no, "bbox": [x0, y0, x1, y1],
                           "centroid": [round(float(regs.centroid[t, 0]), 1), round(float(regs.centroid[t, 1]), 1)],
-                          "area": int(regs.full_area[t]), "confidence": round(float(s.conf[t]), 3)})
+                          "area": int(regs.area[t]), "confidence": round(float(s.conf[t]), 3)})
 
 
 #: the passes over one drawing, in this order (the order matters: each reads what the earlier ones

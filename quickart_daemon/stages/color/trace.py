@@ -17,14 +17,30 @@ from .features import Regions
 BASE, SHADOW, HIGHLIGHT = 0, 1, 2
 
 
-def roles(regs: Regions, min_len: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+#: least length (pixels) of boundary along a trace line that makes two regions a trace pair (less
+#: is where a trace line's end touches a region)
+TRACE_MIN_LEN = 3.0
+#: share of two regions' shared boundary that must run along the trace line for them to be its two
+#: sides (more than half: not neighbours whose ink outline a trace line merely touches)
+TRACE_SHARE = 0.5
+
+
+def trace_pairs(regs: Regions, tone: int) -> np.ndarray:
+    """(n+1, n+1) bool: the pairs of regions that meet along a red (SHADOW) or blue (HIGHLIGHT)
+    trace line, the two sides of one."""
+    adj_k = regs.adj_red if tone == SHADOW else regs.adj_blue
+    strong = (adj_k >= TRACE_MIN_LEN) & (adj_k >= TRACE_SHARE * np.maximum(regs.adj, 1))
+    strong[0, :] = strong[:, 0] = False
+    return strong
+
+
+def roles(regs: Regions) -> tuple[np.ndarray, np.ndarray]:
     """(role, partner) per region: role BASE/SHADOW/HIGHLIGHT; partner = the region across the trace line."""
     n = regs.n
     role = np.zeros(n + 1, int)
     partner = np.zeros(n + 1, int)
     for tone, adj_k, col in ((HIGHLIGHT, regs.adj_blue, 2), (SHADOW, regs.adj_red, 1)):
-        strong = (adj_k >= min_len) & (adj_k >= 0.5 * np.maximum(regs.adj, 1))
-        strong[0, :] = strong[:, 0] = False
+        strong = trace_pairs(regs, tone)
         frac = regs.line_ctx[:, col]
         for t in range(1, n + 1):
             if regs.outside[t] or role[t] != BASE:
