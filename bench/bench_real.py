@@ -474,7 +474,8 @@ def colour_ablation(root: Path, dists, variants, anims=None):
     import color_ablation
     from quickart_daemon.stages.color import SPEC
     from quickart_daemon.stages.color.palette import Palette
-    from quickart_daemon.stages.color.stage import Colours, build_ref, drawing_state
+    from quickart_daemon.stages.color.reference import Colours, build_ref
+    from quickart_daemon.stages.color.stage import drawing_state
     from quickart_daemon.stages.labels import confidence_image
     names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir()
                    and (anims is None or p.name in anims))
@@ -604,7 +605,8 @@ def pass_speed(root: Path, anim: str, size: tuple[int, int], reps: int = 2) -> N
     import color_ablation
     from quickart_daemon.stages.color import SPEC
     from quickart_daemon.stages.color.palette import Palette
-    from quickart_daemon.stages.color.stage import Colours, build_ref, drawing_state
+    from quickart_daemon.stages.color.reference import Colours, build_ref
+    from quickart_daemon.stages.color.stage import drawing_state
     params = SPEC.defaults()
     cel = fit_frame(load_rgba(root / "color" / anim / "color" / "frame_0000.png"), size)
     lines = {i: fit_frame(load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png"), size) for i in (0, 4)}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quickart_daemon.stages.color import stage
+from quickart_daemon.stages.color import reference, stage
 from quickart_daemon.stages.color.palette import Palette
 from quickart_daemon.tools import color_metrics as metrics
 from quickart_daemon.tools import synth
@@ -25,8 +25,8 @@ _spec.loader.exec_module(ablation)
 @pytest.fixture(scope="module")
 def drawing():
     seq = synth.sequence(1, [1001, 1005], size=(480, 270), rough=False)
-    colours = stage.Colours()
-    ref = stage.build_ref(1001, seq[1001].color, seq[1001].clean, 0, colours)
+    colours = reference.Colours()
+    ref = reference.build_ref(1001, seq[1001].color, seq[1001].clean, 0, colours)
     return seq[1005], ref, colours
 
 

@@ -3,7 +3,7 @@
 Regions come from a gap-tolerant trapped-ball segmentation (`regions`); colours come,
 strongest first, from hint scribbles, from coloured references matched region to region
 (`features`, `match`), or as flats; colour-trace lines give shadow and highlight tones
-(`trace`); a second pass tidies specks and paints the lines (`finish`); every colour
+(`trace`); the passes over one drawing are `stage.PASSES`; `finish` paints the lines; every colour
 snaps to `palette.yaml` and each palette style is rendered as a variant (`palette`).
 See docs/color.md.
 """

@@ -1,8 +1,5 @@
-"""Second pass: tidy the first pass's colours, then paint the frame.
+"""Painting the frame from the regions' colours.
 
-- specks (a few pixels where lines cross) and unmatched scraps take the colour of the
-  neighbour they share most boundary with;
-- shadow / highlight regions found from the trace lines take the tone of their partner;
 - lines: ink lines keep the drawing's ink (or a set line colour) with their anti-aliasing,
   or are absorbed into the fill; trace lines are always painted over with the region colour.
 """
@@ -10,43 +7,6 @@
 from __future__ import annotations
 
 import numpy as np
-
-from .features import Regions
-
-
-#: a region of up to SCRAP_SPECKS specks' area whose colour is unsure (below --low-confidence) is a
-#: scrap: a piece cut off a part by crossing lines, likelier its neighbour's colour than its match's
-SCRAP_SPECKS = 8
-#: confidence of a speck that took its neighbour's colour: a guess by place alone (the default
-#: --low-confidence, so the report lists it only when it is large enough not to be a speck)
-SPECK_CONFIDENCE = 0.5
-
-
-def absorb_specks(regs: Regions, colour: np.ndarray, conf: np.ndarray, fixed: np.ndarray,
-                  speck_area: float, low_conf: float) -> int:
-    """Specks and unsure scraps take the colour of their main neighbour. Returns how many changed."""
-    changed = 0
-    adj = regs.adj
-    order = np.argsort(regs.area)
-    for t in order:
-        if t == 0 or fixed[t] or regs.outside[t]:
-            continue
-        a = regs.area[t]
-        tiny = a <= speck_area
-        scrap = a <= SCRAP_SPECKS * speck_area and conf[t] < low_conf
-        if not (tiny or scrap):
-            continue
-        nb = adj[t].copy()
-        nb[0] = 0
-        nb[t] = 0
-        if nb.max() <= 0:
-            continue
-        j = int(nb.argmax())
-        if colour[j] != colour[t]:
-            colour[t] = colour[j]
-            conf[t] = min(conf[j], SPECK_CONFIDENCE if tiny else conf[t])
-            changed += 1
-    return changed
 
 
 #: line coverage under which no ink is drawn over the fill

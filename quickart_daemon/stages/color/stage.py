@@ -1,7 +1,7 @@
 """The colour stage's method for one drawing: `PASSES`, in order, over one `DrawingState` (each pass's
 docstring names the fields it reads and writes). The passes call into the modules by concern:
 `reference` (the reference model), `match` and `corrections` (which reference region each region
-is), `trace` (shadow and highlight sides), `finish` (specks, painting), `shading` (carrying the
+is), `trace` (shadow and highlight sides), `finish` (painting), `shading` (carrying the
 reference's shading), `scenery` (the background, what held still)."""
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from .corrections import held_by_outline, inside_by_outline, match_reference
 from .features import Regions
 from .match import TRANSPARENT, MatchResult
 from .palette import RGB, Palette
-# build_ref too: the benches build a drawing's state from this module (bench_real, color_ablation)
-from .reference import Colours, Prepared, RefModel, build_ref, prepare, region_colours, tone_tables  # noqa: F401
+from .reference import Colours, Prepared, RefModel, prepare, region_colours, tone_tables
 from .regions import PAINTED_ALPHA, line_strength, on_transparency
 from .scenery import hold_still, lines_moved, paint_scenery, paints_scenery
 from .shading import carry_shading
@@ -322,13 +321,6 @@ def flat_tones(s: DrawingState) -> None:
             s.colour[t] = s.colours.add(s.palette.tone(s.colours.table[b], tone))
 
 
-def specks(s: DrawingState) -> None:
-    """Second pass: specks and unsure scraps take their main neighbour's colour
-    (`finish.absorb_specks`). Reads regs, fixed, speck, low_conf; writes colour and conf (at most the
-    neighbour's; 0.5 for a speck)."""
-    finish.absorb_specks(s.regs, s.colour, s.conf, s.fixed, s.speck, s.low_conf)
-
-
 def snap(s: DrawingState) -> None:
     """Every region's colour snapped to the palette. Reads colour, palette; writes lut."""
     lut = np.zeros((s.n + 1, 4), np.uint8)
@@ -416,8 +408,8 @@ def confidence(s: DrawingState) -> None:
 
 
 #: the passes over one drawing, in this order (the order matters: each reads what the earlier ones
-#: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes. Not in
-#: it: `specks`, which changed nothing measurable on any bench (docs/color.md, "Ablation")
+#: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes. Removed
+#: after the ablation: `specks`, which changed nothing measurable on any bench (docs/color.md, "Ablation")
 PASSES = [match_references, trace_tones, flats, clear_background, hints, flat_tones, snap, carry,
           scenery, hold, paint, paint_styles, confidence]
 
