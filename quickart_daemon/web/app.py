@@ -525,6 +525,21 @@ def api_shots(request: Request):
     return JSONResponse(shots_data(_web(request)))
 
 
+def api_shots_one(request: Request):
+    """/api/shots/{shot folder}: one shot's row of the browser, for a page that learns of a new shot from the
+    live feed. Read from the database by the shot's name (its folder may not exist yet, or be another node's)."""
+    web = _web(request)
+    rel = request.path_params["rel"]
+    shot = web.cfg.naming_rules.parse_shot_path(rel)
+    if shot is None:
+        raise studio.NotFound(f"{rel} is not a shot folder")
+    with web.reader() as run:
+        rows = reads.list_shots(run, shot)
+        tracked = tracker_status.of_shot(run, shot) if rows else {}
+    if not rows:
+        raise studio.NotFound(f"no shot {shot} in the queue")
+    return JSONResponse(shot_entry(web.cfg, rows[0], tracked[max(tracked)] if tracked else None))
+
 
 def log_tail(path: Path, name: str, offset: int) -> Response:
     """The job log's whole lines from byte `offset` on, for a page that follows it: X-Log-From says where
@@ -603,6 +618,7 @@ ROUTES = [
     Route("/api/farm", api_farm),
     Route("/api/events", events),
     Route("/api/shots", api_shots),
+    Route("/api/shots/{rel:path}", api_shots_one),
     Route("/api/jobs/{id}", api_job),
     Route("/api/jobs/{id}/log", api_job_log),
     Route("/api/jobs/{id}/{action}", job_action, methods=["POST"]),
