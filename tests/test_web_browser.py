@@ -1,5 +1,5 @@
 """Issue 24, the web page as a review tool: the shot and sequence browser (/shots) and the job panel of
-the farm page (a job's live log, its error and its warnings).
+the farm page and the shot page (a job's live log, its error and its warnings).
 
 The list is checked against each shot read alone on SQLite and PostgreSQL; the pages run in Debian's
 headless Chromium against the real `quickart web` server (synthetic shots from tools/synth_shots.py,
@@ -374,6 +374,25 @@ def test_the_job_panel_follows_a_running_job_and_shows_errors_and_warnings(tmp_p
             assert text.count(f"=== job {slow.id}") == 1, "each line once: new lines were appended, not repeated"
             assert text.count("action=stage_done") == 3
             assert any(offset > 0 for offset in tails), "the page asked for new lines only"
+
+            # the shot page opens the same panel from its own list of jobs: the failed job's error and log
+            page.goto(f"{base}/shots/{shots['crash'].relative_to(cfg.root).as_posix()}")
+            expect(panel).to_be_hidden()
+            page.locator(f'#jobs tr[data-id="{crashed.id}"] button[data-open-job]').click()
+            expect(panel.locator(".jp-id")).to_have_text(str(crashed.id))
+            expect(panel.locator(".jp-state .badge")).to_have_text("failed")
+            expect(panel.locator(".jp-error")).to_contain_text("RuntimeError: injected fault for the test")
+            expect(panel.locator(".jp-log")).to_contain_text("Traceback")
+            page.keyboard.press("Escape")
+            expect(panel).to_be_hidden()
+            # ... and from a row the live feed adds: a job submitted while the page is open, followed as it runs
+            quickart(["--config", str(config), "submit", str(shots["crash"])])
+            again = max(j.id for j in jq.list() if j.shot.shot == "sh0010")
+            page.locator(f'#jobs tr[data-id="{again}"] button[data-open-job]').click()
+            expect(panel.locator(".jp-id")).to_have_text(str(again))
+            expect(panel.locator(".jp-state .badge")).to_have_text("failed", timeout=45_000)
+            expect(panel.locator(".jp-error")).to_contain_text("RuntimeError: injected fault for the test")
+            expect(panel.locator(".jp-log")).to_contain_text(f"=== job {again}", timeout=10_000)
             assert errors == [], errors
             browser.close()
     finally:

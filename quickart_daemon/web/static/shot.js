@@ -724,22 +724,24 @@ function jobRow(job) {
   if (!row) {
     row = document.createElement("tr");
     row.dataset.id = job.id;
-    for (let i = 0; i < 8; i++) row.append(document.createElement("td"));
-    row.cells[1].className = "state"; row.cells[6].className = "error"; row.cells[7].className = "actions";
+    for (let i = 0; i < 9; i++) row.append(document.createElement("td"));
+    row.cells[0].className = "open"; row.cells[2].className = "state"; row.cells[5].className = "prio";
+    row.cells[7].className = "error"; row.cells[8].className = "actions";
+    row.cells[0].append(document.getElementById("open-job").content.cloneNode(true));  // its panel: jobpanel.js
     const actions = document.getElementById("job-actions");  // present when the page may write
-    if (actions) row.cells[7].append(actions.content.cloneNode(true));
+    if (actions) row.cells[8].append(actions.content.cloneNode(true));
     jobsBody.prepend(row);
   }
   row.className = "state-" + job.state;
   const badge = document.createElement("span");
   badge.className = "badge"; badge.textContent = job.state;
-  row.cells[0].textContent = job.id;
-  row.cells[1].replaceChildren(badge);
-  row.cells[2].textContent = job.current_stage || "";
-  row.cells[3].textContent = Math.round(job.progress * 100) + "%";
-  row.cells[4].textContent = job.priority;
-  row.cells[5].textContent = job.version ? "v" + String(job.version).padStart(3, "0") : "";
-  row.cells[6].textContent = job.error || "";
+  row.cells[1].textContent = job.id;
+  row.cells[2].replaceChildren(badge);
+  row.cells[3].textContent = job.current_stage || "";
+  row.cells[4].textContent = Math.round(job.progress * 100) + "%";
+  row.cells[5].textContent = job.priority;
+  row.cells[6].textContent = job.version ? "v" + String(job.version).padStart(3, "0") : "";
+  row.cells[7].textContent = job.error || "";
 }
 
 async function newVersions() {
