@@ -426,6 +426,7 @@ def test_a_wipe_between_two_versions_on_the_same_frame(page):
     a = pixels(page)
     page.select_option("#compare", "v001")
     page.select_option("#compare-mode", "toggle")
+    expect(page.locator("#buffer-text")).to_contain_text("buffered 10/10")  # v001's frame drawn when shown
     page.keyboard.press("t")
     expect(page.locator("#label-a")).to_have_text("v001 · comp")
     b = pixels(page)
@@ -471,6 +472,7 @@ def test_the_inbetween_confidence_overlay_and_its_legend(page, tmp_path):
     expect(page.locator("#legend-text")).to_contain_text("how sure the in-between is")
     expect(page.locator("#legend-text")).to_contain_text("Red: unsure")
     expect(page.locator("#buffer-text")).to_contain_text("buffered 9/9 in ", timeout=10_000)  # 5 drawings + 4 maps
+    page.evaluate("new Promise((done) => requestAnimationFrame(() => done()))")  # the paint the last map asked for
     over = pixels(page).astype(int)
     drop = plain[..., :3] - over[..., :3]
     red = (drop[..., 0] <= 2) & (drop[..., 1] > 20) & (drop[..., 2] > 20)
