@@ -99,3 +99,14 @@ def test_pipeline_alias_bomb_is_refused(tmp_path):
     path.write_text("name: bomb\nstages: [{stage: hold}]\n" + yaml_bomb(9, key="x"))
     with pytest.raises(PipelineError, match=r"bomb.yaml: line \d+: its aliases"):
         parse_pipeline(path)
+
+
+def test_the_naming_rules_are_built_once_and_follow_a_copy_with_other_naming(tmp_path):
+    """A page of 1,000 shots and the live feed ask for the rules once per shot: built anew each time, they
+    were most of the shot list's time. A copy with another naming section gets its own rules, not the old."""
+    cfg = parse_config("naming: {shot_path: '{show}/{seq}/{shot}'}\n", tmp_path / "config.yaml")
+    assert cfg.naming_rules is cfg.naming_rules
+    other = cfg.model_copy(update={"naming": cfg.naming.model_copy(update={"shot_path": "{show}/{shot}/{seq}"})})
+    assert other.naming_rules.shot_path.text == "{show}/{shot}/{seq}"
+    assert cfg.naming_rules.shot_path.text == "{show}/{seq}/{shot}"
+    assert other.naming_rules is other.naming_rules

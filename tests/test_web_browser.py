@@ -1,5 +1,5 @@
 """Issue 24, the web page as a review tool: the shot and sequence browser (/shots) and the job panel of
-the farm page (a job's live log, its error and its warnings).
+the farm page and the shot page (a job's live log, its error and its warnings).
 
 The list is checked against each shot read alone on SQLite and PostgreSQL; the pages run in Debian's
 headless Chromium against the real `quickart web` server (synthetic shots from tools/synth_shots.py,
@@ -23,6 +23,7 @@ from quickart_daemon import reviews
 from quickart_daemon.cli import main as quickart
 from quickart_daemon.config import load_config
 from quickart_daemon.db import reads
+from quickart_daemon.naming import ShotId
 from quickart_daemon.queue import JobState, open_queue
 from quickart_daemon.tools.synth import write_clean_keys
 from quickart_daemon.tools.synth_shots import OWNER, drawings, seed_shots, write_version
@@ -69,6 +70,7 @@ def test_the_shot_list_is_one_query_that_agrees_with_each_shot_read_alone(make_c
             assert len(listed) == N_SHOTS
             for p in plans:
                 shot = listed[str(p.shot)]
+                assert client.get(f"/api/shots/{shot['rel']}").json() == shot  # the row a live page adds
                 newest = reads.list_jobs(run, None, str(p.shot), 1)[0]  # read alone
                 assert shot["job"]["id"] == newest.id and shot["job"]["state"] == newest.state.value
                 ref = web_studio.shot_ref(cfg, shot["rel"])
@@ -82,6 +84,8 @@ def test_the_shot_list_is_one_query_that_agrees_with_each_shot_read_alone(make_c
                     assert not (cfg.state_dir / "web-thumbs").exists(), "the list makes no thumbnail"
                 else:
                     assert shot["thumb"] is None
+            assert client.get("/api/shots/ARROW/sq010/sh9999").status_code == 404  # not in the queue
+            assert client.get("/api/shots/ARROW/sq010").status_code == 404  # not a shot folder
             assert listed[str(plans[0].shot)]["job"]["state"] == "queued"
             assert listed[str(plans[0].shot)]["version"] == "v002"  # the newest version stays listed
             assert Counter(s["job"]["state"] for s in listed.values()) == \
@@ -128,6 +132,13 @@ def test_the_job_log_is_followed_by_whole_lines_from_an_offset(make_config):
 def visible_shots(page) -> list[str]:
     return page.eval_on_selector_all("#shots .shot-row:not([hidden]) .name a",
                                      "(links) => links.map((a) => a.textContent)")
+
+
+#: what a person sees of the list, in page order: [a show's or sequence's heading and its count, or a shot
+#: row's folder and "", hidden or not]
+LIST_LAYOUT = """() => [...document.querySelectorAll('#shot-rows > *')].map((r) => r.classList.contains('shot-row')
+    ? [r.dataset.rel, '', r.hidden] : [r.firstElementChild.firstChild.textContent, r.querySelector('.count').textContent,
+                                       r.hidden])"""
 
 
 def test_the_shot_browser_in_a_real_browser(tmp_path):
@@ -225,6 +236,36 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
             assert [row.locator(f".{c}").text_content().strip() for c in ("job", "review", "tracker")] == \
                 ["done", "not reviewed", ""]
             expect(row.locator(".thumb img")).to_have_attribute("src", "/thumbs/ARROW/sq010/sh0020/v002.png")
+
+            # live: shots created after the page loaded join the list where a reload puts them, under their
+            # show and sequence (a new sequence and a new show get their headings), with the filters applied
+            new = [ShotId("ARROW", "sq015", "sh0011"), ShotId("BRAMBLE", "sq010", "sh0015"),
+                   ShotId("DELTA", "sq001", "sh0001")]
+            for shot in new:
+                jq.enqueue(shot, f"{shot.show}/{shot.seq}/{shot.shot}", "default", source="submit")
+            expect(linked.locator("#shots .shot-row")).to_have_count(N_SHOTS + len(new))
+            for shot in new:
+                expect(linked.locator(f"[data-rel='{shot}'] .job .badge")).to_have_text("queued")
+            layout = linked.evaluate(LIST_LAYOUT)
+            where = {name: i for i, (name, _, _) in enumerate(layout)}
+            headings = [name for name, count, _ in layout if count]
+            assert headings.index("ARROW / sq015") == headings.index("ARROW / sq010") + 1  # a new sequence, in order
+            assert layout[where["ARROW / sq015"]:where["ARROW / sq015"] + 2] == [
+                ["ARROW / sq015", "1", False], ["ARROW/sq015/sh0011", "", False]]
+            assert where["BRAMBLE/sq010/sh0015"] == where["BRAMBLE/sq010/sh0010"] + 1  # in name order
+            assert layout[-3:] == [["DELTA", "1", False], ["DELTA / sq001", "1", False],  # a new show, last
+                                   ["DELTA/sq001/sh0001", "", False]]
+            expect(linked.locator("#total-count")).to_have_text(str(N_SHOTS + len(new)))
+            reloaded = context.new_page()
+            reloaded.goto(linked.url)
+            expect(reloaded.locator("#shots .shot-row")).to_have_count(N_SHOTS + len(new))
+            assert reloaded.evaluate(LIST_LAYOUT) == layout
+            shows = "(select) => [...select.options].map((o) => o.value)"
+            assert linked.eval_on_selector("#f-show", shows) == reloaded.eval_on_selector("#f-show", shows)
+            linked.select_option("#f-show", "ARROW")
+            assert "sq015" in linked.eval_on_selector("#f-seq", shows)
+            linked.select_option("#f-show", "")
+            reloaded.close()
 
             # the tracker's own status, once read back, replaces the outbox's state (colour and link checked)
             linked.evaluate("""() => {
@@ -333,6 +374,25 @@ def test_the_job_panel_follows_a_running_job_and_shows_errors_and_warnings(tmp_p
             assert text.count(f"=== job {slow.id}") == 1, "each line once: new lines were appended, not repeated"
             assert text.count("action=stage_done") == 3
             assert any(offset > 0 for offset in tails), "the page asked for new lines only"
+
+            # the shot page opens the same panel from its own list of jobs: the failed job's error and log
+            page.goto(f"{base}/shots/{shots['crash'].relative_to(cfg.root).as_posix()}")
+            expect(panel).to_be_hidden()
+            page.locator(f'#jobs tr[data-id="{crashed.id}"] button[data-open-job]').click()
+            expect(panel.locator(".jp-id")).to_have_text(str(crashed.id))
+            expect(panel.locator(".jp-state .badge")).to_have_text("failed")
+            expect(panel.locator(".jp-error")).to_contain_text("RuntimeError: injected fault for the test")
+            expect(panel.locator(".jp-log")).to_contain_text("Traceback")
+            page.keyboard.press("Escape")
+            expect(panel).to_be_hidden()
+            # ... and from a row the live feed adds: a job submitted while the page is open, followed as it runs
+            quickart(["--config", str(config), "submit", str(shots["crash"])])
+            again = max(j.id for j in jq.list() if j.shot.shot == "sh0010")
+            page.locator(f'#jobs tr[data-id="{again}"] button[data-open-job]').click()
+            expect(panel.locator(".jp-id")).to_have_text(str(again))
+            expect(panel.locator(".jp-state .badge")).to_have_text("failed", timeout=45_000)
+            expect(panel.locator(".jp-error")).to_contain_text("RuntimeError: injected fault for the test")
+            expect(panel.locator(".jp-log")).to_contain_text(f"=== job {again}", timeout=10_000)
             assert errors == [], errors
             browser.close()
     finally:

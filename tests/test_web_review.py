@@ -351,6 +351,42 @@ def test_zoom_one_to_one_fit_and_full_screen(page):
     page.wait_for_function("document.fullscreenElement === null")
 
 
+#: the frame pixel (x, y) under a point on screen, in a canvas's own box
+PIXEL_UNDER = """([id, x, y]) => { const c = document.getElementById(id), r = c.getBoundingClientRect();
+    return [(x - r.left) / r.width * c.width, (y - r.top) / r.height * c.height]; }"""
+
+
+def test_the_wheel_over_the_right_frame_of_a_side_by_side_compare_zooms_about_the_mouse(page):
+    """Side by side, each frame zooms about the mouse in its own box: the frame pixel under the mouse over
+    the right frame stays under it (it was zoomed about the left frame's position), and both frames still
+    show the same part."""
+    from playwright.sync_api import expect
+    page.open()
+    expect(page.locator("#buffer")).to_have_class("buffer full")
+    page.select_option("#compare", "v001")
+    expect(page.locator("#fig-b")).to_be_visible()
+    expect(page.locator("#buffer-text")).to_contain_text("buffered 10/10")
+    page.keyboard.press("0")
+    for _ in range(6):  # 381%: the frames wider and taller than their views, so they can scroll
+        page.keyboard.press("+")
+    expect(page.locator("#zoom-level")).to_have_text("381%")
+    scrolls = """() => ['viewport-a', 'viewport-b'].map((id) => {
+        const v = document.getElementById(id); return [v.scrollLeft, v.scrollTop]; })"""
+    page.wait_for_function(f"({scrolls})().every((s, i, all) => s[0] > 0 && s[0] === all[0][0] && s[1] === all[0][1])")
+    right = page.locator("#viewport-b").bounding_box()
+    mouse = (right["x"] + right["width"] * 0.3, right["y"] + right["height"] * 0.35)
+    under = page.evaluate(PIXEL_UNDER, ["screen-b", *mouse])
+    page.mouse.move(*mouse)
+    page.mouse.wheel(0, -100)
+    expect(page.locator("#zoom-level")).to_have_text("477%")
+    page.wait_for_function(f"(() => {{ const [a, b] = ({scrolls})(); return a[0] === b[0] && a[1] === b[1]; }})()")
+    moved = page.evaluate(PIXEL_UNDER, ["screen-b", *mouse])
+    assert abs(moved[0] - under[0]) < 0.5 and abs(moved[1] - under[1]) < 0.5, (under, moved)
+    left = page.locator("#viewport-a").bounding_box()  # the same point of the left frame shows the same pixel
+    same = page.evaluate(PIXEL_UNDER, ["screen-a", mouse[0] - right["x"] + left["x"], mouse[1] - right["y"] + left["y"]])
+    assert abs(same[0] - moved[0]) < 0.5 and abs(same[1] - moved[1]) < 0.5, (moved, same)
+
+
 def test_onion_skin_shows_the_previous_drawing_red_and_the_next_green(page, studio):
     from playwright.sync_api import expect
     page.open()
@@ -390,6 +426,7 @@ def test_a_wipe_between_two_versions_on_the_same_frame(page):
     a = pixels(page)
     page.select_option("#compare", "v001")
     page.select_option("#compare-mode", "toggle")
+    expect(page.locator("#buffer-text")).to_contain_text("buffered 10/10")  # v001's frame drawn when shown
     page.keyboard.press("t")
     expect(page.locator("#label-a")).to_have_text("v001 · comp")
     b = pixels(page)
@@ -435,6 +472,7 @@ def test_the_inbetween_confidence_overlay_and_its_legend(page, tmp_path):
     expect(page.locator("#legend-text")).to_contain_text("how sure the in-between is")
     expect(page.locator("#legend-text")).to_contain_text("Red: unsure")
     expect(page.locator("#buffer-text")).to_contain_text("buffered 9/9 in ", timeout=10_000)  # 5 drawings + 4 maps
+    page.evaluate("new Promise((done) => requestAnimationFrame(() => done()))")  # the paint the last map asked for
     over = pixels(page).astype(int)
     drop = plain[..., :3] - over[..., :3]
     red = (drop[..., 0] <= 2) & (drop[..., 1] > 20) & (drop[..., 2] > 20)

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import JobNotFound, QuickArtError
 from ..jobs import DropInfo, Job, JobState, NodeInfo, NoticeInfo, parse_json, parse_when
+from ..naming import ShotId
 
 Run = Callable[[str, dict[str, Any]], Sequence[Mapping[str, Any]]]
 
@@ -163,12 +164,17 @@ LEFT JOIN verdict v ON v.shot_id = s.id AND v.version = l.version
 LEFT JOIN reviews r ON r.id = v.review_id
 LEFT JOIN delivered dv ON dv.shot_id = s.id AND dv.version = l.version
 LEFT JOIN deliveries d ON d.id = dv.delivery_id
-ORDER BY s.show, s.seq, s.name
+{where}ORDER BY s.show, s.seq, s.name
 """
 
 
-def list_shots(run: Run) -> list[dict]:
-    """Every shot, by show, sequence and name, with its newest job's id and state, its newest version,
-    that version's approval and its tracker delivery (None where there is none): see SHOTS_SQL."""
+def list_shots(run: Run, shot: ShotId | None = None) -> list[dict]:
+    """Every shot (or only `shot`: the shot browser adding one it learns of from the live feed), by show,
+    sequence and name, with its newest job's id and state, its newest version, that version's approval and
+    its tracker delivery (None where there is none): see SHOTS_SQL."""
+    where, params = "", {}
+    if shot is not None:
+        where = "WHERE s.show = :show AND s.seq = :seq AND s.name = :name\n"
+        params = {"show": shot.show, "seq": shot.seq, "name": shot.shot}
     return [dict(r) | {"finished_at": parse_when(r["finished_at"]), "approval_at": parse_when(r["approval_at"])}
-            for r in run(SHOTS_SQL, {})]
+            for r in run(SHOTS_SQL.format(where=where), params)]

@@ -481,14 +481,13 @@ DELIVERY_STATES = {"pending": "waiting", "done": "delivered", "failed": "failed"
 LOG_TAIL_BYTES = 1 << 20
 
 
-def shot_entry(naming, row: dict, tracker: dict | None = None) -> dict:
+def shot_entry(cfg: Config, row: dict, tracker: dict | None = None) -> dict:
     """One shot of the browser (`reads.list_shots`'s row): where its page and thumbnail are, its newest
     job, newest version, that version's approval and tracker state. `tracker` is the tracker's own status
     of the shot's newest version it has read back (tracker_status.latest_by_shot; its "version" says which;
-    None until a tracker reads statuses back); `delivery` the outbox's state of the version.
-    `naming`: the config's naming rules, taken once per list (`Config.naming_rules` builds them anew)."""
+    None until a tracker reads statuses back); `delivery` the outbox's state of the version."""
     shot = ShotId(row["show"], row["seq"], row["name"])
-    rel = naming.format_shot_path(shot)  # as studio.shot_rel: from the name, not a node's stored path
+    rel = studio.shot_rel(cfg, shot)  # from the name, not a node's stored path
     version = f"v{row['version']:03d}" if row["version"] else None
     job = None if row["last_job"] is None else {
         "id": row["last_job"], "state": row["job_state"], "stage": row["current_stage"],
@@ -506,11 +505,10 @@ def shot_entry(naming, row: dict, tracker: dict | None = None) -> dict:
 
 
 def shots_data(web: WebState) -> list[dict]:
-    naming = web.cfg.naming_rules
     with web.reader() as run:
         rows = reads.list_shots(run)
         tracked = tracker_status.latest_by_shot(run)
-    return [shot_entry(naming, row, tracked.get(f"{row['show']}/{row['seq']}/{row['name']}")) for row in rows]
+    return [shot_entry(web.cfg, row, tracked.get(f"{row['show']}/{row['seq']}/{row['name']}")) for row in rows]
 
 
 def shots_page(request: Request):
@@ -525,6 +523,22 @@ def shots_page(request: Request):
 
 def api_shots(request: Request):
     return JSONResponse(shots_data(_web(request)))
+
+
+def api_shots_one(request: Request):
+    """/api/shots/{shot folder}: one shot's row of the browser, for a page that learns of a new shot from the
+    live feed. Read from the database by the shot's name (its folder may not exist yet, or be another node's)."""
+    web = _web(request)
+    rel = request.path_params["rel"]
+    shot = web.cfg.naming_rules.parse_shot_path(rel)
+    if shot is None:
+        raise studio.NotFound(f"{rel} is not a shot folder")
+    with web.reader() as run:
+        rows = reads.list_shots(run, shot)
+        tracked = tracker_status.of_shot(run, shot) if rows else {}
+    if not rows:
+        raise studio.NotFound(f"no shot {shot} in the queue")
+    return JSONResponse(shot_entry(web.cfg, rows[0], tracked[max(tracked)] if tracked else None))
 
 
 def log_tail(path: Path, name: str, offset: int) -> Response:
@@ -604,6 +618,7 @@ ROUTES = [
     Route("/api/farm", api_farm),
     Route("/api/events", events),
     Route("/api/shots", api_shots),
+    Route("/api/shots/{rel:path}", api_shots_one),
     Route("/api/jobs/{id}", api_job),
     Route("/api/jobs/{id}/log", api_job_log),
     Route("/api/jobs/{id}/{action}", job_action, methods=["POST"]),

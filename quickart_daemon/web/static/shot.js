@@ -358,17 +358,27 @@ function applyZoom() {
   $("zoom-toggle").textContent = view.zoom === 1 ? "fit" : "1:1";
 }
 
-function setZoom(zoom, anchor) {  // anchor: a point on screen that keeps its frame pixel (the mouse's)
-  const viewport = $("viewport-a"), before = frameScale();
-  const rect = viewport.getBoundingClientRect();
-  const ax = anchor ? anchor.x - rect.left : viewport.clientWidth / 2;
-  const ay = anchor ? anchor.y - rect.top : viewport.clientHeight / 2;
-  const px = (viewport.scrollLeft + ax) / before, py = (viewport.scrollTop + ay) / before;
+// anchor: {x, y, viewport}: a point on screen that keeps its frame pixel (the mouse's), in the frame it is
+// over (side by side, the right frame's own box); without one, the middle of the left frame's view
+function setZoom(zoom, anchor) {
+  const viewport = anchor ? anchor.viewport : $("viewport-a");
+  const canvas = viewport.querySelector("canvas");
+  const box = viewport.getBoundingClientRect();
+  const x = anchor ? anchor.x : box.left + viewport.clientWidth / 2;
+  const y = anchor ? anchor.y : box.top + viewport.clientHeight / 2;
+  const before = canvas.getBoundingClientRect();  // where the frame is drawn (centred when smaller than the view)
+  const fx = before.width ? (x - before.left) / before.width : 0.5;  // the point, as a fraction of the frame
+  const fy = before.height ? (y - before.top) / before.height : 0.5;
   view.zoom = zoom === null ? null : Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, zoom));
   applyZoom();
   if (view.zoom !== null) {
-    viewport.scrollLeft = px * view.zoom - ax;
-    viewport.scrollTop = py * view.zoom - ay;
+    const after = canvas.getBoundingClientRect();
+    viewport.scrollLeft += after.left + fx * after.width - x;
+    viewport.scrollTop += after.top + fy * after.height - y;
+    if (viewport !== $("viewport-a")) {  // the left frame's scrolling leads the right one's (wirePointer)
+      $("viewport-a").scrollLeft = viewport.scrollLeft;
+      $("viewport-a").scrollTop = viewport.scrollTop;
+    }
   }
 }
 
@@ -588,7 +598,7 @@ function wirePointer() {
   for (const vp of [$("viewport-a"), $("viewport-b")]) {
     vp.addEventListener("wheel", (e) => {
       e.preventDefault();  // the wheel over a frame zooms it, about the mouse
-      zoomBy(e.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP, {x: e.clientX, y: e.clientY});
+      zoomBy(e.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP, {x: e.clientX, y: e.clientY, viewport: vp});
     }, {passive: false});
   }
   viewport.addEventListener("scroll", () => {  // side by side: both frames show the same part
@@ -724,22 +734,24 @@ function jobRow(job) {
   if (!row) {
     row = document.createElement("tr");
     row.dataset.id = job.id;
-    for (let i = 0; i < 8; i++) row.append(document.createElement("td"));
-    row.cells[1].className = "state"; row.cells[6].className = "error"; row.cells[7].className = "actions";
+    for (let i = 0; i < 9; i++) row.append(document.createElement("td"));
+    row.cells[0].className = "open"; row.cells[2].className = "state"; row.cells[5].className = "prio";
+    row.cells[7].className = "error"; row.cells[8].className = "actions";
+    row.cells[0].append(document.getElementById("open-job").content.cloneNode(true));  // its panel: jobpanel.js
     const actions = document.getElementById("job-actions");  // present when the page may write
-    if (actions) row.cells[7].append(actions.content.cloneNode(true));
+    if (actions) row.cells[8].append(actions.content.cloneNode(true));
     jobsBody.prepend(row);
   }
   row.className = "state-" + job.state;
   const badge = document.createElement("span");
   badge.className = "badge"; badge.textContent = job.state;
-  row.cells[0].textContent = job.id;
-  row.cells[1].replaceChildren(badge);
-  row.cells[2].textContent = job.current_stage || "";
-  row.cells[3].textContent = Math.round(job.progress * 100) + "%";
-  row.cells[4].textContent = job.priority;
-  row.cells[5].textContent = job.version ? "v" + String(job.version).padStart(3, "0") : "";
-  row.cells[6].textContent = job.error || "";
+  row.cells[1].textContent = job.id;
+  row.cells[2].replaceChildren(badge);
+  row.cells[3].textContent = job.current_stage || "";
+  row.cells[4].textContent = Math.round(job.progress * 100) + "%";
+  row.cells[5].textContent = job.priority;
+  row.cells[6].textContent = job.version ? "v" + String(job.version).padStart(3, "0") : "";
+  row.cells[7].textContent = job.error || "";
 }
 
 async function newVersions() {

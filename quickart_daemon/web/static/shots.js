@@ -1,5 +1,6 @@
 // Shot browser: every shot by show and sequence (the list comes in the page), filtered here as you type;
-// the filters are kept in the URL so a filtered view can be linked. Job states follow the live feed.
+// the filters are kept in the URL so a filtered view can be linked. Job states follow the live feed, and a
+// shot the feed names that the list lacks (created after the page loaded) is fetched and put in its place.
 "use strict";
 
 const data = JSON.parse(document.getElementById("initial").textContent);
@@ -11,6 +12,8 @@ const controls = {show: document.getElementById("f-show"), seq: document.getElem
 const entries = [];        // {shot, row, key, visible} in page order
 const byRel = new Map();   // shot folder -> entry (the feed names jobs by it)
 const groups = [];         // {row, members, count}: a show's and a sequence's heading rows
+const showGroups = new Map(), seqGroups = new Map();  // show -> its group, "show/seq" -> its group
+const arriving = new Map();  // shot folder -> the feed's jobs for it that came while its row was fetched
 const COLOR = /^#[0-9a-f]{3,8}$/i;  // a tracker's status colour, used only when it is a plain hex colour
 
 function pad(version) { return "v" + String(version).padStart(3, "0"); }
@@ -68,7 +71,7 @@ function trackerState(shot) {
   return span;
 }
 
-function headingRow(kind, label) {
+function headingRow(kind, key, label) {
   const row = document.createElement("div");
   row.className = "group " + kind;
   row.setAttribute("role", "row");
@@ -80,33 +83,78 @@ function headingRow(kind, label) {
   row.append(cell);
   const group = {row, members: [], count};
   groups.push(group);
+  (kind === "show" ? showGroups : seqGroups).set(key, group);
   return group;
+}
+
+// a shot's row, and its show's and sequence's heading rows where they are new
+function rowsOf(shot) {
+  const rows = [];
+  let showGroup = showGroups.get(shot.show), seqGroup = seqGroups.get(shot.show + "/" + shot.seq);
+  if (!showGroup) { showGroup = headingRow("show", shot.show, shot.show); rows.push(showGroup.row); }
+  if (!seqGroup) {
+    seqGroup = headingRow("seq", shot.show + "/" + shot.seq, `${shot.show} / ${shot.seq}`);
+    rows.push(seqGroup.row);
+  }
+  const entry = {shot, row: rowTemplate.cloneNode(true), key: shot.shot.toLowerCase(), visible: true};
+  entry.row.dataset.rel = shot.rel;
+  fill(entry);
+  byRel.set(shot.rel, entry);
+  showGroup.members.push(entry);
+  seqGroup.members.push(entry);
+  rows.push(entry.row);
+  return {entry, rows};
 }
 
 function render() {
   const rows = document.createDocumentFragment();
-  let show = null, seq = null, showGroup = null, seqGroup = null;
-  for (const shot of data.shots) {
-    if (shot.show !== show) {
-      show = shot.show; seq = null;
-      showGroup = headingRow("show", show);
-      rows.append(showGroup.row);
-    }
-    if (shot.seq !== seq) {
-      seq = shot.seq;
-      seqGroup = headingRow("seq", `${show} / ${seq}`);
-      rows.append(seqGroup.row);
-    }
-    const entry = {shot, row: rowTemplate.cloneNode(true), key: shot.shot.toLowerCase(), visible: true};
-    entry.row.dataset.rel = shot.rel;
-    fill(entry);
-    entries.push(entry);
-    byRel.set(shot.rel, entry);
-    showGroup.members.push(entry);
-    seqGroup.members.push(entry);
-    rows.append(entry.row);
+  for (const shot of data.shots) {  // by show, sequence and name (the server's order)
+    const placed = rowsOf(shot);
+    entries.push(placed.entry);
+    rows.append(...placed.rows);
   }
   list.append(rows);
+}
+
+function byName(a, b) {
+  for (const field of ["show", "seq", "name"]) if (a[field] !== b[field]) return a[field] < b[field] ? -1 : 1;
+  return 0;
+}
+
+// a shot the page did not list, put where a reload would show it: under its show and sequence (new
+// heading rows where they are new), in name order; the show and sequence filters offer it too
+function addShot(shot) {
+  if (byRel.has(shot.rel)) return;
+  let at = data.shots.findIndex((s) => byName(shot, s) < 0);
+  if (at < 0) at = data.shots.length;
+  const next = data.shots[at];
+  // before the next shot's row, or before its sequence's or show's heading when it is in another one
+  let anchor = next ? byRel.get(next.rel).row : null;
+  if (next && next.show !== shot.show) anchor = showGroups.get(next.show).row;
+  else if (next && next.seq !== shot.seq) anchor = seqGroups.get(next.show + "/" + next.seq).row;
+  const placed = rowsOf(shot);
+  for (const row of placed.rows) list.insertBefore(row, anchor);
+  data.shots.splice(at, 0, shot);
+  entries.splice(at, 0, placed.entry);
+  options(controls.show, [...new Set(data.shots.map((s) => s.show))].sort());
+  sequenceOptions();
+  document.getElementById("total-count").textContent = data.shots.length;
+}
+
+async function fetchShot(job) {
+  const waiting = arriving.get(job.shot_rel);
+  if (waiting) { waiting.push(job); return; }
+  arriving.set(job.shot_rel, [job]);
+  try {
+    const response = await fetch("/api/shots/" + encodeURI(job.shot_rel), {cache: "no-store"});
+    if (response.ok) addShot(await response.json());
+  } catch (err) { /* the shot's next job update asks again */ }
+  const jobs = arriving.get(job.shot_rel);
+  arriving.delete(job.shot_rel);
+  // the updates that came meanwhile, in order: the feed sends a job's newest state last, so the row ends
+  // as the feed last saw it even when the fetched row was read before or after them
+  for (const update of jobs) onJob(update);
+  apply();
 }
 
 function options(select, values) {
@@ -196,7 +244,10 @@ function connect() {
     const event = JSON.parse(message.data);
     if (event.type === "reload") { location.reload(); return; }
     let changed = false;
-    for (const job of event.jobs || []) changed = onJob(job) || changed;
+    for (const job of event.jobs || []) {
+      if (byRel.has(job.shot_rel)) changed = onJob(job) || changed;
+      else fetchShot(job);
+    }
     if (changed) apply();
   };
 }
