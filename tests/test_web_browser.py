@@ -174,8 +174,8 @@ def test_the_shot_browser_in_a_real_browser(tmp_path):
                                 ("ARROW/sq010/sh0030", ["v001", "done", "not reviewed", "kitsu: failed"]),
                                 ("ARROW/sq010/sh0100", ["", "queued", "", ""])):
                 row = page.locator("#shots .shot-row", has=page.locator(f".name a:text-is('{shot}')"))
-                assert [row.locator(f".{c}").inner_text().strip() for c in ("version", "job", "review", "tracker")] \
-                    == cells, shot
+                for cell, text in zip(("version", "job", "review", "tracker"), cells):  # waits out a live redraw
+                    expect(row.locator(f".{cell}"), f"{shot} {cell}").to_have_text(text)
             first = page.locator("#shots .shot-row .thumb img").first
             expect(first).to_have_attribute("loading", "lazy")
             page.wait_for_function("""() => { for (const i of document.querySelectorAll('#shots .thumb img')) {
