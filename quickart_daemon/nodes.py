@@ -74,11 +74,10 @@ class NodeRegistry:
         down = {}
         with self.db.sessions.begin() as s:
             now = clock(s)
-            silent = s.scalars(select(Node.name).where(Node.state == "up", Node.name != (me or ""),
-                                                       Node.heartbeat_at < now - timedelta(seconds=lease_seconds)))
+            lease = timedelta(seconds=lease_seconds)
+            silent = s.scalars(select(Node.name).where(Node.silent(now, lease), Node.name != (me or "")))
             for name in silent.all():
-                taken = s.execute(update(Node).where(Node.name == name, Node.state == "up",
-                                                     Node.heartbeat_at < now - timedelta(seconds=lease_seconds))
+                taken = s.execute(update(Node).where(Node.name == name, Node.silent(now, lease))
                                   .values(state="down")).rowcount
                 if taken != 1:
                     continue  # another node marked it first (or it came back)

@@ -505,8 +505,8 @@ class JobQueue:
             if node:
                 return [self.requeue_lost(row, db_now, f"daemon on {node} restarted while this job ran")
                         for row in s.scalars(q.where(JobRow.node == node)).all()]
-            live = {name: state == "up" and beat >= db_now - self.lease
-                    for name, state, beat in s.execute(select(Node.name, Node.state, Node.heartbeat_at)).all()}
+            live = {name: bool(beating) for name, beating in  # SQLite answers 0/1, NULL heartbeat None
+                    s.execute(select(Node.name, Node.looking_after_its_jobs(db_now, self.lease))).all()}
             expired = s.scalars(q.where(JobRow.lease_expires_at < (now or db_now))).all()
             return [self.requeue_lost(row, db_now, f"node {row.node} down" if live.get(row.node) is False
                                        else f"worker {row.lease_owner} stopped responding (lease expired)")

@@ -6,10 +6,10 @@ state column is written by ``quickart_daemon.queue`` alone.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
-                        false)
+                        and_, false, not_)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..jobs import utcnow  # noqa: F401  (one clock for rows and readers; re-exported for the queue)
@@ -156,6 +156,18 @@ class Node(Base):
     version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     state: Mapped[str | None] = mapped_column(String(16), nullable=True, default="up")
     groups: Mapped[list | None] = mapped_column(JSON, nullable=True, default=list)  # its node_groups (config)
+
+    @classmethod
+    def looking_after_its_jobs(cls, now: datetime, lease: timedelta):
+        """The queue's one rule (SQL) for a node whose running jobs are its own: up, with a heartbeat
+        within the lease of `now` (the database's clock). A node failing it for a job whose lease ran out
+        is dead: `nodes.requeue_down_nodes` marks it down, `JobQueue.requeue_stale` takes the job back."""
+        return and_(cls.state == "up", cls.heartbeat_at >= now - lease)
+
+    @classmethod
+    def silent(cls, now: datetime, lease: timedelta):
+        """Up, but not looking after its jobs any more (`looking_after_its_jobs` failed)."""
+        return and_(cls.state == "up", not_(cls.looking_after_its_jobs(now, lease)))
 
 
 class Notice(Base):
