@@ -1,7 +1,9 @@
-"""Corrections to a match: evidence the matcher does not weigh. A region that lies where a reference
-region lies, with its shape, is that region (`stayed_put`); lines are exact evidence of where a
+"""Corrections to a match: evidence the matcher does not weigh. Lines are exact evidence of where a
 part was: a region whose outline lies on the reference's lines at its place held still
-(`held_by_outline`), and one lying inside a reference region is that region (`inside_by_outline`)."""
+(`held_by_outline`), and one lying inside a reference region is that region (`inside_by_outline`).
+(A region's overlap with the reference region at its place is not: the matcher weighs overlaps
+already, and overriding it measured nothing on the development set and cost flat and synthetic cels,
+docs/color.md's ablation.)"""
 
 from __future__ import annotations
 
@@ -13,43 +15,15 @@ from .match import match, region_overlap
 from .reference import Prepared, RefModel
 
 
-#: overlap (intersection over union) at the same place above which a region is the reference
-#: region it lies on: it did not move (most of a drawing holds still between nearby frames), and
-#: more than half of either is the other, so no other region can be a better partner
-STAYED_IOU = 0.5
-
-
-def stayed_put(m, lab: np.ndarray, ref: RefModel) -> None:
-    """Regions that lie where a reference region lies, with the same shape, are that region
-    (whatever the matcher's graph says): their colour and source come from it, and their
-    confidence is at least the overlap. Updates the match `m` in place."""
-    rlab = ref.prep.seg.labels
-    if rlab.shape != lab.shape:
-        return
-    n = int(lab.max())
-    inter = region_overlap(lab, n, rlab, int(rlab.max()))
-    area_t, area_r = inter.sum(1), inter.sum(0)
-    best = inter.argmax(1)
-    iou = inter[np.arange(n + 1), best] / np.maximum(area_t + area_r[best] - inter[np.arange(n + 1), best], 1)
-    sel = (iou > STAYED_IOU) & (best > 0) & (ref.colour[best] >= 0)
-    sel[0] = False
-    m.colour[sel] = ref.colour[best[sel]]
-    m.ref_region[sel] = best[sel]
-    m.confidence[sel] = np.maximum(m.confidence[sel], iou[sel])
-
-
 #: weight of the line context in the matcher's cost for a reference without its key's line art: its
 #: "lines" are every colour edge of the cel, so which share of a region's outline is ink says little
 CEL_EDGE_LINE_WEIGHT = 0.2
 
 
 def match_reference(regs: Regions, lab: np.ndarray, ref: RefModel, n_colours: int, veto: np.ndarray | None = None):
-    """The drawing's regions matched to the reference's (`match`, without the `veto`ed pairs), the
-    regions that stayed put taking the region they lie on (`stayed_put`)."""
-    m = match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, n_colours,
-              line_weight=1.0 if ref.from_lines else CEL_EDGE_LINE_WEIGHT, veto=veto)
-    stayed_put(m, lab, ref)
-    return m
+    """The drawing's regions matched to the reference's (`match`, without the `veto`ed pairs)."""
+    return match(regs, lab, ref.prep.regs, ref.prep.seg.labels, ref.colour, n_colours,
+                 line_weight=1.0 if ref.from_lines else CEL_EDGE_LINE_WEIGHT, veto=veto)
 
 
 #: share of a region lying inside one reference region at the same place from which that region is

@@ -178,9 +178,8 @@ def drawing_state(img: np.ndarray, refs: list[RefModel], hint: np.ndarray | None
 
 
 def match_one(s: DrawingState) -> None:
-    """The drawing's regions matched to the reference `s.ref`'s (`match_reference`: the matcher, and
-    the regions that stayed put). Reads regs (its background), ref; writes m (colour, ref_region,
-    confidence per region: the matcher's probability, at least the overlap of a region that stayed)."""
+    """The drawing's regions matched to the reference `s.ref`'s (`match_reference`). Reads regs (its
+    background), ref; writes m (colour, ref_region, confidence per region: the matcher's probability)."""
     s.m = match_reference(s.regs, s.lab, s.ref, len(s.colours.table))
 
 
