@@ -430,22 +430,40 @@ def print_colour_errors(names, errors, dists):
             print(f"| {anim} | {d} | {v[:4].sum():.3f} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
 
 
+#: the colour part of the development set: frames 0-12 of each animation with line art
+COLOUR_FRAMES = 13
+
+
+def colour_animations(root: Path, anims=None) -> list[str]:
+    """The development set's animations with line art (all, or those named in `anims`)."""
+    return sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir()
+                  and (anims is None or p.name in anims))
+
+
+def load_colour_animation(root: Path, anim: str) -> tuple[dict, dict]:
+    """({frame: cel RGBA}, {frame: line art RGBA}) of one animation."""
+    folder = root / "color" / anim
+    return ({i: load_rgba(folder / "color" / f"frame_{i:04d}.png") for i in range(COLOUR_FRAMES)},
+            {i: load_rgba(folder / "lines" / f"frame_{i:04d}.png") for i in range(COLOUR_FRAMES)})
+
+
+def reference_pairs(d: int) -> list[tuple[int, int]]:
+    """(drawing, reference) for a reference d frames away: d frames before, or after near the start."""
+    pairs = [(i, i - d if i - d >= 0 else i + d) for i in range(COLOUR_FRAMES)]
+    return [(i, r) for i, r in pairs if 0 <= r < COLOUR_FRAMES]
+
+
 def colour_bench(root: Path, dists, errors: list | None = None, anims=None):
     from quickart_daemon import stages
     from quickart_daemon.stages.base import StageContext
     from quickart_daemon.timing import schedule_from_timing
-    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir()
-                   and (anims is None or p.name in anims))
+    names = colour_animations(root, anims)
     rows = []  # (anim, dist, frame, naive, ours, wrong-under-low)
     worst = []
     for anim in names:
-        colour = {i: load_rgba(root / "color" / anim / "color" / f"frame_{i:04d}.png") for i in range(13)}
-        lines = {i: load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png") for i in range(13)}
+        colour, lines = load_colour_animation(root, anim)
         for d in dists:
-            for i in range(13):
-                r = i - d if i - d >= 0 else i + d
-                if not 0 <= r < 13:
-                    continue
+            for i, r in reference_pairs(d):
                 truth = colour[i][..., :3]
                 naive = naive_colour(lines[i][..., :3], colour[r][..., :3])
                 ctx = StageContext(schedule=schedule_from_timing({"char": sorted({i, r})}, 1),
@@ -477,18 +495,13 @@ def colour_ablation(root: Path, dists, variants, anims=None):
     from quickart_daemon.stages.color.reference import Colours, build_ref
     from quickart_daemon.stages.color.stage import drawing_state
     from quickart_daemon.stages.labels import confidence_image
-    names = sorted(p.name for p in (root / "color").iterdir() if (p / "lines").is_dir()
-                   and (anims is None or p.name in anims))
+    names = colour_animations(root, anims)
     params = SPEC.defaults()
     rows, times, count = {}, {}, 0
     for anim in names:
-        colour = {i: load_rgba(root / "color" / anim / "color" / f"frame_{i:04d}.png") for i in range(13)}
-        lines = {i: load_rgba(root / "color" / anim / "lines" / f"frame_{i:04d}.png") for i in range(13)}
+        colour, lines = load_colour_animation(root, anim)
         for d in dists:
-            for i in range(13):
-                r = i - d if i - d >= 0 else i + d
-                if not 0 <= r < 13:
-                    continue
+            for i, r in reference_pairs(d):
                 truth = colour[i][..., :3]
                 # what the stage's run does for this drawing: an empty palette, the reference's
                 # model from its cel and its line art, then the drawing's state
