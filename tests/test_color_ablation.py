@@ -62,3 +62,24 @@ def test_passes_every_output_needs_cannot_be_left_out_and_a_pass_goes_with_the_o
     only = ablation.only("trace_tones")
     assert {"carry", "scenery", "hold"} <= only.left_out and not only.left_out & {"snap", "paint"}
     assert [p.__name__ for p in only.reference_passes] == [p.__name__ for p in stage.REFERENCE_PASSES]
+
+
+def test_the_segmentation_is_read_only_once_built_and_more_background_is_a_new_one(drawing):
+    """Issue 22: no pass writes into a drawing's segmentation (its arrays are locked when `prepare`
+    builds it, so a write raises); a pass that finds more background makes a new `Prepared`."""
+    f, ref, colours = drawing
+    base = stage.drawing_state(f.clean, [ref], None, Palette(), colours, {}, 1005)
+    prep = base.prep
+    for part in (prep.art, prep.seg, prep.regs):
+        for name, value in vars(part).items():
+            if isinstance(value, np.ndarray):
+                assert not value.flags.writeable, name
+    with pytest.raises(ValueError, match="read-only"):
+        prep.regs.outside[1] = True
+    before = prep.regs.outside.copy()
+    s = ablation.run(base, ablation.FULL, {})  # every pass, on the locked segmentation
+    assert s.image is not None and np.array_equal(prep.regs.outside, before)
+    inner = int(np.nonzero(~before)[0][1])
+    grown = prep.with_background(np.array([inner]))
+    assert grown.regs.outside[inner] and not prep.regs.outside[inner]
+    assert grown.regs.outside.sum() == before.sum() + 1 and grown.seg is prep.seg

@@ -5,7 +5,7 @@ of a job (`Colours`); telling painted frames from line art (`is_coloured`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import cv2
 import numpy as np
@@ -22,16 +22,32 @@ from .shading import away_from_lines, rim_colours, shaded_regions
 
 @dataclass
 class Prepared:
-    """A drawing cut into regions: its lines, its segmentation, its regions' features."""
+    """A drawing cut into regions: its lines, its segmentation, its regions' features. Read-only once
+    built (`prepare` locks its arrays): a pass that decides more of the drawing is background makes a
+    new one (`with_background`), so what one pass decides never leaks into the segmentation another
+    reads (a drawing that is also a reference, a variant of the ablation bench)."""
     art: LineArt
     seg: Segmentation
     regs: Regions
+
+    def with_background(self, regions: np.ndarray) -> Prepared:
+        """The same drawing with `regions` (a per-region mask or region ids) background too."""
+        outside = self.regs.outside.copy()
+        outside[regions] = True
+        outside.setflags(write=False)
+        return replace(self, regs=replace(self.regs, outside=outside))
 
 
 def prepare(img: np.ndarray, gap: float = 0.0) -> Prepared:
     art = extract_lines(img)
     seg = segment(art, gap)
-    return Prepared(art, seg, describe(seg))
+    prep = Prepared(art, seg, describe(seg))
+    for part in (art, seg, prep.regs):
+        for f in fields(part):
+            value = getattr(part, f.name)
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+    return prep
 
 
 #: line strength (`line_strength`) above which a pixel is drawn, not paper grain or compression noise

@@ -188,9 +188,9 @@ def correct_by_outline(s: DrawingState) -> None:
     lines at their place held still (`held_by_outline`; the matcher runs again without the pairs it
     vetoed, and the test once more on the new match), then regions lying inside one reference region
     take it (`inside_by_outline`). Reads prep, ref, rank, palette; writes m (colour, ref_region, and
-    the confidence: at most the outline's fit) and regs.outside: against the nearest reference,
-    without a palette, a region lying in its painted background is background (the later
-    references are matched with it so)."""
+    the confidence: at most the outline's fit) and prep: against the nearest reference, without a
+    palette, a region lying in its painted background is background, in a new `Prepared`
+    (`with_background`; the later references are matched with it so)."""
     vetoed = held_by_outline(s.m, s.prep, s.ref)
     if len(vetoed):  # the reference regions they left are free for the parts that moved
         s.m = match_reference(s.regs, s.lab, s.ref, len(s.colours.table), vetoed)
@@ -198,7 +198,8 @@ def correct_by_outline(s: DrawingState) -> None:
     # the nearest reference paints the background when there is no palette to keep to
     background = inside_by_outline(s.m, s.prep, s.ref,
                                    s.rank == 0 and s.palette.empty and paints_scenery(s.ref, s.lab.shape))
-    s.regs.outside[background] = True
+    if np.any(background):
+        s.prep = s.prep.with_background(background)
 
 
 #: what each step further in time costs a reference's match against the nearer references' (a
