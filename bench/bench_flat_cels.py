@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -106,9 +107,10 @@ def command_env(checkout: Path) -> dict:
     return env
 
 
-def run_command(checkout: Path, lines_dir: Path, refs_dir: Path, out_dir: Path) -> float:
-    """`quickart stage color` of `checkout` over every case in one process; its wall seconds (Python's
-    start-up and imports included, the same for both sides)."""
+def run_command(checkout: Path, lines_dir: Path, refs_dir: Path, out_dir: Path) -> tuple[float, float]:
+    """`quickart stage color` of `checkout` over every case in one process: its wall and CPU seconds
+    (Python's start-up and imports included, the same for both sides). CPU seconds (user + system,
+    all threads) are the steadier of the two on a machine other work shares."""
     env = command_env(checkout)
     cwd = out_dir.parent / f"cwd-{out_dir.name}"
     cwd.mkdir()
@@ -117,12 +119,17 @@ def run_command(checkout: Path, lines_dir: Path, refs_dir: Path, out_dir: Path) 
                    env=env, cwd=cwd, capture_output=True)
     cmd = [sys.executable, "-m", "quickart_daemon.cli", "stage", "color",
            "--in", str(lines_dir), "--out", str(out_dir), "--ref", str(refs_dir)]
-    start = time.perf_counter()
+    cpu0, start = children_cpu(), time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu0
     if done.returncode != 0:
         sys.exit(f"{checkout}: quickart stage color failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    return wall, cpu
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def flat_score(out: np.ndarray, flat: np.ndarray, drawn: np.ndarray, paper: bool) -> tuple[int, int]:
@@ -164,13 +171,14 @@ def print_table(rows) -> None:
               f"{sum(r['copied'] for r in rr)} |")
 
 
-def print_comparison(old_name: str, old_rows, new_rows, old_s: float, new_s: float) -> None:
+def print_comparison(old_name: str, old_rows, new_rows, old_s: tuple[float, float], new_s: tuple[float, float]) -> None:
     print(f"| generator, distance (cases) | {old_name}: exact / mean / worst | this checkout |")
     print("|---|---|---|")
     for (kind, d, old), (_, _, new) in zip(groups(old_rows), groups(new_rows)):
         print(f"| {kind}, {d} ({len(new)}) | {summary(old)} | {summary(new)} |")
-    print(f"\ntime, one process over all {len(new_rows)} cases: {old_name} {old_s:.1f} s, this checkout {new_s:.1f} s, "
-          f"this / {old_name} = {new_s / old_s:.2f}")
+    print(f"\ntime, one process over all {len(new_rows)} cases (wall / CPU): {old_name} {old_s[0]:.1f} / {old_s[1]:.1f} s, "
+          f"this checkout {new_s[0]:.1f} / {new_s[1]:.1f} s; this / {old_name} = {new_s[0] / old_s[0]:.2f} wall, "
+          f"{new_s[1] / old_s[1]:.2f} CPU")
 
 
 def print_differences(old_name: str, all_cases, old_rows, new_rows) -> None:
@@ -178,7 +186,7 @@ def print_differences(old_name: str, all_cases, old_rows, new_rows) -> None:
             if o["wrong"] != n["wrong"]]
     better_new = sum(n > o for _, o, n in diff)
     print(f"\n{len(diff)} cases differ: this checkout better on {better_new}, {old_name} on {len(diff) - better_new}")
-    for c, o, n in sorted(diff, key=lambda x: x[2] - x[1]):
+    for c, o, n in sorted(diff, key=lambda x: (x[2] > x[1], -abs(x[2] - x[1]))):
         side = "this checkout" if n > o else old_name
         print(f"  {describe(c):42s} {old_name} {o:.4f}  this {n:.4f}  {side} better by {abs(n - o):.4f}")
 
@@ -196,9 +204,17 @@ def check_command_matches(cli_rows, in_process_rows) -> None:
               f"(painted and wrong pixels, all {len(cli_rows)} cases)")
 
 
+def checkout_label(checkout: Path) -> str:
+    """A checkout's commit (short), or its folder's name where git cannot tell."""
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else checkout.name
+
+
 def compare_with(old: Path, all_cases, in_process_rows) -> list[dict]:
     """The `--old` run: write the cases, colour them with both checkouts' command, score and print."""
-    old_name = old.resolve().name
+    old_name = checkout_label(old.resolve())
+    print(f"through `quickart stage color`: this checkout ({HERE}, {checkout_label(HERE)}) against {old_name} "
+          f"({old.resolve()})\n")
     with tempfile.TemporaryDirectory(prefix="bench-flat-old-") as tmp:
         root = Path(tmp)
         lines_dir, refs_dir = write_case_folders(all_cases, root)
