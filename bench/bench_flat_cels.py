@@ -114,9 +114,12 @@ def run_command(checkout: Path, lines_dir: Path, refs_dir: Path, out_dir: Path) 
     env = command_env(checkout)
     cwd = out_dir.parent / f"cwd-{out_dir.name}"
     cwd.mkdir()
-    # import the stage once first, so neither timing pays for compiling the checkout's bytecode
-    subprocess.run([sys.executable, "-c", "import quickart_daemon.cli, quickart_daemon.stages.color"],
-                   env=env, cwd=cwd, capture_output=True)
+    # import the stage once first, so neither timing pays for compiling the checkout's bytecode; and
+    # see that the checkout's package is the one imported (the venv's editable install is the fallback)
+    imported = subprocess.run([sys.executable, "-c", "import quickart_daemon.cli, quickart_daemon.stages.color; "
+                               "print(quickart_daemon.__file__)"], env=env, cwd=cwd, capture_output=True, text=True)
+    if not imported.stdout.strip().startswith(str(checkout) + os.sep):
+        sys.exit(f"{checkout}: its quickart_daemon is not the one imported ({imported.stdout.strip() or imported.stderr[-500:]})")
     cmd = [sys.executable, "-m", "quickart_daemon.cli", "stage", "color",
            "--in", str(lines_dir), "--out", str(out_dir), "--ref", str(refs_dir)]
     cpu0, start = children_cpu(), time.perf_counter()
