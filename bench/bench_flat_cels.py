@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from quickart_daemon.images import read_png, write_png
-from quickart_daemon.tools.flat_cels import creature, flat_errors, puppet
+from quickart_daemon.tools.flat_cels import creature, flat_errors, off_flat, puppet
 
 HERE = Path(__file__).resolve().parents[1]
 #: frame numbers are t + FRAME_OFFSET, so a reference 8 frames before t = 0 is frame 0
@@ -136,10 +136,9 @@ def children_cpu() -> float:
 
 
 def flat_score(out: np.ndarray, flat: np.ndarray, drawn: np.ndarray, paper: bool) -> tuple[int, int]:
-    """(painted pixels off the lines, those off their flat colour) of a coloured frame: the measure of
-    `flat_cels.flat_errors`, for a frame that a command wrote."""
-    paint = (drawn == 0) & ((flat[..., :3] != 255).any(2) if paper else flat[..., 3] > 0)
-    wrong = paint & ~((out[..., :3] == flat[..., :3]).all(2) & (out[..., 3] == 255))
+    """(painted pixels off the lines, those off their flat colour) of a frame that a command wrote: the
+    measure of `flat_cels.flat_errors` (`flat_cels.off_flat`)."""
+    paint, wrong = off_flat(out, flat, drawn, paper)
     return int(paint.sum()), int(wrong.sum())
 
 

@@ -152,6 +152,14 @@ def creature(seed: int, t: float, size=(400, 300), paper: bool = True):
     return render_flat(parts + front, w, h, s, paper)
 
 
+def off_flat(out: np.ndarray, flat: np.ndarray, drawn: np.ndarray, paper: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the painted pixels off the lines, those of them not exactly their flat colour, opaque) of a
+    coloured frame `out` against the generator's flat truth."""
+    paint = (drawn == 0) & ((flat[..., :3] != 255).any(2) if paper else flat[..., 3] > 0)
+    wrong = paint & ~((out[..., :3] == flat[..., :3]).all(2) & (out[..., 3] == 255))
+    return paint, wrong
+
+
 def flat_errors(gen, t_ref: float, t: float, paper: bool):
     """Colour `gen`'s drawing at t from its cel at t_ref: (painted pixels off the lines, those off
     their flat colour, those off it in a region whose colour is right: copied in, not matched)."""
@@ -160,9 +168,7 @@ def flat_errors(gen, t_ref: float, t: float, paper: bool):
     colours = Colours()
     ref = build_ref(0, r_cel, r_lines, 0.0, colours)
     res = colour_drawing(lines, [ref], None, Palette(), colours, {}, abs(t - t_ref))
-    out = res.image
-    paint = (drawn == 0) & ((flat[..., :3] != 255).any(2) if paper else flat[..., 3] > 0)
-    wrong = paint & ~((out[..., :3] == flat[..., :3]).all(2) & (out[..., 3] == 255))
+    paint, wrong = off_flat(res.image, flat, drawn, paper)
     table = np.array(colours.table + [(0, 0, 0)], int)  # TRANSPARENT (-1): the last row
     region_right = (table[res.region_colour][res.labels] == flat[..., :3]).all(2)
     return int(paint.sum()), int(wrong.sum()), int((wrong & region_right).sum())
