@@ -3,7 +3,8 @@
 Every target region t (background excluded) gets a probability over reference regions r
 from a cost that mixes
 - position within the character (centroid relative to the character's centre and size),
-  corrected by the displacement its matched neighbours show,
+  corrected by the displacement its matched neighbours show, or, whichever is nearer, as a part
+  turned at the joint it shares with a surely matched neighbour (`_turned_at_joint`),
 - size (log area ratio) and shape (elongation),
 - line context (which share of its outline is ink, red trace, blue trace),
 - pixel overlap after aligning the two characters (strong for small motion),
