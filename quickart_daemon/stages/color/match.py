@@ -3,7 +3,8 @@
 Every target region t (background excluded) gets a probability over reference regions r
 from a cost that mixes
 - position within the character (centroid relative to the character's centre and size),
-  corrected by the displacement its matched neighbours show,
+  corrected by the displacement its matched neighbours show, or, whichever is nearer, as a part
+  turned at the joint it shares with a surely matched neighbour (`_turned_at_joint`),
 - size (log area ratio) and shape (elongation),
 - line context (which share of its outline is ink, red trace, blue trace),
 - pixel overlap after aligning the two characters (strong for small motion),
@@ -119,6 +120,55 @@ def _geo_support(P: np.ndarray, At: np.ndarray, Dt: np.ndarray, edges: tuple) ->
     return sup
 
 
+def _joint_centres(lab: np.ndarray, n: int) -> np.ndarray:
+    """(n+1, n+1, 2): the centre (x, y) of the boundary two regions share (where they are
+    jointed), NaN where they do not meet. Summed over the meeting pairs only (a dense float64 sum
+    per pair would take 24 bytes a pair: hundreds of MB at thousands of regions)."""
+    codes, xs, ys = [], [], []
+    for a, b, ox, oy in ((lab[:, :-1], lab[:, 1:], 0.5, 0.0), (lab[:-1], lab[1:], 0.0, 0.5)):
+        diff = a != b
+        y, x = np.nonzero(diff)
+        aa, bb = a[diff].astype(np.int64), b[diff].astype(np.int64)
+        codes += [aa * (n + 1) + bb, bb * (n + 1) + aa]
+        xs += [x + ox, x + ox]
+        ys += [y + oy, y + oy]
+    out = np.full(((n + 1) ** 2, 2), np.nan, np.float32)
+    if codes:
+        pair, inv = np.unique(np.concatenate(codes), return_inverse=True)
+        cnt = np.bincount(inv)
+        out[pair, 0] = np.bincount(inv, np.concatenate(xs)) / cnt
+        out[pair, 1] = np.bincount(inv, np.concatenate(ys)) / cnt
+    return out.reshape(n + 1, n + 1, 2)
+
+
+#: a neighbour's match is relied on as a pivot when it is more likely than all its others together
+SURE = 0.5
+
+
+def _turned_at_joint(P, At, Ar, T, R, pt, pr, jt, jr, sh_t, sh_r, disp) -> np.ndarray:
+    """cost[t, r] of t -> r as a part turned at the joint J it shares with a surely matched
+    neighbour u -> r' (a forearm swung at the elbow while the upper arm held): the joint moved as
+    u did (|J_tu - disp_u - J_rr'|), t is as far from it as r is from J_rr' whatever the turn,
+    and the joint is as long a share of both outlines (a limb lying on the body meets it all
+    round, a jointed one over a short stretch). All terms in character units or shares of an
+    outline, unweighted. inf where no neighbour explains the pair."""
+    nT, nR = P.shape
+    j = P.argmax(1)
+    sure = P.max(1) > SURE
+    cost = np.full((nT, nR), np.inf)
+    for t in range(nT):
+        for u in np.nonzero((At[t] > 0) & sure)[0]:
+            rn = np.nonzero(Ar[:, j[u]])[0]
+            if len(rn) == 0:
+                continue
+            J, Jr = jt[T[t], T[u]], jr[R[rn], R[j[u]]]
+            c = np.linalg.norm(J - disp[u] - Jr, axis=1) + \
+                np.abs(np.linalg.norm(pt[t] - J) - np.linalg.norm(pr[rn] - Jr, axis=1)) + \
+                np.abs(sh_t[t, u] - sh_r[rn, j[u]]) + np.abs(sh_t[u, t] - sh_r[j[u], rn])
+            cost[t, rn] = np.minimum(cost[t, rn], np.nan_to_num(c, nan=np.inf))
+    return cost
+
+
 def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_colour: np.ndarray,
           n_colours: int, iterations: int | None = None, line_weight: float = 1.0,
           veto: np.ndarray | None = None) -> MatchResult:
@@ -183,8 +233,15 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
     disp = np.zeros((nT, 2))  # displacement of each target region in character units
     P = None
     w_pos = W_POS
+    # joints: where two regions meet, and which share of each one's outline they meet over
+    jt = (_joint_centres(t_lab, nt) - tgt.char_center) / s_t
+    jr = (_joint_centres(r_lab, nr) - ref.char_center) / s_r
+    sh_t = tgt.adj[np.ix_(T, T)] / np.maximum(tgt.adj[T].sum(1, keepdims=True), 1)
+    sh_r = ref.adj[np.ix_(R, R)] / np.maximum(ref.adj[R].sum(1, keepdims=True), 1)
     for it in range(iterations):
         c_pos = np.linalg.norm((pt - disp)[:, None, :] - pr[None, :, :], axis=2)
+        if P is not None:  # or turned at a joint with a surely matched neighbour, whichever is nearer
+            c_pos = np.minimum(c_pos, _turned_at_joint(P, At, Ar, T, R, pt, pr, jt, jr, sh_t, sh_r, disp))
         cost = base + w_pos * c_pos
         if P is not None:
             cost = cost - W_SUPPORT * _geo_support(P, At, Dt, edges)
