@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 from .db import reads
 from .db.connector import DB_NOW, Connector, clock, on_postgres, reader, rides_out_outages
 from .db.wakeup import CHANNEL
-from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Shot, StageRun, utcnow
+from .db.models import Artifact, Drop, JobNodeFailure, JobRow, Node, Shot, StageRun
 from .errors import InvalidTransition, JobNotFound, QuickArtError
 from .jobs import FINISHED, DropInfo, Job, JobState
 from .naming import ShotId
@@ -253,7 +253,7 @@ class JobQueue:
             s.flush()
             s.execute(update(JobRow)
                       .where(JobRow.shot_id == shot_id, JobRow.state == JobState.QUEUED.value, JobRow.id != row.id)
-                      .values(state=JobState.SUPERSEDED.value, superseded_by=row.id, finished_at=utcnow()))
+                      .values(state=JobState.SUPERSEDED.value, superseded_by=row.id, finished_at=clock(s)))
             _wake_daemons(s)
             s.flush()
             s.refresh(row)
@@ -325,7 +325,7 @@ class JobQueue:
             self._move(row, JobState.DONE)
             row.warnings = list(row.warnings or []) + list(warnings)
             row.version, row.output_path = version, output_path
-            row.progress, row.finished_at, row.error = 1.0, utcnow(), None
+            row.progress, row.finished_at, row.error = 1.0, clock(s), None
             row.lease_owner = row.lease_expires_at = None
             s.add_all(Artifact(job_id=job_id, kind=k, path=p) for k, p in artifacts.items())
             s.flush()
@@ -349,7 +349,7 @@ class JobQueue:
                 row.run_after = clock(s) + timedelta(seconds=self.retry_policy.delay(row.attempts))
             else:
                 self._move(row, JobState.FAILED)
-                row.finished_at = utcnow()
+                row.finished_at = clock(s)
             s.add_all(Artifact(job_id=job_id, kind=k, path=p) for k, p in (artifacts or {}).items())
             s.flush()
             return _job(row)
@@ -415,7 +415,7 @@ class JobQueue:
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
             self._move(row, JobState.SUPERSEDED)
-            row.finished_at, row.error = utcnow(), reason
+            row.finished_at, row.error = clock(s), reason
             row.lease_owner = row.lease_expires_at = None
             s.flush()
             return _job(row)
@@ -426,7 +426,7 @@ class JobQueue:
         with self.sessions.begin() as s:
             row = self._owned(s, job_id, owner)
             self._move(row, JobState.CANCELLED)
-            row.finished_at, row.error = utcnow(), "cancelled by request"
+            row.finished_at, row.error = clock(s), "cancelled by request"
             row.lease_owner = row.lease_expires_at = None
             s.flush()
             return _job(row)

@@ -171,23 +171,38 @@ def test_concurrent_claims_never_hand_a_job_out_twice(db_url):
 @pytest.mark.parametrize("skew_minutes", [10, -10])
 def test_a_node_with_a_skewed_clock_does_not_steal_live_leases(pg_url, monkeypatch, skew_minutes):
     """Leases are timed by the PostgreSQL server's clock: a node whose own clock runs minutes ahead
-    (or behind) neither requeues another node's live job nor takes a lease that looks expired to others."""
-    import quickart_daemon.queue as queue_module
+    (or behind) neither requeues another node's live job nor takes a lease that looks expired to others,
+    and the times it stamps on a job (started, finished) are the server's too."""
+    import datetime as dt
+
+    from quickart_daemon import jobs
+
+    class Skewed(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + timedelta(minutes=skew_minutes)
 
     honest = JobQueue(connect(pg_url), lease_seconds=60)
     skewed = JobQueue(connect(pg_url, migrate=False), lease_seconds=60)
     first, second = _queue(honest), _queue(honest, ShotId("BRV", "sq010", "sh0050"))
     assert honest.claim_next("honest:1:s", "honest", "s").id == first.id
-    real_utcnow = queue_module.utcnow
-    monkeypatch.setattr(queue_module, "utcnow", lambda: real_utcnow() + timedelta(minutes=skew_minutes))
+    monkeypatch.setattr(jobs, "datetime", Skewed)  # this node's clock: every utcnow() in it
+    skew = utcnow() - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    assert abs(skew.total_seconds() - 60 * skew_minutes) < 5  # the patch took
     assert skewed.requeue_stale() == []  # the honest node's lease is live by the server's clock
     assert skewed.claim_next("skewed:1:s", "skewed", "s").id == second.id
     skewed.heartbeat(second.id, "skewed:1:s")
-    monkeypatch.setattr(queue_module, "utcnow", real_utcnow)
+    monkeypatch.undo()
     assert honest.requeue_stale() == []  # and the skewed node's lease is not expired for the others
     lease_left = (honest.get(second.id).lease_expires_at - utcnow()).total_seconds()
     assert 50 < lease_left <= 61, lease_left
     assert honest.get(first.id).state is JobState.RUNNING and honest.get(first.id).lease_owner == "honest:1:s"
+    monkeypatch.setattr(jobs, "datetime", Skewed)
+    skewed.finish(second.id, "skewed:1:s", version=1, output_path="v001", artifacts={})
+    monkeypatch.undo()
+    done = honest.get(second.id)
+    took = (done.finished_at - done.started_at).total_seconds()
+    assert done.state is JobState.DONE and 0 <= took < 60, took  # not the node's minutes of skew
 
 
 def test_a_silent_node_is_marked_down_and_its_jobs_requeued(jq):
