@@ -366,21 +366,23 @@ def files(request: Request):
     return inside_file(ref, path, media_type, disposition)
 
 
-def inside_file(ref: studio.ShotRef, path: Path, media_type: str, disposition: str) -> Response:
+def inside_file(ref: studio.ShotRef, path: Path, media_type: str, disposition: str | None) -> Response:
     """A version's file, streamed from the file `studio.open_inside` opened: the check that it lies in the
-    studio is made on the open file itself, so a link swapped in after `version_file` looked is never
-    served (FileResponse would open the path again)."""
+    studio is made on the open file itself, so a link swapped in after the path was looked up is never
+    served (FileResponse would open the path again). `disposition`: inline, attachment, or None (no
+    header); the file name is written as FileResponse writes it."""
     fh = studio.open_inside(ref.root, path)
-    size = os.fstat(fh.fileno()).st_size
+    headers = {**IMMUTABLE, "Content-Length": str(os.fstat(fh.fileno()).st_size)}
+    if disposition:
+        quoted = urllib.parse.quote(path.name)
+        headers["Content-Disposition"] = (f'{disposition}; filename="{path.name}"' if quoted == path.name
+                                          else f"{disposition}; filename*=utf-8''{quoted}")
 
     def chunks():
         with fh:
             while chunk := fh.read(1 << 20):
                 yield chunk
-    quoted = urllib.parse.quote(path.name)
-    return StreamingResponse(chunks(), media_type=media_type, headers={
-        **IMMUTABLE, "Content-Length": str(size),
-        "Content-Disposition": f"{disposition}; filename*=utf-8''{quoted}"})
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
 
 
 def thumb(request: Request):
@@ -583,12 +585,9 @@ def version_timeline(request: Request):
     path = studio.version_otio(ref, version)
     if path is None:
         raise studio.NotFound(f"{ref.id} {version} has no OTIO timeline")
-    with studio.open_inside(ref.root, path) as fh:
-        data = fh.read()
     if request.query_params.get("view"):
-        return Response(data, media_type="text/plain; charset=utf-8", headers=IMMUTABLE)
-    return Response(data, media_type="application/json", headers={
-        **IMMUTABLE, "Content-Disposition": f'attachment; filename="{path.name}"'})
+        return inside_file(ref, path, "text/plain; charset=utf-8", None)
+    return inside_file(ref, path, "application/json", "attachment")
 
 
 # -- errors: one sentence, never a traceback ----------------------------------------------------------
