@@ -523,12 +523,21 @@ def test_a_file_swapped_for_a_link_after_the_check_is_not_served(client, farm, t
             r = client.get(url)
             assert r.status_code == 404 and b"s3cret-token" not in r.content, (url, r.status_code)
             assert "not a file inside the studio" in r.json()["error"]
+        # the job log's route: its lookup (inside_root) finds the link already there and lets it pass
+        real_inside_root = web_studio.inside_root
+        monkeypatch.setattr(web_studio, "inside_root", lambda root, rel: root / rel)
+        for url in ("/api/jobs/1/log", "/api/jobs/1/log?offset=0"):
+            r = client.get(url)
+            assert r.status_code == 404 and b"s3cret-token" not in r.content, (url, r.status_code)
+            assert "not a file inside the studio" in r.json()["error"]
+        monkeypatch.setattr(web_studio, "inside_root", real_inside_root)
         monkeypatch.setattr(web_studio, "version_file", real_version_file)
         (version / "job.log").unlink()
         (version / "job.log.kept").rename(version / "job.log")
         ok = client.get(f"/api/shot/{SHOT}/versions/v001/log")  # the version's own file still streams whole
         assert ok.status_code == 200 and ok.content == (version / "job.log").read_bytes()
         assert ok.headers["content-length"] == str(len(ok.content))
+        assert client.get("/api/jobs/1/log").content == ok.content
     finally:
         link.unlink()
 

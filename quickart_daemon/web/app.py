@@ -251,9 +251,10 @@ def api_job_log(request: Request):
         except QuickArtError:
             continue
         if found.is_file():
-            if "offset" in request.query_params:
-                return log_tail(found, inner, _int(request.query_params["offset"]))
-            return Response(found.read_text(encoding="utf-8", errors="replace"), media_type="text/plain")
+            with studio.open_inside(ref.root, found) as fh:  # checked on the open file, as inside_file does
+                if "offset" in request.query_params:
+                    return log_tail(fh, inner, _int(request.query_params["offset"]))
+                return Response(fh.read().decode("utf-8", errors="replace"), media_type="text/plain")
     raise studio.NotFound(f"job {job_id} has no log yet")
 
 
@@ -543,15 +544,15 @@ def api_shots_one(request: Request):
     return JSONResponse(shot_entry(web.cfg, rows[0], tracked[max(tracked)] if tracked else None))
 
 
-def log_tail(path: Path, name: str, offset: int) -> Response:
-    """The job log's whole lines from byte `offset` on, for a page that follows it: X-Log-From says where
-    the text starts (0 when the offset is past the end: another file), X-Log-Next what to ask for next,
-    X-Log-File which file it is (a published job's log moves from staging into its version folder)."""
-    with open(path, "rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        start = offset if 0 <= offset <= size else 0
-        fh.seek(start)
-        data = fh.read(min(size - start, LOG_TAIL_BYTES))
+def log_tail(fh, name: str, offset: int) -> Response:
+    """The job log's (`fh`, open for binary reading) whole lines from byte `offset` on, for a page that
+    follows it: X-Log-From says where the text starts (0 when the offset is past the end: another file),
+    X-Log-Next what to ask for next, X-Log-File which file it is (a published job's log moves from staging
+    into its version folder)."""
+    size = fh.seek(0, os.SEEK_END)
+    start = offset if 0 <= offset <= size else 0
+    fh.seek(start)
+    data = fh.read(min(size - start, LOG_TAIL_BYTES))
     end = data.rfind(b"\n") + 1  # a line being written is sent once it is whole
     return Response(data[:end].decode("utf-8", errors="replace"), media_type="text/plain; charset=utf-8",
                     headers={"X-Log-From": str(start), "X-Log-Next": str(start + end), "X-Log-File": name,
