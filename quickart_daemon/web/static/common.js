@@ -64,3 +64,19 @@ document.addEventListener("click", async (event) => {
     toast(`job ${id}: ${err.message}`, true);
   }
 });
+
+// The page's live feed (/api/events, server-sent): `onEvent` gets each update after the page's own
+// `seq`; the "live" badge says whether it is connected; the epoch names the server's feed, so a server
+// restarted since the page was made answers "reload" and the page reloads.
+function followFeed(seq, epoch, onEvent) {
+  const live = document.getElementById("live");
+  const source = new EventSource("/api/events?seq=" + seq + "&epoch=" + epoch);
+  source.onopen = () => { live.className = "live on"; };
+  source.onerror = () => { live.className = "live off"; };
+  source.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === "reload") { location.reload(); return; }
+    onEvent(event);
+  };
+  return source;
+}

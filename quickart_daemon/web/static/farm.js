@@ -63,22 +63,12 @@ function showNodes(nodes) {
   }));
 }
 
-function connect() {
-  const live = document.getElementById("live");
-  // the epoch names this server's feed: after a restart the new server answers "reload"
-  const source = new EventSource("/api/events?seq=" + initial.seq + "&epoch=" + initial.epoch);
-  source.onopen = () => { live.className = "live on"; };
-  source.onerror = () => { live.className = "live off"; };
-  source.onmessage = (message) => {
-    const event = JSON.parse(message.data);
-    if (event.type === "reload") { location.reload(); return; }
-    for (const job of event.jobs || []) upsert(job);
-    if (event.counts) {
-      for (const span of document.querySelectorAll("#counts .count")) {
-        span.querySelector("b").textContent = event.counts[span.dataset.state] || 0;
-      }
+followFeed(initial.seq, initial.epoch, (event) => {
+  for (const job of event.jobs || []) upsert(job);
+  if (event.counts) {
+    for (const span of document.querySelectorAll("#counts .count")) {
+      span.querySelector("b").textContent = event.counts[span.dataset.state] || 0;
     }
-    if (event.nodes) showNodes(event.nodes);
-  };
-}
-connect();
+  }
+  if (event.nodes) showNodes(event.nodes);
+});

@@ -236,20 +236,14 @@ function onJob(job) {
 }
 
 function connect() {
-  const live = document.getElementById("live");
-  const source = new EventSource("/api/events?seq=" + data.seq + "&epoch=" + data.epoch);
-  source.onopen = () => { live.className = "live on"; };
-  source.onerror = () => { live.className = "live off"; };
-  source.onmessage = (message) => {
-    const event = JSON.parse(message.data);
-    if (event.type === "reload") { location.reload(); return; }
+  followFeed(data.seq, data.epoch, (event) => {
     let changed = false;
     for (const job of event.jobs || []) {
       if (byRel.has(job.shot_rel)) changed = onJob(job) || changed;
       else fetchShot(job);
     }
     if (changed) apply();
-  };
+  });
 }
 
 for (const control of Object.values(controls)) {
