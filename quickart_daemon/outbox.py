@@ -110,8 +110,8 @@ def _published(cfg, jq, job) -> dict:
     from .movie import MOVIE_NAME
     from .shot import OUTPUT_DIR, shot_folder
     # the version folder on this node, from the shot's name (job.output_path is the publishing node's path)
-    rel = Path(cfg.naming_rules.format_shot_path(job.shot)) / OUTPUT_DIR / f"v{job.version:03d}"
-    folder = shot_folder(cfg, job.shot) / OUTPUT_DIR / rel.name
+    folder = shot_folder(cfg, job.shot) / OUTPUT_DIR / f"v{job.version:03d}"
+    rel = folder.relative_to(cfg.root)  # shot_folder is the shot's name under the root
     manifest = {}
     if (folder / "manifest.json").is_file():
         manifest = json.loads((folder / "manifest.json").read_text())
