@@ -299,13 +299,10 @@ def test_statuses_read_back_are_stored_once_and_shown_per_version_and_per_shot(m
         [entry] = [e for e in shots_data(web) if e["shot"] == "DEMO/sq010/sh0010"]
         assert entry["tracker"]["status"] == "retake" and entry["tracker"]["version"] == 2
         # and the shot page's version list beside each version (one answer for all of them)
-        from types import SimpleNamespace
+        from test_web_endpoints import _request
 
         from quickart_daemon.web.app import shot_reviews
-        from starlette.requests import Request
-        request = Request({"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": [],
-                           "path_params": {"rel": "DEMO/sq010/sh0010"},
-                           "app": SimpleNamespace(state=SimpleNamespace(web=web))})
+        request = _request(web, "/api/reviews/DEMO/sq010/sh0010", path_params={"rel": "DEMO/sq010/sh0010"})
         (cfg.root / "DEMO/sq010/sh0010").mkdir(parents=True, exist_ok=True)  # the page opens shots with a folder
         badges = json.loads(shot_reviews(request).body)["versions"]
         assert {v: b["tracker"]["status"] for v, b in badges.items()} == {"v001": "done", "v002": "retake"}
