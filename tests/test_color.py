@@ -1034,6 +1034,24 @@ def test_a_flat_reference_carries_no_shading_and_flat_cels_come_out_exact(case):
     assert wrong <= allowed, f"{wrong} of {painted} painted pixels off their flat colour"
 
 
+def test_a_forearm_that_swung_out_into_the_paper_is_not_painted_as_paper():
+    """Issue 22: the puppet's back forearm, turned at the elbow 4 frames later, lies where the
+    reference's paper was, and its outline fitted the reference's lines where it lies (0.32) better
+    than at its sure match's shift (0.30): `inside_by_outline` made it background (490 px of the
+    480x360 puppet painted as paper). Its outline lies on its match's lines once turned back
+    (`best_turn`), so it keeps its match: no painted pixel of the character comes out as paper."""
+    paper = True
+    r_lines, r_cel, _, _ = flat_cels.puppet(7.0, size=(480, 360), paper=paper)
+    lines, _, flat, drawn = flat_cels.puppet(3.0, size=(480, 360), paper=paper)
+    colours = Colours()
+    ref = build_ref(0, r_cel, r_lines, 0.0, colours)
+    out = colour_drawing(lines, [ref], None, Palette(), colours, {}, 4).image
+    paint, _ = flat_cels.off_flat(out, flat, drawn, paper)
+    as_paper = paint & (((out[..., :3] == 255).all(2)) | (out[..., 3] < 255))
+    assert paint.sum() > 5000
+    assert as_paper.sum() == 0, f"{int(as_paper.sum())} painted pixels of the character left as paper"
+
+
 def test_two_references_without_a_palette_colour_the_drawing():
     """Regions matched to the second reference were looked up in the first one's region table:
     an IndexError whenever the second reference had more regions (5 of 11 generator seeds)."""

@@ -94,16 +94,28 @@ def _moved_outline(lab: np.ndarray, free: np.ndarray, t: int, bbox, off) -> tupl
     return ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
 
 
+def _share_on_lines(sy: np.ndarray, sx: np.ndarray, r_line: np.ndarray) -> float:
+    """Share of the outline pixels (rows `sy`, columns `sx`) that land on the reference's lines."""
+    if len(sy) == 0:
+        return 0.0
+    ok = (sy >= 0) & (sy < r_line.shape[0]) & (sx >= 0) & (sx < r_line.shape[1])
+    return float(r_line[sy[ok], sx[ok]].sum()) / len(sy)
+
+
 def outline_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, off) -> float:
     """Share of region t's outline (the line pixels it takes) that lands on the reference's lines
     when moved by `off`. Lines are exact where areas are not: a part that another part hid in the
     reference (or hides now) overlaps its reference region at the wrong shift, but its outline
     lies on the reference's outline only at the right one."""
-    sy, sx = _moved_outline(lab, free, t, bbox, off)
-    if len(sy) == 0:
-        return 0.0
-    ok = (sy >= 0) & (sy < r_line.shape[0]) & (sx >= 0) & (sx < r_line.shape[1])
-    return float(r_line[sy[ok], sx[ok]].sum()) / len(sy)
+    return _share_on_lines(*_moved_outline(lab, free, t, bbox, off), r_line)
+
+
+def outline_fit_turned(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, affine) -> float:
+    """`outline_fit` of region t's outline mapped by `affine` ((2, 3), the target's place to the
+    reference's: a turn from `best_turn`)."""
+    sy, sx = _moved_outline(lab, free, t, bbox, np.zeros(2))
+    q = np.rint(affine @ np.stack([sx, sy, np.ones(len(sx))])).astype(int)
+    return _share_on_lines(q[1], q[0], r_line)
 
 
 def region_shift(lab: np.ndarray, regs, t: int, rlab: np.ndarray, rregs, r: int):
