@@ -87,11 +87,16 @@ def mask_shift(t_mask: np.ndarray, t_org: np.ndarray, r_mask: np.ndarray, r_org:
     return np.array([off_x[ix], off_y[iy]])
 
 
-def _moved_outline(lab: np.ndarray, free: np.ndarray, t: int, bbox, off) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) of region t's outline (the line pixels it takes) moved by `off` (x, y)."""
+def _moved_outline(lab: np.ndarray, free: np.ndarray, t: int, bbox, pose) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of region t's outline (the line pixels it takes) moved by `pose`: a shift
+    (x, y), or a (2, 3) affine map from the target's place to the reference's (a turn, `best_turn`)."""
     x0, y0, x1, y1 = (int(v) for v in bbox)
     ys, xs = np.nonzero((lab[y0:y1 + 1, x0:x1 + 1] == t) & ~free[y0:y1 + 1, x0:x1 + 1])
-    return ys + y0 + int(round(off[1])), xs + x0 + int(round(off[0]))
+    ys, xs = ys + y0, xs + x0
+    if np.shape(pose) == (2, 3):
+        q = np.rint(np.asarray(pose) @ np.stack([xs, ys, np.ones(len(xs))])).astype(int)
+        return q[1], q[0]
+    return ys + int(round(pose[1])), xs + int(round(pose[0]))
 
 
 def _share_on_lines(sy: np.ndarray, sx: np.ndarray, r_line: np.ndarray) -> float:
@@ -104,18 +109,10 @@ def _share_on_lines(sy: np.ndarray, sx: np.ndarray, r_line: np.ndarray) -> float
 
 def outline_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, off) -> float:
     """Share of region t's outline (the line pixels it takes) that lands on the reference's lines
-    when moved by `off`. Lines are exact where areas are not: a part that another part hid in the
+    when moved by `off` (a shift, or a turn: `_moved_outline`). Lines are exact where areas are not: a part that another part hid in the
     reference (or hides now) overlaps its reference region at the wrong shift, but its outline
     lies on the reference's outline only at the right one."""
     return _share_on_lines(*_moved_outline(lab, free, t, bbox, off), r_line)
-
-
-def outline_fit_turned(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, affine) -> float:
-    """`outline_fit` of region t's outline mapped by `affine` ((2, 3), the target's place to the
-    reference's: a turn from `best_turn`)."""
-    sy, sx = _moved_outline(lab, free, t, bbox, np.zeros(2))
-    q = np.rint(affine @ np.stack([sx, sy, np.ones(len(sx))])).astype(int)
-    return _share_on_lines(q[1], q[0], r_line)
 
 
 def region_shift(lab: np.ndarray, regs, t: int, rlab: np.ndarray, rregs, r: int):
@@ -137,8 +134,8 @@ def outline_fits(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.nda
 
 def border_fit(lab: np.ndarray, free: np.ndarray, t: int, bbox, r_line: np.ndarray, rlab: np.ndarray,
                rset, off, reach: int) -> float:
-    """Share of region t's outline (the line pixels it takes) that lands, moved by `off`, on the
-    reference's lines within `reach` pixels of the reference regions `rset`: `outline_fit` with the
+    """Share of region t's outline (the line pixels it takes) that lands, moved by `off` (a shift or
+    a turn), on the reference's lines within `reach` pixels of the reference regions `rset`: `outline_fit` with the
     lines of those regions only, so that a region whose outline lies on other lines by chance (the
     inside of a box whose rim is also an envelope's edge) is not taken for them."""
     sy, sx = _moved_outline(lab, free, t, bbox, off)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .align import ALIGN_SIZE, best_turn, border_fit, crop_region, mask_shift, outline_fit_turned, outline_fits, region_shift
+from .align import ALIGN_SIZE, best_turn, border_fit, crop_region, mask_shift, outline_fit, outline_fits, region_shift
 from .features import Regions
 from .match import match, region_overlap
 from .reference import Prepared, RefModel
@@ -62,7 +62,7 @@ def inside_by_outline(m, prep: Prepared, ref: RefModel, scenery: bool = False) -
         at_rest, at_shift = outline_fits(lab, prep.seg.free, t, regs.bbox[t], r_line, off)
         turn = best_turn(t_crop, r_crop, off) if in_scenery[t] and at_rest > at_shift else None
         if turn is not None:  # a part that turned lies on its match's lines once turned back, not shifted
-            at_shift = max(at_shift, outline_fit_turned(lab, prep.seg.free, t, regs.bbox[t], r_line, turn))
+            at_shift = max(at_shift, outline_fit(lab, prep.seg.free, t, regs.bbox[t], r_line, turn))
         if at_rest > at_shift:  # strictly: a tie is no evidence against the matcher
             if in_scenery[t]:
                 background[t] = True
