@@ -1003,8 +1003,11 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
 # creature 12 at 320x240 and creature 10 eight frames back lost 365 and 402 px while a region's
 # overlap at its place overrode the matcher, `stayed_put`, removed; the puppet eight frames back and
 # creature 3 lost 309 and 56 px, whole regions matched wrong, until a region may be matched as a part
-# turned at the joint it shares with a surely matched neighbour)
+# turned at the joint it shares with a surely matched neighbour; the puppet from 4 frames on and
+# creature 2 lost 582 and 8 px, a piece of the torso that the forearm uncovered above the shadow
+# line matched to the arm or the hand, until the lit side of a sure shadow is its base colour)
 @pytest.mark.parametrize("case", [("puppet", 0, (480, 360), True, 3, -4, 3), ("creature", 3, (400, 300), False, 5, -4, 0),
+                                  ("puppet", 0, (480, 360), True, 0, 4, 0), ("creature", 2, (320, 240), True, 0, 4, 0),
                                   ("creature", 1, (400, 300), False, 0, 4, 0), ("creature", 10, (400, 300), True, 5, 4, 10),
                                   ("creature", 12, (320, 240), True, 0, -4, 0), ("creature", 10, (400, 300), True, 5, -8, 10),
                                   ("puppet", 0, (480, 360), True, 0, -8, 0), ("creature", 3, (320, 240), False, 5, -8, 0)])

@@ -278,6 +278,38 @@ def trace_tones(s: DrawingState) -> None:
             conf[t] = min(conf[t], conf[s.partner[t]])
 
 
+def lit_sides(s: DrawingState) -> None:
+    """With references, the other way across a trace line: an unsure region (below SURE_MATCH) most of
+    whose trace line it shares with sure regions of one shadow (highlight) tone is that tone's base
+    colour, as the nearest reference paints them (`tone_tables`), unless it already is the base or
+    one of its tones (a shadow meeting its own highlight). A sliver of torso that a forearm
+    uncovered above the shadow line: the role rule calls it the shadow (its outline is the redder),
+    the matcher the hand that lay there. Only a tone painted beside one base and never as a base
+    itself tells the base. Reads refs, the drawing's trace lines, colour, conf; writes colour (its
+    confidence stays the match's: unsure)."""
+    if not s.refs:
+        return
+    colour, conf = s.colour, s.conf
+    shadow_of, light_of = tone_tables(s.refs[0], s.colours)
+    for tone, table in ((trace.SHADOW, shadow_of), (trace.HIGHLIGHT, light_of)):
+        tones = list(table.values())
+        base_of = {v: k for k, v in table.items() if tones.count(v) == 1 and v not in table}
+        pairs = trace.trace_pairs(s.regs, tone)
+        length = s.regs.adj_red if tone == trace.SHADOW else s.regs.adj_blue
+        for a in np.nonzero(pairs.any(1) & (conf < SURE_MATCH))[0]:
+            votes: dict[int, float] = {}
+            for b in np.nonzero(pairs[a])[0]:
+                want = base_of.get(int(colour[b])) if conf[b] >= SURE_MATCH else None
+                if want is not None:
+                    votes[want] = votes.get(want, 0.0) + length[a, b]
+            if not votes:
+                continue
+            want, said = max(votes.items(), key=lambda kv: kv[1])
+            if said * 2 > length[a, pairs[a]].sum() and \
+                    colour[a] not in (want, shadow_of.get(want), light_of.get(want)):
+                colour[a] = want
+
+
 def flats(s: DrawingState) -> None:
     """Without references: flats, one distinct colour per region (confidence stays 1). Reads refs,
     regs.outside; writes colour (and adds to colours)."""
@@ -410,7 +442,7 @@ def confidence(s: DrawingState) -> None:
 #: the passes over one drawing, in this order (the order matters: each reads what the earlier ones
 #: decided); see each pass's docstring for the fields of `DrawingState` it reads and writes. Removed
 #: after the ablation: `specks`, which changed nothing measurable on any bench (docs/color.md, "Ablation")
-PASSES = [match_references, trace_tones, flats, clear_background, hints, flat_tones, snap, carry,
+PASSES = [match_references, trace_tones, lit_sides, flats, clear_background, hints, flat_tones, snap, carry,
           scenery, hold, paint, paint_styles, confidence]
 
 
