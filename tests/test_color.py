@@ -1005,8 +1005,11 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
 # creature 3 lost 309 and 56 px, whole regions matched wrong, until a region may be matched as a part
 # turned at the joint it shares with a surely matched neighbour; the puppet from 4 frames on and
 # creature 2 lost 582 and 8 px, a piece of the torso that the forearm uncovered above the shadow
-# line matched to the arm or the hand, until the lit side of a sure shadow is its base colour)
-@pytest.mark.parametrize("case", [("puppet", 0, (480, 360), True, 3, -4, 3), ("creature", 3, (400, 300), False, 5, -4, 0),
+# line matched to the arm or the hand, until the lit side of a sure shadow is its base colour; the
+# puppet from 8 frames on and creature 8 lost 125 and 367 px, the hand matched to the forearm that
+# lay near it, until a shape congruent to a candidate whatever its turn is rewarded)
+@pytest.mark.parametrize("case", [("puppet", 0, (320, 240), True, 0, 8, 0), ("creature", 8, (400, 300), True, 0, -4, 0),
+                                  ("puppet", 0, (480, 360), True, 3, -4, 3), ("creature", 3, (400, 300), False, 5, -4, 0),
                                   ("puppet", 0, (480, 360), True, 0, 4, 0), ("creature", 2, (320, 240), True, 0, 4, 0),
                                   ("creature", 1, (400, 300), False, 0, 4, 0), ("creature", 10, (400, 300), True, 5, 4, 10),
                                   ("creature", 12, (320, 240), True, 0, -4, 0), ("creature", 10, (400, 300), True, 5, -8, 10),
@@ -1035,6 +1038,24 @@ def test_a_flat_reference_carries_no_shading_and_flat_cels_come_out_exact(case):
     assert painted > 5000
     assert copied == 0, f"{copied} pixels of rightly coloured regions off their flat colour"
     assert wrong <= allowed, f"{wrong} of {painted} painted pixels off their flat colour"
+
+
+def test_congruence_is_one_shape_whatever_its_turn_and_not_a_scaled_or_other_one():
+    """`align.congruence` (the matcher's reward for a candidate of the same shape): a limb turned by
+    any angle is congruent with itself; a circle of the same area, or the limb's thin half (a sliver
+    beside it), is not (no scaling)."""
+    from quickart_daemon.stages.color.align import congruence
+    limb = np.zeros((120, 120), np.uint8)
+    cv2.rectangle(limb, (20, 50), (100, 66), 1, -1)
+    for angle in (0, 35, 90, 150):
+        turn = cv2.warpAffine(limb, cv2.getRotationMatrix2D((60, 60), angle, 1.0), (120, 120), flags=cv2.INTER_NEAREST)
+        assert congruence(turn, limb) > 0.85, angle
+    disc = np.zeros((120, 120), np.uint8)
+    cv2.circle(disc, (60, 60), int(round(np.sqrt(limb.sum() / np.pi))), 1, -1)
+    sliver = limb.copy()
+    sliver[58:] = 0
+    assert congruence(disc, limb) < 0.5
+    assert congruence(sliver, limb) < 0.6
 
 
 def test_a_forearm_that_swung_out_into_the_paper_is_not_painted_as_paper():

@@ -212,3 +212,37 @@ def best_turn(t_crop, r_crop, off) -> np.ndarray | None:
         if f > best_fit:
             best, best_fit = a, f
     return best
+
+
+#: `congruence` lays this many of the target shape's pixels (evenly spaced) on the other shape
+CONGRUENCE_SAMPLES = 1500
+
+
+def congruence(t_mask: np.ndarray, r_mask: np.ndarray) -> float:
+    """How much two shapes are one shape whatever their place and turn: the intersection over union of
+    the two masks laid on each other by a rigid motion (centroids together, major axes together
+    either way round; a round shape: centroids only). No scaling: a sliver is not an arm. A rigid
+    motion keeps areas, so the intersection is the share of the target's pixels (a spaced sample)
+    that land inside the other shape."""
+    tm, rm = (t_mask > 0).astype(np.uint8), (r_mask > 0).astype(np.uint8)
+    ys, xs = np.nonzero(tm)
+    area_t, area_r = len(xs), int(rm.sum())
+    if area_t == 0 or area_r == 0:
+        return 0.0
+    step = max(1, area_t // CONGRUENCE_SAMPLES)
+    pts = np.stack([xs[::step], ys[::step]]).astype(np.float64)
+    ft, fr = _moment_frame(tm, np.zeros(2)), _moment_frame(rm, np.zeros(2))
+    ct = np.array([xs.mean(), ys.mean()])
+    cr = np.array([c.mean() for c in np.nonzero(rm)[::-1]])
+    angles = [0.0]
+    if ft is not None and fr is not None:  # both have a direction: major axes together
+        turn = np.arctan2(fr[1][0, 1], fr[1][0, 0]) - np.arctan2(ft[1][0, 1], ft[1][0, 0])
+        angles = [turn, turn + np.pi]
+    best = 0.0
+    for a in angles:
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        q = np.rint(rot @ (pts - ct[:, None]) + cr[:, None]).astype(int)
+        ok = (q[0] >= 0) & (q[1] >= 0) & (q[0] < rm.shape[1]) & (q[1] < rm.shape[0])
+        hit = area_t * float(rm[q[1, ok], q[0, ok]].sum()) / pts.shape[1]
+        best = max(best, min(1.0, hit / (area_t + area_r - hit)))
+    return best

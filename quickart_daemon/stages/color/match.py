@@ -8,6 +8,8 @@ from a cost that mixes
 - size (log area ratio) and shape (elongation),
 - line context (which share of its outline is ink, red trace, blue trace),
 - pixel overlap after aligning the two characters (strong for small motion),
+- a reward, among its likeliest candidates, for one whose shape is the region's own whatever its
+  turn (`align.congruence`: a hand is a circle wherever the forearm swung it),
 and is refined by relaxation over the neighbourhood graph (graph matching): a pairing
 t -> r is supported when the neighbours t' of t are matched to neighbours r' of r at about
 the same distance (|t - t'| ~ |r - r'|, rotation invariant, so a forearm follows its upper
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .align import congruence, crop_region
 from .features import Regions
 
 TRANSPARENT = -1  # colour index of "no paint" (holes, outside)
@@ -75,6 +78,9 @@ W_HOLE = 20.0      # cost of matching a region that borders the background to an
 W_AREA = 1.2       # weight of the log area ratio
 W_SHAPE = 1.5      # weight of the elongation difference (for regions of SHAPE_SURE_PX across and more)
 W_OVERLAP = 2.5    # weight (a reward) of the pixel overlap after aligning the characters
+W_CONGRUENT = 4.0     # weight (a reward) of a congruent shape (chosen on the flat cels; docs/color.md)
+CONGRUENT_TOP = 3     # candidates per region asked for it (the first round's likeliest)
+CONGRUENT_FROM = 0.8  # intersection over union from which a shape counts as congruent (0 there, 1 at 1)
 SHAPE_SURE_PX = 12.0   # a region narrower than this (sqrt of its area) has an unreliable shape: its
 SHAPE_LEAST = 0.2      # shape's weight scales down with its size, to SHAPE_LEAST at most
 SAME_SCALE = 0.25  # |log zoom| below which the two characters are drawn at one scale (the overlap counts)
@@ -221,6 +227,16 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
         a, b = ti[veto[:, 0]], ri[veto[:, 1]]
         c_hole[a[(a >= 0) & (b >= 0)], b[(a >= 0) & (b >= 0)]] += W_HOLE
     base = (c_hole + W_AREA * c_area + W_SHAPE * c_shape * small_t + W_LINE * line_weight * c_line - W_OVERLAP * ov)
+    if W_CONGRUENT > 0 and abs(np.log(zoom)) < SAME_SCALE:
+        # the same shape whatever its turn (characters drawn at one scale: no scaling): a reward for
+        # the likeliest candidates (a shape cut by an
+        # occluder is not congruent, and is not punished for it)
+        first = base + W_POS * np.linalg.norm(pt[:, None, :] - pr[None, :, :], axis=2)
+        for i in range(nT):
+            tm, _ = crop_region(t_lab, T[i], tgt.bbox[T[i]])
+            for j in np.argsort(first[i])[:CONGRUENT_TOP]:
+                rm, _ = crop_region(r_lab, R[j], ref.bbox[R[j]])
+                base[i, j] -= W_CONGRUENT * max(0.0, (congruence(tm, rm) - CONGRUENT_FROM) / (1 - CONGRUENT_FROM))
     # neighbourhood: row-normalised adjacency of the target, reachability within the reference
     At = tgt.adj[np.ix_(T, T)].astype(np.float64)
     np.fill_diagonal(At, 0)
