@@ -228,9 +228,9 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
         c_hole[a[(a >= 0) & (b >= 0)], b[(a >= 0) & (b >= 0)]] += W_HOLE
     base = (c_hole + W_AREA * c_area + W_SHAPE * c_shape * small_t + W_LINE * line_weight * c_line - W_OVERLAP * ov)
     if W_CONGRUENT > 0 and abs(np.log(zoom)) < SAME_SCALE:
-        # the same shape whatever its turn (characters drawn at one scale: no scaling): a reward for
-        # the likeliest candidates (a shape cut by an
-        # occluder is not congruent, and is not punished for it)
+        # the same shape whatever its turn (the characters are drawn at one scale: no scaling), a
+        # reward for the likeliest candidates (a shape cut by an occluder is not congruent, and is
+        # not punished for it)
         first = base + W_POS * np.linalg.norm(pt[:, None, :] - pr[None, :, :], axis=2)
         for i in range(nT):
             tm, _ = crop_region(t_lab, T[i], tgt.bbox[T[i]])
