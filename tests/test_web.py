@@ -9,6 +9,7 @@ the job appear and finish live, play the flipbook, download the version's zip.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -557,21 +558,27 @@ def test_a_version_folder_linked_out_of_the_studio_is_not_served(client, farm, t
         link.unlink()
 
 
-def test_a_manifest_linked_out_of_the_studio_is_not_read(client, farm, tmp_path):
-    version = farm.root / SHOT / "quickart" / "v001"
-    real = version / "manifest.json"
+@contextlib.contextmanager
+def linked_out(real: Path, outside: Path, text: str):
+    """`real`, a version's file, replaced by a link to `outside` (written with `text`, a file outside the
+    studio) for the block; the file is put back as it was after it."""
     kept = real.read_bytes()
-    outside = tmp_path / "manifest.json"
-    outside.write_text('{"job_id": 4242, "pipeline": {"name": "secret-pipeline"}}')
+    outside.write_text(text)
     real.unlink()
     real.symlink_to(outside)
     try:
-        v = client.get(f"/api/shot/{SHOT}/versions/v001").json()
-        assert v["job_id"] != 4242 and v["pipeline"] != "secret-pipeline"
-        assert client.get(f"/api/shot/{SHOT}/versions/v001/manifest").status_code == 404
+        yield
     finally:
         real.unlink()
         real.write_bytes(kept)
+
+
+def test_a_manifest_linked_out_of_the_studio_is_not_read(client, farm, tmp_path):
+    real = farm.root / SHOT / "quickart" / "v001" / "manifest.json"
+    with linked_out(real, tmp_path / "manifest.json", '{"job_id": 4242, "pipeline": {"name": "secret-pipeline"}}'):
+        v = client.get(f"/api/shot/{SHOT}/versions/v001").json()
+        assert v["job_id"] != 4242 and v["pipeline"] != "secret-pipeline"
+        assert client.get(f"/api/shot/{SHOT}/versions/v001/manifest").status_code == 404
 
 
 def zip_of(entries) -> bytes:

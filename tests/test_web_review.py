@@ -26,8 +26,8 @@ from quickart_daemon.cli import main as quickart
 from quickart_daemon.config import load_config
 from quickart_daemon.tools.synth import write_clean_keys
 from quickart_daemon.web.app import create_app
-from test_web import AUTH, SHOT, TOKEN, free_port, launch_chromium, listening_addresses, shot_yaml, wait_for, \
-    write_config
+from test_web import AUTH, SHOT, TOKEN, free_port, launch_chromium, linked_out, listening_addresses, shot_yaml, \
+    wait_for, write_config
 
 REVIEW = {"name": "review", "description": "colour, light, classical in-betweens",
           "stages": [{"stage": "color"}, {"stage": "light"}, {"stage": "inbetween", "params": {"method": "classical"}}]}
@@ -107,18 +107,9 @@ def test_the_otio_timeline_is_served_from_inside_the_version(client, studio, tmp
     for url in (f"/timeline/{SHOT}/v009.otio", f"/timeline/{SHOT}/latest.otio", "/timeline/DEMO/sq010/..%2F..%2Fetc/v001.otio"):
         assert client.get(url).status_code in (400, 404), url
     # a timeline linked out of the studio is never opened (open_inside), and the version shows none
-    real = folder / "sh0010_v001.otio"
-    kept = real.read_bytes()
-    secret = tmp_path / "secret.otio"
-    secret.write_text("web:\n  token: s3cret\n")
-    real.unlink()
-    real.symlink_to(secret)
-    try:
+    with linked_out(folder / "sh0010_v001.otio", tmp_path / "secret.otio", "web:\n  token: s3cret\n"):
         r = client.get(f"/timeline/{SHOT}/v001.otio")
         assert r.status_code == 404 and "s3cret" not in r.text
-    finally:
-        real.unlink()
-        real.write_bytes(kept)
     moved = folder / "sh0010_v001.otio"
     moved.rename(folder / "elsewhere.bin")
     try:
