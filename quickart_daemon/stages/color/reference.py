@@ -110,6 +110,9 @@ class RefModel:
                                      # key's line art (then every colour edge of the cel is a "line")
     away: np.ndarray                 # where its paint is read (`away_from_lines`)
     shaded: np.ndarray               # (n+1,) bool: it paints the region off the region's own colour
+    role: np.ndarray                 # (n+1,) its regions' trace roles (`trace.roles`; all BASE without
+                                     # the key's line art)
+    tones: tuple[dict[int, int], dict[int, int]]  # base colour -> shadow / highlight colour (`tone_tables`)
 
 
 @dataclass
@@ -177,25 +180,28 @@ def build_ref(frame: int, cel: np.ndarray, lines: np.ndarray | None, gap: float,
     base = np.zeros((len(col), 3), np.float32)
     base[painted] = np.array(colours.table, np.float32).reshape(-1, 3)[col[painted]]
     away = away_from_lines(prep)
+    if from_lines:
+        role, partner = trace.roles(prep.regs)
+    else:
+        role = partner = np.zeros(prep.regs.n + 1, int)
     # built once per reference: every drawing coloured from it asks for them
     return RefModel(frame, cel, prep, col, from_lines, outline_lines(prep),
                     rim_colours(prep, cel) if from_lines else None, away,
-                    shaded_regions(prep.seg.labels, away, cel, base) & painted)
+                    shaded_regions(prep.seg.labels, away, cel, base) & painted,
+                    role, tone_tables(prep.regs, col, role, partner))
 
 
-def tone_tables(ref: RefModel, colours: Colours) -> tuple[dict[int, int], dict[int, int]]:
-    """From a reference: base colour index -> shadow / highlight colour index, as painted there."""
-    if not ref.from_lines:
-        return {}, {}
-    role, partner = trace.roles(ref.prep.regs)
+def tone_tables(regs, colour: np.ndarray, role: np.ndarray, partner: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
+    """A reference's base colour index -> shadow / highlight colour index, as painted there: each
+    trace region's colour (`colour`) beside its partner's, the largest area deciding."""
     tables: tuple[dict, dict] = ({}, {})
     votes: dict[tuple[int, int, int], float] = {}
     for t in np.nonzero(role)[0]:
-        b, c = ref.colour[partner[t]], ref.colour[t]
+        b, c = colour[partner[t]], colour[t]
         if b < 0 or c < 0 or b == c:
             continue
         key = (int(role[t]), int(b), int(c))
-        votes[key] = votes.get(key, 0.0) + ref.prep.regs.area[t]
+        votes[key] = votes.get(key, 0.0) + regs.area[t]
     for (r, b, c), v in sorted(votes.items(), key=lambda kv: kv[1]):
         tables[r - 1][b] = c
     return tables

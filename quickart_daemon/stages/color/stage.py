@@ -17,7 +17,7 @@ from .corrections import held_by_outline, inside_by_outline, match_reference
 from .features import Regions
 from .match import TRANSPARENT, MatchResult
 from .palette import RGB, Palette
-from .reference import Colours, Prepared, RefModel, prepare, region_colours, tone_tables
+from .reference import Colours, Prepared, RefModel, prepare, region_colours
 from .regions import PAINTED_ALPHA, line_strength, on_transparency
 from .scenery import hold_still, lines_moved, paint_scenery, paints_scenery
 from .shading import carry_shading
@@ -218,7 +218,7 @@ def keep_best(s: DrawingState) -> None:
     s.colour[take], s.conf[take], s.best[take] = m.colour[take], m.confidence[take], score[take]
     s.src_ref[take], s.src_reg[take] = s.rank, m.ref_region[take]
     if ref.from_lines:
-        r_role = trace.roles(ref.prep.regs)[0]
+        r_role = ref.role
         mine, theirs = m.ref_region, m.ref_region[s.partner]
         same = (r_role[mine] == s.role) & (ref.colour[mine] == m.colour) & (mine > 0)
         # the role rule (the redder side is the shadow) is a guess where parts cross a trace line's
@@ -259,13 +259,13 @@ PARTNER_AS_SURE = 0.8
 
 def trace_tones(s: DrawingState) -> None:
     """With references: shadows / highlights from the trace lines, in the tones the nearest reference
-    paints next to their partner's colour (`tone_tables`), unless the reference itself decided
+    paints next to their partner's colour (`RefModel.tones`), unless the reference itself decided
     (ref_role_same) or the partner is much less sure. Reads refs, role, partner, ref_role_same,
     colour, conf; writes colour and conf (at most the partner's) of the shadow / highlight regions."""
     if not s.refs:
         return
     colour, conf = s.colour, s.conf
-    shadow_of, light_of = tone_tables(s.refs[0], s.colours)
+    shadow_of, light_of = s.refs[0].tones
     for t in np.nonzero(s.role)[0]:
         if s.ref_role_same[t]:
             continue
@@ -281,7 +281,7 @@ def trace_tones(s: DrawingState) -> None:
 def lit_sides(s: DrawingState) -> None:
     """With references, the other way across a trace line: an unsure region (below SURE_MATCH) most of
     whose trace line it shares with sure regions of one shadow (highlight) tone is that tone's base
-    colour, as the nearest reference paints them (`tone_tables`), unless it already is the base or
+    colour, as the nearest reference paints them (`RefModel.tones`), unless it already is the base or
     one of its tones (a shadow meeting its own highlight). A sliver of torso that a forearm
     uncovered above the shadow line: the role rule calls it the shadow (its outline is the redder),
     the matcher the hand that lay there. Only a tone painted beside one base and never as a base
@@ -290,7 +290,7 @@ def lit_sides(s: DrawingState) -> None:
     if not s.refs:
         return
     colour, conf = s.colour, s.conf
-    shadow_of, light_of = tone_tables(s.refs[0], s.colours)
+    shadow_of, light_of = s.refs[0].tones
     for tone, table in ((trace.SHADOW, shadow_of), (trace.HIGHLIGHT, light_of)):
         tones = list(table.values())
         base_of = {v: k for k, v in table.items() if tones.count(v) == 1 and v not in table}
