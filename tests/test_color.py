@@ -1044,7 +1044,10 @@ def test_congruence_is_one_shape_whatever_its_turn_and_not_a_scaled_or_other_one
     """`align.congruence` (the matcher's reward for a candidate of the same shape): a limb turned by
     any angle is congruent with itself; a circle of the same area, or the limb's thin half (a sliver
     beside it), is not (no scaling)."""
-    from quickart_daemon.stages.color.align import congruence
+    from quickart_daemon.stages.color.align import congruence as shapes_congruence, shape_of
+
+    def congruence(a, b):
+        return shapes_congruence(shape_of(a), shape_of(b))
     limb = np.zeros((120, 120), np.uint8)
     cv2.rectangle(limb, (20, 50), (100, 66), 1, -1)
     for angle in (0, 35, 90, 150):

@@ -7,6 +7,8 @@ lies on the reference's lines at a shift (`outline_fit`, `outline_fits`, `border
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -218,31 +220,45 @@ def best_turn(t_crop, r_crop, off) -> np.ndarray | None:
 CONGRUENCE_SAMPLES = 1500
 
 
-def congruence(t_mask: np.ndarray, r_mask: np.ndarray) -> float:
+@dataclass(frozen=True)
+class Shape:
+    """A region's mask as `congruence` compares it, measured once."""
+    mask: np.ndarray           # uint8
+    area: int
+    centre: np.ndarray         # (x, y) in the mask's crop
+    axis: float | None         # angle of the major axis, None for a round shape
+    sample: np.ndarray         # (2, k) evenly spaced pixels (x, y): at most about CONGRUENCE_SAMPLES
+
+
+def shape_of(mask: np.ndarray) -> Shape:
+    """A region's mask (any non-zero pixel) measured for `congruence`."""
+    m = (mask > 0).astype(np.uint8)
+    ys, xs = np.nonzero(m)
+    if len(xs) == 0:
+        return Shape(m, 0, np.zeros(2), None, np.zeros((2, 0)))
+    frame = _moment_frame(m, np.zeros(2))
+    axis = None if frame is None else float(np.arctan2(frame[1][0, 1], frame[1][0, 0]))
+    step = max(1, len(xs) // CONGRUENCE_SAMPLES)
+    return Shape(m, len(xs), np.array([xs.mean(), ys.mean()]), axis,
+                 np.stack([xs[::step], ys[::step]]).astype(np.float64))
+
+
+def congruence(t: Shape, r: Shape) -> float:
     """How much two shapes are one shape whatever their place and turn: the intersection over union of
     the two masks laid on each other by a rigid motion (centroids together, major axes together
     either way round; a round shape: centroids only). No scaling: a sliver is not an arm. A rigid
     motion keeps areas, so the intersection is the share of the target's pixels (a spaced sample)
     that land inside the other shape."""
-    tm, rm = (t_mask > 0).astype(np.uint8), (r_mask > 0).astype(np.uint8)
-    ys, xs = np.nonzero(tm)
-    area_t, area_r = len(xs), int(rm.sum())
-    if area_t == 0 or area_r == 0:
+    if t.area == 0 or r.area == 0:
         return 0.0
-    step = max(1, area_t // CONGRUENCE_SAMPLES)
-    pts = np.stack([xs[::step], ys[::step]]).astype(np.float64)
-    ft, fr = _moment_frame(tm, np.zeros(2)), _moment_frame(rm, np.zeros(2))
-    ct = np.array([xs.mean(), ys.mean()])
-    cr = np.array([c.mean() for c in np.nonzero(rm)[::-1]])
     angles = [0.0]
-    if ft is not None and fr is not None:  # both have a direction: major axes together
-        turn = np.arctan2(fr[1][0, 1], fr[1][0, 0]) - np.arctan2(ft[1][0, 1], ft[1][0, 0])
-        angles = [turn, turn + np.pi]
+    if t.axis is not None and r.axis is not None:  # both have a direction: major axes together
+        angles = [r.axis - t.axis, r.axis - t.axis + np.pi]
     best = 0.0
     for a in angles:
         rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        q = np.rint(rot @ (pts - ct[:, None]) + cr[:, None]).astype(int)
-        ok = (q[0] >= 0) & (q[1] >= 0) & (q[0] < rm.shape[1]) & (q[1] < rm.shape[0])
-        hit = area_t * float(rm[q[1, ok], q[0, ok]].sum()) / pts.shape[1]
-        best = max(best, min(1.0, hit / (area_t + area_r - hit)))
+        q = np.rint(rot @ (t.sample - t.centre[:, None]) + r.centre[:, None]).astype(int)
+        ok = (q[0] >= 0) & (q[1] >= 0) & (q[0] < r.mask.shape[1]) & (q[1] < r.mask.shape[0])
+        hit = t.area * float(r.mask[q[1, ok], q[0, ok]].sum()) / t.sample.shape[1]
+        best = max(best, min(1.0, hit / (t.area + r.area - hit)))
     return best

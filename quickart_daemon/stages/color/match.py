@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .align import congruence, crop_region
+from .align import Shape, congruence, crop_region, shape_of
 from .features import Regions
 
 TRANSPARENT = -1  # colour index of "no paint" (holes, outside)
@@ -232,11 +232,14 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
         # reward for the likeliest candidates (a shape cut by an occluder is not congruent, and is
         # not punished for it)
         first = base + W_POS * np.linalg.norm(pt[:, None, :] - pr[None, :, :], axis=2)
+        r_shapes: dict[int, Shape] = {}  # a reference region is a candidate of many regions: measured once
         for i in range(nT):
-            tm, _ = crop_region(t_lab, T[i], tgt.bbox[T[i]])
+            t_shape = shape_of(crop_region(t_lab, T[i], tgt.bbox[T[i]])[0])
             for j in np.argsort(first[i])[:CONGRUENT_TOP]:
-                rm, _ = crop_region(r_lab, R[j], ref.bbox[R[j]])
-                base[i, j] -= W_CONGRUENT * max(0.0, (congruence(tm, rm) - CONGRUENT_FROM) / (1 - CONGRUENT_FROM))
+                if j not in r_shapes:
+                    r_shapes[j] = shape_of(crop_region(r_lab, R[j], ref.bbox[R[j]])[0])
+                fit = congruence(t_shape, r_shapes[j])
+                base[i, j] -= W_CONGRUENT * max(0.0, (fit - CONGRUENT_FROM) / (1 - CONGRUENT_FROM))
     # neighbourhood: row-normalised adjacency of the target, reachability within the reference
     At = tgt.adj[np.ix_(T, T)].astype(np.float64)
     np.fill_diagonal(At, 0)
