@@ -295,7 +295,7 @@ def lit_sides(s: DrawingState) -> None:
         tones = list(table.values())
         base_of = {v: k for k, v in table.items() if tones.count(v) == 1 and v not in table}
         pairs = trace.trace_pairs(s.regs, tone)
-        length = s.regs.adj_red if tone == trace.SHADOW else s.regs.adj_blue
+        length = trace.along(s.regs, tone)
         for a in np.nonzero(pairs.any(1) & (conf < SURE_MATCH))[0]:
             votes: dict[int, float] = {}
             for b in np.nonzero(pairs[a])[0]:

@@ -25,10 +25,15 @@ TRACE_MIN_LEN = 3.0
 TRACE_SHARE = 0.5
 
 
+def along(regs: Regions, tone: int) -> np.ndarray:
+    """(n+1, n+1): the boundary each pair of regions shares along red (SHADOW) or blue (HIGHLIGHT) trace lines."""
+    return regs.adj_red if tone == SHADOW else regs.adj_blue
+
+
 def trace_pairs(regs: Regions, tone: int) -> np.ndarray:
     """(n+1, n+1) bool: the pairs of regions that meet along a red (SHADOW) or blue (HIGHLIGHT)
     trace line, the two sides of one."""
-    adj_k = regs.adj_red if tone == SHADOW else regs.adj_blue
+    adj_k = along(regs, tone)
     strong = (adj_k >= TRACE_MIN_LEN) & (adj_k >= TRACE_SHARE * np.maximum(regs.adj, 1))
     strong[0, :] = strong[:, 0] = False
     return strong
