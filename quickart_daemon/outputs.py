@@ -35,6 +35,11 @@ LATEST = "latest.json"
 KEPT = ".kept"
 
 
+def version_otio_name(shot: str, version: int) -> str:
+    """The file name of a version's own OTIO timeline in its folder (``{shot}_vNNN.otio``)."""
+    return f"{shot}_v{version:03d}.otio"
+
+
 def staging_dir(output_dir: Path, job_id: int | str) -> Path:
     return output_dir / f".job-{job_id}.tmp"
 

@@ -97,7 +97,7 @@ def publish_version(shot: ShotInputs, pipeline: Pipeline, drawings: Frames, repo
         sequences = _sequences(final, shot, layers, naming, first, last)
         metadata = _metadata(made_by.job_id, pipeline.name, number, shot.id, made_by.node)
         key_frames = sorted({f for fr in shot.keys.values() for f in fr})
-        otio_name = f"{shot.id.shot}_v{number:03d}.otio"
+        otio_name = outputs.version_otio_name(shot.id.shot, number)
         write_timeline(version_timeline(shot.id, number, shot.fps, sequences, key_frames, metadata),
                        staging / otio_name)
         manifest = _manifest(shot, pipeline, reports, layers, number, made_by)
@@ -143,7 +143,7 @@ def finish_interrupted_publish(shot_id: ShotId, output_dir: Path, series: str, d
         warnings = _update_sequence(locks, sequence_otio, shot_id, number, timing["fps"], comp,
                                     _metadata(manifest["job_id"], manifest["pipeline"]["name"], number, shot_id,
                                               manifest["node"]))
-    return Version(number, final, final / f"{shot_id.shot}_v{number:03d}.otio", sequence_otio, latest,
+    return Version(number, final, final / outputs.version_otio_name(shot_id.shot, number), sequence_otio, latest,
                    number if latest else (current or {}).get("version", number), tuple(warnings))
 
 

@@ -29,7 +29,7 @@ from ..drops import OUTPUT_DIR, check_complete, is_ignored_name, unpack_zip, unp
 from ..errors import DropError, QuickArtError
 from ..images import image_size
 from ..naming import ShotId
-from ..outputs import VERSION_RE, read_latest, versions
+from ..outputs import VERSION_RE, read_latest, version_otio_name, versions
 from ..shot import read_settings, shot_id_for
 
 log = logging.getLogger("quickart.web")
@@ -245,8 +245,9 @@ def _drawings(frames: dict[int, tuple[str, int]]) -> list[int]:
 
 
 def version_otio(ref: ShotRef, version: str) -> Path | None:
-    """The version's own OTIO timeline (``{shot}_vNNN.otio``, as publishing names it), if it has one."""
-    path = version_dir(ref, version) / f"{ref.id.shot}_{version}.otio"
+    """The version's own OTIO timeline (as publishing names it, `outputs.version_otio_name`), if it has one."""
+    folder = version_dir(ref, version)  # checks the name: vNNN
+    path = folder / version_otio_name(ref.id.shot, int(VERSION_RE.match(version).group(1)))
     return path if path.is_file() else None
 
 
