@@ -10,7 +10,10 @@ of the body and behind it) at 320x240 and 400x300, on paper for even seeds, t = 
 references (16 cases a seed). Per generator and distance: cases, how many come out exact, mean
 and worst share of painted pixels (off the lines) in their flat colour, and the pixels off the flat
 colour in regions whose colour is right (copied in, not matched: 0 when no shading is carried
-where the reference is flat). One thread is enough: about a minute.
+where the reference is flat). Last, how many cases are exact but for parts the reference hides
+(`flat_cels.unseen_parts`: a forearm hidden whole behind the body in the reference and swung out
+in the drawing; no reference says its colour), and the pixels off their flat colour, of them those
+in such parts. One thread is enough: about a minute.
 
 `--old CHECKOUT` (e.g. `git worktree add --detach ../wt-fb2d808 fb2d808`) compares this checkout
 with another commit's through the command every version has, `quickart stage color --in LINES --out
@@ -36,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from quickart_daemon.images import read_png, write_png
-from quickart_daemon.tools.flat_cels import creature, flat_errors, off_flat, puppet
+from quickart_daemon.tools.flat_cels import FlatFrame, creature, flat_errors, off_flat, puppet, unseen_parts
 
 HERE = Path(__file__).resolve().parents[1]
 #: frame numbers are t + FRAME_OFFSET, so a reference 8 frames before t = 0 is frame 0
@@ -68,10 +71,10 @@ def describe(case) -> str:
     return f"{kind}{'' if seed is None else ' ' + str(seed)} {w}x{h} {'paper' if paper else 'clear'} t={t} ref {d:+d}"
 
 
-def row(case, painted: int, wrong: int, copied: int | None = None) -> dict:
+def row(case, painted: int, wrong: int, copied: int | None = None, unseen: int = 0) -> dict:
     kind, seed, size, paper, t, d = case
     return dict(kind=kind, seed=seed, size=list(size), paper=paper, t=t, d=d, painted=painted, wrong=wrong,
-                copied=copied, accuracy=1 - wrong / max(painted, 1))
+                copied=copied, unseen=unseen, accuracy=1 - wrong / max(painted, 1))
 
 
 def score_in_process(all_cases) -> list[dict]:
@@ -91,11 +94,10 @@ def write_case_folders(all_cases, root: Path) -> tuple[Path, Path]:
     refs_dir.mkdir()
     for i, (kind, seed, size, paper, t, d) in enumerate(all_cases):
         gen = generator(kind, seed, size, paper)
-        r_lines, r_cel, _, _ = gen(t + d)
-        lines = gen(t)[0]
-        write_png(lines_dir / f"{layer_name(i)}.{t + d + FRAME_OFFSET:04d}.png", r_lines)
-        write_png(lines_dir / f"{layer_name(i)}.{t + FRAME_OFFSET:04d}.png", lines)
-        write_png(refs_dir / f"{layer_name(i)}.{t + d + FRAME_OFFSET:04d}.png", r_cel)
+        ref = gen(t + d)
+        write_png(lines_dir / f"{layer_name(i)}.{t + d + FRAME_OFFSET:04d}.png", ref.lines)
+        write_png(lines_dir / f"{layer_name(i)}.{t + FRAME_OFFSET:04d}.png", gen(t).lines)
+        write_png(refs_dir / f"{layer_name(i)}.{t + d + FRAME_OFFSET:04d}.png", ref.cel)
     return lines_dir, refs_dir
 
 
@@ -135,20 +137,21 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def flat_score(out: np.ndarray, flat: np.ndarray, drawn: np.ndarray, paper: bool) -> tuple[int, int]:
-    """(painted pixels off the lines, those off their flat colour) of a frame that a command wrote: the
-    measure of `flat_cels.flat_errors` (`flat_cels.off_flat`)."""
-    paint, wrong = off_flat(out, flat, drawn, paper)
-    return int(paint.sum()), int(wrong.sum())
+def flat_score(out: np.ndarray, frame: FlatFrame, ref: FlatFrame, paper: bool) -> tuple[int, int, None, int]:
+    """(painted pixels off the lines, those off their flat colour, -, those of them in parts the
+    reference does not show) of a frame that a command wrote: the measure of `flat_cels.flat_errors`
+    (`off_flat`, `unseen_parts`)."""
+    paint, wrong = off_flat(out, frame.flat, frame.drawn, paper)
+    return int(paint.sum()), int(wrong.sum()), None, int((wrong & unseen_parts(frame, ref)).sum())
 
 
 def score_outputs(all_cases, out_dir: Path) -> list[dict]:
     """One row per case from the drawing's frame in `out_dir` against the generator's flat truth."""
     rows = []
     for i, (kind, seed, size, paper, t, d) in enumerate(all_cases):
-        _, _, flat, drawn = generator(kind, seed, size, paper)(t)
+        gen = generator(kind, seed, size, paper)
         out = read_png(out_dir / f"{layer_name(i)}.{t + FRAME_OFFSET:04d}.png")
-        rows.append(row((kind, seed, size, paper, t, d), *flat_score(out, flat, drawn, paper)))
+        rows.append(row((kind, seed, size, paper, t, d), *flat_score(out, gen(t), gen(t + d), paper)))
     return rows
 
 
@@ -165,12 +168,15 @@ def summary(rows) -> str:
 
 
 def print_table(rows) -> None:
-    print("| generator | distance | cases | exact | mean | worst | px copied off a right colour |")
-    print("|---|---|---|---|---|---|---|")
+    print("| generator | distance | cases | exact | mean | worst | px copied off a right colour | "
+          "exact but for parts the reference hides | px off / in parts it hides |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind, d, rr in groups(rows):
         acc = np.array([r["accuracy"] for r in rr])
+        shown_exact = sum(r["wrong"] == r["unseen"] for r in rr)
         print(f"| {kind} | {d} | {len(rr)} | {int((acc == 1).sum())} | {acc.mean():.4f} | {acc.min():.4f} | "
-              f"{sum(r['copied'] for r in rr)} |")
+              f"{sum(r['copied'] for r in rr)} | {shown_exact} | {sum(r['wrong'] for r in rr)} / "
+              f"{sum(r['unseen'] for r in rr)} |")
 
 
 def print_comparison(old_name: str, old_rows, new_rows, old_s: tuple[float, float], new_s: tuple[float, float]) -> None:

@@ -987,12 +987,12 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
     # lines is the truth's flat colour exactly (measured: 1.000 for both distances, on paper and
     # on transparency, at t = 6; other poses still lose up to 11 % of their pixels to whole parts
     # matched to the wrong reference part at 8 frames)
-    r_lines, r_cel, _, _ = flat_cels.puppet(6.0, paper=paper)
-    lines, _, flat, drawn = flat_cels.puppet(6.0 + dist, paper=paper)
+    key, drawing = flat_cels.puppet(6.0, paper=paper), flat_cels.puppet(6.0 + dist, paper=paper)
     colours = Colours()
-    ref = build_ref(0, r_cel, r_lines, 0.0, colours)
-    out = colour_drawing(lines, [ref], None, Palette(), colours, {}, dist).image
-    paint = (drawn == 0) & ((flat[..., :3] != 255).any(2) if paper else flat[..., 3] > 0)
+    ref = build_ref(0, key.cel, key.lines, 0.0, colours)
+    out = colour_drawing(drawing.lines, [ref], None, Palette(), colours, {}, dist).image
+    flat = drawing.flat
+    paint = (drawing.drawn == 0) & ((flat[..., :3] != 255).any(2) if paper else flat[..., 3] > 0)
     exact = (out[..., :3] == flat[..., :3]).all(2) & (out[..., 3] == 255)
     assert paint.sum() > 5000
     assert exact[paint].all(), f"{int((paint & ~exact).sum())} of {int(paint.sum())} painted pixels off their flat colour"
@@ -1007,8 +1007,11 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
 # creature 2 lost 582 and 8 px, a piece of the torso that the forearm uncovered above the shadow
 # line matched to the arm or the hand, until the lit side of a sure shadow is its base colour; the
 # puppet from 8 frames on and creature 8 lost 125 and 367 px, the hand matched to the forearm that
-# lay near it, until a shape congruent to a candidate whatever its turn is rewarded)
+# lay near it, until a shape congruent to a candidate whatever its turn is rewarded; creature 2 lost 5 px
+# copied from a line's faint fringe, one of the 6 pixels away from the lines of a 106 px reference
+# region that made it look shaded, until a shading takes at least SHADED_LEAST_PX pixels)
 @pytest.mark.parametrize("case", [("puppet", 0, (320, 240), True, 0, 8, 0), ("creature", 8, (400, 300), True, 0, -4, 0),
+                                  ("creature", 2, (400, 300), True, 5, 4, 0),
                                   ("puppet", 0, (480, 360), True, 3, -4, 3), ("creature", 3, (400, 300), False, 5, -4, 0),
                                   ("puppet", 0, (480, 360), True, 0, 4, 0), ("creature", 2, (320, 240), True, 0, 4, 0),
                                   ("creature", 1, (400, 300), False, 0, 4, 0), ("creature", 10, (400, 300), True, 5, 4, 10),
@@ -1034,10 +1037,26 @@ def test_a_flat_reference_carries_no_shading_and_flat_cels_come_out_exact(case):
         gen = lambda tt: flat_cels.puppet(tt, size=size, paper=paper)
     else:
         gen = lambda tt: flat_cels.creature(seed, tt, size=size, paper=paper)
-    painted, wrong, copied = flat_cels.flat_errors(gen, t + d, t, paper)
+    painted, wrong, copied, _ = flat_cels.flat_errors(gen, t + d, t, paper)
     assert painted > 5000
     assert copied == 0, f"{copied} pixels of rightly coloured regions off their flat colour"
     assert wrong <= allowed, f"{wrong} of {painted} painted pixels off their flat colour"
+
+
+def test_a_part_the_reference_hides_whole_is_told_from_one_it_shows():
+    """The flat bench's `unseen_parts`: creature 1's back limb lies behind its head 4 frames before
+    and swings out into view; its forearm, hidden whole in that reference, is a part no reference
+    says the colour of. Its hand shows in the reference (a piece beside the head), so it is not
+    unseen; nothing is unseen from the drawing's own frame."""
+    drawing, key = flat_cels.creature(1, 0.0, size=(400, 300), paper=False), flat_cels.creature(1, -4.0, size=(400, 300), paper=False)
+    assert not flat_cels.unseen_parts(drawing, drawing).any()
+    unseen = flat_cels.unseen_parts(drawing, key)
+    hidden = np.unique(drawing.part[unseen])
+    assert len(hidden) == 1 and unseen.sum() > 100, (hidden, int(unseen.sum()))
+    shown = (key.part == hidden[0]) & (key.drawn == 0)
+    assert not shown.any()
+    hand = hidden[0] + 1  # the limb's end follows its last segment in painter's order
+    assert ((key.part == hand) & (key.drawn == 0)).any() and ((drawing.part == hand) & ~unseen).any()
 
 
 def test_congruence_is_one_shape_whatever_its_turn_and_not_a_scaled_or_other_one():
@@ -1068,12 +1087,11 @@ def test_a_forearm_that_swung_out_into_the_paper_is_not_painted_as_paper():
     480x360 puppet painted as paper). Its outline lies on its match's lines once turned back
     (`best_turn`), so it keeps its match: no painted pixel of the character comes out as paper."""
     paper = True
-    r_lines, r_cel, _, _ = flat_cels.puppet(7.0, size=(480, 360), paper=paper)
-    lines, _, flat, drawn = flat_cels.puppet(3.0, size=(480, 360), paper=paper)
+    key, drawing = flat_cels.puppet(7.0, size=(480, 360), paper=paper), flat_cels.puppet(3.0, size=(480, 360), paper=paper)
     colours = Colours()
-    ref = build_ref(0, r_cel, r_lines, 0.0, colours)
-    out = colour_drawing(lines, [ref], None, Palette(), colours, {}, 4).image
-    paint, _ = flat_cels.off_flat(out, flat, drawn, paper)
+    ref = build_ref(0, key.cel, key.lines, 0.0, colours)
+    out = colour_drawing(drawing.lines, [ref], None, Palette(), colours, {}, 4).image
+    paint, _ = flat_cels.off_flat(out, drawing.flat, drawing.drawn, paper)
     as_paper = paint & (((out[..., :3] == 255).all(2)) | (out[..., 3] < 255))
     assert paint.sum() > 5000
     assert as_paper.sum() == 0, f"{int(as_paper.sum())} painted pixels of the character left as paper"

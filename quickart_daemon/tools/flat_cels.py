@@ -5,12 +5,23 @@ exactly a flat cel comes out (`flat_errors`)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
 from ..stages.color.palette import Palette
 from ..stages.color.reference import Colours, build_ref
 from ..stages.color.stage import colour_drawing
+
+
+class FlatFrame(NamedTuple):
+    """One frame of a flat-cel generator."""
+    lines: np.ndarray   # the line art (RGBA)
+    cel: np.ndarray     # the coloured cel, lines over flat colours (RGBA)
+    flat: np.ndarray    # the flat colours alone: the truth (RGBA)
+    drawn: np.ndarray   # ink and trace-line coverage (uint8)
+    part: np.ndarray    # which part (index in painter's order, -1 none) each pixel shows, lines aside
 
 
 # a flat-cel puppet (issue 22): polygons and ellipses with joints, painted in flat colours, each
@@ -30,8 +41,8 @@ def limb(c, ang, length, width):
         c + d * length
 
 
-def puppet(t: float, size=(320, 240), paper: bool = True):
-    """(line art, cel, flat truth, ink and trace coverage) of the puppet at time t: it sways, its
+def puppet(t: float, size=(320, 240), paper: bool = True) -> FlatFrame:
+    """The puppet at time t: it sways, its
     arms swing (the front one over the torso, its forearm bending), its legs step. On paper, or
     on transparency."""
     w, h = size
@@ -55,8 +66,8 @@ def puppet(t: float, size=(320, 240), paper: bool = True):
     return render_flat([(PUPPET[name], kind, g) for name, kind, g in parts], w, h, s, paper)
 
 
-def render_flat(parts, w: int, h: int, s: float, paper: bool):
-    """(line art, cel, flat truth, ink and trace coverage) of `parts` (colour, kind, geometry) in
+def render_flat(parts, w: int, h: int, s: float, paper: bool) -> FlatFrame:
+    """The frame of `parts` (colour, kind, geometry) in
     painter's order: 'poly' corners, 'ellipse' (centre, axes), or 'shadow' (a chord's side inside the
     part before it, the chord a red trace line); each part's outline in ink."""
     flat = np.zeros((h, w, 4), np.uint8)
@@ -65,14 +76,17 @@ def render_flat(parts, w: int, h: int, s: float, paper: bool):
     ink = np.zeros((h, w), np.uint8)
     red = np.zeros((h, w), np.uint8)
     lw = max(2, int(round(2.5 * s)))
+    part = np.full((h, w), -1, np.int16)
     ys, xs = np.mgrid[0:h, 0:w]
     inner = None
-    for rgb, kind, g in parts:
+    for index, (rgb, kind, g) in enumerate(parts):
         m = np.zeros((h, w), np.uint8)
         o = np.zeros((h, w), np.uint8)
         if kind == "shadow":  # the side of a chord inside the last part, the chord a red line
             (x, y), nrm, dist = g
-            flat[(inner > 0) & ((xs - x) * nrm[0] + (ys - y) * nrm[1] > dist)] = (*rgb, 255)
+            side = (inner > 0) & ((xs - x) * nrm[0] + (ys - y) * nrm[1] > dist)
+            flat[side] = (*rgb, 255)
+            part[side] = index
             chord = np.zeros((h, w), np.uint8)
             p0, along = np.array([x, y]) + nrm * dist, np.array([-nrm[1], nrm[0]]) * 200
             cv2.line(chord, tuple(np.round((p0 - along) * 16).astype(int)), tuple(np.round((p0 + along) * 16).astype(int)),
@@ -90,6 +104,7 @@ def render_flat(parts, w: int, h: int, s: float, paper: bool):
             cv2.ellipse(m, c16, ax16, 0, 0, 360, 255, -1, cv2.LINE_8, 4)
             cv2.ellipse(o, c16, ax16, 0, 0, 360, 255, lw, cv2.LINE_AA, 4)
         flat[m > 0] = (*rgb, 255)
+        part[m > 0] = index
         ink[m > 0] = 0  # a part in front hides the lines behind it
         red[m > 0] = 0
         ink = np.maximum(ink, o)
@@ -109,10 +124,11 @@ def render_flat(parts, w: int, h: int, s: float, paper: bool):
     cel[..., :3] = (flat[..., :3].astype(np.float32) * (1 - a)).round().astype(np.uint8)
     if not paper:
         cel[..., 3] = np.maximum(cel[..., 3], ink)
-    return lines, cel, flat, np.maximum(ink, red)
+    drawn = np.maximum(ink, red)
+    return FlatFrame(lines, cel, flat, drawn, part)
 
 
-def creature(seed: int, t: float, size=(400, 300), paper: bool = True):
+def creature(seed: int, t: float, size=(400, 300), paper: bool = True) -> FlatFrame:
     """A flat-cel creature unlike the puppet and the synthetic generator (issue 22): from `seed`,
     random colours and proportions, 2-4 limbs of 2-3 segments that each turn at their joint over
     time (some in front of the body, cutting it in pieces, some behind), a tail, parts that share a
@@ -160,15 +176,24 @@ def off_flat(out: np.ndarray, flat: np.ndarray, drawn: np.ndarray, paper: bool) 
     return paint, wrong
 
 
+def unseen_parts(frame: FlatFrame, ref: FlatFrame) -> np.ndarray:
+    """Where `frame` shows a part that `ref` shows nowhere off its lines (a forearm the reference
+    hid whole behind the body): no reference says its colour, so a wrong colour there is a guess
+    lost, not a match missed."""
+    shown = np.unique(ref.part[(ref.drawn == 0) & (ref.part >= 0)])
+    return (frame.drawn == 0) & (frame.part >= 0) & ~np.isin(frame.part, shown)
+
+
 def flat_errors(gen, t_ref: float, t: float, paper: bool):
     """Colour `gen`'s drawing at t from its cel at t_ref: (painted pixels off the lines, those off
-    their flat colour, those off it in a region whose colour is right: copied in, not matched)."""
-    r_lines, r_cel, _, _ = gen(t_ref)
-    lines, _, flat, drawn = gen(t)
+    their flat colour, those off it in a region whose colour is right: copied in, not matched, and
+    those off it in parts the reference does not show, `unseen_parts`)."""
+    ref, frame = gen(t_ref), gen(t)
     colours = Colours()
-    ref = build_ref(0, r_cel, r_lines, 0.0, colours)
-    res = colour_drawing(lines, [ref], None, Palette(), colours, {}, abs(t - t_ref))
-    paint, wrong = off_flat(res.image, flat, drawn, paper)
+    ref_model = build_ref(0, ref.cel, ref.lines, 0.0, colours)
+    res = colour_drawing(frame.lines, [ref_model], None, Palette(), colours, {}, abs(t - t_ref))
+    paint, wrong = off_flat(res.image, frame.flat, frame.drawn, paper)
     table = np.array(colours.table + [(0, 0, 0)], int)  # TRANSPARENT (-1): the last row
-    region_right = (table[res.region_colour][res.labels] == flat[..., :3]).all(2)
-    return int(paint.sum()), int(wrong.sum()), int((wrong & region_right).sum())
+    region_right = (table[res.region_colour][res.labels] == frame.flat[..., :3]).all(2)
+    return int(paint.sum()), int(wrong.sum()), int((wrong & region_right).sum()), \
+        int((wrong & unseen_parts(frame, ref)).sum())

@@ -42,6 +42,10 @@ from .scenery import MOVED_NEAR
 #: a region with less than SHADED_SHARE of its pixels off its base colour (by more than
 #: FLAT_LEVEL) is painted flat
 SHADED_SHARE = 0.1
+#: nor is a region with a single pixel off its base colour: that is a line's faint anti-aliased
+#: fringe left off the lines (one of a 106 px region's 6 pixels away from its lines), not a painted
+#: tone. (9, a 3x3 patch, cost the synthetic cels' small shaded regions 0.03 points; docs/color-log.md)
+SHADED_LEAST_PX = 2
 #: share of a region's paint from which a coarse colour counts as one of its colours
 PIECE_SHARE = 0.01
 #: RGB distance between neighbouring pixels of one region above which the tone changes sharply
@@ -77,7 +81,7 @@ def shaded_regions(ref_labels: np.ndarray, away: np.ndarray, image: np.ndarray, 
         d = px[:, c].astype(np.float32) - base_rgb[lab, c]
         d2 += d * d
     off = np.bincount(lab, d2 > FLAT_LEVEL ** 2, n)
-    return off >= SHADED_SHARE * np.maximum(np.bincount(lab, minlength=n), 1)
+    return (off >= SHADED_SHARE * np.maximum(np.bincount(lab, minlength=n), 1)) & (off >= SHADED_LEAST_PX)
 
 
 def same_paint(image: np.ndarray, rlab: np.ndarray, away: np.ndarray, region: np.ndarray,
