@@ -1009,9 +1009,12 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
 # puppet from 8 frames on and creature 8 lost 125 and 367 px, the hand matched to the forearm that
 # lay near it, until a shape congruent to a candidate whatever its turn is rewarded; creature 2 lost 5 px
 # copied from a line's faint fringe, one of the 6 pixels away from the lines of a 106 px reference
-# region that made it look shaded, until a shading takes at least SHADED_LEAST_PX pixels)
+# region that made it look shaded, until a shading takes at least SHADED_LEAST_PX pixels; creature 12
+# from 4 frames on and creature 8 from 8 frames on lost 664 and 378 px, a piece of the body that a
+# limb uncovered matched to the limb, until such a piece takes what lies behind the parts around it)
 @pytest.mark.parametrize("case", [("puppet", 0, (320, 240), True, 0, 8, 0), ("creature", 8, (400, 300), True, 0, -4, 0),
-                                  ("creature", 2, (400, 300), True, 5, 4, 0),
+                                  ("creature", 2, (400, 300), True, 5, 4, 0), ("creature", 12, (320, 240), True, 0, 4, 0),
+                                  ("creature", 8, (320, 240), True, 5, 8, 0),
                                   ("puppet", 0, (480, 360), True, 3, -4, 3), ("creature", 3, (400, 300), False, 5, -4, 0),
                                   ("puppet", 0, (480, 360), True, 0, 4, 0), ("creature", 2, (320, 240), True, 0, 4, 0),
                                   ("creature", 1, (400, 300), False, 0, 4, 0), ("creature", 10, (400, 300), True, 5, 4, 10),
@@ -1057,6 +1060,22 @@ def test_a_part_the_reference_hides_whole_is_told_from_one_it_shows():
     assert not shown.any()
     hand = hidden[0] + 1  # the limb's end follows its last segment in painter's order
     assert ((key.part == hand) & (key.drawn == 0)).any() and ((drawing.part == hand) & ~unseen).any()
+
+
+def test_a_partly_hidden_twin_is_not_taken_for_what_a_part_uncovered():
+    """`uncovered_by_outline` gives a region matched to a reference part that another region has
+    taken whole what lies behind the parts around it. Synthetic seed 17, 8 frames from its key: the
+    back foot, half hidden behind the front foot, is matched to the front foot's reference part (the
+    same colour) while the back foot's own reference part is free. Taken for an uncovered piece it was
+    painted the leg's colour (0.967 of the character right); a part whose reference colour another,
+    unclaimed, reference part also has is left to the matcher (0.982)."""
+    seq = synth.sequence(17, [1001, 1009], size=(960, 540), rough=False)
+    colours = Colours()
+    ref = build_ref(1001, seq[1001].color, seq[1001].clean, 0, colours)
+    f = seq[1009]
+    res = colour_drawing(f.clean, [ref], None, Palette(), colours, {}, 1009)
+    character = metrics.character_mask(f)
+    assert metrics.correct(res.image, f)[character].mean() > 0.975
 
 
 def test_congruence_is_one_shape_whatever_its_turn_and_not_a_scaled_or_other_one():

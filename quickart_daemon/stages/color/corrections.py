@@ -1,6 +1,8 @@
 """Corrections to a match: evidence the matcher does not weigh. Lines are exact evidence of where a
 part was: a region whose outline lies on the reference's lines at its place held still
-(`held_by_outline`), and one lying inside a reference region is that region (`inside_by_outline`).
+(`held_by_outline`), one lying inside a reference region is that region (`inside_by_outline`), and
+one matched to a part that another region of its shape has taken, while its own outline does not lie
+on that part's lines, is what the part uncovered (`uncovered_by_outline`).
 (A region's overlap with the reference region at its place is not: the matcher weighs overlaps
 already, and overriding it measured nothing on the development set and cost flat and synthetic cels,
 docs/color.md's ablation.)"""
@@ -9,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .align import ALIGN_SIZE, best_turn, border_fit, crop_region, mask_shift, outline_fit, outline_fits, region_shift
+from .align import ALIGN_SIZE, best_turn, border_fit, congruence, crop_region, mask_shift, outline_fit, outline_fits, region_shift, shape_of
 from .features import Regions
-from .match import match, region_overlap
+from .match import CONGRUENT_FROM, match, region_overlap
 from .reference import Prepared, RefModel
 
 
@@ -149,3 +151,72 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
             m.colour[t], m.ref_region[t] = ref.colour[held[0]], held[0]
             m.confidence[t] = min(sure, max(fit0, all0))
     return np.array(vetoed, int).reshape(-1, 2)
+
+
+#: a region whose outline lies on less than this share of its match's lines (shifted or turned onto
+#: it) is not that part (`uncovered_by_outline`; 0.4 took pieces of limbs that did lie partly on
+#: them, docs/color-log.md)
+UNCOVERED_FIT = 0.3
+
+
+def _fit_on_region(lab, free, regs, t: int, rlab, rregs, r: int, r_line, reach: int) -> float:
+    """How much of region t's outline lies on reference region r's own lines once laid on r (shifted,
+    or turned when that fits its shape better: `best_turn`)."""
+    off, t_crop, r_crop = region_shift(lab, regs, t, rlab, rregs, r)
+    fit = border_fit(lab, free, t, regs.bbox[t], r_line, rlab, [r], off, reach)
+    turn = best_turn(t_crop, r_crop, off)
+    if turn is not None:
+        fit = max(fit, border_fit(lab, free, t, regs.bbox[t], r_line, rlab, [r], turn, reach))
+    return fit
+
+
+def uncovered_by_outline(m, prep: Prepared, ref: RefModel) -> None:
+    """A part that moved uncovers what it lay on: a region at the place a limb left (a piece of the
+    body between the limbs that swung away) is matched to the limb, which lay there, while the limb
+    itself has moved and is matched too. When a reference part's match includes a region of its
+    very shape (`congruence` at least CONGRUENT_FROM) whose outline lies on its lines (more than
+    half, HELD_MOST), another region matched to it whose outline does not lie on them
+    (UNCOVERED_FIT) is what the part uncovered, unless a reference part of the same colour is left
+    unmatched (it is likelier that twin, half hidden). It takes what lies behind the parts around
+    it: the reference region that the matches of its neighbours border the most (each neighbour
+    weighted by the outline it shares with the region, each of its match's borders by its share of
+    that match's outline), at most as sure as that vote's share. Updates `m` in place."""
+    lab, rlab = prep.seg.labels, ref.prep.seg.labels
+    regs, rregs = prep.regs, ref.prep.regs
+    if rlab.shape != lab.shape:
+        return
+    reach = int(np.ceil(prep.art.line_width)) + 1  # a region's lines: those within a line's width of it
+    claimants: dict[int, list[int]] = {}
+    for t in np.nonzero(~regs.outside & (m.ref_region > 0))[0]:
+        if t:
+            claimants.setdefault(int(m.ref_region[t]), []).append(int(t))
+    # the share of each reference region's outline that it shares with each other region
+    r_border = rregs.adj.astype(np.float64)
+    np.fill_diagonal(r_border, 0)
+    r_border[:, rregs.outside] = 0
+    r_border[:, ref.colour < 0] = 0
+    r_border /= np.maximum(r_border.sum(1, keepdims=True), 1e-9)
+    for r, ts in claimants.items():
+        if len(ts) < 2:
+            continue
+        # a reference part of the same colour that nothing took: the region is likelier that twin,
+        # half hidden (a back foot behind the front one), than what the part uncovered
+        free_twin = (ref.colour == ref.colour[r]) & ~rregs.outside
+        free_twin[[r, *claimants]] = False
+        if free_twin.any():
+            continue
+        fits = {t: _fit_on_region(lab, prep.seg.free, regs, t, rlab, rregs, r, ref.outline, reach) for t in ts}
+        r_shape = shape_of(crop_region(rlab, r, rregs.bbox[r])[0])
+        if not any(fits[t] > HELD_MOST and congruence(shape_of(crop_region(lab, t, regs.bbox[t])[0]), r_shape)
+                   >= CONGRUENT_FROM for t in ts):
+            continue
+        for t in ts:
+            if fits[t] >= UNCOVERED_FIT:
+                continue
+            around = [u for u in np.nonzero(regs.adj[t])[0] if u != t and not regs.outside[u] and m.ref_region[u] > 0]
+            behind = sum(regs.adj[t, u] * r_border[m.ref_region[u]] for u in around)
+            if not np.any(behind > 0):
+                continue
+            q = int(np.argmax(behind))
+            m.colour[t], m.ref_region[t] = ref.colour[q], q
+            m.confidence[t] = min(m.confidence[t], behind[q] / behind.sum())

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from . import finish, trace
-from .corrections import held_by_outline, inside_by_outline, match_reference
+from .corrections import held_by_outline, inside_by_outline, match_reference, uncovered_by_outline
 from .features import Regions
 from .match import TRANSPARENT, MatchResult
 from .palette import RGB, Palette
@@ -186,8 +186,9 @@ def match_one(s: DrawingState) -> None:
 def correct_by_outline(s: DrawingState) -> None:
     """Lines are exact evidence of where a part was: regions whose outline lies on the reference's
     lines at their place held still (`held_by_outline`; the matcher runs again without the pairs it
-    vetoed, and the test once more on the new match), then regions lying inside one reference region
-    take it (`inside_by_outline`). Reads prep, ref, rank, palette; writes m (colour, ref_region, and
+    vetoed, and the test once more on the new match), then pieces that a moved part uncovered take
+    what lies behind the parts around them (`uncovered_by_outline`), then regions lying inside one
+    reference region take it (`inside_by_outline`). Reads prep, ref, rank, palette; writes m (colour, ref_region, and
     the confidence: at most the outline's fit) and prep: against the nearest reference, without a
     palette, a region lying in its painted background is background, in a new `Prepared`
     (`with_background`; the later references are matched with it so)."""
@@ -195,6 +196,7 @@ def correct_by_outline(s: DrawingState) -> None:
     if len(vetoed):  # the reference regions they left are free for the parts that moved
         s.m = match_reference(s.regs, s.lab, s.ref, len(s.colours.table), vetoed)
         held_by_outline(s.m, s.prep, s.ref)
+    uncovered_by_outline(s.m, s.prep, s.ref)
     # the nearest reference paints the background when there is no palette to keep to
     background = inside_by_outline(s.m, s.prep, s.ref,
                                    s.rank == 0 and s.palette.empty and paints_scenery(s.ref, s.lab.shape))
