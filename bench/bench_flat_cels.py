@@ -13,7 +13,10 @@ colour in regions whose colour is right (copied in, not matched: 0 when no shadi
 where the reference is flat). Last, how many cases are exact but for parts the reference hides
 (`flat_cels.unseen_parts`: a forearm hidden whole behind the body in the reference and swung out
 in the drawing; no reference says its colour), and the pixels off their flat colour, of them those
-in such parts. One thread is enough: about a minute.
+in such parts, and how the confidence map marks the wrong pixels: the share of them below the stage's
+default --low-confidence (0.5), and the share of all painted pixels below it (a map that marks 10 %
+and catches 50 % of the wrong pixels marks them five times better than chance). One thread is
+enough: about a minute.
 
 `--old CHECKOUT` (e.g. `git worktree add --detach ../wt-fb2d808 fb2d808`) compares this checkout
 with another commit's through the command every version has, `quickart stage color --in LINES --out
@@ -71,10 +74,11 @@ def describe(case) -> str:
     return f"{kind}{'' if seed is None else ' ' + str(seed)} {w}x{h} {'paper' if paper else 'clear'} t={t} ref {d:+d}"
 
 
-def row(case, painted: int, wrong: int, copied: int | None = None, unseen: int = 0) -> dict:
+def row(case, painted: int, wrong: int, copied: int | None = None, unseen: int = 0, wrong_low: int | None = None,
+        flagged: int | None = None) -> dict:
     kind, seed, size, paper, t, d = case
     return dict(kind=kind, seed=seed, size=list(size), paper=paper, t=t, d=d, painted=painted, wrong=wrong,
-                copied=copied, unseen=unseen, accuracy=1 - wrong / max(painted, 1))
+                copied=copied, unseen=unseen, wrong_low=wrong_low, flagged=flagged, accuracy=1 - wrong / max(painted, 1))
 
 
 def score_in_process(all_cases) -> list[dict]:
@@ -169,14 +173,15 @@ def summary(rows) -> str:
 
 def print_table(rows) -> None:
     print("| generator | distance | cases | exact | mean | worst | px copied off a right colour | "
-          "exact but for parts the reference hides | px off / in parts it hides |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "exact but for parts the reference hides | px off / in parts it hides | wrong@low / flagged |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for kind, d, rr in groups(rows):
         acc = np.array([r["accuracy"] for r in rr])
         shown_exact = sum(r["wrong"] == r["unseen"] for r in rr)
         print(f"| {kind} | {d} | {len(rr)} | {int((acc == 1).sum())} | {acc.mean():.4f} | {acc.min():.4f} | "
               f"{sum(r['copied'] for r in rr)} | {shown_exact} | {sum(r['wrong'] for r in rr)} / "
-              f"{sum(r['unseen'] for r in rr)} |")
+              f"{sum(r['unseen'] for r in rr)} | {sum(r['wrong_low'] for r in rr) / max(sum(r['wrong'] for r in rr), 1):.2f} / "
+              f"{sum(r['flagged'] for r in rr) / max(sum(r['painted'] for r in rr), 1):.3f} |")
 
 
 def print_comparison(old_name: str, old_rows, new_rows, old_s: tuple[float, float], new_s: tuple[float, float]) -> None:

@@ -1040,10 +1040,10 @@ def test_a_flat_reference_carries_no_shading_and_flat_cels_come_out_exact(case):
         gen = lambda tt: flat_cels.puppet(tt, size=size, paper=paper)
     else:
         gen = lambda tt: flat_cels.creature(seed, tt, size=size, paper=paper)
-    painted, wrong, copied, _ = flat_cels.flat_errors(gen, t + d, t, paper)
-    assert painted > 5000
-    assert copied == 0, f"{copied} pixels of rightly coloured regions off their flat colour"
-    assert wrong <= allowed, f"{wrong} of {painted} painted pixels off their flat colour"
+    score = flat_cels.flat_errors(gen, t + d, t, paper)
+    assert score.painted > 5000
+    assert score.copied == 0, f"{score.copied} pixels of rightly coloured regions off their flat colour"
+    assert score.wrong <= allowed, f"{score.wrong} of {score.painted} painted pixels off their flat colour"
 
 
 def test_a_part_the_reference_hides_whole_is_told_from_one_it_shows():

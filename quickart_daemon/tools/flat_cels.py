@@ -184,10 +184,22 @@ def unseen_parts(frame: FlatFrame, ref: FlatFrame) -> np.ndarray:
     return (frame.drawn == 0) & (frame.part >= 0) & ~np.isin(frame.part, shown)
 
 
-def flat_errors(gen, t_ref: float, t: float, paper: bool):
-    """Colour `gen`'s drawing at t from its cel at t_ref: (painted pixels off the lines, those off
-    their flat colour, those off it in a region whose colour is right: copied in, not matched, and
-    those off it in parts the reference does not show, `unseen_parts`)."""
+#: the stage's default --low-confidence: a pixel below it is marked for review
+LOW_CONFIDENCE = 0.5
+
+
+class FlatScore(NamedTuple):
+    """How exactly one drawing of a flat generator came out (`flat_errors`), in pixels."""
+    painted: int     # painted pixels off the lines
+    wrong: int       # of them, off their flat colour
+    copied: int      # of those, in a region whose colour is right (copied in, not matched)
+    unseen: int      # of those, in parts the reference does not show (`unseen_parts`)
+    wrong_low: int   # wrong pixels the confidence map marks (below LOW_CONFIDENCE)
+    flagged: int     # painted pixels it marks
+
+
+def flat_errors(gen, t_ref: float, t: float, paper: bool) -> FlatScore:
+    """Colour `gen`'s drawing at t from its cel at t_ref and score it against the flat truth."""
     ref, frame = gen(t_ref), gen(t)
     colours = Colours()
     ref_model = build_ref(0, ref.cel, ref.lines, 0.0, colours)
@@ -195,5 +207,6 @@ def flat_errors(gen, t_ref: float, t: float, paper: bool):
     paint, wrong = off_flat(res.image, frame.flat, frame.drawn, paper)
     table = np.array(colours.table + [(0, 0, 0)], int)  # TRANSPARENT (-1): the last row
     region_right = (table[res.region_colour][res.labels] == frame.flat[..., :3]).all(2)
-    return int(paint.sum()), int(wrong.sum()), int((wrong & region_right).sum()), \
-        int((wrong & unseen_parts(frame, ref)).sum())
+    low = res.confidence < LOW_CONFIDENCE
+    return FlatScore(int(paint.sum()), int(wrong.sum()), int((wrong & region_right).sum()),
+                     int((wrong & unseen_parts(frame, ref)).sum()), int((wrong & low).sum()), int((paint & low).sum()))
