@@ -42,9 +42,8 @@ def limb(c, ang, length, width):
 
 
 def puppet(t: float, size=(320, 240), paper: bool = True) -> FlatFrame:
-    """The puppet at time t: it sways, its
-    arms swing (the front one over the torso, its forearm bending), its legs step. On paper, or
-    on transparency."""
+    """The puppet at time t: it sways, its arms swing (the front one over the torso, its forearm
+    bending), its legs step. On paper, or on transparency."""
     w, h = size
     s = h / 240
     cx, cy = w * 0.5 + 10 * s * np.sin(t * 0.3), h * 0.45
@@ -67,9 +66,9 @@ def puppet(t: float, size=(320, 240), paper: bool = True) -> FlatFrame:
 
 
 def render_flat(parts, w: int, h: int, s: float, paper: bool) -> FlatFrame:
-    """The frame of `parts` (colour, kind, geometry) in
-    painter's order: 'poly' corners, 'ellipse' (centre, axes), or 'shadow' (a chord's side inside the
-    part before it, the chord a red trace line); each part's outline in ink."""
+    """The frame of `parts` (colour, kind, geometry) in painter's order: 'poly' corners, 'ellipse'
+    (centre, axes), or 'shadow' (a chord's side inside the part before it, the chord a red trace
+    line); each part's outline in ink."""
     flat = np.zeros((h, w, 4), np.uint8)
     if paper:
         flat[...] = 255

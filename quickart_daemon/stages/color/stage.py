@@ -188,10 +188,10 @@ def correct_by_outline(s: DrawingState) -> None:
     lines at their place held still (`held_by_outline`; the matcher runs again without the pairs it
     vetoed, and the test once more on the new match), then pieces that a moved part uncovered take
     what lies behind the parts around them (`uncovered_by_outline`), then regions lying inside one
-    reference region take it (`inside_by_outline`). Reads prep, ref, rank, palette; writes m (colour, ref_region, and
-    the confidence: at most the outline's fit) and prep: against the nearest reference, without a
-    palette, a region lying in its painted background is background, in a new `Prepared`
-    (`with_background`; the later references are matched with it so)."""
+    reference region take it (`inside_by_outline`). Reads prep, ref, rank, palette; writes m
+    (colour, ref_region, and the confidence: at most the outline's fit) and prep: against the
+    nearest reference, without a palette, a region lying in its painted background is background,
+    in a new `Prepared` (`with_background`; the later references are matched with it so)."""
     vetoed = held_by_outline(s.m, s.prep, s.ref)
     if len(vetoed):  # the reference regions they left are free for the parts that moved
         s.m = match_reference(s.regs, s.lab, s.ref, len(s.colours.table), vetoed)
