@@ -1011,8 +1011,11 @@ def test_a_flat_cel_puppet_comes_out_exact_from_references_4_and_8_frames_away(p
 # copied from a line's faint fringe, one of the 6 pixels away from the lines of a 106 px reference
 # region that made it look shaded, until a shading takes at least SHADED_LEAST_PX pixels; creature 12
 # from 4 frames on and creature 8 from 8 frames on lost 664 and 378 px, a piece of the body that a
-# limb uncovered matched to the limb, until such a piece takes what lies behind the parts around it)
-@pytest.mark.parametrize("case", [("puppet", 0, (320, 240), True, 0, 8, 0), ("creature", 8, (400, 300), True, 0, -4, 0),
+# limb uncovered matched to the limb, until such a piece takes what lies behind the parts around it;
+# the puppet from 8 frames on and creature 5 lost 196 and 69 px, slivers of the body beside a limb that
+# had lain over them, until a piece lying along the limb counts as uncovered too)
+@pytest.mark.parametrize("case", [("puppet", 0, (480, 360), False, 3, 8, 0), ("creature", 5, (400, 300), False, 5, 8, 0),
+                                  ("puppet", 0, (320, 240), True, 0, 8, 0), ("creature", 8, (400, 300), True, 0, -4, 0),
                                   ("creature", 2, (400, 300), True, 5, 4, 0), ("creature", 12, (320, 240), True, 0, 4, 0),
                                   ("creature", 8, (320, 240), True, 5, 8, 0),
                                   ("puppet", 0, (480, 360), True, 3, -4, 3), ("creature", 3, (400, 300), False, 5, -4, 0),

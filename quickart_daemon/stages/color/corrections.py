@@ -157,6 +157,10 @@ def held_by_outline(m, prep: Prepared, ref: RefModel) -> np.ndarray:
 #: it) is not that part (`uncovered_by_outline`; 0.4 took pieces of limbs that did lie partly on
 #: them, docs/color-log.md)
 UNCOVERED_FIT = 0.3
+#: or that shares more than this share of its outline with the region that is the part (a sliver of
+#: torso beside the upper arm that swung over it, its long side the arm's outline: it lies on the
+#: arm's lines at 0.38-0.63); 0.2 took pieces that met the part over less, docs/color.md
+UNCOVERED_ALONG = 0.3
 
 
 def _fit_on_region(lab, free, regs, t: int, rlab, rregs, r: int, r_line, reach: int) -> float:
@@ -176,7 +180,8 @@ def uncovered_by_outline(m, prep: Prepared, ref: RefModel) -> None:
     itself has moved and is matched too. When a reference part's match includes a region of its
     very shape (`congruence` at least CONGRUENT_FROM) whose outline lies on its lines (more than
     half, HELD_MOST), another region matched to it whose outline does not lie on them
-    (UNCOVERED_FIT) is what the part uncovered, unless a reference part of the same colour is left
+    (UNCOVERED_FIT), or that lies along that region (UNCOVERED_ALONG), is what the part uncovered,
+    unless a reference part of the same colour is left
     unmatched (it is likelier that twin, half hidden). It takes what lies behind the parts around
     it: the reference region that the matches of its neighbours border the most (each neighbour
     weighted by the outline it shares with the region, each of its match's borders by its share of
@@ -207,11 +212,17 @@ def uncovered_by_outline(m, prep: Prepared, ref: RefModel) -> None:
             continue
         fits = {t: _fit_on_region(lab, prep.seg.free, regs, t, rlab, rregs, r, ref.outline, reach) for t in ts}
         r_shape = shape_of(crop_region(rlab, r, rregs.bbox[r])[0])
-        if not any(fits[t] > HELD_MOST and congruence(shape_of(crop_region(lab, t, regs.bbox[t])[0]), r_shape)
-                   >= CONGRUENT_FROM for t in ts):
+        owners = [t for t in ts if fits[t] > HELD_MOST and
+                  congruence(shape_of(crop_region(lab, t, regs.bbox[t])[0]), r_shape) >= CONGRUENT_FROM]
+        if not owners:
             continue
         for t in ts:
-            if fits[t] >= UNCOVERED_FIT:
+            if t in owners:
+                continue
+            # a sliver beside the part that moved over it lies on the part's lines along the side
+            # they share: lying along the part is evidence enough
+            along = regs.adj[t, owners].sum() / max(regs.adj[t].sum(), 1)
+            if fits[t] >= UNCOVERED_FIT and along <= UNCOVERED_ALONG:
                 continue
             around = [u for u in np.nonzero(regs.adj[t])[0] if u != t and not regs.outside[u] and m.ref_region[u] > 0]
             behind = sum(regs.adj[t, u] * r_border[m.ref_region[u]] for u in around)
