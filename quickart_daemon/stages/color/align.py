@@ -243,6 +243,11 @@ def shape_of(mask: np.ndarray) -> Shape:
                  np.stack([xs[::step], ys[::step]]).astype(np.float64))
 
 
+def region_shape(lab: np.ndarray, label: int, bbox) -> Shape:
+    """Region `label` of a label map (its box `bbox`) measured for `congruence`."""
+    return shape_of(crop_region(lab, label, bbox)[0])
+
+
 def congruence(t: Shape, r: Shape) -> float:
     """How much two shapes are one shape whatever their place and turn: the intersection over union of
     the two masks laid on each other by a rigid motion (centroids together, major axes together

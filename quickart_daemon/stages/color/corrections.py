@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .align import ALIGN_SIZE, best_turn, border_fit, congruence, crop_region, mask_shift, outline_fit, outline_fits, region_shift, shape_of
+from .align import (ALIGN_SIZE, best_turn, border_fit, congruence, crop_region, mask_shift, outline_fit, outline_fits,
+                    region_shape, region_shift)
 from .features import Regions
 from .match import CONGRUENT_FROM, match, region_overlap
 from .reference import Prepared, RefModel
@@ -181,11 +182,11 @@ def uncovered_by_outline(m, prep: Prepared, ref: RefModel) -> None:
     very shape (`congruence` at least CONGRUENT_FROM) whose outline lies on its lines (more than
     half, HELD_MOST), another region matched to it whose outline does not lie on them
     (UNCOVERED_FIT), or that lies along that region (UNCOVERED_ALONG), is what the part uncovered,
-    unless a reference part of the same colour is left
-    unmatched (it is likelier that twin, half hidden). It takes what lies behind the parts around
-    it: the reference region that the matches of its neighbours border the most (each neighbour
-    weighted by the outline it shares with the region, each of its match's borders by its share of
-    that match's outline), at most as sure as that vote's share. Updates `m` in place."""
+    unless a reference part of the same colour is left unmatched (it is likelier that twin, half
+    hidden). It takes what lies behind the parts around it: the reference region that the matches
+    of its neighbours border the most (each neighbour weighted by the outline it shares with the
+    region, each of its match's borders by its share of that match's outline), at most as sure as
+    that vote's share. Updates `m` in place."""
     lab, rlab = prep.seg.labels, ref.prep.seg.labels
     regs, rregs = prep.regs, ref.prep.regs
     if rlab.shape != lab.shape:
@@ -211,9 +212,9 @@ def uncovered_by_outline(m, prep: Prepared, ref: RefModel) -> None:
         if free_twin.any():
             continue
         fits = {t: _fit_on_region(lab, prep.seg.free, regs, t, rlab, rregs, r, ref.outline, reach) for t in ts}
-        r_shape = shape_of(crop_region(rlab, r, rregs.bbox[r])[0])
+        r_shape = region_shape(rlab, r, rregs.bbox[r])
         owners = [t for t in ts if fits[t] > HELD_MOST and
-                  congruence(shape_of(crop_region(lab, t, regs.bbox[t])[0]), r_shape) >= CONGRUENT_FROM]
+                  congruence(region_shape(lab, t, regs.bbox[t]), r_shape) >= CONGRUENT_FROM]
         if not owners:
             continue
         for t in ts:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .align import Shape, congruence, crop_region, shape_of
+from .align import Shape, congruence, region_shape
 from .features import Regions
 
 TRANSPARENT = -1  # colour index of "no paint" (holes, outside)
@@ -234,10 +234,10 @@ def match(tgt: Regions, t_lab: np.ndarray, ref: Regions, r_lab: np.ndarray, ref_
         first = base + W_POS * np.linalg.norm(pt[:, None, :] - pr[None, :, :], axis=2)
         r_shapes: dict[int, Shape] = {}  # a reference region is a candidate of many regions: measured once
         for i in range(nT):
-            t_shape = shape_of(crop_region(t_lab, T[i], tgt.bbox[T[i]])[0])
+            t_shape = region_shape(t_lab, T[i], tgt.bbox[T[i]])
             for j in np.argsort(first[i])[:CONGRUENT_TOP]:
                 if j not in r_shapes:
-                    r_shapes[j] = shape_of(crop_region(r_lab, R[j], ref.bbox[R[j]])[0])
+                    r_shapes[j] = region_shape(r_lab, R[j], ref.bbox[R[j]])
                 fit = congruence(t_shape, r_shapes[j])
                 base[i, j] -= W_CONGRUENT * max(0.0, (fit - CONGRUENT_FROM) / (1 - CONGRUENT_FROM))
     # neighbourhood: row-normalised adjacency of the target, reachability within the reference
